@@ -1,0 +1,2 @@
+// Public surface of @tiergate/balancer (filled in by its implementation).
+export * from './types.ts';

@@ -1,0 +1,1 @@
+// Public surface of @tiergate/cli (filled in by its implementation).

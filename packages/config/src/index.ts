@@ -1,0 +1,1 @@
+// Public surface of @tiergate/config (filled in by its implementation).

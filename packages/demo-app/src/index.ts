@@ -1,0 +1,1 @@
+// Public surface of @tiergate/demo-app (filled in by its implementation).

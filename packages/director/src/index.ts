@@ -1,0 +1,1 @@
+// Public surface of @tiergate/director (filled in by its implementation).

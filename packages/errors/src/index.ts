@@ -1,0 +1,2 @@
+export { ERROR_CODES, type ErrorCode } from './codes.ts';
+export { httpStatusOf, isTgError, TgError } from './tg-error.ts';

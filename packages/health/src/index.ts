@@ -1,0 +1,2 @@
+// Public surface of @tiergate/health (filled in by its implementation).
+export * from './types.ts';

@@ -1,0 +1,1 @@
+// Public surface of @tiergate/ipvs (filled in by its implementation).

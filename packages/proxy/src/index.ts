@@ -1,0 +1,1 @@
+// Public surface of @tiergate/proxy (filled in by its implementation).

@@ -1,0 +1,1 @@
+// Public surface of @tiergate/session (filled in by its implementation).

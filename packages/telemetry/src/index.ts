@@ -1,0 +1,1 @@
+// Public surface of @tiergate/telemetry (filled in by its implementation).

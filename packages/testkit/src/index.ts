@@ -1,0 +1,1 @@
+// Public surface of @tiergate/testkit (filled in by its implementation).
