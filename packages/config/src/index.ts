@@ -1,1 +1,29 @@
-// Public surface of @tiergate/config (filled in by its implementation).
+export { familyOf, parseCidr, splitHostPort, toBlockList } from './address.ts';
+export {
+  type Config,
+  type ConfigIssue,
+  type DeepReadonly,
+  formatIssue,
+  formatPath,
+  loadConfigFile,
+  parseConfig,
+  validateConfig,
+} from './load.ts';
+export {
+  ALGORITHM_NAMES,
+  type DirectorConfig,
+  type L4HealthCheckConfig,
+  type L7HealthCheckConfig,
+  type ListenerConfig,
+  type PoolConfig,
+  type ProxyConfig,
+  type RealServerConfig,
+  type RouteConfig,
+  SCHEDULERS,
+  type SessionsConfig,
+  type TelemetryConfig,
+  type TiergateConfig,
+  tiergateConfigSchema,
+  type UpstreamServerConfig,
+  type VirtualServiceConfig,
+} from './schema.ts';

@@ -1,0 +1,53 @@
+import { BlockList, isIP, isIPv4 } from 'node:net';
+import { z } from 'zod';
+
+/** An IPv4 or IPv6 literal (no host names: L4 objects are kernel addresses). */
+export const ipAddress = z.string().refine((v) => isIP(v) !== 0, { message: 'expected an IPv4 or IPv6 address' });
+
+export const port = z.number().int().min(1).max(65535);
+
+/** A CIDR block (`10.0.0.0/8`, `::1/128`) or a single address (taken as /32 or /128). */
+export const cidr = z.string().refine((v) => parseCidr(v) !== undefined, { message: 'expected an address or CIDR block' });
+
+export function parseCidr(v: string): { address: string; prefix: number; family: 4 | 6 } | undefined {
+  const [addr, len, ...rest] = v.split('/');
+  if (rest.length > 0 || addr === undefined) return undefined;
+  const family = isIP(addr);
+  if (family === 0) return undefined;
+  const max = family === 4 ? 32 : 128;
+  const prefix = len === undefined ? max : Number(len);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (len !== undefined && !/^\d+$/.test(len))) return undefined;
+  return { address: addr, prefix, family: family as 4 | 6 };
+}
+
+/** Builds a node:net BlockList from validated CIDR strings (IPv4-mapped IPv6 peers match IPv4 rules). */
+export function toBlockList(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const c of cidrs) {
+    const p = parseCidr(c);
+    if (!p) throw new RangeError(`not a CIDR: ${c}`);
+    list.addSubnet(p.address, p.prefix, p.family === 4 ? 'ipv4' : 'ipv6');
+  }
+  return list;
+}
+
+/**
+ * `host:port` of an upstream server. IPv6 in brackets (`[::1]:8080`), as nginx writes it.
+ * Host names are allowed for L7 upstreams (resolved by undici at connect time).
+ */
+export const hostPort = z.string().refine((v) => splitHostPort(v) !== undefined, {
+  message: 'expected host:port or [ipv6]:port',
+});
+
+/** Splits a validated `host:port` / `[v6]:port` into its parts; undefined when malformed. */
+export function splitHostPort(v: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(v);
+  const host = m?.[1] ?? m?.[2];
+  const p = Number(m?.[3]);
+  if (!m || !host || p < 1 || p > 65535 || (m[1] !== undefined && isIP(m[1]) !== 6)) return undefined;
+  return { host, port: p };
+}
+
+export function familyOf(address: string): 'inet' | 'inet6' {
+  return isIPv4(address) ? 'inet' : 'inet6';
+}

@@ -1,0 +1,165 @@
+import { isIPv4 } from 'node:net';
+import type { z } from 'zod';
+import { familyOf } from './address.ts';
+import type { PoolConfig, ProxyConfig, SessionsConfig, TiergateConfig, VirtualServiceConfig } from './schema.ts';
+
+type Path = (string | number)[];
+type Report = (path: Path, message: string) => void;
+
+/** Variables a `hash_key` template may use (nginx names). */
+const KEY_VARIABLE = /^(request_uri|uri|remote_addr|host|args|scheme|(http|cookie|arg)_[A-Za-z0-9_-]+)$/;
+
+/**
+ * Rules that span fields, checked after the shape is valid. Each reports at the most precise
+ * path, and all of them run, so one validation lists every problem.
+ */
+export function checkRules(cfg: TiergateConfig, ctx: z.RefinementCtx): void {
+  const report: Report = (path, message) => ctx.addIssue({ code: 'custom', path, message });
+  checkVirtualServices(cfg.virtual_services, report);
+  if (cfg.proxy) checkProxy(cfg.proxy, report);
+  if (cfg.sessions) checkSessions(cfg.sessions, report);
+  const names = new Set<string>();
+  cfg.directors.forEach((d, i) => {
+    if (names.has(d.name)) report(['directors', i, 'name'], `duplicate director name '${d.name}'`);
+    names.add(d.name);
+  });
+}
+
+function checkVirtualServices(services: readonly VirtualServiceConfig[], report: Report): void {
+  const seen = new Map<string, number>();
+  services.forEach((vs, i) => {
+    const at = (...p: Path): Path => ['virtual_services', i, ...p];
+    const family = vs.fwmark !== undefined ? (vs.family ?? 'inet') : vs.address ? familyOf(vs.address) : 'inet';
+    let identity: string;
+    if (vs.fwmark !== undefined) {
+      if (vs.address !== undefined) report(at('address'), 'a fwmark service has no address (give either fwmark or address + port)');
+      if (vs.port !== undefined) report(at('port'), 'a fwmark service has no port: the firewall mark selects the traffic');
+      identity = `fwmark ${vs.fwmark} ${family}`;
+    } else {
+      if (vs.address === undefined) report(at('address'), 'required (or give fwmark)');
+      if (vs.port === undefined) report(at('port'), 'required (or give fwmark)');
+      if (vs.family !== undefined && vs.address && vs.family !== family) report(at('family'), `does not match the address (${family})`);
+      if (vs.port === 0 && !vs.persistence)
+        report(at('port'), 'port 0 (all ports) needs persistence: IPVS only schedules it when persistent');
+      identity = `${vs.protocol} ${vs.address}:${vs.port}`;
+    }
+    const first = seen.get(identity);
+    if (first !== undefined)
+      report(at(vs.fwmark !== undefined ? 'fwmark' : 'port'), `duplicate virtual service ${identity} (also virtual_services[${first}])`);
+    else seen.set(identity, i);
+
+    for (const flag of vs.scheduler_flags) {
+      if (!flag.startsWith(`${vs.scheduler}-`))
+        report(at('scheduler_flags'), `'${flag}' needs scheduler ${flag.slice(0, 2)}, not ${vs.scheduler}`);
+    }
+    if (vs.one_packet && vs.protocol !== 'udp') report(at('one_packet'), 'one-packet scheduling applies to UDP services only');
+    const mask = vs.persistence?.netmask;
+    if (mask !== undefined) {
+      if (family === 'inet' && (typeof mask !== 'string' || !isNetmask(mask)))
+        report(at('persistence', 'netmask'), 'expected a dotted IPv4 netmask such as 255.255.255.0');
+      if (family === 'inet6' && typeof mask !== 'number') report(at('persistence', 'netmask'), 'expected an IPv6 prefix length (1-128)');
+    }
+    if (vs.tunnel && vs.forwarding !== 'tun')
+      report(at('tunnel'), `tunnel settings need forwarding: tun (this service uses ${vs.forwarding})`);
+    if (vs.tunnel?.type === 'gue' && vs.tunnel.port === undefined)
+      report(at('tunnel', 'port'), 'a GUE tunnel needs the destination UDP port');
+    if (vs.tunnel && vs.tunnel.type !== 'gue' && vs.tunnel.port !== undefined) report(at('tunnel', 'port'), 'only GUE tunnels take a port');
+    if (vs.tunnel?.type === 'gre' && vs.tunnel.checksum === 'remcsum') report(at('tunnel', 'checksum'), 'GRE supports nocsum or csum only');
+
+    const servers = new Map<string, number>();
+    vs.real_servers.forEach((rs, j) => {
+      const rsAt = (...p: Path): Path => at('real_servers', j, ...p);
+      const key = `${rs.address}:${rs.port ?? vs.port ?? 0}`;
+      const dup = servers.get(key);
+      if (dup !== undefined) report(rsAt('address'), `real server ${key} appears twice in this service (also real_servers[${dup}])`);
+      else servers.set(key, j);
+      if (familyOf(rs.address) !== family && vs.forwarding !== 'tun')
+        report(rsAt('address'), `a ${family} service needs ${family} real servers (mixed families work only with forwarding: tun)`);
+      if (rs.port !== undefined && vs.forwarding !== 'nat') {
+        const expected = vs.fwmark !== undefined ? 0 : vs.port;
+        if (rs.port !== expected)
+          report(
+            rsAt('port'),
+            `forwarding ${vs.forwarding} cannot translate ports: the real server port must be ${expected} (only nat maps ports)`,
+          );
+      }
+      if (rs.upper_threshold !== 0 && rs.lower_threshold > rs.upper_threshold) report(rsAt('lower_threshold'), 'is above upper_threshold');
+    });
+    if (vs.sorry_server && familyOf(vs.sorry_server.address) !== family)
+      report(at('sorry_server', 'address'), `a ${family} service needs a ${family} sorry server`);
+  });
+}
+
+function isNetmask(mask: string): boolean {
+  if (!isIPv4(mask)) return false;
+  const bits = mask.split('.').reduce((acc, o) => (acc << 8) | Number(o), 0) >>> 0;
+  const inverted = ~bits >>> 0;
+  return (inverted & (inverted + 1)) === 0 && bits !== 0;
+}
+
+function checkProxy(proxy: ProxyConfig, report: Report): void {
+  const listeners = new Map<string, number>();
+  proxy.listeners.forEach((l, i) => {
+    const key = `${l.address}:${l.port}`;
+    if (l.port !== 0 && listeners.has(key))
+      report(['proxy', 'listeners', i, 'port'], `${key} is already a listener (listeners[${listeners.get(key)}])`);
+    listeners.set(key, i);
+  });
+  if (proxy.admin.port !== 0 && listeners.has(`${proxy.admin.address}:${proxy.admin.port}`))
+    report(['proxy', 'admin', 'port'], 'the admin listener uses the same address and port as a proxy listener');
+  const routes = new Map<string, number>();
+  proxy.routes.forEach((r, i) => {
+    if (!(r.pool in proxy.pools))
+      report(['proxy', 'routes', i, 'pool'], `unknown pool '${r.pool}' (pools: ${Object.keys(proxy.pools).join(', ') || 'none'})`);
+    const key = `${r.host ?? '*'} ${r.path}`;
+    if (routes.has(key)) report(['proxy', 'routes', i, 'path'], `duplicate route ${key} (routes[${routes.get(key)}])`);
+    routes.set(key, i);
+  });
+  if (proxy.routes.length === 0 && Object.keys(proxy.pools).length !== 1)
+    report(['proxy', 'routes'], 'with several pools, routes must say which requests go to which pool');
+  for (const [name, pool] of Object.entries(proxy.pools)) checkPool(pool, ['proxy', 'pools', name], report);
+}
+
+function checkPool(pool: PoolConfig, at: Path, report: Report): void {
+  const hashing = pool.algorithm === 'hash' || pool.algorithm === 'ip_hash';
+  const addresses = new Map<string, number>();
+  pool.servers.forEach((s, i) => {
+    // nginx: "balancing method does not support the backup parameter" for hash and ip_hash.
+    if (s.backup && hashing) report([...at, 'servers', i, 'backup'], `backup servers cannot be used with ${pool.algorithm} (as in nginx)`);
+    if (addresses.has(s.address))
+      report([...at, 'servers', i, 'address'], `server ${s.address} appears twice in this pool (servers[${addresses.get(s.address)}])`);
+    addresses.set(s.address, i);
+  });
+  if (pool.servers.every((s) => s.backup || s.down))
+    report([...at, 'servers'], 'the pool needs at least one primary server that is not down');
+  if (pool.algorithm === 'hash' && pool.hash_key === undefined)
+    report([...at, 'hash_key'], 'required by algorithm hash (e.g. $request_uri)');
+  if (pool.algorithm !== 'hash' && pool.hash_key !== undefined)
+    report([...at, 'hash_key'], `only used by algorithm hash (this pool uses ${pool.algorithm})`);
+  if (pool.algorithm !== 'hash' && pool.consistent)
+    report([...at, 'consistent'], `only used by algorithm hash (this pool uses ${pool.algorithm})`);
+  if (pool.algorithm !== 'ip_hash' && pool.ip_hash_whole_address)
+    report([...at, 'ip_hash_whole_address'], 'only used by algorithm ip_hash');
+  if (pool.hash_key !== undefined) {
+    for (const m of pool.hash_key.matchAll(/\$\{?([A-Za-z0-9_-]*)\}?/g)) {
+      if (!KEY_VARIABLE.test(m[1] as string))
+        report(
+          [...at, 'hash_key'],
+          `unknown variable '$${m[1]}' (use $request_uri, $uri, $remote_addr, $host, $args, $http_NAME, $cookie_NAME, $arg_NAME)`,
+        );
+    }
+  }
+}
+
+function checkSessions(s: SessionsConfig, report: Report): void {
+  if (s.store !== 'redis') return;
+  const r = s.redis;
+  const at = (k: string): Path => ['sessions', 'redis', k];
+  if (r.mode === 'sentinel') {
+    if (!r.sentinels?.length) report(at('sentinels'), 'sentinel mode needs at least one sentinel');
+    if (!r.master_name) report(at('master_name'), 'sentinel mode needs the master name');
+  }
+  if (r.mode === 'cluster' && !r.nodes?.length) report(at('nodes'), 'cluster mode needs at least one node');
+  if (r.mode === 'standalone' && r.url === undefined && r.nodes !== undefined && r.nodes.length !== 1)
+    report(at('nodes'), 'standalone mode takes a url or exactly one node');
+}

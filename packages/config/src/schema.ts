@@ -1,0 +1,343 @@
+import { z } from 'zod';
+import { cidr, hostPort, ipAddress, port } from './address.ts';
+import { duration, size } from './units.ts';
+
+/**
+ * The one schema of tiergate.yaml. Every object is strict (unknown keys are errors), every
+ * default is the one nginx / keepalived / ipvsadm users know, and durations and sizes are
+ * normalised to milliseconds and bytes. Cross-field rules live in ./rules.ts.
+ * The reference for users is docs/config-reference.md; keep both in step.
+ */
+
+/** Kernel IPVS schedulers (ipvsadm -s). */
+export const SCHEDULERS = ['rr', 'wrr', 'lc', 'wlc', 'lblc', 'lblcr', 'dh', 'sh', 'sed', 'nq', 'mh', 'fo', 'ovf'] as const;
+/** L7 balancing algorithms; equal to the balancer registry's keys (a test checks it). */
+export const ALGORITHM_NAMES = ['round_robin', 'weighted', 'ip_hash', 'hash', 'least_conn', 'random_two', 'ewma'] as const;
+
+const MAX_WEIGHT = 2 ** 31 - 1;
+
+// ---------------------------------------------------------------- health checks (shared L4/L7)
+
+const statusRange = z.union([
+  z.number().int().min(100).max(599),
+  z
+    .string()
+    .regex(/^[1-5]\d\d-[1-5]\d\d$/, 'expected a status like 200 or a range like 200-399')
+    .refine((s) => Number(s.slice(0, 3)) <= Number(s.slice(4)), 'range start is above its end'),
+]);
+
+const timing = (interval: number, timeout: number, rise: number, fall: number) => ({
+  interval: duration.default(interval),
+  timeout: duration.default(timeout),
+  rise: z.number().int().min(1).max(100).default(rise),
+  fall: z.number().int().min(1).max(100).default(fall),
+  /** Fraction of the interval added at random to each wait (spreads checks, keepalived `warmup`). */
+  jitter: z.number().min(0).max(1).default(0.1),
+  /** Port to check instead of the server's (keepalived `connect_port`). */
+  port: port.optional(),
+});
+
+const httpCheckFields = {
+  path: z.string().startsWith('/', 'must start with /').default('/'),
+  host: z.string().optional(),
+  expect_status: z.array(statusRange).min(1).default(['200-399']),
+  body_match: z.string().optional(),
+  tls_verify: z.boolean().default(false),
+};
+
+function healthCheck<X extends z.ZodRawShape>(interval: number, timeout: number, rise: number, fall: number, extra: X) {
+  const t = { ...timing(interval, timeout, rise, fall), ...extra };
+  return z.discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('tcp'), ...t }),
+    z.strictObject({ type: z.literal('http'), ...t, ...httpCheckFields }),
+    z.strictObject({ type: z.literal('https'), ...t, ...httpCheckFields }),
+    z.strictObject({ type: z.literal('command'), ...t, command: z.array(z.string().min(1)).min(1) }),
+  ]);
+}
+
+/** keepalived defaults: delay_loop 60 s, connect_timeout 5 s, retry 1 (→ fall 2), up after one success. */
+export const l4HealthCheck = healthCheck(60_000, 5_000, 1, 2, {
+  /** `quiesce`: weight 0, existing connections continue (keepalived `inhibit_on_failure`); `remove`: delete. */
+  on_failure: z.enum(['quiesce', 'remove']).default('quiesce'),
+});
+/** nginx plus `health_check` defaults: interval 5 s, passes 1, fails 1 (timeout 2 s, ours). */
+export const l7HealthCheck = healthCheck(5_000, 2_000, 1, 1, {});
+
+// ---------------------------------------------------------------- L4: directors and virtual services
+
+export const realServer = z.strictObject({
+  address: ipAddress,
+  /** Defaults to the service's port (DR/TUN cannot translate ports). */
+  port: z.number().int().min(0).max(65535).optional(),
+  weight: z.number().int().min(0).max(MAX_WEIGHT).default(1),
+  upper_threshold: z.number().int().min(0).max(MAX_WEIGHT).default(0),
+  lower_threshold: z.number().int().min(0).max(MAX_WEIGHT).default(0),
+});
+
+const tunnel = z.strictObject({
+  type: z.enum(['ipip', 'gue', 'gre']).default('ipip'),
+  port: port.optional(),
+  checksum: z.enum(['nocsum', 'csum', 'remcsum']).default('nocsum'),
+});
+
+export const virtualService = z.strictObject({
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only')
+    .optional(),
+  address: ipAddress.optional(),
+  port: z.number().int().min(0).max(65535).optional(),
+  protocol: z.enum(['tcp', 'udp', 'sctp']).default('tcp'),
+  fwmark: z
+    .number()
+    .int()
+    .min(1)
+    .max(2 ** 32 - 1)
+    .optional(),
+  /** Address family of a fwmark service (others take it from `address`). */
+  family: z.enum(['inet', 'inet6']).optional(),
+  scheduler: z.enum(SCHEDULERS).default('wlc'),
+  scheduler_flags: z.array(z.enum(['sh-fallback', 'sh-port', 'mh-fallback', 'mh-port'])).default([]),
+  one_packet: z.boolean().default(false),
+  persistence: z
+    .strictObject({
+      timeout: duration.default(300_000),
+      /** IPv4 dotted mask, or an IPv6 prefix length. */
+      netmask: z.union([z.string(), z.number().int().min(1).max(128)]).optional(),
+    })
+    .optional(),
+  forwarding: z.enum(['dr', 'nat', 'tun']).default('dr'),
+  tunnel: tunnel.optional(),
+  real_servers: z.array(realServer).default([]),
+  health_check: l4HealthCheck.optional(),
+  sorry_server: z.strictObject({ address: ipAddress, port: z.number().int().min(0).max(65535).optional() }).optional(),
+  /** How long a removed real server drains at weight 0 before it is deleted. */
+  drain_timeout: duration.default(300_000),
+});
+
+export const director = z.strictObject({
+  name: z.string().min(1),
+  /** The interface that carries the VIPs (keepalived `interface`). */
+  interface: z.string().min(1),
+  vips: z.array(ipAddress).default([]),
+  /** IPVS driver: generic netlink (default) or the ipvsadm binary. */
+  driver: z.enum(['netlink', 'ipvsadm']).default('netlink'),
+  reconcile_interval: duration.default(5_000),
+  admin: z.strictObject({ address: ipAddress.default('127.0.0.1'), port: port.default(9902), token: z.string().optional() }).prefault({}),
+  timeouts: z.strictObject({ tcp: duration.optional(), tcp_fin: duration.optional(), udp: duration.optional() }).optional(),
+  sync_daemon: z
+    .strictObject({
+      state: z.enum(['master', 'backup']),
+      interface: z.string().min(1),
+      sync_id: z.number().int().min(0).max(255).default(0),
+    })
+    .optional(),
+  sysctls: z.record(z.string(), z.union([z.string(), z.number()])).default({}),
+});
+
+// ---------------------------------------------------------------- L7: proxy
+
+export const upstreamServer = z.strictObject({
+  address: hostPort,
+  weight: z.number().int().min(1).max(MAX_WEIGHT).default(1),
+  max_fails: z.number().int().min(0).default(1),
+  fail_timeout: duration.default(10_000),
+  backup: z.boolean().default(false),
+  down: z.boolean().default(false),
+  max_conns: z.number().int().min(0).default(0),
+  slow_start: duration.default(0),
+});
+
+const headerOps = z
+  .strictObject({
+    add: z.record(z.string(), z.string()).default({}),
+    set: z.record(z.string(), z.string()).default({}),
+    remove: z.array(z.string()).default([]),
+  })
+  .prefault({});
+
+const NEXT_UPSTREAM = ['error', 'timeout', 'http_500', 'http_502', 'http_503', 'http_504', 'http_429', 'non_idempotent'] as const;
+
+export const pool = z.strictObject({
+  algorithm: z.enum(ALGORITHM_NAMES).default('weighted'),
+  /** `hash` key template, e.g. `$request_uri` or `$cookie_user$arg_id`. */
+  hash_key: z.string().min(1).optional(),
+  consistent: z.boolean().default(false),
+  /** `ip_hash`: hash the whole IPv4 address instead of nginx's first three octets. */
+  ip_hash_whole_address: z.boolean().default(false),
+  servers: z.array(upstreamServer).min(1),
+  keepalive: z
+    .strictObject({
+      /** Idle keep-alive connections kept per server (nginx `keepalive`). */
+      connections: z.number().int().min(0).default(32),
+      /** nginx `keepalive_timeout` for upstream connections. */
+      timeout: duration.default(60_000),
+      /** Hard cap of connections per server (0 = unlimited). */
+      max_connections: z.number().int().min(0).default(0),
+    })
+    .prefault({}),
+  timeouts: z
+    .strictObject({
+      connect: duration.default(60_000),
+      /** Until the response headers arrive (nginx `proxy_read_timeout` for the first byte). */
+      response_headers: duration.default(60_000),
+      /** Between two reads of the response body (nginx `proxy_read_timeout`). */
+      idle: duration.default(60_000),
+      /** Between two writes of the request body (nginx `proxy_send_timeout`). */
+      send: duration.default(60_000),
+    })
+    .prefault({}),
+  retries: z
+    .strictObject({
+      /** nginx `proxy_next_upstream_tries`; 0 = as many as there are servers. */
+      tries: z.number().int().min(0).default(0),
+      /** nginx `proxy_next_upstream_timeout`; 0 = no limit. */
+      timeout: duration.default(0),
+      on: z.array(z.enum(NEXT_UPSTREAM)).default(['error', 'timeout']),
+    })
+    .prefault({}),
+  health_check: l7HealthCheck.optional(),
+  sticky: z
+    .strictObject({
+      cookie: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid cookie name'),
+      secret: z.string().min(16, 'use at least 16 characters'),
+      max_age: duration.optional(),
+      secure: z.boolean().default(false),
+      http_only: z.boolean().default(true),
+    })
+    .optional(),
+  headers: headerOps,
+});
+
+export const listener = z.strictObject({
+  address: ipAddress.default('0.0.0.0'),
+  port: z.number().int().min(0).max(65535),
+  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+});
+
+export const route = z.strictObject({
+  /** Exact host, `*.suffix`, or omitted for any host. */
+  host: z
+    .string()
+    .regex(/^(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/, 'expected a host name or *.suffix')
+    .optional(),
+  path: z.string().startsWith('/', 'must start with /').default('/'),
+  pool: z.string().min(1),
+  headers: headerOps,
+  max_body_size: size.optional(),
+});
+
+export const proxy = z.strictObject({
+  listeners: z.array(listener).min(1),
+  admin: z
+    .strictObject({
+      address: ipAddress.default('127.0.0.1'),
+      port: z.number().int().min(0).max(65535).default(9901),
+      token: z.string().optional(),
+    })
+    .prefault({}),
+  workers: z.union([z.literal('auto'), z.number().int().min(1).max(256)]).default(1),
+  /** nginx `set_real_ip_from`: only these peers' X-Forwarded-For / X-Real-IP are believed. */
+  trusted_proxies: z.array(cidr).default([]),
+  /** nginx `real_ip_recursive`. */
+  real_ip_recursive: z.boolean().default(true),
+  limits: z
+    .strictObject({
+      max_connections: z.number().int().min(0).default(0),
+      max_header_size: size.default(16 * 1024),
+      max_body_size: size.default(1024 * 1024),
+      client_header_timeout: duration.default(60_000),
+      client_request_timeout: duration.default(300_000),
+      keepalive_timeout: duration.default(75_000),
+      rate_limit: z.strictObject({ rate: z.number().positive(), burst: z.number().int().min(1) }).optional(),
+    })
+    .prefault({}),
+  shutdown_timeout: duration.default(30_000),
+  access_log: z.boolean().default(true),
+  routes: z.array(route).default([]),
+  pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'), pool),
+});
+
+// ---------------------------------------------------------------- sessions
+
+const redisNode = z.strictObject({ host: z.string().min(1), port: port.default(6379) });
+
+export const sessions = z.strictObject({
+  store: z.enum(['redis', 'memory']).default('redis'),
+  redis: z
+    .strictObject({
+      mode: z.enum(['standalone', 'sentinel', 'cluster']).default('standalone'),
+      url: z.string().url().optional(),
+      nodes: z.array(redisNode).optional(),
+      sentinels: z.array(redisNode).optional(),
+      master_name: z.string().optional(),
+      username: z.string().optional(),
+      password: z.string().optional(),
+      db: z.number().int().min(0).default(0),
+      tls: z.boolean().default(false),
+      command_timeout: duration.default(1_000),
+    })
+    .prefault({}),
+  key_prefix: z.string().default('tg:sess:'),
+  ttl: duration.default(30 * 60_000),
+  rolling: z.boolean().default(true),
+  max_size: size.default(64 * 1024),
+  cookie: z
+    .strictObject({
+      name: z.string().default('tg.sid'),
+      http_only: z.boolean().default(true),
+      secure: z.boolean().default(false),
+      same_site: z.enum(['strict', 'lax', 'none']).default('lax'),
+      path: z.string().default('/'),
+      domain: z.string().optional(),
+    })
+    .prefault({}),
+  /** Newest first: the first signs, all verify (rotate by prepending). */
+  secrets: z.array(z.string().min(16, 'use at least 16 characters')).min(1),
+});
+
+// ---------------------------------------------------------------- telemetry
+
+export const telemetry = z
+  .strictObject({
+    service_name: z.string().default('tiergate'),
+    tracing: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        endpoint: z.string().url().default('http://127.0.0.1:4318'),
+        protocol: z.enum(['http/protobuf', 'http/json', 'grpc']).default('http/protobuf'),
+        sampling_ratio: z.number().min(0).max(1).default(1),
+        /** Continue incoming traceparent from any client (default: only from trusted proxies). */
+        trust_incoming: z.boolean().default(false),
+        resource_attributes: z.record(z.string(), z.string()).default({}),
+      })
+      .prefault({}),
+    metrics: z.strictObject({ enabled: z.boolean().default(true) }).prefault({}),
+    logs: z.strictObject({ level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info') }).prefault({}),
+  })
+  .prefault({});
+
+// ---------------------------------------------------------------- the file
+
+export const tiergateConfigSchema = z.strictObject({
+  version: z.literal(1),
+  directors: z.array(director).default([]),
+  virtual_services: z.array(virtualService).default([]),
+  proxy: proxy.optional(),
+  sessions: sessions.optional(),
+  telemetry,
+});
+
+export type TiergateConfig = z.output<typeof tiergateConfigSchema>;
+export type VirtualServiceConfig = z.output<typeof virtualService>;
+export type RealServerConfig = z.output<typeof realServer>;
+export type DirectorConfig = z.output<typeof director>;
+export type ProxyConfig = z.output<typeof proxy>;
+export type PoolConfig = z.output<typeof pool>;
+export type UpstreamServerConfig = z.output<typeof upstreamServer>;
+export type RouteConfig = z.output<typeof route>;
+export type ListenerConfig = z.output<typeof listener>;
+export type L4HealthCheckConfig = z.output<typeof l4HealthCheck>;
+export type L7HealthCheckConfig = z.output<typeof l7HealthCheck>;
+export type SessionsConfig = z.output<typeof sessions>;
+export type TelemetryConfig = z.output<typeof telemetry>;
