@@ -1,1 +1,2 @@
 // Public surface of @tiergate/testkit (filled in by its implementation).
+export * from './redis/index.ts';

@@ -1,0 +1,3 @@
+export { freePort } from './free-port.ts';
+export { REDIS_SERVER_BINARY, type RedisServer, type StartRedisOptions, startRedis } from './redis-server.ts';
+export { type SentinelAddress, type SentinelSetup, startSentinelSetup } from './sentinel-setup.ts';
