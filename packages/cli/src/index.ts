@@ -1,1 +1,1 @@
-// Public surface of @tiergate/cli (filled in by its implementation).
+export { buildProgram } from './program.ts';
