@@ -1,0 +1,125 @@
+import { Agent, request } from 'undici';
+import { deadline, deadlineDetail, errorDetail } from './deadline.ts';
+import { type HttpCheckSpec, invalid, type StatusRange } from './spec.ts';
+import type { Checker, CheckResult, CheckTarget } from './types.ts';
+
+/** Healthy statuses when the spec names none: any 2xx or 3xx, as keepalived and HAProxy's `httpchk`. */
+export const DEFAULT_EXPECT_STATUS: readonly StatusRange[] = Object.freeze([[200, 399] as const]);
+/** How much body a body match reads at most when the spec does not say. */
+export const DEFAULT_MAX_BODY_BYTES = 64 * 1024;
+
+type Verdict = { readonly ok: boolean; readonly detail: string };
+
+/**
+ * keepalived HTTP_GET / SSL_GET: GET `path` from the target and judge the status against `expectStatus`
+ * and, when `bodyMatch` is set, the first `maxBodyBytes` of the body. The whole exchange (connect, headers,
+ * body) is bounded by the check's timeout. Each request closes its connection (`reset`), so every check
+ * proves that a new connection can be made, like the checkers it models; the checker's own Agent keeps
+ * these requests out of the proxy's pools.
+ */
+export class HttpChecker implements Checker {
+  readonly kind: 'http' | 'https';
+  readonly #spec: HttpCheckSpec;
+  readonly #expect: readonly StatusRange[];
+  readonly #match: ((body: string) => boolean) | null;
+  readonly #maxBodyBytes: number;
+  readonly #agent: Agent;
+
+  constructor(spec: HttpCheckSpec) {
+    validateHttpSpec(spec);
+    this.kind = spec.kind;
+    this.#spec = spec;
+    this.#expect = spec.expectStatus ?? DEFAULT_EXPECT_STATUS;
+    this.#match = compileMatch(spec.bodyMatch);
+    this.#maxBodyBytes = spec.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+    this.#agent = new Agent({ connect: { rejectUnauthorized: spec.rejectUnauthorized ?? true } });
+  }
+
+  async check(target: CheckTarget, timeoutMs: number, signal?: AbortSignal): Promise<CheckResult> {
+    using d = deadline(timeoutMs, signal);
+    let verdict: Verdict;
+    try {
+      verdict = await this.#exchange(target, d.signal);
+    } catch (err) {
+      verdict = { ok: false, detail: d.reason ? deadlineDetail(d, timeoutMs) : errorDetail(err) };
+    }
+    return { ...verdict, durationMs: d.elapsedMs() };
+  }
+
+  close(): Promise<void> {
+    return this.#agent.close();
+  }
+
+  async #exchange(target: CheckTarget, signal: AbortSignal): Promise<Verdict> {
+    const headers: Record<string, string> = { 'user-agent': 'tiergate-health', ...this.#spec.headers };
+    if (this.#spec.host) headers.host = this.#spec.host;
+    const res = await request(`${this.kind}://${authority(target)}${this.#spec.path}`, {
+      dispatcher: this.#agent,
+      method: 'GET',
+      headers,
+      signal,
+      reset: true,
+    });
+    const status = res.statusCode;
+    if (!this.#expect.some(([lo, hi]) => status >= lo && status <= hi)) {
+      discard(res.body);
+      return { ok: false, detail: `HTTP ${status} not in ${this.#expect.map(([lo, hi]) => `${lo}-${hi}`).join(',')}` };
+    }
+    if (!this.#match) {
+      discard(res.body);
+      return { ok: true, detail: `HTTP ${status}` };
+    }
+    const body = await readAtMost(res.body, this.#maxBodyBytes);
+    return this.#match(body)
+      ? { ok: true, detail: `HTTP ${status}, body matches` }
+      : { ok: false, detail: `HTTP ${status}, body does not match ${String(this.#spec.bodyMatch)}` };
+  }
+}
+
+/**
+ * Drops a body we will not read. With `reset` the connection closes anyway, so destroying beats draining;
+ * undici's body emits an AbortError when destroyed, which needs a listener or it would crash the process.
+ */
+function discard(body: NodeJS.ReadableStream & { destroy(): void }): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
+/** Reads up to `max` bytes, then stops (leaving the iterator destroys the stream and, with `reset`, the connection). */
+async function readAtMost(body: AsyncIterable<Buffer>, max: number): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size >= max) break;
+  }
+  return Buffer.concat(chunks).subarray(0, max).toString('utf8');
+}
+
+function compileMatch(match: string | RegExp | undefined): ((body: string) => boolean) | null {
+  if (match === undefined) return null;
+  if (typeof match === 'string') return (body) => body.includes(match);
+  // A /g or /y regex keeps lastIndex between test() calls, so checks would alternate; strip those flags.
+  const re = new RegExp(match.source, match.flags.replace(/[gy]/g, ''));
+  return (body) => re.test(body);
+}
+
+function authority(t: CheckTarget): string {
+  return t.host.includes(':') ? `[${t.host}]:${t.port}` : `${t.host}:${t.port}`;
+}
+
+function validateHttpSpec(spec: HttpCheckSpec): void {
+  const problems: string[] = [];
+  if (spec.kind !== 'http' && spec.kind !== 'https') problems.push(`kind must be http or https, got ${String(spec.kind)}`);
+  if (typeof spec.path !== 'string' || !spec.path.startsWith('/')) problems.push("path must start with '/'");
+  for (const range of spec.expectStatus ?? []) {
+    const [lo, hi] = range;
+    if (!Number.isInteger(lo) || !Number.isInteger(hi) || lo < 100 || hi > 599 || lo > hi)
+      problems.push(`expectStatus range [${range.join(', ')}] must be integers within 100..599, low <= high`);
+  }
+  if (spec.expectStatus?.length === 0) problems.push('expectStatus must name at least one range');
+  if (spec.maxBodyBytes !== undefined && !(Number.isInteger(spec.maxBodyBytes) && spec.maxBodyBytes > 0))
+    problems.push('maxBodyBytes must be a positive integer');
+  if (problems.length > 0) invalid(`http health check: ${problems.join('; ')}`, problems);
+}

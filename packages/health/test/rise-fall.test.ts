@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { initialRiseFall, stepRiseFall } from '../src/index.ts';
+
+/** Runs a sequence ('+' success, '-' failure) and returns the transitions as 'U@i' / 'D@i' (i = index of the result). */
+function run(seq: string, rise: number, fall: number, initial: 'up' | 'down'): string[] {
+  let state = initialRiseFall(initial);
+  const out: string[] = [];
+  [...seq].forEach((c, i) => {
+    const step = stepRiseFall(state, c === '+', { rise, fall });
+    if (step.transition) {
+      expect(step.transition.previous).toBe(state.healthy);
+      out.push(`${step.transition.healthy ? 'U' : 'D'}@${i}`);
+    }
+    expect(step.state.healthy).toBe(step.transition ? step.transition.healthy : state.healthy);
+    state = step.state;
+  });
+  return out;
+}
+
+describe('rise/fall state machine', () => {
+  it.each([
+    // seq, rise, fall, initial, transitions
+    ['+++', 2, 3, 'up', []],
+    ['--+--+---', 2, 3, 'up', ['D@8']],
+    ['---', 2, 3, 'up', ['D@2']],
+    ['---+-++', 2, 3, 'up', ['D@2', 'U@6']],
+    ['+', 2, 3, 'down', []],
+    ['++', 2, 3, 'down', ['U@1']],
+    ['+-+-++', 2, 3, 'down', ['U@5']],
+    ['++---', 2, 3, 'down', ['U@1', 'D@4']],
+    ['-+-+', 1, 1, 'up', ['D@0', 'U@1', 'D@2', 'U@3']],
+    ['------', 1, 1, 'down', []],
+    ['+++++', 5, 1, 'down', ['U@4']],
+    ['++++-+++++', 5, 1, 'down', ['U@9']],
+  ] as const)('%s with rise %i fall %i from %s', (seq, rise, fall, initial, expected) => {
+    expect(run(seq, rise, fall, initial)).toEqual(expected);
+  });
+
+  it('counts the current streaks and resets the other one', () => {
+    let s = initialRiseFall('up');
+    expect(s).toEqual({ healthy: true, successes: 0, failures: 0 });
+    s = stepRiseFall(s, true, { rise: 2, fall: 3 }).state;
+    s = stepRiseFall(s, true, { rise: 2, fall: 3 }).state;
+    expect(s).toEqual({ healthy: true, successes: 2, failures: 0 });
+    s = stepRiseFall(s, false, { rise: 2, fall: 3 }).state;
+    expect(s).toEqual({ healthy: true, successes: 0, failures: 1 });
+  });
+
+  it('is pure: the input state is not changed', () => {
+    const s = Object.freeze(initialRiseFall('down'));
+    const step = stepRiseFall(s, true, { rise: 1, fall: 1 });
+    expect(s.healthy).toBe(false);
+    expect(step.state.healthy).toBe(true);
+  });
+});
