@@ -1,2 +1,3 @@
 // Public surface of @tiergate/testkit (filled in by its implementation).
 export * from './redis/index.ts';
+export * from './vm/index.ts';

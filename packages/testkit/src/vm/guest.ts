@@ -1,0 +1,153 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { TgError } from '@tiergate/errors';
+import { ensureInitramfs } from './initramfs.ts';
+import { findProgram } from './kernel.ts';
+
+/** What to run in a fresh guest. */
+export interface GuestRunOptions {
+  /** Bash run as root inside the guest, from /tg-scratch (the scratch share, also `$TG_SCRATCH`). */
+  readonly script: string;
+  /** Wall-clock limit for boot + script + poweroff; QEMU is killed when it passes. */
+  readonly timeoutMs: number;
+  /** Guest RAM (default 2048). The guest's / is a tmpfs overlay, so files it writes use RAM too. */
+  readonly memoryMb?: number;
+  /** Virtual CPUs (default 2). */
+  readonly cpus?: number;
+  /** Extra files for the scratch share, by path relative to it (visible in the guest under /tg-scratch). */
+  readonly files?: Readonly<Record<string, string | Uint8Array>>;
+}
+
+/** The outcome of one guest run. Disposing it removes the scratch dir (unless `TG_VM_KEEP=1`). */
+export interface GuestRun extends AsyncDisposable {
+  /** The script's exit code (bash's: 128+N when it died of signal N). */
+  readonly exitCode: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** The serial console: kernel messages and the `tg-init:` progress lines of /init. */
+  readonly console: string;
+  /** The host dir shared read-write as /tg-scratch; files the script writes there can be read here. */
+  readonly scratchDir: string;
+  /** Milliseconds from starting QEMU until /init started the script (kernel + modules + mounts). */
+  readonly bootMs: number;
+  /** Milliseconds from starting QEMU until it exited. */
+  readonly totalMs: number;
+}
+
+const GRACE_MS = 3_000;
+const RUN_MARKER = 'tg-init: run ';
+
+/**
+ * Boots a throwaway QEMU (TCG) guest with Debian's kernel, the host root read-only under a tmpfs
+ * overlay, runs `script` as root and powers off. The script's exit code is returned, not thrown:
+ * the test asserts on it. Throws TG_VM_PREREQUISITE when qemu or the kernel is missing and
+ * TG_VM_FAILED when the guest does not finish (timeout, panic, mount failure) — with the console
+ * tail in the message and the whole console in `details`.
+ */
+export async function runInGuest(options: GuestRunOptions): Promise<GuestRun> {
+  const qemu = findProgram('qemu-system-x86_64', 'qemu-system-x86');
+  const initrd = await ensureInitramfs();
+  const scratchDir = await mkdtemp(join(tmpdir(), 'tg-guest-'));
+  const dispose = () => (process.env.TG_VM_KEEP === '1' ? Promise.resolve() : rm(scratchDir, { recursive: true, force: true }));
+  try {
+    await writeScratch(scratchDir, options);
+    const args = qemuArgs(initrd.kernel.vmlinuz, initrd.path, scratchDir, options);
+    const booted = await boot(qemu, args, options.timeoutMs);
+    await writeFile(join(scratchDir, 'console.log'), booted.console);
+    const codeFile = join(scratchDir, 'exit-code');
+    if (booted.timedOut || !existsSync(codeFile)) throw guestFailed(booted, options.timeoutMs, scratchDir);
+    const [code, stdout, stderr] = await Promise.all(['exit-code', 'stdout', 'stderr'].map((f) => readFile(join(scratchDir, f), 'utf8')));
+    return {
+      exitCode: Number(code?.trim()),
+      stdout: stdout ?? '',
+      stderr: stderr ?? '',
+      console: booted.console,
+      scratchDir,
+      bootMs: booted.bootMs ?? Number.NaN,
+      totalMs: booted.totalMs,
+      [Symbol.asyncDispose]: dispose,
+    };
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
+}
+
+async function writeScratch(scratchDir: string, options: GuestRunOptions): Promise<void> {
+  await writeFile(join(scratchDir, 'run.sh'), `#!/bin/bash\n${options.script}\n`, { mode: 0o755 });
+  for (const [name, content] of Object.entries(options.files ?? {})) {
+    const dest = resolve(scratchDir, name);
+    if (!dest.startsWith(`${scratchDir}/`)) throw new TgError('TG_VM_FAILED', `guest file ${name} would land outside the scratch dir`);
+    await mkdir(dirname(dest), { recursive: true });
+    await writeFile(dest, content);
+  }
+}
+
+/** The QEMU command line. `-accel kvm` hangs at "Booting from ROM" on these hosts, so TCG it is. */
+export function qemuArgs(
+  vmlinuz: string,
+  initrd: string,
+  scratchDir: string,
+  options: Pick<GuestRunOptions, 'memoryMb' | 'cpus'>,
+): string[] {
+  const share = 'security_model=none,multidevs=remap';
+  return [
+    ...['-accel', 'tcg', '-cpu', 'max', '-m', String(options.memoryMb ?? 2048), '-smp', String(options.cpus ?? 2)],
+    ...['-nographic', '-no-reboot', '-kernel', vmlinuz, '-initrd', initrd],
+    ...['-append', 'console=ttyS0 quiet panic=-1'],
+    ...['-virtfs', `local,path=/,mount_tag=hostroot,${share},readonly=on`],
+    ...['-virtfs', `local,path=${scratchDir},mount_tag=work,${share}`],
+    ...['-net', 'none'],
+  ];
+}
+
+interface Booted {
+  readonly console: string;
+  readonly timedOut: boolean;
+  readonly bootMs: number | undefined;
+  readonly totalMs: number;
+  readonly exit: string;
+}
+
+/** Runs QEMU to completion or until `timeoutMs`, then SIGTERM and, after a grace period, SIGKILL (by PID). */
+function boot(qemu: string, args: string[], timeoutMs: number): Promise<Booted> {
+  const started = performance.now();
+  const child: ChildProcess = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const chunks: Buffer[] = [];
+  let bootMs: number | undefined;
+  const collect = (b: Buffer) => {
+    chunks.push(b);
+    // The marker may straddle two chunks, so look in everything collected so far (a few KB).
+    if (bootMs === undefined && Buffer.concat(chunks).includes(RUN_MARKER)) bootMs = Math.round(performance.now() - started);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  return new Promise((resolvePromise) => {
+    let timedOut = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGTERM');
+      killTimer = setTimeout(() => child.kill('SIGKILL'), GRACE_MS);
+    }, timeoutMs);
+    const finish = (exit: string) => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      const totalMs = Math.round(performance.now() - started);
+      resolvePromise({ console: Buffer.concat(chunks).toString('utf8'), timedOut, bootMs, totalMs, exit });
+    };
+    child.on('error', (err) => finish(`spawn error: ${err.message}`));
+    child.on('close', (code, signal) => finish(signal === null ? `exit code ${code}` : `signal ${signal}`));
+  });
+}
+
+function guestFailed(booted: Booted, timeoutMs: number, scratchDir: string): TgError {
+  const why = booted.timedOut ? `timed out after ${timeoutMs} ms` : `qemu ended (${booted.exit}) before the script finished`;
+  const tail = booted.console.split('\n').slice(-40).join('\n');
+  return new TgError('TG_VM_FAILED', `guest ${why}; console tail:\n${tail}`, {
+    details: { console: booted.console, scratchDir, totalMs: booted.totalMs },
+  });
+}
