@@ -38,6 +38,10 @@ export interface BalancerOptions {
   readonly consistent?: boolean;
   /** `ip_hash`: hash the whole IPv4 address instead of its first three octets. */
   readonly ipHashWholeAddress?: boolean;
+  /** `ewma`: time constant of the latency average, ms (default 10 000). */
+  readonly ewmaDecayMs?: number;
+  /** `ewma`: latency assumed for a server not measured yet, ms (default 30). */
+  readonly ewmaDefaultLatencyMs?: number;
 }
 
 /** What a pick may depend on. */
