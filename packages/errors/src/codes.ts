@@ -51,8 +51,8 @@ export const ERROR_CODES = {
   TG_STACK_MISSING_BINARY: { status: 500, exit: 1, summary: 'A program the local stack needs is not installed.' },
   TG_STACK_START_FAILED: { status: 500, exit: 1, summary: 'A process of the local stack failed to start.' },
   // test harness (testkit)
-  TG_VM_PREREQUISITE: { status: 500, exit: 1, summary: 'The QEMU guest harness is missing a kernel, qemu, busybox or a tool.' },
-  TG_VM_FAILED: { status: 500, exit: 1, summary: 'The QEMU guest did not finish its script (timeout, crash or boot failure).' },
+  TG_VM_PREREQUISITE: { status: 500, exit: 1, summary: 'The QEMU guest harness lacks a kernel, qemu or busybox.' },
+  TG_VM_FAILED: { status: 500, exit: 1, summary: 'The QEMU guest did not finish its script (timeout or crash).' },
   // telemetry
   TG_TELEMETRY_SETUP: { status: 500, exit: 1, summary: 'The telemetry SDK could not be started.' },
 } as const satisfies Record<string, { status: number; exit: number; summary: string }>;
