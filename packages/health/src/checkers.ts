@@ -1,12 +1,12 @@
 import { CommandChecker } from './command-checker.ts';
 import { HttpChecker } from './http-checker.ts';
-import { type CheckerSpec, type CommandCheckSpec, type HttpCheckSpec, invalid, type TcpCheckSpec } from './spec.ts';
+import { type CheckerSpec, type CommandCheckSpec, type HttpCheckSpec, invalid, type SpecOf, type TcpCheckSpec } from './spec.ts';
 import { TcpChecker } from './tcp-checker.ts';
 import type { Checker } from './types.ts';
 
 /** The registry: one factory per check kind. Adding a kind means a file, a spec type and a row here. */
 export const CHECKERS: {
-  readonly [K in CheckerSpec['kind']]: (spec: Extract<CheckerSpec, { kind: K }>) => Checker;
+  readonly [K in CheckerSpec['kind']]: (spec: SpecOf<K>) => Checker;
 } = Object.freeze({
   tcp: (_spec: TcpCheckSpec) => new TcpChecker(),
   http: (spec: HttpCheckSpec) => new HttpChecker(spec),

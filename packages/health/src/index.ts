@@ -28,6 +28,7 @@ export {
   type HealthCheckSpec,
   type HttpCheckSpec,
   resolveTiming,
+  type SpecOf,
   type StatusRange,
   type TcpCheckSpec,
 } from './spec.ts';

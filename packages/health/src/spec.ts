@@ -39,6 +39,15 @@ export interface CommandCheckSpec {
 /** What to probe; the union the checker registry is keyed by. */
 export type CheckerSpec = TcpCheckSpec | HttpCheckSpec | CommandCheckSpec;
 
+/** The spec type of one kind (`SpecOf<'https'>` is HttpCheckSpec). */
+export type SpecOf<K extends CheckerSpec['kind']> = CheckerSpec extends infer S
+  ? S extends { readonly kind: infer SK }
+    ? K extends SK
+      ? S
+      : never
+    : never
+  : never;
+
 /** When to probe and how results become up/down. */
 export interface CheckTiming {
   /** Time from the end of one check to the start of the next. */
