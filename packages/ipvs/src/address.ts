@@ -1,0 +1,67 @@
+import { isIPv4, isIPv6 } from 'node:net';
+import { TgError } from '@tiergate/errors';
+import type { IpvsFamily } from './model.ts';
+
+/**
+ * IP text ⇄ bytes for the kernel's `union nf_inet_addr`. Hand-written because node:net has no
+ * inet_pton/inet_ntop; canonical IPv6 text (RFC 5952) comes from the WHATWG URL host serialiser.
+ */
+
+/** The family of an IP literal; throws TG_IPVS_INVALID for anything else (host names included). */
+export function familyOfAddress(address: string): IpvsFamily {
+  if (isIPv4(address)) return 'inet';
+  if (isIPv6(address)) return 'inet6';
+  throw new TgError('TG_IPVS_INVALID', `'${address}' is not an IPv4 or IPv6 address`);
+}
+
+/** 16 bytes as the kernel wants them: IPv4 in bytes 0–3 and zeros after, IPv6 in network order. */
+export function addressToBytes(address: string): Buffer {
+  const out = Buffer.alloc(16);
+  if (familyOfAddress(address) === 'inet') {
+    ipv4ToBytes(address).copy(out, 0);
+    return out;
+  }
+  let text = address;
+  const v4tail = /:(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4tail) {
+    const b = ipv4ToBytes(v4tail[1] as string);
+    text = `${text.slice(0, v4tail.index)}:${b.readUInt16BE(0).toString(16)}:${b.readUInt16BE(2).toString(16)}`;
+  }
+  const [head = '', tail] = text.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
+  groups.forEach((g, i) => {
+    out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
+  });
+  return out;
+}
+
+function ipv4ToBytes(address: string): Buffer {
+  return Buffer.from(address.split('.').map(Number));
+}
+
+/** Text form of a kernel address: dotted quad for inet (first 4 bytes), RFC 5952 for inet6. */
+export function bytesToAddress(bytes: Uint8Array, family: IpvsFamily): string {
+  if (family === 'inet') return `${bytes[0] ?? 0}.${bytes[1] ?? 0}.${bytes[2] ?? 0}.${bytes[3] ?? 0}`;
+  const b = Buffer.alloc(16);
+  b.set(bytes.subarray(0, 16));
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
+  return canonicalIPv6(groups.join(':'));
+}
+
+/** The canonical text of an IP literal, so keys built from user input and kernel replies agree. */
+export function canonicalAddress(address: string): string {
+  const family = familyOfAddress(address);
+  return family === 'inet' ? address : canonicalIPv6(address);
+}
+
+function canonicalIPv6(text: string): string {
+  return new URL(`http://[${text}]/`).hostname.slice(1, -1);
+}
+
+/** `a.b.c.d:port` or `[v6]:port`, as ipvsadm prints endpoints. */
+export function formatEndpoint(address: string, port: number): string {
+  return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+}

@@ -1,0 +1,172 @@
+import { TgError } from '@tiergate/errors';
+import { NLA_F_NESTED, NLA_TYPE_MASK } from './constants.ts';
+
+/**
+ * Netlink attributes (TLVs): 4-byte header {u16 len, u16 type}, payload, zero pad to 4 bytes.
+ * Integers are host order (little-endian on every platform tiergate targets) unless the kernel
+ * declares network order, which the `be16` helpers cover.
+ */
+
+/** One attribute ready to encode; `value` is the payload without header or padding. */
+export interface NlAttr {
+  type: number;
+  value: Uint8Array;
+}
+
+/** Rounds up to the 4-byte netlink alignment (NLA_ALIGN / NLMSG_ALIGN). */
+export function align4(n: number): number {
+  return (n + 3) & ~3;
+}
+
+function checkUint(value: number, max: number, what: string): number {
+  if (!Number.isInteger(value) || value < 0 || value > max) {
+    throw new TgError('TG_IPVS_INVALID', `${what} must be an integer between 0 and ${max}, got ${value}`);
+  }
+  return value;
+}
+
+export function bytesAttr(type: number, value: Uint8Array): NlAttr {
+  return { type, value };
+}
+
+export function u8Attr(type: number, value: number): NlAttr {
+  return { type, value: Buffer.of(checkUint(value, 0xff, `attribute ${type}`)) };
+}
+
+export function u16Attr(type: number, value: number): NlAttr {
+  const b = Buffer.alloc(2);
+  b.writeUInt16LE(checkUint(value, 0xffff, `attribute ${type}`));
+  return { type, value: b };
+}
+
+/** A u16 in network byte order (ports). */
+export function be16Attr(type: number, value: number): NlAttr {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(checkUint(value, 0xffff, `attribute ${type}`));
+  return { type, value: b };
+}
+
+export function u32Attr(type: number, value: number): NlAttr {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(checkUint(value, 0xffffffff, `attribute ${type}`));
+  return { type, value: b };
+}
+
+export function u64Attr(type: number, value: bigint): NlAttr {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(value);
+  return { type, value: b };
+}
+
+/** A NUL-terminated string (the kernel's NLA_NUL_STRING policy rejects a missing NUL). */
+export function stringAttr(type: number, value: string): NlAttr {
+  return { type, value: Buffer.from(`${value}\0`, 'utf8') };
+}
+
+/** A nested attribute; sets NLA_F_NESTED as modern kernels expect (IPVS accepts either). */
+export function nestedAttr(type: number, children: readonly NlAttr[]): NlAttr {
+  return { type: type | NLA_F_NESTED, value: encodeAttrs(children) };
+}
+
+/** Serialises attributes back to back, each padded to 4 bytes. */
+export function encodeAttrs(attrs: readonly NlAttr[]): Buffer {
+  const size = attrs.reduce((n, a) => n + align4(4 + a.value.length), 0);
+  const out = Buffer.alloc(size);
+  let off = 0;
+  for (const a of attrs) {
+    const len = 4 + a.value.length;
+    if (len > 0xffff) throw new TgError('TG_IPVS_INVALID', `attribute ${a.type} is too long (${len} bytes)`);
+    out.writeUInt16LE(len, off);
+    out.writeUInt16LE(a.type, off + 2);
+    out.set(a.value, off + 4);
+    off += align4(len);
+  }
+  return out;
+}
+
+function protocolError(message: string): TgError {
+  return new TgError('TG_IPVS_PROTOCOL', message);
+}
+
+/**
+ * Parsed attributes of one level, by type. Types are masked with NLA_TYPE_MASK because the kernel's
+ * IPVS replies do not set NLA_F_NESTED while requests may; unknown types are kept but ignored by
+ * callers, so newer kernels adding attributes do not break decoding.
+ */
+export class NlAttrs {
+  readonly #byType = new Map<number, Buffer>();
+
+  /** Parses a run of attributes; throws TG_IPVS_PROTOCOL on a length that leaves the buffer. */
+  static parse(buf: Buffer): NlAttrs {
+    const attrs = new NlAttrs();
+    let off = 0;
+    while (off + 4 <= buf.length) {
+      const len = buf.readUInt16LE(off);
+      const type = buf.readUInt16LE(off + 2) & NLA_TYPE_MASK;
+      if (len < 4 || off + len > buf.length) throw protocolError(`attribute ${type} at offset ${off} has bad length ${len}`);
+      attrs.#byType.set(type, buf.subarray(off + 4, off + len));
+      off += align4(len);
+    }
+    return attrs;
+  }
+
+  has(type: number): boolean {
+    return this.#byType.has(type);
+  }
+
+  types(): number[] {
+    return [...this.#byType.keys()];
+  }
+
+  raw(type: number): Buffer | undefined {
+    return this.#byType.get(type);
+  }
+
+  #sized(type: number, size: number): Buffer | undefined {
+    const v = this.#byType.get(type);
+    if (v !== undefined && v.length < size) throw protocolError(`attribute ${type} has ${v.length} bytes, expected ${size}`);
+    return v;
+  }
+
+  u8(type: number): number | undefined {
+    return this.#sized(type, 1)?.readUInt8(0);
+  }
+
+  u16(type: number): number | undefined {
+    return this.#sized(type, 2)?.readUInt16LE(0);
+  }
+
+  be16(type: number): number | undefined {
+    return this.#sized(type, 2)?.readUInt16BE(0);
+  }
+
+  u32(type: number): number | undefined {
+    return this.#sized(type, 4)?.readUInt32LE(0);
+  }
+
+  u64(type: number): bigint | undefined {
+    return this.#sized(type, 8)?.readBigUInt64LE(0);
+  }
+
+  /** A u32 or u64 by payload size (legacy IPVS STATS mixes both). */
+  uint(type: number): bigint | undefined {
+    const v = this.#byType.get(type);
+    if (v === undefined) return undefined;
+    if (v.length >= 8) return v.readBigUInt64LE(0);
+    if (v.length >= 4) return BigInt(v.readUInt32LE(0));
+    throw protocolError(`attribute ${type} has ${v.length} bytes, expected 4 or 8`);
+  }
+
+  /** A string up to its first NUL (or the whole payload if it has none). */
+  string(type: number): string | undefined {
+    const v = this.#byType.get(type);
+    if (v === undefined) return undefined;
+    const nul = v.indexOf(0);
+    return v.toString('utf8', 0, nul === -1 ? v.length : nul);
+  }
+
+  nested(type: number): NlAttrs | undefined {
+    const v = this.#byType.get(type);
+    return v === undefined ? undefined : NlAttrs.parse(v);
+  }
+}
