@@ -1,1 +1,34 @@
-// Public surface of @tiergate/session (filled in by its implementation).
+export { createExpressSessionStore, type ExpressStoreMethods } from './express-session-store.ts';
+export { type FastifyInstanceLike, type FastifyRequestLike, fastifySession, getSession } from './fastify-session-plugin.ts';
+export { MemoryStore, type MemoryStoreOptions } from './memory-store.ts';
+export { createRedisClient, type RedisAddress, RedisSessionStore, type RedisSessionStoreOptions } from './redis-session-store.ts';
+export { Session } from './session.ts';
+export {
+  assertSessionSize,
+  decodeSession,
+  diffSession,
+  encodeSession,
+  type SessionData,
+  sizeOfFields,
+} from './session-codec.ts';
+export { isSessionId, newSessionId, type RandomBytes, signSessionId, verifySignedSessionId } from './session-id.ts';
+export {
+  errorReply,
+  type HeaderSink,
+  type SessionCookieOptions,
+  type SessionHandler,
+  type SessionManager,
+  type SessionOptions,
+  type SessionReply,
+  sessionErrorChannel,
+  sessionMiddleware,
+  withSession,
+} from './session-middleware.ts';
+export {
+  DEFAULT_MAX_BYTES,
+  DEFAULT_TTL_SECONDS,
+  type SessionFields,
+  type SessionPatch,
+  type SessionStore,
+  type SessionStoreMetrics,
+} from './session-store.ts';
