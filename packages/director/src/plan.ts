@@ -1,0 +1,119 @@
+import {
+  describeService,
+  destKey,
+  formatEndpoint,
+  type IpvsDestination,
+  type IpvsService,
+  type IpvsServiceEntry,
+  type IpvsServiceId,
+  serviceIdOf,
+  serviceKey,
+} from '@tiergate/ipvs';
+
+/** One kernel write. Services in ops carry every setting (add/update) or only their identity (delete, dest ops). */
+export type Op =
+  | { readonly kind: 'add-service'; readonly service: IpvsService }
+  | { readonly kind: 'update-service'; readonly service: IpvsService }
+  | { readonly kind: 'delete-service'; readonly service: IpvsServiceId }
+  | { readonly kind: 'add-dest'; readonly service: IpvsServiceId; readonly dest: IpvsDestination }
+  | { readonly kind: 'update-dest'; readonly service: IpvsServiceId; readonly dest: IpvsDestination }
+  | { readonly kind: 'delete-dest'; readonly service: IpvsServiceId; readonly dest: IpvsDestination };
+
+export type OpKind = Op['kind'];
+
+/**
+ * The safe order: new capacity first (services, then their real servers), then changes, then removals, and a
+ * service only after its destinations. A crash between two ops then never leaves a service with fewer
+ * servers than both the old and the new config give it.
+ */
+export const OP_ORDER: readonly OpKind[] = ['add-service', 'update-service', 'add-dest', 'update-dest', 'delete-dest', 'delete-service'];
+
+/** Sorts ops into OP_ORDER, keeping the relative order of ops of one kind. */
+export function orderOps(ops: readonly Op[]): Op[] {
+  return [...ops].sort((a, b) => OP_ORDER.indexOf(a.kind) - OP_ORDER.indexOf(b.kind));
+}
+
+/** A one-line human description: `add-dest TCP 10.0.0.100:80 -> 10.0.0.11:80 route w=5`. */
+export function describeOp(op: Op): string {
+  const svc = describeService(op.service);
+  if (!('dest' in op)) return `${op.kind} ${svc}${op.kind === 'delete-service' ? '' : ` ${(op.service as IpvsService).scheduler}`}`;
+  const d = op.dest;
+  const rest = op.kind === 'delete-dest' ? '' : ` ${d.forward} w=${d.weight}`;
+  return `${op.kind} ${svc} -> ${formatEndpoint(d.address, d.port)}${rest}`;
+}
+
+/** Whether two services differ in a field the kernel lets us set (identity is equal by construction). */
+export function serviceSettingsDiffer(want: IpvsService, have: IpvsService): boolean {
+  return (
+    want.scheduler !== have.scheduler ||
+    want.flags.persistent !== have.flags.persistent ||
+    want.flags.onePacket !== have.flags.onePacket ||
+    want.flags.schedFlags.join(',') !== have.flags.schedFlags.join(',') ||
+    want.timeout !== have.timeout ||
+    String(want.netmask) !== String(have.netmask) ||
+    (want.peName ?? '') !== (have.peName ?? '')
+  );
+}
+
+/**
+ * Whether a destination needs SET_DEST. Reply-only fields (connection counts, stats) are ignored. The kernel
+ * reports a destination whose address is local to the director as `local` whatever we asked for, so `local`
+ * matches any method (else every cycle would rewrite it). Tunnel settings matter only for tunnel destinations;
+ * kernels older than 5.2 report none, which is what ipip/0/nocsum means.
+ */
+export function destSettingsDiffer(want: IpvsDestination, have: IpvsDestination): boolean {
+  if (have.forward !== 'local' && want.forward !== have.forward) return true;
+  if (want.weight !== have.weight || want.upperThreshold !== have.upperThreshold || want.lowerThreshold !== have.lowerThreshold)
+    return true;
+  if (want.forward !== 'tunnel') return false;
+  const a = want.tunnel ?? { type: 'ipip', port: 0, checksum: 'nocsum' };
+  const b = have.tunnel ?? { type: 'ipip', port: 0, checksum: 'nocsum' };
+  return a.type !== b.type || a.port !== b.port || a.checksum !== b.checksum;
+}
+
+/**
+ * The ops that turn `actual` into `desired`, in OP_ORDER. Pure.
+ * - Only services in `desired` or in `owned` (keys, `serviceKey`) are touched: a service someone else created
+ *   in the same table is never modified or deleted, and there is no FLUSH.
+ * - An owned service that is no longer desired is deleted (with its destinations, in one op).
+ * - Updates are issued only when a settable field differs; identity changes are a delete plus an add because
+ *   the keys differ.
+ * Invariant (property-tested): `plan(d, applyOps(a, plan(d, a, o)), o)` is empty.
+ */
+export function plan(desired: readonly IpvsServiceEntry[], actual: readonly IpvsServiceEntry[], owned: ReadonlySet<string>): Op[] {
+  const have = new Map(actual.map((e) => [serviceKey(e.service), e]));
+  const wanted = new Set<string>();
+  const ops: Op[] = [];
+  for (const want of desired) {
+    const key = serviceKey(want.service);
+    wanted.add(key);
+    const cur = have.get(key);
+    if (!cur) {
+      ops.push({ kind: 'add-service', service: want.service });
+      for (const dest of want.destinations) ops.push({ kind: 'add-dest', service: serviceIdOf(want.service), dest });
+      continue;
+    }
+    if (serviceSettingsDiffer(want.service, cur.service)) ops.push({ kind: 'update-service', service: want.service });
+    ops.push(...planDestinations(want, cur));
+  }
+  for (const [key, cur] of have) {
+    if (!wanted.has(key) && owned.has(key)) ops.push({ kind: 'delete-service', service: serviceIdOf(cur.service) });
+  }
+  return orderOps(ops);
+}
+
+function planDestinations(want: IpvsServiceEntry, cur: IpvsServiceEntry): Op[] {
+  const service = serviceIdOf(want.service);
+  const haveDests = new Map(cur.destinations.map((d) => [destKey(d), d]));
+  const ops: Op[] = [];
+  const seen = new Set<string>();
+  for (const dest of want.destinations) {
+    const key = destKey(dest);
+    seen.add(key);
+    const h = haveDests.get(key);
+    if (!h) ops.push({ kind: 'add-dest', service, dest });
+    else if (destSettingsDiffer(dest, h)) ops.push({ kind: 'update-dest', service, dest });
+  }
+  for (const [key, h] of haveDests) if (!seen.has(key)) ops.push({ kind: 'delete-dest', service, dest: h });
+  return ops;
+}
