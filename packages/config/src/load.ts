@@ -98,11 +98,14 @@ function toIssues(issue: z.core.$ZodIssue, root: unknown, lines: LineCounter, fi
       return { file, ...pos, path: formatPath([...path, key]), message: `unknown key '${key}'` };
     });
   }
-  const pos = position(root, path, lines, false);
+  // A bad record key (a pool name) is reported at the key, not at the pool under it.
+  const pos = position(root, path, lines, issue.code === 'invalid_key');
   return [{ file, ...pos, path: formatPath(path), message: describe(issue, valueAt(root, path)) }];
 }
 
 function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  // The document itself (path []): without this a scalar or list document read as "required".
+  if (path.length === 0) return isScalar(root) ? root.value : (root ?? undefined);
   if (!isNode(root) || !('getIn' in root) || typeof root.getIn !== 'function') return undefined;
   const v = (root as { getIn(p: readonly unknown[]): unknown }).getIn(path);
   return isScalar(v) ? v.value : v;
@@ -111,11 +114,14 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 function describe(issue: z.core.$ZodIssue, value: unknown): string {
   if (issue.code === 'invalid_type' && issue.input === undefined && value === undefined) return 'required';
   if (issue.code === 'invalid_value') {
+    if (value === undefined && issue.input === undefined)
+      return `required: expected ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
     const got = value === undefined ? '' : `${JSON.stringify(value)} is not allowed: `;
     return `${got}expected one of ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
   }
   if (issue.code === 'invalid_union' && 'note' in issue && issue.note === 'No matching discriminator')
-    return `unknown ${String(issue.discriminator ?? 'type')}`;
+    return value === undefined ? 'required' : `unknown ${String(issue.discriminator ?? 'type')} ${JSON.stringify(value)}`;
+  if (issue.code === 'invalid_key') return `invalid key: ${issue.issues[0]?.message ?? issue.message}`;
   return issue.message;
 }
 

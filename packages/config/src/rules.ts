@@ -1,4 +1,4 @@
-import { isIPv4 } from 'node:net';
+import { isIPv4, isIPv6 } from 'node:net';
 import type { z } from 'zod';
 import { familyOf } from './address.ts';
 import type { PoolConfig, ProxyConfig, SessionsConfig, TiergateConfig, VirtualServiceConfig } from './schema.ts';
@@ -41,7 +41,7 @@ function checkVirtualServices(services: readonly VirtualServiceConfig[], report:
       if (vs.family !== undefined && vs.address && vs.family !== family) report(at('family'), `does not match the address (${family})`);
       if (vs.port === 0 && !vs.persistence)
         report(at('port'), 'port 0 (all ports) needs persistence: IPVS only schedules it when persistent');
-      identity = `${vs.protocol} ${vs.address}:${vs.port}`;
+      identity = `${vs.protocol} ${canonical(vs.address)}:${vs.port}`;
     }
     const first = seen.get(identity);
     if (first !== undefined)
@@ -69,12 +69,15 @@ function checkVirtualServices(services: readonly VirtualServiceConfig[], report:
     const servers = new Map<string, number>();
     vs.real_servers.forEach((rs, j) => {
       const rsAt = (...p: Path): Path => at('real_servers', j, ...p);
-      const key = `${rs.address}:${rs.port ?? vs.port ?? 0}`;
+      const key = `${canonical(rs.address)}:${rs.port ?? vs.port ?? 0}`;
       const dup = servers.get(key);
       if (dup !== undefined) report(rsAt('address'), `real server ${key} appears twice in this service (also real_servers[${dup}])`);
       else servers.set(key, j);
       if (familyOf(rs.address) !== family && vs.forwarding !== 'tun')
-        report(rsAt('address'), `a ${family} service needs ${family} real servers (mixed families work only with forwarding: tun)`);
+        report(
+          rsAt('address'),
+          `an ${ipv(family)} service needs ${ipv(family)} real servers (mixed families work only with forwarding: tun)`,
+        );
       if (rs.port !== undefined && vs.forwarding !== 'nat') {
         const expected = vs.fwmark !== undefined ? 0 : vs.port;
         if (rs.port !== expected)
@@ -86,9 +89,22 @@ function checkVirtualServices(services: readonly VirtualServiceConfig[], report:
       if (rs.upper_threshold !== 0 && rs.lower_threshold > rs.upper_threshold) report(rsAt('lower_threshold'), 'is above upper_threshold');
     });
     if (vs.sorry_server && familyOf(vs.sorry_server.address) !== family)
-      report(at('sorry_server', 'address'), `a ${family} service needs a ${family} sorry server`);
+      report(at('sorry_server', 'address'), `an ${ipv(family)} service needs an ${ipv(family)} sorry server`);
   });
 }
+
+/** One spelling per IPv6 address (`2001:DB8:0::1` → `2001:db8::1`), so duplicates are found however written. */
+function canonical(address: string | undefined): string | undefined {
+  return address !== undefined && isIPv6(address) ? new URL(`http://[${address}]/`).hostname.slice(1, -1) : address;
+}
+
+/** Two sockets collide on the same port when the addresses are equal or either is a wildcard (0.0.0.0 / ::). */
+function overlaps(a: { address: string; port: number }, b: { address: string; port: number }): boolean {
+  const wildcard = (x: string) => x === '0.0.0.0' || canonical(x) === '::';
+  return a.port === b.port && a.port !== 0 && (canonical(a.address) === canonical(b.address) || wildcard(a.address) || wildcard(b.address));
+}
+
+const ipv = (family: 'inet' | 'inet6'): string => (family === 'inet' ? 'IPv4' : 'IPv6');
 
 function isNetmask(mask: string): boolean {
   if (!isIPv4(mask)) return false;
@@ -98,15 +114,14 @@ function isNetmask(mask: string): boolean {
 }
 
 function checkProxy(proxy: ProxyConfig, report: Report): void {
-  const listeners = new Map<string, number>();
   proxy.listeners.forEach((l, i) => {
-    const key = `${l.address}:${l.port}`;
-    if (l.port !== 0 && listeners.has(key))
-      report(['proxy', 'listeners', i, 'port'], `${key} is already a listener (listeners[${listeners.get(key)}])`);
-    listeners.set(key, i);
+    const j = proxy.listeners.findIndex((other) => overlaps(other, l));
+    if (j !== -1 && j < i)
+      report(['proxy', 'listeners', i, 'port'], `${l.address}:${l.port} collides with listeners[${j}] (${proxy.listeners[j]?.address})`);
   });
-  if (proxy.admin.port !== 0 && listeners.has(`${proxy.admin.address}:${proxy.admin.port}`))
-    report(['proxy', 'admin', 'port'], 'the admin listener uses the same address and port as a proxy listener');
+  const taken = proxy.listeners.findIndex((l) => overlaps(l, proxy.admin));
+  if (taken !== -1)
+    report(['proxy', 'admin', 'port'], `the admin listener ${proxy.admin.address}:${proxy.admin.port} collides with listeners[${taken}]`);
   const routes = new Map<string, number>();
   proxy.routes.forEach((r, i) => {
     if (!(r.pool in proxy.pools))
@@ -115,7 +130,8 @@ function checkProxy(proxy: ProxyConfig, report: Report): void {
     if (routes.has(key)) report(['proxy', 'routes', i, 'path'], `duplicate route ${key} (routes[${routes.get(key)}])`);
     routes.set(key, i);
   });
-  if (proxy.routes.length === 0 && Object.keys(proxy.pools).length !== 1)
+  if (Object.keys(proxy.pools).length === 0) report(['proxy', 'pools'], 'at least one pool is required');
+  else if (proxy.routes.length === 0 && Object.keys(proxy.pools).length !== 1)
     report(['proxy', 'routes'], 'with several pools, routes must say which requests go to which pool');
   for (const [name, pool] of Object.entries(proxy.pools)) checkPool(pool, ['proxy', 'pools', name], report);
 }
