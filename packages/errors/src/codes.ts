@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   TG_PROXY_UPSTREAM_TIMEOUT: { status: 504, exit: 1, summary: 'The upstream server did not answer in time.' },
   TG_PROXY_UPSTREAM_CONNECT_TIMEOUT: { status: 504, exit: 1, summary: 'Connecting to the upstream server timed out.' },
   TG_PROXY_SHUTTING_DOWN: { status: 503, exit: 1, summary: 'The proxy is draining and takes no new requests.' },
+  TG_PROXY_LISTEN: { status: 500, exit: 1, summary: 'A proxy listener could not bind its address and port.' },
   // health
   TG_HEALTH_CHECK_FAILED: { status: 503, exit: 1, summary: 'A health check failed.' },
   // IPVS / director

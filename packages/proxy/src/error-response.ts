@@ -1,0 +1,28 @@
+import { type ServerResponse, STATUS_CODES } from 'node:http';
+import { type ErrorCode, httpStatusOf } from '@tiergate/errors';
+
+/**
+ * Answers a request with a short plain-text error (`502 Bad Gateway (TG_PROXY_UPSTREAM_RESET)`) and
+ * the code in `x-tiergate-error`; never a stack trace. `close` ends the connection afterwards (the
+ * request body was not read). When the response has already started, the only honest signal left is
+ * to cut the connection, so the client cannot take a truncated response for a complete one.
+ */
+export function sendError(res: ServerResponse, code: ErrorCode, close = false): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const status = httpStatusOf(code);
+  const body = `${status} ${STATUS_CODES[status] ?? 'Error'} (${code})\n`;
+  const headers = [
+    'content-type',
+    'text/plain; charset=utf-8',
+    'content-length',
+    String(Buffer.byteLength(body)),
+    'x-tiergate-error',
+    code,
+  ];
+  if (close) headers.push('connection', 'close');
+  res.writeHead(status, headers);
+  res.end(body);
+}

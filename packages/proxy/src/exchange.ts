@@ -1,0 +1,376 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BlockList } from 'node:net';
+import type { ErrorCode } from '@tiergate/errors';
+import type { Dispatcher } from 'undici';
+import { type AttemptEvent, attemptChannel, type RequestEvent, requestChannel } from './channels.ts';
+import { isTrusted, realClientAddress, unmapIPv4 } from './client-address.ts';
+import { sendError } from './error-response.ts';
+import { clientResponseHeaders, type HeaderRules, trailerPairs, upstreamRequestHeaders } from './forward-headers.ts';
+import { RequestKeyVars } from './key-vars.ts';
+import type { RouteTable } from './route-table.ts';
+import { classifyUpstreamError } from './upstream-error.ts';
+import { NEXT, statusBit, type UpstreamPool } from './upstream-pool.ts';
+
+/** What a matched route resolves to, compiled at startup. */
+export interface CompiledRoute {
+  readonly pool: UpstreamPool;
+  readonly rules: HeaderRules;
+  /** Bytes; 0 = no limit (nginx client_max_body_size 0). */
+  readonly maxBodySize: number;
+}
+
+/** State shared by every request of one proxy. */
+export interface ProxyContext {
+  readonly routes: RouteTable<CompiledRoute>;
+  readonly trusted: BlockList | undefined;
+  readonly recursive: boolean;
+  readonly now: () => number;
+  readonly accessLog: ((event: RequestEvent) => void) | undefined;
+  /** Set by close(): new requests get 503 TG_PROXY_SHUTTING_DOWN. */
+  draining: boolean;
+  /** Exchanges not yet finished, for graceful shutdown. */
+  readonly inFlight: Set<Exchange>;
+}
+
+/** The listener a request arrived on. */
+export interface ListenerInfo {
+  readonly scheme: 'http' | 'https';
+  readonly port: number;
+}
+
+/** RFC 9110 §9.2.2 idempotent methods (nginx retries only these unless `non_idempotent`). */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+const EMPTY: ReadonlySet<number> = new Set();
+const kExchange = Symbol('tiergate.exchange');
+type TaggedResponse = ServerResponse & { [kExchange]?: Exchange };
+
+class ClientGoneError extends Error {
+  override readonly name = 'ClientGoneError';
+}
+class BodyTooLargeError extends Error {
+  override readonly name = 'BodyTooLargeError';
+}
+
+// Listeners are module functions reading the exchange from the response, so a request costs no closures.
+function onResponseDrain(this: TaggedResponse): void {
+  this[kExchange]?.current?.controller?.resume();
+}
+function onResponseClose(this: TaggedResponse): void {
+  if (!this.writableFinished) this[kExchange]?.clientClosed();
+}
+
+/** Entry point for one client request on one listener. */
+export function handleRequest(ctx: ProxyContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
+  const ex = new Exchange(ctx, listener, req, res);
+  ex.start();
+}
+
+/**
+ * One client request through its upstream attempts. Retries follow nginx proxy_next_upstream: only
+ * before any response byte went to the client, never to a server already tried, within `tries` and
+ * `timeout`, only for idempotent methods unless `non_idempotent`, and a request with a body only if
+ * none of it has been read yet (bodies are streamed, never buffered, so they cannot be replayed).
+ */
+export class Exchange {
+  readonly ctx: ProxyContext;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly startedAt: number;
+  readonly clientAddress: string;
+  readonly #listener: ListenerInfo;
+  #route: CompiledRoute | undefined;
+  #hasBody = false;
+  #headers: string[] = [];
+  #hashKey = '';
+  #tried: Set<number> | undefined;
+  #firstIndex = -1;
+  attempts = 0;
+  bodyBytes = 0;
+  bodyTooLarge = false;
+  clientGone = false;
+  current: Attempt | undefined;
+  #status = 0;
+  #upstream: string | undefined;
+  #error: ErrorCode | undefined;
+  #done = false;
+
+  constructor(ctx: ProxyContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse) {
+    this.ctx = ctx;
+    this.#listener = listener;
+    this.req = req;
+    this.res = res;
+    this.startedAt = ctx.now();
+    const peer = unmapIPv4(req.socket.remoteAddress ?? '');
+    this.clientAddress = ctx.trusted
+      ? realClientAddress(
+          peer,
+          ctx.trusted,
+          ctx.recursive,
+          headerString(req.headers['x-forwarded-for']),
+          headerString(req.headers['x-real-ip']),
+        )
+      : peer;
+  }
+
+  get maxBodySize(): number {
+    return this.#route?.maxBodySize ?? 0;
+  }
+
+  start(): void {
+    const { req, res, ctx } = this;
+    const te = req.headers['transfer-encoding'];
+    const cl = req.headers['content-length'];
+    this.#hasBody = te !== undefined || (cl !== undefined && cl !== '0');
+    (res as TaggedResponse)[kExchange] = this;
+    res.on('close', onResponseClose);
+    ctx.inFlight.add(this);
+    if (ctx.draining) {
+      this.fail('TG_PROXY_SHUTTING_DOWN', true);
+      return;
+    }
+    const url = req.url ?? '';
+    // Only origin-form targets (RFC 9112 §3.2.1); absolute-form is for forward proxies.
+    if (url.charCodeAt(0) !== 47) {
+      this.fail('TG_PROXY_BAD_REQUEST', true);
+      return;
+    }
+    const q = url.indexOf('?');
+    const route = ctx.routes.match(req.headers.host, q < 0 ? url : url.slice(0, q));
+    if (!route) {
+      this.fail('TG_PROXY_NO_ROUTE', this.#hasBody);
+      return;
+    }
+    this.#route = route;
+    if (route.maxBodySize > 0 && cl !== undefined && Number(cl) > route.maxBodySize) {
+      this.fail('TG_PROXY_BODY_TOO_LARGE', true);
+      return;
+    }
+    const pool = route.pool;
+    if (pool.hashKey) this.#hashKey = pool.hashKey(new RequestKeyVars(req, this.clientAddress));
+    const index = pool.balancer.pick({ clientAddress: this.clientAddress, hashKey: this.#hashKey, tried: EMPTY }, ctx.now());
+    if (index < 0) {
+      this.fail('TG_PROXY_NO_UPSTREAM', this.#hasBody);
+      return;
+    }
+    const peer = unmapIPv4(req.socket.remoteAddress ?? '');
+    this.#headers = upstreamRequestHeaders(req.rawHeaders, route.rules, {
+      clientAddress: this.clientAddress,
+      peerAddress: peer,
+      peerTrusted: isTrusted(ctx.trusted, peer),
+      scheme: this.#listener.scheme,
+      listenerPort: this.#listener.port,
+    });
+    // Node calls this handler for `Expect: 100-continue` without answering it: nginx-like, the proxy
+    // says 100 once it has decided to read the body (after the route, size and server checks above).
+    if (this.#hasBody && (req.headers.expect ?? '').toLowerCase() === '100-continue') res.writeContinue();
+    res.on('drain', onResponseDrain);
+    this.#dispatch(index);
+  }
+
+  #dispatch(index: number): void {
+    const pool = this.#route!.pool;
+    this.attempts++;
+    if (this.#firstIndex < 0) this.#firstIndex = index;
+    this.#tried?.add(index);
+    const attempt = new Attempt(this, index, pool.upstreams[index]!.address, this.ctx.now());
+    this.current = attempt;
+    const opts: Dispatcher.DispatchOptions = {
+      method: this.req.method as Dispatcher.HttpMethod,
+      path: this.req.url!,
+      headers: this.#headers,
+      body: this.#hasBody ? this.req : null,
+      reset: pool.reset,
+    };
+    try {
+      pool.upstreams[index]!.dispatcher.dispatch(opts, attempt);
+    } catch (err) {
+      this.onError(attempt, err as Error);
+    }
+  }
+
+  /**
+   * The next server for a failure meeting `bit`, or -1 when the retry policy says no. The pick is
+   * made before the failed response is thrown away, so with no server left it is passed through.
+   */
+  #nextServer(bit: number, now: number): number {
+    const pool = this.#route!.pool;
+    const on = pool.nextUpstream;
+    if ((on & bit) === 0 || this.clientGone || this.res.headersSent) return -1;
+    if ((on & NEXT.non_idempotent) === 0 && !IDEMPOTENT.has(this.req.method!)) return -1;
+    if (this.attempts >= pool.tries) return -1;
+    if (pool.triesTimeoutMs > 0 && now - this.startedAt >= pool.triesTimeoutMs) return -1;
+    if (this.#hasBody && this.req.readableDidRead) return -1;
+    this.#tried ??= new Set([this.#firstIndex]);
+    return pool.balancer.pick({ clientAddress: this.clientAddress, hashKey: this.#hashKey, tried: this.#tried }, now);
+  }
+
+  onHeaders(a: Attempt, status: number, statusText: string | undefined, raw: Buffer[]): void {
+    if (a !== this.current) return;
+    const bit = statusBit(status);
+    if (bit !== 0 && (this.#route!.pool.nextUpstream & bit) !== 0) {
+      a.failed = true;
+      const next = this.#nextServer(bit, this.ctx.now());
+      if (next >= 0) {
+        a.retryTo = next;
+        a.controller!.abort(new Error(`retrying after status ${status}`));
+        return;
+      }
+    }
+    this.#status = status;
+    this.#upstream = a.upstream;
+    const headers = clientResponseHeaders(raw, this.#route!.rules);
+    if (statusText) this.res.writeHead(status, statusText, headers);
+    else this.res.writeHead(status, headers);
+  }
+
+  onEnd(a: Attempt, rawTrailers: Buffer[] | undefined): void {
+    if (a !== this.current) return;
+    if (rawTrailers && rawTrailers.length > 0) this.res.addTrailers(trailerPairs(rawTrailers));
+    this.res.end();
+    this.#release(a, a.failed, undefined);
+    this.#finish();
+  }
+
+  onError(a: Attempt, err: Error): void {
+    if (a.retryTo >= 0) {
+      this.#release(a, true, `status ${this.#status}`);
+      this.#dispatch(a.retryTo);
+      return;
+    }
+    if (a !== this.current) return;
+    if (this.clientGone || err instanceof ClientGoneError || (this.#hasBody && this.req.destroyed && !this.req.complete)) {
+      this.#release(a, false, 'client gone');
+      this.#finish();
+      return;
+    }
+    if (this.bodyTooLarge) {
+      this.#release(a, false, 'body too large');
+      this.fail('TG_PROXY_BODY_TOO_LARGE', true);
+      return;
+    }
+    const kind = classifyUpstreamError(err);
+    this.#release(a, true, (err as { code?: string }).code ?? err.name);
+    this.#error = kind.code;
+    if (this.res.headersSent) {
+      this.res.destroy();
+      this.#finish();
+      return;
+    }
+    const next = this.#nextServer(kind.bit, this.ctx.now());
+    if (next >= 0) this.#dispatch(next);
+    else this.fail(kind.code, this.#hasBody && !this.req.complete);
+  }
+
+  /** The client's connection closed before the response was complete. */
+  clientClosed(): void {
+    if (this.clientGone) return;
+    this.clientGone = true;
+    const c = this.current?.controller;
+    if (c) c.abort(new ClientGoneError('client closed the connection'));
+    else if (!this.current) this.#finish();
+  }
+
+  #release(a: Attempt, failed: boolean, error: string | undefined): void {
+    if (a.released) return;
+    a.released = true;
+    const now = this.ctx.now();
+    this.#route!.pool.balancer.release(a.index, { failed, latencyMs: now - a.startedAt }, now);
+    if (attemptChannel.hasSubscribers) {
+      const event: AttemptEvent = {
+        pool: this.#route!.pool.name,
+        upstream: a.upstream,
+        attempt: this.attempts,
+        status: a.retryTo >= 0 || error === undefined ? this.#status : 0,
+        error,
+        failed,
+        durationMs: now - a.startedAt,
+      };
+      attemptChannel.publish(event);
+    }
+  }
+
+  fail(code: ErrorCode, close: boolean): void {
+    this.#error = code;
+    sendError(this.res, code, close);
+    this.#status = this.res.statusCode;
+    this.#finish();
+  }
+
+  #finish(): void {
+    if (this.#done) return;
+    this.#done = true;
+    this.ctx.inFlight.delete(this);
+    if (!requestChannel.hasSubscribers && !this.ctx.accessLog) return;
+    const event: RequestEvent = {
+      method: this.req.method ?? '',
+      url: this.req.url ?? '',
+      host: this.req.headers.host,
+      clientAddress: this.clientAddress,
+      pool: this.#route?.pool.name,
+      upstream: this.#upstream,
+      status: this.#status,
+      attempts: this.attempts,
+      durationMs: this.ctx.now() - this.startedAt,
+      error: this.#error,
+      aborted: this.clientGone,
+    };
+    requestChannel.publish(event);
+    this.ctx.accessLog?.(event);
+  }
+}
+
+function headerString(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+/** One attempt against one server: the undici handler, forwarding to its exchange. */
+class Attempt implements Dispatcher.DispatchHandler {
+  readonly ex: Exchange;
+  readonly index: number;
+  readonly upstream: string;
+  readonly startedAt: number;
+  controller: Dispatcher.DispatchController | undefined;
+  /** Set when a retryable status was seen and the next server already picked. */
+  retryTo = -1;
+  /** The response status is one `retries.on` lists (counts as a failure, nginx-like). */
+  failed = false;
+  released = false;
+
+  constructor(ex: Exchange, index: number, upstream: string, startedAt: number) {
+    this.ex = ex;
+    this.index = index;
+    this.upstream = upstream;
+    this.startedAt = startedAt;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.ex.clientGone) controller.abort(new ClientGoneError('client closed the connection'));
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, _headers: unknown, statusText?: string): void {
+    this.ex.onHeaders(this, status, statusText, controller.rawHeaders as Buffer[]);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.retryTo < 0 && !this.ex.res.write(chunk)) controller.pause();
+  }
+
+  onResponseEnd(controller: Dispatcher.DispatchController): void {
+    this.ex.onEnd(this, (controller.rawTrailers as Buffer[] | null | undefined) ?? undefined);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.ex.onError(this, err);
+  }
+
+  onBodySent(chunk: Buffer): void {
+    const ex = this.ex;
+    ex.bodyBytes += chunk.length;
+    const max = ex.maxBodySize;
+    if (max > 0 && ex.bodyBytes > max && !ex.bodyTooLarge) {
+      ex.bodyTooLarge = true;
+      this.controller?.abort(new BodyTooLargeError('request body exceeds max_body_size'));
+    }
+  }
+}

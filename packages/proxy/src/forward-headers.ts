@@ -1,0 +1,158 @@
+/**
+ * Header rewriting in both directions, on raw (case-preserving, repeated) header lists.
+ * Rules are compiled once per route at startup (`compileHeaderRules`); per request there is one
+ * pass over the incoming list and no intermediate objects.
+ */
+
+/** RFC 9110 §7.6.1 connection-specific fields, plus the ones proxies have used (Proxy-Connection). */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
+
+/**
+ * Request fields the proxy owns. Expect is answered here (undici cannot send it: the proxy sends
+ * `100 Continue` itself, as nginx does); the forwarding headers are rebuilt below.
+ */
+const MANAGED = ['expect', 'x-real-ip', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'];
+
+/** What to drop from a list: 1 = hop-by-hop/managed, 2 = removed or replaced by a header rule. */
+type DropTable = ReadonlyMap<string, 1 | 2>;
+
+/** nginx `proxy_set_header`-like operations of a pool and a route, merged (the route applies last). */
+export interface HeaderOps {
+  readonly add: Readonly<Record<string, string>>;
+  readonly set: Readonly<Record<string, string>>;
+  readonly remove: readonly string[];
+}
+
+/** Compiled rules for one route (its pool's ops, then its own). */
+export interface HeaderRules {
+  readonly requestDrop: DropTable;
+  /** Names (lowercase) the operator removed or set: the proxy's own forwarding headers yield to them. */
+  readonly overridden: ReadonlySet<string>;
+  /** `set` then `add` pairs, flat, in config order. */
+  readonly append: readonly string[];
+  readonly responseDrop: DropTable;
+}
+
+/** Merges pool then route operations into one table (a route `remove` also drops a pool `set`). */
+export function compileHeaderRules(pool: HeaderOps, route: HeaderOps | undefined): HeaderRules {
+  const set = new Map<string, [string, string]>();
+  const add: [string, string][] = [];
+  const removed = new Set<string>();
+  for (const ops of route ? [pool, route] : [pool]) {
+    for (const name of ops.remove) {
+      const lower = name.toLowerCase();
+      removed.add(lower);
+      set.delete(lower);
+      for (let i = add.length - 1; i >= 0; i--) if (add[i]![0].toLowerCase() === lower) add.splice(i, 1);
+    }
+    for (const [name, value] of Object.entries(ops.set)) set.set(name.toLowerCase(), [name, value]);
+    for (const [name, value] of Object.entries(ops.add)) add.push([name, value]);
+  }
+  const requestDrop = new Map<string, 1 | 2>();
+  for (const name of HOP_BY_HOP) requestDrop.set(name, 1);
+  for (const name of MANAGED) requestDrop.set(name, 1);
+  const overridden = new Set<string>([...removed, ...set.keys()]);
+  for (const name of overridden) requestDrop.set(name, 2);
+  const append = [...set.values(), ...add].flat();
+  const responseDrop = new Map<string, 1 | 2>(HOP_BY_HOP.map((n) => [n, 1]));
+  return { requestDrop, overridden, append, responseDrop };
+}
+
+/** Tokens of every Connection header (RFC 9110 §7.6.1: each names a field to remove), lowercase. */
+function connectionTokens(raw: readonly (string | Buffer)[]): Set<string> | undefined {
+  let tokens: Set<string> | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length !== 10 || name.toString().toLowerCase() !== 'connection') continue;
+    tokens ??= new Set();
+    for (const t of raw[i + 1]!.toString().split(',')) {
+      const token = t.trim().toLowerCase();
+      if (token) tokens.add(token);
+    }
+  }
+  return tokens;
+}
+
+/** Per-request facts the forwarding headers carry. */
+export interface ForwardContext {
+  /** The client as determined by trusted-proxy processing. */
+  readonly clientAddress: string;
+  /** The TCP peer. */
+  readonly peerAddress: string;
+  readonly peerTrusted: boolean;
+  readonly scheme: 'http' | 'https';
+  readonly listenerPort: number;
+}
+
+/**
+ * The request header list to send upstream: the client's headers (case, order and repeats kept)
+ * minus hop-by-hop and managed fields, then X-Real-IP, X-Forwarded-For/-Proto/-Host/-Port, then the
+ * route's `set` and `add` fields. From an untrusted peer, incoming X-Forwarded-* and X-Real-IP are
+ * discarded (nothing the client wrote survives); from a trusted peer, X-Forwarded-For gets the peer
+ * appended and X-Forwarded-Proto/-Host/-Port are kept when present.
+ */
+export function upstreamRequestHeaders(raw: readonly string[], rules: HeaderRules, ctx: ForwardContext): string[] {
+  const named = connectionTokens(raw);
+  const out: string[] = [];
+  let xff: string | undefined;
+  let proto: string | undefined;
+  let fwdHost: string | undefined;
+  let fwdPort: string | undefined;
+  let host: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    const lower = name.toLowerCase();
+    const drop = rules.requestDrop.get(lower);
+    if (lower === 'host') host ??= value;
+    if (drop === 1 && ctx.peerTrusted) {
+      if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
+      else if (lower === 'x-forwarded-proto') proto ??= value;
+      else if (lower === 'x-forwarded-host') fwdHost ??= value;
+      else if (lower === 'x-forwarded-port') fwdPort ??= value;
+    }
+    if (drop !== undefined || named?.has(lower)) continue;
+    out.push(name, value);
+  }
+  pushManaged(out, rules.overridden, 'X-Real-IP', 'x-real-ip', ctx.clientAddress);
+  pushManaged(
+    out,
+    rules.overridden,
+    'X-Forwarded-For',
+    'x-forwarded-for',
+    xff === undefined ? ctx.peerAddress : `${xff}, ${ctx.peerAddress}`,
+  );
+  pushManaged(out, rules.overridden, 'X-Forwarded-Proto', 'x-forwarded-proto', proto ?? ctx.scheme);
+  if (host !== undefined || fwdHost !== undefined)
+    pushManaged(out, rules.overridden, 'X-Forwarded-Host', 'x-forwarded-host', (fwdHost ?? host)!);
+  pushManaged(out, rules.overridden, 'X-Forwarded-Port', 'x-forwarded-port', fwdPort ?? String(ctx.listenerPort));
+  for (let i = 0; i < rules.append.length; i++) out.push(rules.append[i]!);
+  return out;
+}
+
+function pushManaged(out: string[], overridden: ReadonlySet<string>, name: string, lower: string, value: string): void {
+  if (overridden.size === 0 || !overridden.has(lower)) out.push(name, value);
+}
+
+/**
+ * The response header list for the client from undici's raw list: latin1 strings, case and repeats
+ * (Set-Cookie) kept, hop-by-hop fields and those the upstream's Connection names removed.
+ */
+export function clientResponseHeaders(raw: readonly Buffer[], rules: HeaderRules): string[] {
+  const named = connectionTokens(raw);
+  const out: string[] = [];
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1');
+    const lower = name.toLowerCase();
+    if (rules.responseDrop.has(lower) || named?.has(lower)) continue;
+    out.push(name, raw[i + 1]!.toString('latin1'));
+  }
+  return out;
+}
+
+/** Trailer fields as a flat list for `res.addTrailers`. */
+export function trailerPairs(raw: readonly Buffer[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i < raw.length; i += 2) out.push([raw[i]!.toString('latin1'), raw[i + 1]!.toString('latin1')]);
+  return out;
+}

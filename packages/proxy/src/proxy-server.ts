@@ -1,0 +1,209 @@
+import { readFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { type DeepReadonly, type ListenerConfig, type ProxyConfig, toBlockList } from '@tiergate/config';
+import { type ErrorCode, httpStatusOf, TgError } from '@tiergate/errors';
+import type { RequestEvent } from './channels.ts';
+import { type CompiledRoute, type Exchange, handleRequest, type ListenerInfo, type ProxyContext } from './exchange.ts';
+import { compileHeaderRules } from './forward-headers.ts';
+import { type RouteSpec, RouteTable } from './route-table.ts';
+import { UpstreamPool } from './upstream-pool.ts';
+
+/** The validated, frozen `proxy` section of tiergate.yaml. */
+export type ProxySection = DeepReadonly<ProxyConfig>;
+
+/** The subset of a pino logger the proxy uses. */
+export interface ProxyLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+}
+
+export interface StartProxyOptions {
+  readonly logger?: ProxyLogger;
+  /** Uniform in [0, 1): balancer randomness and health-check jitter. */
+  readonly random?: () => number;
+  /** Milliseconds; the balancer's fail_timeout and slow_start clock. */
+  readonly now?: () => number;
+}
+
+/** One bound listener. */
+export interface BoundAddress {
+  readonly address: string;
+  readonly port: number;
+  readonly family: string;
+  readonly tls: boolean;
+}
+
+/** What the admin endpoint's /status shows. */
+export interface ProxyStatus {
+  readonly listeners: BoundAddress[];
+  readonly draining: boolean;
+  readonly inFlight: number;
+  readonly pools: ReturnType<UpstreamPool['status']>[];
+}
+
+/** A running proxy. */
+export interface ProxyServer extends AsyncDisposable {
+  /** The bound addresses, in listener order (a `port: 0` listener shows its real port). */
+  addresses(): BoundAddress[];
+  /**
+   * Graceful stop: stop accepting, answer new requests on open connections with 503 and
+   * `Connection: close`, let requests in flight finish for up to `shutdown_timeout`, then cut what
+   * remains and close upstream connections. Idempotent.
+   */
+  close(): Promise<void>;
+  status(): ProxyStatus;
+}
+
+/**
+ * Starts the L7 proxy: one node:http(s) server per listener, one UpstreamPool per pool, routes
+ * compiled once. Resolves when every listener is bound; a listener that cannot bind rejects with
+ * TG_PROXY_LISTEN after closing what was opened.
+ */
+export async function startProxy(config: ProxySection, options: StartProxyOptions = {}): Promise<ProxyServer> {
+  const random = options.random ?? Math.random;
+  const now = options.now ?? Date.now;
+  const pools = new Map<string, UpstreamPool>();
+  for (const [name, pool] of Object.entries(config.pools)) pools.set(name, new UpstreamPool(name, pool, random, now));
+  const log = options.logger;
+  const ctx: ProxyContext = {
+    routes: compileRoutes(config, pools),
+    trusted: config.trusted_proxies.length > 0 ? toBlockList(config.trusted_proxies) : undefined,
+    recursive: config.real_ip_recursive,
+    now,
+    accessLog: config.access_log && log ? (e: RequestEvent) => log.info({ ...e }, 'request') : undefined,
+    draining: false,
+    inFlight: new Set<Exchange>(),
+  };
+  const servers: { server: Server; tls: boolean }[] = [];
+  try {
+    for (const l of config.listeners) servers.push({ server: await listen(l, config, ctx), tls: l.tls !== undefined });
+  } catch (err) {
+    await Promise.all(servers.map(({ server }) => closeServer(server)));
+    await Promise.all([...pools.values()].map((p) => p.close(true)));
+    throw err;
+  }
+  for (const p of pools.values()) p.start();
+  const addresses = (): BoundAddress[] =>
+    servers.map(({ server, tls }) => {
+      const a = server.address() as AddressInfo;
+      return { address: a.address, port: a.port, family: a.family, tls };
+    });
+  log?.info({ listeners: addresses() }, 'proxy listening');
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= shutdown(ctx, servers, pools, config.shutdown_timeout, log);
+    return closing;
+  };
+  return {
+    addresses,
+    close,
+    [Symbol.asyncDispose]: close,
+    status: () => ({
+      listeners: addresses(),
+      draining: ctx.draining,
+      inFlight: ctx.inFlight.size,
+      pools: [...pools.values()].map((p) => p.status()),
+    }),
+  };
+}
+
+function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, UpstreamPool>): RouteTable<CompiledRoute> {
+  const specs: RouteSpec<CompiledRoute>[] = [];
+  const limit = config.limits.max_body_size;
+  if (config.routes.length === 0) {
+    const [name, pool] = Object.entries(config.pools)[0]!;
+    specs.push({ path: '/', value: { pool: pools.get(name)!, rules: compileHeaderRules(pool.headers, undefined), maxBodySize: limit } });
+  }
+  for (const r of config.routes) {
+    const pool = pools.get(r.pool);
+    if (!pool) throw new TgError('TG_CONFIG_INVALID', `route ${r.host ?? '*'}${r.path}: unknown pool '${r.pool}'`);
+    const rules = compileHeaderRules(config.pools[r.pool]!.headers, r.headers);
+    specs.push({ host: r.host, path: r.path, value: { pool, rules, maxBodySize: r.max_body_size ?? limit } });
+  }
+  return new RouteTable(specs);
+}
+
+async function listen(l: DeepReadonly<ListenerConfig>, config: ProxySection, ctx: ProxyContext): Promise<Server> {
+  const limits = config.limits;
+  const httpOptions = {
+    maxHeaderSize: limits.max_header_size,
+    keepAliveTimeout: limits.keepalive_timeout,
+    headersTimeout: limits.client_header_timeout,
+    requestTimeout: limits.client_request_timeout,
+    // Hop-by-hop and repeated headers are handled on rawHeaders; node's merged view is only read for a few fields.
+    joinDuplicateHeaders: false,
+  };
+  const info: ListenerInfo = { scheme: l.tls ? 'https' : 'http', port: l.port };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => handleRequest(ctx, info, req, res);
+  const server: Server = l.tls
+    ? createTlsServer({ ...httpOptions, cert: await readFile(l.tls.cert), key: await readFile(l.tls.key) }, onRequest)
+    : createServer(httpOptions, onRequest);
+  server.on('checkContinue', onRequest);
+  server.on('clientError', onClientError);
+  if (limits.max_connections > 0) server.maxConnections = limits.max_connections;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (cause) =>
+      reject(new TgError('TG_PROXY_LISTEN', `cannot listen on ${l.address}:${l.port}: ${(cause as Error).message}`, { cause })),
+    );
+    server.listen(l.port, l.address, () => resolve());
+  });
+  // X-Forwarded-Port tells the app the port the client used: the real one when the config said 0.
+  (info as { port: number }).port = (server.address() as AddressInfo).port;
+  return server;
+}
+
+/** Requests node rejects before they reach the proxy: short answers with the catalogue code, then close. */
+function onClientError(err: Error & { code?: string }, socket: Duplex): void {
+  const inProgress = (socket as Socket & { _httpMessage?: ServerResponse })._httpMessage;
+  if (err.code === 'ECONNRESET' || !socket.writable || inProgress?.headersSent) {
+    socket.destroy();
+    return;
+  }
+  const code: ErrorCode =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? 'TG_PROXY_HEADERS_TOO_LARGE'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? 'TG_PROXY_CLIENT_TIMEOUT'
+        : 'TG_PROXY_BAD_REQUEST';
+  const status = httpStatusOf(code);
+  const body = `${status} ${STATUS_CODES[status]} (${code})\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+      `content-length: ${body.length}\r\nx-tiergate-error: ${code}\r\n\r\n${body}`,
+  );
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => server.close(() => resolve()));
+}
+
+async function shutdown(
+  ctx: ProxyContext,
+  servers: readonly { server: Server }[],
+  pools: ReadonlyMap<string, UpstreamPool>,
+  timeoutMs: number,
+  log: ProxyLogger | undefined,
+): Promise<void> {
+  ctx.draining = true;
+  const closed = Promise.all(servers.map(({ server }) => closeServer(server)));
+  for (const { server } of servers) server.closeIdleConnections();
+  const drained = await waitForDrain(ctx, timeoutMs);
+  if (!drained) log?.warn({ inFlight: ctx.inFlight.size }, 'shutdown timeout: cutting requests in flight');
+  for (const { server } of servers) server.closeAllConnections();
+  await closed;
+  await Promise.all([...pools.values()].map((p) => p.close(!drained)));
+  log?.info({}, 'proxy stopped');
+}
+
+/** Resolves true once no request is in flight, false when `timeoutMs` passed first. */
+async function waitForDrain(ctx: ProxyContext, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (ctx.inFlight.size > 0) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, Math.min(50, Math.max(1, deadline - Date.now()))));
+  }
+  return true;
+}

@@ -1,0 +1,29 @@
+import type { ErrorCode } from '@tiergate/errors';
+import { NEXT } from './upstream-pool.ts';
+
+/** How one upstream failure counts: the code the client sees, the `retries.on` bit, passive-health fault. */
+export interface FailureKind {
+  readonly code: ErrorCode;
+  /** NEXT.error or NEXT.timeout (the nginx proxy_next_upstream condition it meets). */
+  readonly bit: number;
+}
+
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL', 'EHOSTDOWN']);
+const RESET_CODES = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'UND_ERR_CLOSED']);
+
+const CONNECT_TIMEOUT: FailureKind = { code: 'TG_PROXY_UPSTREAM_CONNECT_TIMEOUT', bit: NEXT.timeout };
+const TIMEOUT: FailureKind = { code: 'TG_PROXY_UPSTREAM_TIMEOUT', bit: NEXT.timeout };
+const CONNECT: FailureKind = { code: 'TG_PROXY_UPSTREAM_CONNECT', bit: NEXT.error };
+const RESET: FailureKind = { code: 'TG_PROXY_UPSTREAM_RESET', bit: NEXT.error };
+const OTHER: FailureKind = { code: 'TG_PROXY_UPSTREAM_ERROR', bit: NEXT.error };
+
+/** Classifies an error undici reported for an attempt (nginx: error / timeout / invalid_header). */
+export function classifyUpstreamError(err: unknown): FailureKind {
+  const e = err as { code?: string; syscall?: string } | null;
+  const code = e?.code ?? '';
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return CONNECT_TIMEOUT;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return TIMEOUT;
+  if (CONNECT_CODES.has(code) || e?.syscall === 'connect') return CONNECT;
+  if (RESET_CODES.has(code)) return RESET;
+  return OTHER;
+}
