@@ -6,8 +6,13 @@ import type { PoolConfig, ProxyConfig, SessionsConfig, TiergateConfig, VirtualSe
 type Path = (string | number)[];
 type Report = (path: Path, message: string) => void;
 
-/** Variables a `hash_key` template may use (nginx names). */
-const KEY_VARIABLE = /^(request_uri|uri|remote_addr|host|args|scheme|(http|cookie|arg)_[A-Za-z0-9_-]+)$/;
+/**
+ * Variables a `hash_key` template may use (nginx names): exactly those the balancer's key template
+ * compiles (test/config-balancer-registry.test.ts at the repo root checks both agree).
+ */
+const KEY_VARIABLE = /^(request_uri|uri|remote_addr|host|(http|cookie|arg)_[A-Za-z0-9_]+)$/;
+/** `${name}` (group 1, group 2 the closing brace) or `$name` (group 3), as nginx writes them. */
+const KEY_REFERENCE = /\$(?:\{([^}]*)(\}?)|([A-Za-z0-9_]*))/g;
 
 /**
  * Rules that span fields, checked after the shape is valid. Each reports at the most precise
@@ -157,14 +162,19 @@ function checkPool(pool: PoolConfig, at: Path, report: Report): void {
   if (pool.algorithm !== 'ip_hash' && pool.ip_hash_whole_address)
     report([...at, 'ip_hash_whole_address'], 'only used by algorithm ip_hash');
   if (pool.hash_key !== undefined) {
-    for (const m of pool.hash_key.matchAll(/\$\{?([A-Za-z0-9_-]*)\}?/g)) {
-      if (!KEY_VARIABLE.test(m[1] as string))
-        report(
-          [...at, 'hash_key'],
-          `unknown variable '$${m[1]}' (use $request_uri, $uri, $remote_addr, $host, $args, $http_NAME, $cookie_NAME, $arg_NAME)`,
-        );
-    }
+    for (const problem of hashKeyProblems(pool.hash_key)) report([...at, 'hash_key'], problem);
   }
+}
+
+function hashKeyProblems(key: string): string[] {
+  const problems: string[] = [];
+  for (const m of key.matchAll(KEY_REFERENCE)) {
+    const name = m[1] ?? m[3] ?? '';
+    if (m[1] !== undefined && m[2] === '') problems.push(`missing '}' after '\${${name}'`);
+    else if (!KEY_VARIABLE.test(name))
+      problems.push(`unknown variable '$${name}' (use $request_uri, $uri, $remote_addr, $host, $http_NAME, $cookie_NAME, $arg_NAME)`);
+  }
+  return problems;
 }
 
 function checkSessions(s: SessionsConfig, report: Report): void {
