@@ -1,1 +1,5 @@
-// Public surface of @tiergate/demo-app (filled in by its implementation).
+export { newCaptchaCode, type RandomInt, renderCaptchaSvg } from './captcha.ts';
+export { clientAddress, parseTrustedProxies } from './client-address.ts';
+export { createDemoApp, DEMO_SECRET, type DemoAppOptions } from './demo-app.ts';
+export { escapeHtml, type HomePageModel, renderHomePage } from './home-page.ts';
+export { type RunningDemoApp, type StartDemoAppOptions, startDemoApp } from './start-demo-app.ts';

@@ -1,0 +1,200 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { hostname as osHostname } from 'node:os';
+import { type Session, type SessionReply, type SessionStore, sessionMiddleware, withSession } from '@tiergate/session';
+import { newCaptchaCode, type RandomInt, renderCaptchaSvg } from './captcha.ts';
+import { clientAddress, parseTrustedProxies } from './client-address.ts';
+import { renderHomePage } from './home-page.ts';
+import { HttpError, readFields, stringField } from './request-body.ts';
+
+/**
+ * A fixed secret so that several demo instances sign cookies alike out of the box. It is public (it
+ * is in this file): anything beyond a local demo must pass its own `secrets`.
+ */
+export const DEMO_SECRET = 'tiergate-demo-secret-not-for-production!';
+
+export interface DemoAppOptions {
+  /** Shown on every page and in the X-Instance-Id header, so you can see the balancer at work. */
+  instanceId: string;
+  /** Where sessions live: a RedisSessionStore shared by all instances, or a MemoryStore to show the bug. */
+  store: SessionStore;
+  /** Cookie signing secrets, newest first (default: DEMO_SECRET). */
+  secrets?: readonly string[];
+  /** user → password (default: alice/wonderland, bob/builder). */
+  users?: Readonly<Record<string, string>>;
+  /** CIDRs whose X-Real-IP header is believed (default: none). */
+  trustedProxies?: readonly string[];
+  /** Mark the cookie Secure (default false: the local stack speaks plain HTTP). */
+  secureCookies?: boolean;
+  /** Shown on the page (default: os.hostname()). */
+  hostname?: string;
+  /** Randomness for captcha codes (tests pin it). */
+  randomInt?: RandomInt;
+}
+
+const DEFAULT_USERS = { alice: 'wonderland', bob: 'builder' };
+const ITEM_PATTERN = /^[\w .-]{1,64}$/;
+/**
+ * Each cart line is its own top-level session key (`cart:<item>`), not one `cart` object: the store
+ * merges concurrent saves per top-level key, so two app servers adding different items to one
+ * session at the same moment both keep theirs.
+ */
+const CART_PREFIX = 'cart:';
+
+interface Context {
+  options: DemoAppOptions;
+  hostname: string;
+  trusted: ReturnType<typeof parseTrustedProxies>;
+  users: Readonly<Record<string, string>>;
+}
+
+/**
+ * The demo application server (not listening yet). Routes: GET / (HTML), GET /captcha (SVG, or
+ * `{ code }` as JSON for Accept: application/json — a test convenience a real captcha must never
+ * offer), POST /login, POST /logout, GET and POST /cart, GET /healthz. Bad input is 400, a session
+ * store outage 503, never a stack trace.
+ */
+export function createDemoApp(options: DemoAppOptions): Server {
+  const context: Context = {
+    options,
+    hostname: options.hostname ?? osHostname(),
+    trusted: parseTrustedProxies(options.trustedProxies ?? []),
+    users: options.users ?? DEFAULT_USERS,
+  };
+  const sessions = sessionMiddleware({
+    store: options.store,
+    secrets: options.secrets ?? [DEMO_SECRET],
+    cookie: { secure: options.secureCookies ?? false },
+  });
+  const withSessionRoutes = withSession(sessions, (req, session) => route(context, req, session));
+  return createServer((req, res) => {
+    res.setHeader('x-instance-id', options.instanceId);
+    res.setHeader('cache-control', 'no-store');
+    if (new URL(req.url ?? '/', 'http://demo').pathname === '/healthz') return healthz(context, req, res);
+    withSessionRoutes(req, res).catch(() => {
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    });
+  });
+}
+
+function healthz(context: Context, req: IncomingMessage, res: ServerResponse): void {
+  // Does not touch the session store: liveness of this process, not of Redis.
+  const body = JSON.stringify({ status: 'ok', instance: context.options.instanceId });
+  res.writeHead(req.method === 'GET' || req.method === 'HEAD' ? 200 : 405, { 'content-type': 'application/json' });
+  res.end(body);
+}
+
+async function route(context: Context, req: IncomingMessage, session: Session): Promise<SessionReply> {
+  const path = new URL(req.url ?? '/', 'http://demo').pathname;
+  const key = `${req.method} ${path}`;
+  try {
+    switch (key) {
+      case 'GET /':
+        return html(200, homePage(context, req, session));
+      case 'GET /captcha':
+        return captcha(context, req, session);
+      case 'POST /login':
+        return await login(context, req, session);
+      case 'POST /logout':
+        session.destroy();
+        return wantsJson(req) ? json(200, { ok: true }) : redirectHome();
+      case 'GET /cart':
+        return json(200, { user: session.data.user ?? null, items: cartOf(session) });
+      case 'POST /cart':
+        return await addToCart(req, session);
+      default:
+        return ['/', '/captcha', '/login', '/logout', '/cart'].includes(path) ? text(405, 'method not allowed') : text(404, 'not found');
+    }
+  } catch (err) {
+    if (err instanceof HttpError) return failure(req, err.status, 'bad-request', err.message);
+    throw err;
+  }
+}
+
+function homePage(context: Context, req: IncomingMessage, session: Session): string {
+  return renderHomePage({
+    instanceId: context.options.instanceId,
+    hostname: context.hostname,
+    clientAddress: clientAddress(req, context.trusted),
+    user: typeof session.data.user === 'string' ? session.data.user : undefined,
+    cart: cartOf(session),
+  });
+}
+
+function captcha(context: Context, req: IncomingMessage, session: Session): SessionReply {
+  const code = newCaptchaCode(context.options.randomInt);
+  session.data.captcha = code;
+  if (wantsJson(req)) return json(200, { code });
+  return { status: 200, headers: { 'content-type': 'image/svg+xml' }, body: renderCaptchaSvg(code) };
+}
+
+async function login(context: Context, req: IncomingMessage, session: Session): Promise<SessionReply> {
+  const fields = await readFields(req);
+  const user = stringField(fields, 'user');
+  const password = stringField(fields, 'password');
+  const given = stringField(fields, 'captcha', 32);
+  const expected = session.data.captcha;
+  // One-time: a captcha is consumed by any attempt, right or wrong, so it cannot be replayed.
+  delete session.data.captcha;
+  if (typeof expected !== 'string' || given.trim().toUpperCase() !== expected) {
+    return failure(req, 401, 'captcha', 'the captcha is wrong or expired; load a new one');
+  }
+  if (!passwordMatches(context.users, user, password)) return failure(req, 401, 'credentials', 'unknown user or wrong password');
+  session.regenerate();
+  session.data.user = user;
+  return wantsJson(req) ? json(200, { user }) : redirectHome();
+}
+
+/** Constant-time over equal-length digests, and the same work for unknown users. */
+function passwordMatches(users: Readonly<Record<string, string>>, user: string, password: string): boolean {
+  const known = Object.hasOwn(users, user);
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  const same = timingSafeEqual(digest(known ? users[user]! : '\0unknown'), digest(password));
+  return known && same;
+}
+
+async function addToCart(req: IncomingMessage, session: Session): Promise<SessionReply> {
+  const fields = await readFields(req);
+  const item = stringField(fields, 'item', 64);
+  const qty = Number(fields.qty ?? 1);
+  if (!ITEM_PATTERN.test(item)) throw new HttpError(400, "'item' may hold letters, digits, space, '.', '_' and '-'");
+  if (!Number.isInteger(qty) || qty < 1 || qty > 99) throw new HttpError(400, "'qty' must be an integer from 1 to 99");
+  const key = CART_PREFIX + item;
+  const current = typeof session.data[key] === 'number' ? (session.data[key] as number) : 0;
+  session.data[key] = Math.min(current + qty, 999);
+  return wantsJson(req) ? json(200, { items: cartOf(session) }) : redirectHome();
+}
+
+function cartOf(session: Session): Record<string, number> {
+  const items: Record<string, number> = {};
+  for (const [key, value] of Object.entries(session.data)) {
+    if (key.startsWith(CART_PREFIX) && typeof value === 'number') items[key.slice(CART_PREFIX.length)] = value;
+  }
+  return items;
+}
+
+function wantsJson(req: IncomingMessage): boolean {
+  return (req.headers.accept ?? '').includes('application/json') || (req.headers['content-type'] ?? '').startsWith('application/json');
+}
+
+/** `{ error, message }` for JSON clients, the message as text for browsers. */
+function failure(req: IncomingMessage, status: number, error: string, message: string): SessionReply {
+  return wantsJson(req) ? json(status, { error, message }) : text(status, message);
+}
+
+function json(status: number, value: unknown): SessionReply {
+  return { status, headers: { 'content-type': 'application/json' }, body: JSON.stringify(value) };
+}
+
+function html(status: number, body: string): SessionReply {
+  return { status, headers: { 'content-type': 'text/html; charset=utf-8' }, body };
+}
+
+function text(status: number, body: string): SessionReply {
+  return { status, headers: { 'content-type': 'text/plain; charset=utf-8' }, body: `${body}\n` };
+}
+
+function redirectHome(): SessionReply {
+  return { status: 303, headers: { location: '/' }, body: '' };
+}
