@@ -31,7 +31,7 @@ export interface IpvsDriver extends AsyncDisposable {
   updateService(svc: IpvsService): Promise<void>;
   /** Deletes the service and its destinations; TG_IPVS_NO_SERVICE when absent. */
   deleteService(id: IpvsServiceId): Promise<void>;
-  /** The destinations of a service; TG_IPVS_NO_SERVICE when the service is absent (not an empty list). */
+  /** The destinations of a service; TG_IPVS_NO_SERVICE (both drivers) when the service is absent, not an empty list. */
   listDestinations(id: IpvsServiceId): Promise<IpvsDestination[]>;
   addDestination(id: IpvsServiceId, dest: IpvsDestination): Promise<void>;
   updateDestination(id: IpvsServiceId, dest: IpvsDestination): Promise<void>;
