@@ -45,12 +45,16 @@ export function deadlineDetail(d: Deadline, timeoutMs: number): string {
   return d.reason === 'timeout' ? `timeout after ${timeoutMs} ms` : 'aborted';
 }
 
+/** Longest detail kept: /status pages and log lines stay readable. */
+const MAX_DETAIL = 160;
+
 /** A short, single-line message for an unexpected error (the code first when Node gives one). */
 export function errorDetail(err: unknown): string {
+  let text = String(err);
   if (err instanceof Error) {
     const code = (err as NodeJS.ErrnoException).code;
     const msg = err.message.split('\n', 1)[0] ?? '';
-    return code && !msg.includes(code) ? `${code}: ${msg}` : msg || String(code ?? err.name);
+    text = code && !msg.includes(code) ? `${code}: ${msg}` : msg || String(code ?? err.name);
   }
-  return String(err);
+  return text.length > MAX_DETAIL ? `${text.slice(0, MAX_DETAIL - 1)}…` : text;
 }

@@ -4,6 +4,7 @@ export { CommandChecker } from './command-checker.ts';
 export { DEFAULT_EXPECT_STATUS, DEFAULT_MAX_BODY_BYTES, HttpChecker } from './http-checker.ts';
 export {
   CHECK_CHANNEL,
+  type CheckEvent,
   type HealthChange,
   HealthMonitor,
   type HealthMonitorOptions,

@@ -7,7 +7,7 @@ import type { Checker, CheckResult, CheckTarget } from './types.ts';
 
 /** diagnostics_channel name: every up/down change, message `HealthChange`. */
 export const TRANSITION_CHANNEL = 'tiergate:health:transition';
-/** diagnostics_channel name: every completed check, message `{ monitor, target, result }` (for metrics). */
+/** diagnostics_channel name: every completed check, message `CheckEvent` (for metrics). */
 export const CHECK_CHANNEL = 'tiergate:health:check';
 
 const transitionChannel = channel(TRANSITION_CHANNEL);
@@ -24,6 +24,13 @@ export interface HealthChange {
   readonly result: CheckResult;
   /** `now()` when it changed (ms since the epoch by default). */
   readonly at: number;
+}
+
+/** One completed check, as `onCheck` and CHECK_CHANNEL see it. */
+export interface CheckEvent {
+  readonly monitor: string;
+  readonly target: CheckTarget;
+  readonly result: CheckResult;
 }
 
 /** What /status endpoints show for one target. */
@@ -46,6 +53,8 @@ export interface HealthMonitorOptions {
   readonly checker?: Checker;
   readonly targets?: readonly CheckTarget[];
   readonly onChange?: (change: HealthChange) => void;
+  /** Every completed check (e.g. to follow a misc_dynamic `weight` that changes without a transition). */
+  readonly onCheck?: (check: CheckEvent) => void;
   readonly name?: string;
   /** Uniform in [0, 1); drives the interval jitter. */
   readonly random?: () => number;
@@ -90,6 +99,7 @@ export class HealthMonitor implements AsyncDisposable {
   readonly #checker: Checker;
   readonly #ownsChecker: boolean;
   readonly #onChange: ((change: HealthChange) => void) | undefined;
+  readonly #onCheck: ((check: CheckEvent) => void) | undefined;
   readonly #random: () => number;
   readonly #now: () => number;
   readonly #entries = new Map<string, Entry>();
@@ -103,6 +113,7 @@ export class HealthMonitor implements AsyncDisposable {
     this.#checker = options.checker ?? createChecker(options.spec);
     this.#ownsChecker = options.checker === undefined;
     this.#onChange = options.onChange;
+    this.#onCheck = options.onCheck;
     this.name = options.name ?? '';
     this.#random = options.random ?? Math.random;
     this.#now = options.now ?? Date.now;
@@ -245,20 +256,29 @@ export class HealthMonitor implements AsyncDisposable {
     entry.lastResult = result;
     const { state, transition } = stepRiseFall(entry.state, result.ok, this.timing);
     entry.state = state;
-    if (checkChannel.hasSubscribers) checkChannel.publish({ monitor: this.name, target: entry.target, result });
-    if (!transition) return;
-    entry.lastChangeAt = this.#now();
-    const change: HealthChange = { monitor: this.name, target: entry.target, ...transition, result, at: entry.lastChangeAt };
-    if (transitionChannel.hasSubscribers) transitionChannel.publish(change);
-    if (!this.#onChange) return;
-    try {
-      this.#onChange(change);
-    } catch (err) {
-      // A throwing listener is the caller's bug: surface it as an uncaught exception (as EventEmitter would)
-      // without breaking this monitor's schedule, which was set before the listener ran.
-      process.nextTick(() => {
-        throw err;
-      });
+    const check: CheckEvent = { monitor: this.name, target: entry.target, result };
+    if (checkChannel.hasSubscribers) checkChannel.publish(check);
+    if (transition) {
+      entry.lastChangeAt = this.#now();
+      const change: HealthChange = { monitor: this.name, target: entry.target, ...transition, result, at: entry.lastChangeAt };
+      if (transitionChannel.hasSubscribers) transitionChannel.publish(change);
+      notify(this.#onChange, change);
     }
+    notify(this.#onCheck, check);
+  }
+}
+
+/**
+ * Calls a listener. A throwing listener is the caller's bug: it surfaces as an uncaught exception (as with
+ * EventEmitter) without breaking the monitor's schedule, which is already set when listeners run.
+ */
+function notify<T>(listener: ((arg: T) => void) | undefined, arg: T): void {
+  if (!listener) return;
+  try {
+    listener(arg);
+  } catch (err) {
+    process.nextTick(() => {
+      throw err;
+    });
   }
 }

@@ -1,7 +1,7 @@
 import { isTgError } from '@tiergate/errors';
 import { describe, expect, it } from 'vitest';
 import { CHECKERS, type CheckerSpec, createChecker, resolveTiming, type SpecOf } from '../src/index.ts';
-import { closedPort } from './helpers.ts';
+import { closedPort, trackTimers } from './helpers.ts';
 
 const CONNECT_SCRIPT = `require('node:net').connect(+process.env.TG_CHECK_PORT, process.env.TG_CHECK_HOST)
   .on('connect', () => process.exit(0)).on('error', (e) => { console.error(e.code); process.exit(1); });`;
@@ -44,6 +44,18 @@ describe('checker registry', () => {
         expect(r.ok).toBe(false);
         expect(r.detail.length).toBeGreaterThan(0);
         expect(r.durationMs).toBeGreaterThanOrEqual(0);
+      } finally {
+        await checker.close?.();
+      }
+    });
+
+    it('leaves no pending timer behind once a check resolved', async () => {
+      const checker = createChecker(spec);
+      try {
+        const port = await closedPort();
+        using timers = trackTimers();
+        await checker.check({ host: '127.0.0.1', port }, 60_000);
+        expect(await timers.pending()).toBe(0);
       } finally {
         await checker.close?.();
       }

@@ -1,3 +1,4 @@
+import { createHook } from 'node:async_hooks';
 import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -71,4 +72,28 @@ export async function waitFor(cond: () => boolean, what: string, ms = 5000): Pro
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * Watches the timers created from now on and reports those still pending and keeping the process alive
+ * (ref'd). Counting all process timers instead would also see other tests' timers come and go.
+ */
+export function trackTimers(): Disposable & { pending(): Promise<number> } {
+  const live = new Map<number, { hasRef(): boolean }>();
+  const hook = createHook({
+    init(id, type, _trigger, resource) {
+      if (type === 'Timeout') live.set(id, resource as { hasRef(): boolean });
+    },
+    destroy(id) {
+      live.delete(id);
+    },
+  }).enable();
+  return {
+    // Node batches destroy hooks and runs them after the current tick; let them arrive before counting.
+    pending: async () => {
+      await new Promise((r) => setImmediate(r));
+      return [...live.values()].filter((t) => t.hasRef()).length;
+    },
+    [Symbol.dispose]: () => hook.disable(),
+  };
 }

@@ -1,7 +1,12 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { isTgError } from '@tiergate/errors';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  CHECK_CHANNEL,
+  type CheckEvent,
   type Checker,
   type CheckResult,
   type CheckTarget,
@@ -10,8 +15,9 @@ import {
   HttpChecker,
   jitteredDelay,
   TRANSITION_CHANNEL,
+  targetKey,
 } from '../src/index.ts';
-import { httpServer, type TestServer, waitFor } from './helpers.ts';
+import { httpServer, type TestServer, trackTimers, waitFor } from './helpers.ts';
 
 /** A real upstream whose health endpoint answers `status`, counting the requests it gets. */
 async function flipServer(): Promise<TestServer & { status: number; requests: number }> {
@@ -27,7 +33,6 @@ async function flipServer(): Promise<TestServer & { status: number; requests: nu
 const at = (port: number): CheckTarget => ({ host: '127.0.0.1', port });
 const fast = { intervalMs: 20, timeoutMs: 1000, jitter: 0 } as const;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const timeouts = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
 
 describe('HealthMonitor', () => {
   const channelEvents: HealthChange[] = [];
@@ -163,7 +168,7 @@ describe('HealthMonitor', () => {
       requests += 1;
     });
     await using srv = await flipServer();
-    const before = timeouts();
+    using timers = trackTimers();
     const monitor = new HealthMonitor({
       spec: { kind: 'http', path: '/', ...fast, timeoutMs: 60_000 },
       targets: [at(hanging.port), at(srv.port)],
@@ -172,7 +177,7 @@ describe('HealthMonitor', () => {
     await waitFor(() => requests === 1 && srv.requests >= 2, 'a hanging check and some normal ones');
     await monitor.stop();
     expect(monitor.status()[0]).toMatchObject({ checks: 0, lastResult: null });
-    expect(timeouts()).toBe(before);
+    expect(await timers.pending()).toBe(0);
     const after = srv.requests;
     await sleep(5 * fast.intervalMs);
     expect(srv.requests).toBe(after);
@@ -203,6 +208,43 @@ describe('HealthMonitor', () => {
     await waitFor(() => monitor.status()[0]!.checks >= 3, 'three checks');
     await monitor.stop();
     expect(draws).toBe(monitor.status()[0]!.checks);
+  });
+
+  it('follows a misc_dynamic weight through onCheck and CHECK_CHANNEL without a transition', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tg-health-weight-'));
+    const onChannelCheck = (msg: unknown) => channelChecks.push(msg as CheckEvent);
+    const channelChecks: CheckEvent[] = [];
+    subscribe(CHECK_CHANNEL, onChannelCheck);
+    try {
+      await writeFile(join(dir, 'code'), '5');
+      const weights: (number | undefined)[] = [];
+      const changes: HealthChange[] = [];
+      await using monitor = new HealthMonitor({
+        name: 'weights',
+        spec: { kind: 'command', argv: ['sh', '-c', `exit $(cat ${join(dir, 'code')})`], dynamicWeight: true, ...fast },
+        targets: [at(9)],
+        onCheck: (c) => weights.push(c.result.weight),
+        onChange: (c) => changes.push(c),
+      });
+      monitor.start();
+      await waitFor(() => weights.length >= 1, 'a first weight');
+      // Replace atomically: a check reading a half-written file would see no code at all.
+      await writeFile(join(dir, 'code.new'), '10');
+      await rename(join(dir, 'code.new'), join(dir, 'code'));
+      await waitFor(() => weights.at(-1) === 8, 'the new weight');
+      await monitor.stop();
+      expect(weights[0]).toBe(3);
+      expect(new Set(weights)).toEqual(new Set([3, 8]));
+      expect(changes).toEqual([]);
+      expect(channelChecks.filter((c) => c.monitor === 'weights').map((c) => c.result.weight)).toEqual(weights);
+    } finally {
+      unsubscribe(CHECK_CHANNEL, onChannelCheck);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keys targets by host and port, bracketing IPv6', () => {
+    expect([targetKey({ host: '10.0.0.1', port: 80 }), targetKey({ host: 'fd00::1', port: 80 })]).toEqual(['10.0.0.1:80', '[fd00::1]:80']);
   });
 
   it('rejects invalid timing with TG_CONFIG_INVALID', () => {
