@@ -14,6 +14,13 @@
  * - a pool of one primary and no backups ignores passive health and slow start (nginx's
  *   `peers->single`: "such a server will never be considered unavailable").
  *
+ * When no server is usable, only because of passive failures or otherwise, pick() returns -1 and
+ * nothing is reset: that is what nginx 1.2x does (ngx_http_upstream_get_round_robin_peer returns
+ * NGX_BUSY, logged as "no live upstreams", the client gets 502). Old nginx (the 1.0-era "all peers
+ * failed, mark them as live for quick recovery" loop) reset every `fails` to 0 at that point; current
+ * nginx dropped it, and so do we: servers come back one probe at a time once fail_timeout has passed
+ * since their last check, instead of the whole pool being hammered again at once.
+ *
  * Storage is typed arrays indexed by server so the hot path allocates nothing.
  */
 import type { PickRequest, ServerSpec, ServerState } from './types.ts';

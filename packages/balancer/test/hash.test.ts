@@ -1,7 +1,8 @@
 import { crc32 } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConsistentHashRing, type ServerSpec, splitHostPort } from '../src/index.ts';
+import { ConsistentHashRing, splitHostPort } from '../src/consistent-hash-ring.ts';
+import type { ServerSpec } from '../src/index.ts';
 import { make, request, server } from './helpers.ts';
 
 const ok = { failed: false, latencyMs: 1 };

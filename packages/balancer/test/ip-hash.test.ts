@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseIpInto } from '../src/index.ts';
+import { parseIpInto } from '../src/ip-address.ts';
 import { make, request, seededRandom, server, weighted } from './helpers.ts';
 
 function bytesOf(addr: string): number[] | undefined {
