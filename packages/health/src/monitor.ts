@@ -106,6 +106,7 @@ export class HealthMonitor implements AsyncDisposable {
   /** Checks of removed targets still finishing; a re-added target waits for its old check first. */
   readonly #retiring = new Map<string, Promise<void>>();
   #phase: 'new' | 'running' | 'stopped' = 'new';
+  #stopped: Promise<void> | null = null;
 
   constructor(options: HealthMonitorOptions) {
     this.timing = resolveTiming(options.spec);
@@ -162,9 +163,16 @@ export class HealthMonitor implements AsyncDisposable {
     return this.#entries.get(targetKey(target))?.state.healthy;
   }
 
-  /** Stops scheduling, aborts and awaits checks in flight, clears every timer, closes an owned checker. */
-  async stop(): Promise<void> {
-    if (this.#phase === 'stopped') return;
+  /**
+   * Stops scheduling, aborts and awaits checks in flight, clears every timer, closes an owned checker.
+   * Every call returns the same promise, so `stop()` inside an `await using` scope waits in both places.
+   */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#shutdown();
+    return this.#stopped;
+  }
+
+  async #shutdown(): Promise<void> {
     this.#phase = 'stopped';
     const pending = [...this.#retiring.values()];
     for (const entry of this.#entries.values()) {

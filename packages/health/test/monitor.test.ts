@@ -175,7 +175,9 @@ describe('HealthMonitor', () => {
     });
     monitor.start();
     await waitFor(() => requests === 1 && srv.requests >= 2, 'a hanging check and some normal ones');
-    await monitor.stop();
+    const stopping = monitor.stop();
+    expect(monitor.stop()).toBe(stopping);
+    await stopping;
     expect(monitor.status()[0]).toMatchObject({ checks: 0, lastResult: null });
     expect(await timers.pending()).toBe(0);
     const after = srv.requests;
