@@ -11,8 +11,8 @@
  * `tiergate-nmr` (node --no-memory-reducer: see V8's memory reducer note in loadtest/README.md).
  * Loopback only; every run is bounded by --duration. Not part of `npm test`: performance is measured, not asserted.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -40,10 +40,12 @@ const SOAK = Number(args.soak);
 const TARGETS = args.targets.split(',');
 
 const work = mkdtempSync(join(tmpdir(), 'tg-bench-'));
+// nginx workers run as an unprivileged user: they must be able to read the bodies.
+chmodSync(work, 0o755);
 const children: ChildProcess[] = [];
 process.on('exit', () => {
   for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  rmSync(work, { recursive: true, force: true });
+  if (!process.env.TG_BENCH_KEEP) rmSync(work, { recursive: true, force: true });
 });
 
 async function freePort(): Promise<number> {
@@ -120,7 +122,9 @@ function toMs(v: string): number {
 
 function wrk(url: string, seconds: number): Promise<WrkResult> {
   return new Promise((res, rej) => {
-    const c = spawn('taskset', ['-c', '1', 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', url], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const c = spawn('taskset', ['-c', '1', 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', url], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     c.stdout.on('data', (d) => (out += d));
     c.on('error', rej);
@@ -152,7 +156,7 @@ async function measure(pid: number, url: string, seconds: number): Promise<WrkRe
 const up = [await freePort(), await freePort()];
 mkdirSync(join(work, 'www'));
 for (const size of BODIES) writeFileSync(join(work, 'www', `b${size}`), 'x'.repeat(size));
-const nginxCommon = `pid PIDFILE; error_log ${work}/ERRLOG warn; daemon off; worker_rlimit_nofile 65536;
+const nginxCommon = `pid PIDFILE; error_log ${work}/ERRLOG warn; daemon off;
 events { worker_connections 4096; }`;
 function nginxConf(name: string, body: string): string {
   const file = join(work, `${name}.conf`);
@@ -219,7 +223,9 @@ proxy:
 
 const results: Record<string, Record<number, WrkResult & { rssMiB: number }>> = {};
 const cpus = WORKERS > 1 ? 'all cores' : 'core 0';
-console.log(`proxy benchmark: ${CONNS} connections, ${DURATION}s per run after ${WARMUP}s warm-up, ${WORKERS} worker(s) on ${cpus}, wrk on core 1`);
+console.log(
+  `proxy benchmark: ${CONNS} connections, ${DURATION}s per run after ${WARMUP}s warm-up, ${WORKERS} worker(s) on ${cpus}, wrk on core 1`,
+);
 for (const name of TARGETS) {
   const t = await startTarget(name);
   results[name] = {};
@@ -254,13 +260,31 @@ if (results.nginx) {
     for (const size of BODIES) {
       const a = results[name]?.[size];
       const b = results.nginx[size];
-      if (a && b) console.log(`${name.padEnd(14)} ${String(size).padStart(6)} B  ${(a.rps / b.rps).toFixed(2)} × req/s   p99 ${(a.p99ms / b.p99ms).toFixed(2)} ×`);
+      if (a && b)
+        console.log(
+          `${name.padEnd(14)} ${String(size).padStart(6)} B  ${(a.rps / b.rps).toFixed(2)} × req/s   p99 ${(a.p99ms / b.p99ms).toFixed(2)} ×`,
+        );
     }
   }
 }
 mkdirSync(args.out, { recursive: true });
 const outFile = join(args.out, `proxy-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
-const nginxVersion = execFileSync('nginx', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }) || 'nginx';
-writeFileSync(outFile, JSON.stringify({ date: new Date().toISOString(), nginxVersion, node: process.version, connections: CONNS, duration: DURATION, workers: WORKERS, results }, null, 2));
+const nginxVersion = spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim();
+writeFileSync(
+  outFile,
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      nginxVersion,
+      node: process.version,
+      connections: CONNS,
+      duration: DURATION,
+      workers: WORKERS,
+      results,
+    },
+    null,
+    2,
+  ),
+);
 console.log(`\nresults: ${outFile}`);
 for (const c of children) await stop(c);

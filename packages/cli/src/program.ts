@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerProxy } from './commands/proxy.ts';
 import { registerValidate } from './commands/validate.ts';
 
 const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -12,5 +13,6 @@ export function buildProgram(): Command {
     .showHelpAfterError('(run tiergate --help for usage)')
     .exitOverride();
   registerValidate(program);
+  registerProxy(program);
   return program;
 }

@@ -10,7 +10,10 @@ export interface CliResult {
 }
 
 /** Runs the real `tiergate` launcher in a child process (bounded by `timeoutMs`). */
-export function runCli(args: readonly string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; node?: string } = {}): Promise<CliResult> {
+export function runCli(
+  args: readonly string[],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; node?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(opts.node ?? process.execPath, [BIN, ...args], { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';

@@ -14,7 +14,10 @@ function file(name: string, text: string): string {
   return p;
 }
 
-const good = file('good.yaml', 'version: 1\nproxy:\n  listeners: [{ port: 8080 }]\n  pools:\n    app:\n      servers: [{ address: "127.0.0.1:8081" }]\n');
+const good = file(
+  'good.yaml',
+  'version: 1\nproxy:\n  listeners: [{ port: 8080 }]\n  pools:\n    app:\n      servers: [{ address: "127.0.0.1:8081" }]\n',
+);
 const bad = file(
   'bad.yaml',
   'version: 1\nvirtual_services:\n  - address: 10.0.0.1\n    port: 80\n    scheduler: wrrr\n    real_servers:\n      - address: 10.0.0.2\n        weight: -1\n',
@@ -57,7 +60,10 @@ describe('tiergate validate', () => {
     const r = await runCli(['validate', '--json', bad]);
     expect(r.code).toBe(1);
     const out = JSON.parse(r.stdout);
-    expect(out[0].issues.map((i: { path: string }) => i.path)).toEqual(['virtual_services[0].scheduler', 'virtual_services[0].real_servers[0].weight']);
+    expect(out[0].issues.map((i: { path: string }) => i.path)).toEqual([
+      'virtual_services[0].scheduler',
+      'virtual_services[0].real_servers[0].weight',
+    ]);
   });
 });
 

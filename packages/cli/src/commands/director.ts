@@ -1,0 +1,154 @@
+import { type Config, loadConfigFile } from '@tiergate/config';
+import {
+  buildStatus,
+  configuredServiceKeys,
+  createLogger,
+  Director,
+  type DirectorStatus,
+  defaultStatePath,
+  describeOp,
+  FileStateStore,
+  formatIpvsadmCommand,
+  formatStatusTable,
+  openIpvsDriver,
+  reconcileCycle,
+  serviceIdOfConfig,
+  setupDirectorHost,
+  startAdminServer,
+} from '@tiergate/director';
+import { TgError } from '@tiergate/errors';
+import type { Command } from 'commander';
+
+type DirectorCfg = Config['directors'][number];
+
+interface CommonOpts {
+  config: string;
+  name?: string;
+  stateFile?: string;
+}
+
+/** The director this host runs: `--name`, or the only one in the file. */
+function pickDirector(config: Config, name: string | undefined): DirectorCfg {
+  const all = config.directors;
+  const found = name === undefined ? (all.length === 1 ? all[0] : undefined) : all.find((d) => d.name === name);
+  if (found) return found;
+  const names = all.map((d) => d.name).join(', ') || 'none';
+  const why =
+    name === undefined
+      ? all.length === 0
+        ? 'the file has no directors entry'
+        : 'the file has several directors: pass --name'
+      : `no director named '${name}'`;
+  throw new TgError('TG_CONFIG_INVALID', `${why} (directors: ${names})`);
+}
+
+async function load(opts: CommonOpts): Promise<{ config: Config; director: DirectorCfg; stateFile: string }> {
+  const config = await loadConfigFile(opts.config);
+  const director = pickDirector(config, opts.name);
+  // Fail on a config the kernel would reject before touching anything (identity of every service).
+  for (const vs of config.virtual_services) serviceIdOfConfig(vs);
+  return { config, director, stateFile: opts.stateFile ?? defaultStatePath('director', director.name) };
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .requiredOption('-c, --config <file>', 'tiergate.yaml')
+    .option('--name <director>', 'which director of the file this host is (default: the only one)')
+    .option('--state-file <path>', 'where ownership and drain state are kept (default /run/tiergate/director-<name>-net<ns>.json)');
+}
+
+/** `tiergate director run|apply|status`. */
+export function registerDirector(program: Command): void {
+  const director = program.command('director').description('the L4 director: reconcile kernel IPVS with tiergate.yaml');
+  common(director.command('apply'))
+    .description('apply the virtual services once (VIPs, sysctls, IPVS); --dry-run prints the ipvsadm commands instead')
+    .option('--dry-run', 'print the plan as ipvsadm commands; change nothing')
+    .action(async (opts: CommonOpts & { dryRun?: boolean }) => applyCommand(opts));
+  common(director.command('run'))
+    .description('run the director daemon: health checks, reconcile loop, admin /status and /metrics')
+    .action(async (opts: CommonOpts) => runCommand(opts));
+  common(director.command('status'))
+    .description('show the IPVS table with health, from the running daemon (admin /status) or else from the kernel')
+    .option('--json', 'print the status as JSON')
+    .action(async (opts: CommonOpts & { json?: boolean }) => statusCommand(opts));
+}
+
+async function applyCommand(opts: CommonOpts & { dryRun?: boolean }): Promise<void> {
+  const { config, director, stateFile } = await load(opts);
+  await using driver = await openIpvsDriver(director.driver);
+  const state = new FileStateStore(stateFile);
+  const input = { services: config.virtual_services, driver, state, health: new Map<string, boolean>(), now: Date.now() };
+  if (opts.dryRun) {
+    const { ops } = await reconcileCycle({ ...input, dryRun: true });
+    for (const op of ops) process.stdout.write(`${formatIpvsadmCommand(op)}\n`);
+    process.stdout.write(`# ${ops.length} op${ops.length === 1 ? '' : 's'} (dry run: nothing changed)\n`);
+    return;
+  }
+  const host = await setupDirectorHost(director, config.virtual_services, driver);
+  for (const line of host.changes) process.stdout.write(`host: ${line}\n`);
+  const { ops, report } = await reconcileCycle(input);
+  for (const op of ops) process.stdout.write(`${describeOp(op)}\n`);
+  const tolerated = report?.tolerated.length ? `, ${report.tolerated.length} already done` : '';
+  process.stdout.write(`applied ${ops.length} op${ops.length === 1 ? '' : 's'}${tolerated}\n`);
+}
+
+async function runCommand(opts: CommonOpts): Promise<void> {
+  const { config, director, stateFile } = await load(opts);
+  const logger = createLogger(config.telemetry.logs.level);
+  const driver = await openIpvsDriver(director.driver);
+  let daemon: Director | undefined;
+  try {
+    const host = await setupDirectorHost(director, config.virtual_services, driver);
+    for (const change of host.changes) logger.info({ change }, 'host setup');
+    daemon = new Director({
+      name: director.name,
+      services: config.virtual_services,
+      driver,
+      state: new FileStateStore(stateFile),
+      intervalMs: director.reconcile_interval,
+      logger,
+    });
+    await daemon.start();
+    const admin = await startAdminServer(daemon, director.admin);
+    logger.info({ admin: admin.url, interval: director.reconcile_interval, stateFile }, 'director running');
+    await new Promise<void>((resolve) => {
+      process.once('SIGTERM', resolve);
+      process.once('SIGINT', resolve);
+    });
+    logger.info({}, 'stopping (the IPVS table is left as it is)');
+    await admin.close();
+  } finally {
+    await daemon?.stop();
+    await driver.close();
+  }
+}
+
+async function statusCommand(opts: CommonOpts & { json?: boolean }): Promise<void> {
+  const { config, director } = await load(opts);
+  const status = (await fromDaemon(director)) ?? (await fromKernel(config, director));
+  process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatusTable(status));
+}
+
+async function fromDaemon(director: DirectorCfg): Promise<DirectorStatus | undefined> {
+  const host = director.admin.address.includes(':') ? `[${director.admin.address}]` : director.admin.address;
+  const headers: Record<string, string> = director.admin.token ? { authorization: `Bearer ${director.admin.token}` } : {};
+  try {
+    const res = await fetch(`http://${host}:${director.admin.port}/status`, { headers, signal: AbortSignal.timeout(2_000) });
+    if (res.ok) return (await res.json()) as DirectorStatus;
+  } catch {
+    // No daemon listening: read the kernel instead.
+  }
+  return undefined;
+}
+
+async function fromKernel(config: Config, director: DirectorCfg): Promise<DirectorStatus> {
+  await using driver = await openIpvsDriver(director.driver);
+  const managed = configuredServiceKeys(config.virtual_services);
+  return buildStatus(`${director.name} (kernel; daemon not reachable, health unknown)`, await driver.listServices(), {
+    managed,
+    health: new Map(),
+    draining: new Map(),
+    cycles: 0,
+    lastCycle: null,
+  });
+}
