@@ -31,6 +31,7 @@ describe('config ↔ balancer', () => {
     '$http_x_user',
     '$cookie_session',
     '$arg_id',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: nginx's ${name} syntax, not a JS template
     '${uri}-suffix',
     'prefix-$host$uri',
     '$cookie_user$arg_id',
@@ -41,6 +42,7 @@ describe('config ↔ balancer', () => {
     '$http_',
     '$',
     '${uri',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: an empty nginx ${name}, on purpose
     '${}',
     '$1abc',
   ];
