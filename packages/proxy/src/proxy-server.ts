@@ -133,6 +133,8 @@ async function listen(l: DeepReadonly<ListenerConfig>, config: ProxySection, ctx
     keepAliveTimeout: limits.keepalive_timeout,
     headersTimeout: limits.client_header_timeout,
     requestTimeout: limits.client_request_timeout,
+    // node checks both timeouts on this period (default 30 s, which would make a 5 s header timeout fire late).
+    connectionsCheckingInterval: Math.max(50, Math.min(1000, limits.client_header_timeout / 4)),
     // Hop-by-hop and repeated headers are handled on rawHeaders; node's merged view is only read for a few fields.
     joinDuplicateHeaders: false,
   };

@@ -51,7 +51,7 @@ export function named(name: string): (req: IncomingMessage, res: ServerResponse)
 
 /** Validates a proxy section through the real schema (defaults applied, frozen). */
 export function proxySection(proxy: Record<string, unknown>): ProxySection {
-  const cfg = validateConfig({ version: 1, proxy: { listeners: [{ address: '127.0.0.1', port: 0 }], ...proxy } });
+  const cfg = validateConfig({ version: 1, proxy: { listeners: [{ address: '127.0.0.1', port: 0 }], shutdown_timeout: '2s', ...proxy } });
   return cfg.proxy!;
 }
 
@@ -68,7 +68,7 @@ export async function startTestProxy(proxy: Record<string, unknown>, random?: ()
 
 /** A client agent, optionally bound to a local address (127.0.0.2 … to act as another client). */
 export function clientAgent(localAddress?: string): Agent & AsyncDisposable {
-  const agent = new Agent(localAddress ? { connect: { localAddress } } : {});
+  const agent = new Agent(localAddress ? { localAddress } : {});
   return Object.assign(agent, { [Symbol.asyncDispose]: () => agent.close() });
 }
 
@@ -85,6 +85,22 @@ export async function fetchText(
   });
   const body = await res.body.text();
   return { status: res.statusCode, headers: res.headers, body, raw: [] };
+}
+
+/** Sends raw bytes on a fresh connection and collects everything until the server closes (or `ms`). */
+export async function rawExchange(port: number, text: string, ms = 2000): Promise<string> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    const s = connect(port, '127.0.0.1', () => s.write(text));
+    const timer = setTimeout(() => s.destroy(), ms);
+    s.on('data', (c) => chunks.push(c));
+    s.on('error', reject);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('latin1'));
+    });
+  });
 }
 
 /** nginx-style server entry. */

@@ -1,0 +1,159 @@
+import { request as httpRequest } from 'node:http';
+import { toBlockList } from '@tiergate/config';
+import { describe, expect, it } from 'vitest';
+import { realClientAddress } from '../src/index.ts';
+import { clientAgent, fetchText, rawExchange, server, startTestProxy, startUpstream } from './helpers.ts';
+
+/** An upstream answering with the request headers it received (raw list, JSON). */
+function echo() {
+  return startUpstream((req, res) => {
+    req.resume();
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify(req.rawHeaders));
+  });
+}
+
+function pairs(raw: string[]): [string, string][] {
+  const out: [string, string][] = [];
+  for (let i = 0; i < raw.length; i += 2) out.push([raw[i]!, raw[i + 1]!]);
+  return out;
+}
+const get = (raw: [string, string][], name: string) => raw.filter(([k]) => k.toLowerCase() === name).map(([, v]) => v);
+
+describe('realClientAddress (nginx realip semantics)', () => {
+  const trusted = toBlockList(['10.0.0.0/8', '127.0.0.1', 'fd00::/8']);
+  it.each([
+    ['untrusted peer: headers ignored', '192.0.2.1', '1.2.3.4', true, '192.0.2.1'],
+    ['trusted peer, recursive: first untrusted from the right', '10.0.0.1', '1.2.3.4, 5.6.7.8, 10.0.0.2', true, '5.6.7.8'],
+    ['trusted peer, not recursive: right-most', '10.0.0.1', '1.2.3.4, 10.0.0.2', false, '10.0.0.2'],
+    ['all trusted: left-most', '10.0.0.1', '10.1.1.1, 10.0.0.2', true, '10.1.1.1'],
+    ['garbage stops the walk', '10.0.0.1', 'evil, 10.0.0.2', true, '10.0.0.2'],
+    ['IPv4-mapped IPv6 peer matches IPv4 ranges', '::ffff:127.0.0.1', '203.0.113.9', true, '203.0.113.9'],
+    ['IPv6 trusted', 'fd00::1', '2001:db8::5', true, '2001:db8::5'],
+  ])('%s', (_name, peer, xff, recursive, want) => {
+    const p = peer.startsWith('::ffff:') ? peer.slice(7) : peer;
+    expect(realClientAddress(p, trusted, recursive, xff, undefined)).toBe(want);
+  });
+  it('uses X-Real-IP from a trusted peer when there is no X-Forwarded-For', () => {
+    expect(realClientAddress('10.0.0.1', trusted, true, undefined, '198.51.100.7')).toBe('198.51.100.7');
+    expect(realClientAddress('192.0.2.1', trusted, true, undefined, '198.51.100.7')).toBe('192.0.2.1');
+  });
+});
+
+describe('forwarding headers', () => {
+  it('sets X-Real-IP, X-Forwarded-* and keeps Host; an untrusted client cannot spoof them', async () => {
+    await using up = await echo();
+    await using p = await startTestProxy({ trusted_proxies: ['127.0.0.1'], pools: { app: { servers: [server(up)] } } });
+    await using untrusted = clientAgent('127.0.0.2');
+    const r = await fetchText(`${p.url}/`, {
+      dispatcher: untrusted,
+      headers: {
+        host: 'shop.test',
+        'x-real-ip': '6.6.6.6',
+        'x-forwarded-for': '6.6.6.6',
+        'x-forwarded-proto': 'https',
+        'x-forwarded-host': 'evil.test',
+        'x-forwarded-port': '1',
+      },
+    });
+    const h = pairs(JSON.parse(r.body));
+    expect(get(h, 'host')).toEqual(['shop.test']);
+    expect(get(h, 'x-real-ip')).toEqual(['127.0.0.2']);
+    expect(get(h, 'x-forwarded-for')).toEqual(['127.0.0.2']);
+    expect(get(h, 'x-forwarded-proto')).toEqual(['http']);
+    expect(get(h, 'x-forwarded-host')).toEqual(['shop.test']);
+    expect(get(h, 'x-forwarded-port')).toEqual([String(p.proxy.addresses()[0]!.port)]);
+  });
+
+  it('believes a trusted proxy: X-Real-IP is the client it names, X-Forwarded-For gets the peer appended', async () => {
+    await using up = await echo();
+    await using p = await startTestProxy({ trusted_proxies: ['127.0.0.0/8'], pools: { app: { servers: [server(up)] } } });
+    const r = await fetchText(`${p.url}/`, {
+      headers: { 'x-forwarded-for': '6.6.6.6, 203.0.113.5', 'x-real-ip': '1.1.1.1', 'x-forwarded-proto': 'https' },
+    });
+    const h = pairs(JSON.parse(r.body));
+    expect(get(h, 'x-real-ip')).toEqual(['203.0.113.5']);
+    expect(get(h, 'x-forwarded-for')).toEqual(['6.6.6.6, 203.0.113.5, 127.0.0.1']);
+    expect(get(h, 'x-forwarded-proto')).toEqual(['https']);
+  });
+
+  it('removes hop-by-hop request headers and those Connection names; keeps case, order and repeats', async () => {
+    await using up = await echo();
+    await using p = await startTestProxy({ pools: { app: { servers: [server(up)] } } });
+    const port = p.proxy.addresses()[0]!.port;
+    const reply = await rawExchange(
+      port,
+      'GET / HTTP/1.1\r\nHost: h.test\r\nConnection: close, X-Secret-Hop\r\nX-Secret-Hop: drop me\r\nKeep-Alive: timeout=5\r\n' +
+        'Proxy-Connection: keep-alive\r\nTE: trailers\r\nUpgrade: websocket\r\nX-MiXeD-Case: one\r\nX-MiXeD-Case: two\r\n\r\n',
+    );
+    const r = { body: reply.slice(reply.indexOf('\r\n\r\n') + 4) };
+    const h = pairs(JSON.parse(r.body));
+    const names = h.map(([k]) => k.toLowerCase());
+    // undici adds its own `connection: keep-alive` for the upstream connection; the client's `close` must not pass.
+    expect(get(h, 'connection')).toEqual(['keep-alive']);
+    for (const hop of ['x-secret-hop', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'trailer', 'expect'])
+      expect(names).not.toContain(hop);
+    expect(h.filter(([k]) => k === 'X-MiXeD-Case').map(([, v]) => v)).toEqual(['one', 'two']);
+  });
+
+  it('applies pool then route header operations', async () => {
+    await using up = await echo();
+    await using p = await startTestProxy({
+      routes: [{ path: '/', pool: 'app', headers: { set: { 'X-Env': 'route' }, remove: ['X-Drop'] } }],
+      pools: {
+        app: {
+          servers: [server(up)],
+          headers: { set: { 'X-Env': 'pool', 'X-Pool': 'yes' }, add: { 'X-Added': 'a' }, remove: ['X-Real-IP'] },
+        },
+      },
+    });
+    const r = await fetchText(`${p.url}/`, { headers: { 'x-drop': '1', 'x-env': 'client', 'x-added': 'client' } });
+    const h = pairs(JSON.parse(r.body));
+    expect(get(h, 'x-env')).toEqual(['route']);
+    expect(get(h, 'x-pool')).toEqual(['yes']);
+    expect(get(h, 'x-added')).toEqual(['client', 'a']);
+    expect(get(h, 'x-drop')).toEqual([]);
+    expect(get(h, 'x-real-ip')).toEqual([]);
+  });
+
+  it('response: removes hop-by-hop headers, keeps repeated Set-Cookie and header case', async () => {
+    await using up = await startUpstream((req, res) => {
+      req.resume();
+      res.writeHead(200, [
+        'Set-Cookie',
+        'a=1; Path=/',
+        'Set-Cookie',
+        'b=2; Path=/',
+        'X-CamelCase-Header',
+        'v',
+        'Connection',
+        'X-Upstream-Private',
+        'X-Upstream-Private',
+        'secret',
+        'Keep-Alive',
+        'timeout=1',
+        'Upgrade',
+        'h2c',
+        'Content-Length',
+        '2',
+      ]);
+      res.end('ok');
+    });
+    await using p = await startTestProxy({ pools: { app: { servers: [server(up)] } } });
+    const raw = await new Promise<string[]>((resolve, reject) => {
+      httpRequest(`${p.url}/`, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.rawHeaders));
+      })
+        .on('error', reject)
+        .end();
+    });
+    const h = pairs(raw);
+    expect(get(h, 'set-cookie')).toEqual(['a=1; Path=/', 'b=2; Path=/']);
+    expect(h.some(([k]) => k === 'X-CamelCase-Header')).toBe(true);
+    expect(get(h, 'x-upstream-private')).toEqual([]);
+    expect(get(h, 'keep-alive').length).toBeLessThanOrEqual(1);
+    expect(get(h, 'upgrade')).toEqual([]);
+    expect(get(h, 'content-length')).toEqual(['2']);
+  });
+});
