@@ -1,0 +1,103 @@
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { context, DiagLogLevel, diag, propagation, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
+import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
+import { TgError } from '@tiergate/errors';
+import { EXPORTERS } from './exporters/exporter-registry.ts';
+import type { StartTelemetryOptions, TelemetryHandle, TelemetrySettings } from './options.ts';
+import { otlpTracesUrl, resourceAttributes } from './resource-attributes.ts';
+
+/**
+ * Starts the tracing SDK and registers it as the process-wide OpenTelemetry implementation, so
+ * every library's `@opentelemetry/api` calls produce real spans. Only startTelemetry imports this
+ * module, and only when tracing is enabled.
+ */
+export async function startTracingSdk(settings: TelemetrySettings, options: StartTelemetryOptions): Promise<TelemetryHandle> {
+  const { tracing } = settings;
+  const exporter = await EXPORTERS[tracing.protocol](otlpTracesUrl(tracing.endpoint));
+  const attributes = resourceAttributes(settings, options, { hostname: hostname(), defaultInstanceId: randomUUID() });
+  const provider = new TracerProvider({
+    resource: defaultResource().merge(resourceFromAttributes(attributes)),
+    // Parent-based: a request the proxy sampled is traced through every tier, whatever their ratios.
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(tracing.sampling_ratio) }),
+    spanProcessors: [new BatchSpanProcessor({ exporter })],
+  });
+  const contextManager = new AsyncLocalStorageContextManager().enable();
+  if (options.onDiagnostic) installDiagLogger(options.onDiagnostic);
+  const registered = [
+    trace.setGlobalTracerProvider(provider) && (() => trace.disable()),
+    context.setGlobalContextManager(contextManager) && (() => context.disable()),
+    propagation.setGlobalPropagator(
+      new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
+    ) && (() => propagation.disable()),
+  ];
+  if (registered.includes(false)) {
+    // Undo only what we registered: the API refuses to replace another SDK's globals, and so do we.
+    for (const undo of registered) if (undo) undo();
+    await provider.shutdown();
+    throw new TgError('TG_TELEMETRY_SETUP', 'another OpenTelemetry SDK is already registered in this process');
+  }
+  const stopInstrumentation = options.tier === 'app' ? await instrumentIoredis(provider) : () => {};
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> => {
+    stopping ??= (async () => {
+      stopInstrumentation();
+      try {
+        await provider.shutdown(); // flushes the batch processor, then shuts the exporter down
+      } catch (err) {
+        // A collector that is down at exit must not turn a clean shutdown into a crash: the spans
+        // are lost either way, so say so and go on.
+        options.onDiagnostic?.('error', `flushing spans at shutdown failed: ${(err as Error).message}`);
+      } finally {
+        unregisterGlobals();
+      }
+    })();
+    return stopping;
+  };
+  return { enabled: true, shutdown, [Symbol.asyncDispose]: shutdown };
+}
+
+/**
+ * Redis spans for the app tier. ioredis is CommonJS, and when an ES module imports it Node does
+ * not go through `require`, so require-in-the-middle alone never sees it: import-in-the-middle's
+ * in-thread loader hook (module.registerHooks, Node >= 24.11.1) is what lets the instrumentation
+ * patch it. Only modules imported after this runs are patched, hence "start telemetry first".
+ */
+async function instrumentIoredis(provider: TracerProvider): Promise<() => void> {
+  const [{ register, supportsSyncHooks }, { IORedisInstrumentation }] = await Promise.all([
+    import('import-in-the-middle/register-hooks.mjs'),
+    import('@opentelemetry/instrumentation-ioredis'),
+  ]);
+  if (supportsSyncHooks()) register({ include: ['ioredis'] });
+  const instrumentation = new IORedisInstrumentation({ enabled: false, requireParentSpan: true });
+  instrumentation.setTracerProvider(provider);
+  instrumentation.enable();
+  return () => instrumentation.disable();
+}
+
+function installDiagLogger(sink: (level: 'warn' | 'error', message: string) => void): void {
+  const ignore = (): void => {};
+  const format = (message: string, args: unknown[]): string =>
+    [message, ...args.map((a) => (a instanceof Error ? a.message : String(a)))].join(' ');
+  diag.setLogger(
+    {
+      error: (m, ...a) => sink('error', format(m, a)),
+      warn: (m, ...a) => sink('warn', format(m, a)),
+      info: ignore,
+      debug: ignore,
+      verbose: ignore,
+    },
+    DiagLogLevel.WARN,
+  );
+}
+
+function unregisterGlobals(): void {
+  trace.disable();
+  context.disable();
+  propagation.disable();
+  diag.disable();
+}
