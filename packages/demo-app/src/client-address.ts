@@ -1,21 +1,16 @@
 import type { IncomingMessage } from 'node:http';
-import { BlockList, isIP } from 'node:net';
+import { type BlockList, isIP } from 'node:net';
+import { parseCidr, toBlockList } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 
-/** A set of CIDR ranges (`10.0.0.0/8`, `::1`, `192.0.2.7`); an address without a prefix is one host. */
+/**
+ * A set of CIDR ranges (`10.0.0.0/8`, `::1`, `192.0.2.7`); an address without a prefix is one host.
+ * A malformed entry is TG_CONFIG_INVALID naming it (tiergate.yaml's schema rejects it earlier).
+ */
 export function parseTrustedProxies(cidrs: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const cidr of cidrs) {
-    const [address = '', prefixText] = cidr.split('/');
-    const family = isIP(address);
-    const max = family === 6 ? 128 : 32;
-    const prefix = prefixText === undefined ? max : Number(prefixText);
-    if (family === 0 || !Number.isInteger(prefix) || prefix < 0 || prefix > max) {
-      throw new TgError('TG_CONFIG_INVALID', `trustedProxies: '${cidr}' is not an IP address or CIDR range`);
-    }
-    list.addSubnet(address, prefix, family === 6 ? 'ipv6' : 'ipv4');
-  }
-  return list;
+  const bad = cidrs.find((cidr) => parseCidr(cidr) === undefined);
+  if (bad !== undefined) throw new TgError('TG_CONFIG_INVALID', `trustedProxies: '${bad}' is not an IP address or CIDR range`);
+  return toBlockList(cidrs);
 }
 
 /** `::ffff:192.0.2.1` (how a dual-stack socket shows an IPv4 peer) as `192.0.2.1`. */

@@ -32,3 +32,11 @@ export {
   type SessionStore,
   type SessionStoreMetrics,
 } from './session-store.ts';
+export {
+  createSessionStore,
+  redisOptionsFromConfig,
+  SESSION_STORES,
+  type SessionStoreFactory,
+  type SessionsSection,
+  sessionOptionsFromConfig,
+} from './session-store-registry.ts';

@@ -26,6 +26,8 @@ export interface RedisSessionStoreOptions {
   /** sentinel: the Sentinels and the monitored master's name. */
   sentinels?: RedisAddress[];
   name?: string;
+  /** Database number (standalone and Sentinel; Cluster has only 0). */
+  db?: number;
   /** ACL user and password (Redis 6+); a password alone is the legacy AUTH. */
   username?: string;
   password?: string;
@@ -167,6 +169,7 @@ export class RedisSessionStore implements SessionStore {
 /** The ioredis client for the options: fail-fast settings shared by the three modes. */
 export function createRedisClient(options: RedisSessionStoreOptions): Client {
   const common: RedisOptions = {
+    db: options.db,
     username: options.username,
     password: options.password,
     tls: tlsOption(options.tls),

@@ -35,10 +35,12 @@ export function verifySignedSessionId(value: string, secrets: readonly string[])
   if (dot <= 0) return undefined;
   const id = value.slice(0, dot);
   if (!isSessionId(id)) return undefined;
-  const given = Buffer.from(value.slice(dot + 1), 'base64url');
+  // Compare the text, not decoded bytes: base64 decoding ignores the spare bits of the last
+  // character, so several spellings would decode to one MAC and a "changed" cookie would verify.
+  const given = Buffer.from(value.slice(dot + 1));
   let valid = false;
   for (const secret of secrets) {
-    const expected = mac(id, secret);
+    const expected = Buffer.from(mac(id, secret).toString('base64url'));
     // Evaluate every secret (no early exit) so timing does not reveal which one matched.
     if (given.length === expected.length && timingSafeEqual(given, expected)) valid = true;
   }

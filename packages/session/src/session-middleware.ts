@@ -24,7 +24,7 @@ export interface SessionOptions {
   store: SessionStore;
   /**
    * Cookie signing secrets, newest first: the first signs new cookies, all verify, so a secret can be
-   * rotated without logging everybody out. Each at least 32 characters.
+   * rotated without logging everybody out. Each at least 16 characters (as tiergate.yaml requires).
    */
   secrets: readonly string[];
   /** Default 'tg.sid'. */
@@ -50,7 +50,7 @@ export interface SessionManager {
   load(req: Pick<IncomingMessage, 'headers'>, res: HeaderSink): Promise<Session>;
 }
 
-const MIN_SECRET_LENGTH = 32;
+const MIN_SECRET_LENGTH = 16;
 
 /**
  * Framework-free sessions for node:http. Usage: `const s = await sessions.load(req, res)`, change

@@ -105,3 +105,23 @@ describe('RedisSessionStore', () => {
     }
   });
 });
+
+describe('RedisSessionStore with ACL users', () => {
+  it('authenticates with username and password, and a wrong password is TG_SESSION_STORE_UNAVAILABLE', async () => {
+    // An ACL user limited to the session keys; the default user is disabled.
+    await using acl = await startRedis({ args: ['--user', 'app', 'on', '>app-secret', '~tg:sess:*', '+@all', '--user', 'default', 'off'] });
+    const good = new RedisSessionStore({ mode: 'standalone', url: acl.url, username: 'app', password: 'app-secret' });
+    const bad = new RedisSessionStore({ mode: 'standalone', url: acl.url, username: 'app', password: 'wrong', connectTimeoutMs: 500 });
+    try {
+      await good.ready();
+      await good.set('acl', { set: encodeSession({ user: 'alice' }), delete: [] });
+      expect({ ...(await good.get('acl')) }).toEqual({ user: '"alice"' });
+      const err = await failure(bad.get('acl'));
+      expect(isTgError(err, 'TG_SESSION_STORE_UNAVAILABLE')).toBe(true);
+      expect(bad.metrics().failures).toBe(1);
+    } finally {
+      await good.close();
+      await bad.close();
+    }
+  });
+});

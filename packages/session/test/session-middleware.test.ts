@@ -120,7 +120,7 @@ describe('sessionMiddleware over real HTTP and Redis', () => {
     expect(await res.body.text()).toBe('TG_SESSION_CORRUPT\n');
   });
 
-  it('requires signing secrets of at least 32 characters', () => {
+  it('requires signing secrets of at least 16 characters', () => {
     expect(() => sessionMiddleware({ store, secrets: [] })).toThrow(expect.objectContaining({ code: 'TG_CONFIG_INVALID' }));
     expect(() => sessionMiddleware({ store, secrets: ['short'] })).toThrow(expect.objectContaining({ code: 'TG_CONFIG_INVALID' }));
   });

@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -151,17 +152,26 @@ async function waitForPing(spawned: Spawned, host: string, port: number, timeout
   throw new TgError('TG_STACK_START_FAILED', `redis-server on port ${port} did not answer PING within ${timeoutMs} ms:\n${spawned.log()}`);
 }
 
-async function pingOnce(host: string, port: number): Promise<boolean> {
-  const probe = new Redis({ host, port, lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 500 });
-  probe.on('error', () => {});
-  try {
-    await probe.connect();
-    return (await probe.ping()) === 'PONG';
-  } catch {
-    return false;
-  } finally {
-    probe.disconnect();
-  }
+/**
+ * One inline PING over a plain socket. Not ioredis: its handshake (HELLO) fails before PING on a
+ * server whose default user is off, and any reply but LOADING (PONG, NOAUTH) means the server is up.
+ */
+function pingOnce(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    let reply = '';
+    const done = (up: boolean) => {
+      socket.destroy();
+      resolve(up);
+    };
+    socket.setTimeout(500, () => done(false));
+    socket.once('error', () => done(false));
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('latin1');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG') || (reply.startsWith('-') && !reply.startsWith('-LOADING')));
+    });
+  });
 }
 
 async function terminate(child: ChildProcess, signal: NodeJS.Signals): Promise<void> {
