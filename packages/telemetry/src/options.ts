@@ -16,6 +16,11 @@ export interface StartTelemetryOptions {
   /** Becomes `service.instance.id` (default: a random UUID per process, as the semantic conventions advise). */
   instanceId?: string;
   /**
+   * How long one export may take, retries included (default 10 s, the OTLP exporter default). With
+   * the collector down, shutdown() waits about this long before giving the spans up.
+   */
+  exportTimeoutMs?: number;
+  /**
    * Receives the SDK's own warnings and errors (a failed export, a dropped span): the SDK never
    * throws into the application, so without this they are silent. Typically a pino logger's warn.
    */

@@ -17,13 +17,14 @@ import { otlpTracesUrl, resourceAttributes } from './resource-attributes.ts';
  */
 export async function startTracingSdk(settings: TelemetrySettings, options: StartTelemetryOptions): Promise<TelemetryHandle> {
   const { tracing } = settings;
-  const exporter = await EXPORTERS[tracing.protocol](otlpTracesUrl(tracing.endpoint));
+  const exportTimeoutMs = options.exportTimeoutMs ?? 10_000;
+  const exporter = await EXPORTERS[tracing.protocol](otlpTracesUrl(tracing.endpoint), exportTimeoutMs);
   const attributes = resourceAttributes(settings, options, { hostname: hostname(), defaultInstanceId: randomUUID() });
   const provider = new TracerProvider({
     resource: defaultResource().merge(resourceFromAttributes(attributes)),
     // Parent-based: a request the proxy sampled is traced through every tier, whatever their ratios.
     sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(tracing.sampling_ratio) }),
-    spanProcessors: [new BatchSpanProcessor({ exporter })],
+    spanProcessors: [new BatchSpanProcessor({ exporter, exportTimeoutMillis: exportTimeoutMs })],
   });
   const contextManager = new AsyncLocalStorageContextManager().enable();
   if (options.onDiagnostic) installDiagLogger(options.onDiagnostic);

@@ -5,15 +5,15 @@ import { TgError } from '@tiergate/errors';
 export type TracingProtocol = TelemetryConfig['tracing']['protocol'];
 
 /** Makes the span exporter for one `telemetry.tracing.protocol`, loading its module only when asked. */
-export type ExporterFactory = (tracesUrl: string) => Promise<SpanExporter>;
+export type ExporterFactory = (tracesUrl: string, timeoutMillis: number) => Promise<SpanExporter>;
 
 /**
  * One entry per protocol the config schema accepts. Each loads its exporter package lazily, so a
  * process pays only for the exporter it uses.
  */
 export const EXPORTERS: Readonly<Record<TracingProtocol, ExporterFactory>> = {
-  'http/protobuf': async (url) => (await import('./otlp-proto-exporter.ts')).createOtlpProtoExporter(url),
-  'http/json': async (url) => (await import('./otlp-json-exporter.ts')).createOtlpJsonExporter(url),
+  'http/protobuf': async (url, timeout) => (await import('./otlp-proto-exporter.ts')).createOtlpProtoExporter(url, timeout),
+  'http/json': async (url, timeout) => (await import('./otlp-json-exporter.ts')).createOtlpJsonExporter(url, timeout),
   // OTLP/gRPC needs @grpc/grpc-js, @grpc/proto-loader and a second protobufjs (~15 packages) for
   // no gain here: Jaeger and the Collector take OTLP/HTTP on 4318. Refused loudly, not downgraded.
   grpc: async () => {
