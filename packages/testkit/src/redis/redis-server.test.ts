@@ -28,6 +28,13 @@ describe('startRedis', () => {
     }
   });
 
+  it('reports a port in use with the server log', async () => {
+    await using first = await startRedis();
+    const err = await startRedis({ port: first.port }).catch((e: unknown) => e);
+    expect(isTgError(err, 'TG_STACK_START_FAILED')).toBe(true);
+    expect((err as Error).message).toContain('Address already in use');
+  });
+
   it('throws TG_STACK_MISSING_BINARY for a missing binary', async () => {
     const err = await startRedis({ binary: '/nonexistent/redis-server' }).catch((e: unknown) => e);
     expect(isTgError(err, 'TG_STACK_MISSING_BINARY')).toBe(true);

@@ -61,8 +61,20 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   if (!existsSync(binary)) {
     throw new TgError('TG_STACK_MISSING_BINARY', `redis-server not found at ${binary}: install the Debian package redis-server`);
   }
+  for (let attempt = 1; ; attempt++) {
+    const port = options.port ?? (await freePort('127.0.0.1'));
+    try {
+      return await startOnPort(binary, options, port);
+    } catch (err) {
+      // Another process may take the free port before redis-server binds it: pick another.
+      const taken = err instanceof Error && err.message.includes('Address already in use');
+      if (!taken || options.port !== undefined || attempt >= 3) throw err;
+    }
+  }
+}
+
+async function startOnPort(binary: string, options: StartRedisOptions, port: number): Promise<RedisServer> {
   const host = '127.0.0.1';
-  const port = options.port ?? (await freePort(host));
   const dir = await mkdtemp(join(tmpdir(), 'tg-redis-'));
   const args = await commandLine(options, dir, host, port);
   const timeoutMs = options.startTimeoutMs ?? 10_000;
@@ -79,7 +91,12 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     if (running) await terminate(running, signal);
   };
 
-  await launch();
+  try {
+    await launch();
+  } catch (err) {
+    await rm(dir, { recursive: true, force: true });
+    throw err;
+  }
   return {
     host,
     port,
@@ -117,6 +134,8 @@ interface Spawned {
   /** The tail of its stdout and stderr, for start-failure messages. */
   log(): string;
   spawnError(): Error | undefined;
+  /** Settles once the process exited and its output streams closed (so log() is complete). */
+  closed: Promise<void>;
 }
 
 function spawnRedis(binary: string, args: string[]): Spawned {
@@ -133,19 +152,26 @@ function spawnRedis(binary: string, args: string[]): Spawned {
   child.once('error', (err) => {
     spawnError = err;
   });
-  return { child, log: () => log, spawnError: () => spawnError };
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  return { child, log: () => log, spawnError: () => spawnError, closed };
 }
+
+/** Logged once a server (or a Sentinel) listens; both come after the listening socket is bound. */
+const READY_LOG = /Ready to accept connections|Sentinel ID is/;
 
 async function waitForPing(spawned: Spawned, host: string, port: number, timeoutMs: number): Promise<void> {
   const { child } = spawned;
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (spawned.spawnError() || child.exitCode !== null || child.signalCode !== null) {
+      await Promise.race([spawned.closed, sleep(1_000)]);
       throw new TgError('TG_STACK_START_FAILED', `redis-server on port ${port} exited during start:\n${spawned.log()}`, {
         cause: spawned.spawnError(),
       });
     }
-    if (await pingOnce(host, port)) return;
+    // The log line proves that *our* child listens: a PING alone could be answered by another
+    // server that already holds the port while our child is about to exit with EADDRINUSE.
+    if (READY_LOG.test(spawned.log()) && (await pingOnce(host, port))) return;
     await sleep(25);
   }
   await terminate(child, 'SIGKILL');
