@@ -50,7 +50,9 @@ export class CommandChecker implements Checker {
       const onAbort = () => {
         killGroup(child);
         // 'exit', not 'close': a grandchild that left the group could hold stderr open past the kill.
-        child.once('exit', () => settle(() => done(false, deadlineDetail(d, timeoutMs))));
+        const timedOut = () => settle(() => done(false, deadlineDetail(d, timeoutMs)));
+        if (child.exitCode !== null || child.signalCode !== null) timedOut();
+        else child.once('exit', timedOut);
       };
       d.signal.addEventListener('abort', onAbort, { once: true });
       child.once('error', (err) => settle(() => done(false, errorDetail(err))));

@@ -75,24 +75,32 @@ export async function waitFor(cond: () => boolean, what: string, ms = 5000): Pro
 }
 
 /**
- * Watches the timers created from now on and reports those still pending and keeping the process alive
- * (ref'd). Counting all process timers instead would also see other tests' timers come and go.
+ * Watches the timers this package's source creates from now on (found by their creation stack, so
+ * vitest's own timers do not count) and reports those still pending and keeping the process alive.
  */
 export function trackTimers(): Disposable & { pending(): Promise<number> } {
-  const live = new Map<number, { hasRef(): boolean }>();
+  type Timer = { hasRef(): boolean; _destroyed?: boolean };
+  const ours = `${join(import.meta.dirname, '..', 'src')}/`;
+  const live = new Map<number, Timer>();
   const hook = createHook({
     init(id, type, _trigger, resource) {
-      if (type === 'Timeout') live.set(id, resource as { hasRef(): boolean });
+      if (type !== 'Timeout') return;
+      const limit = Error.stackTraceLimit;
+      Error.stackTraceLimit = 50;
+      const stack = new Error().stack ?? '';
+      Error.stackTraceLimit = limit;
+      if (stack.includes(ours)) live.set(id, resource as Timer);
     },
     destroy(id) {
       live.delete(id);
     },
   }).enable();
   return {
-    // Node batches destroy hooks and runs them after the current tick; let them arrive before counting.
+    // Destroy hooks arrive batched, after the current tick, in no fixed order with our own callbacks; so
+    // the Timeout's own `_destroyed` flag (set by clearTimeout and after a one-shot fires) decides.
     pending: async () => {
       await new Promise((r) => setImmediate(r));
-      return [...live.values()].filter((t) => t.hasRef()).length;
+      return [...live.values()].filter((t) => t._destroyed !== true && t.hasRef()).length;
     },
     [Symbol.dispose]: () => hook.disable(),
   };
