@@ -1,7 +1,14 @@
 import { type RedisServer, startRedis } from '@tiergate/testkit';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisSessionStore, type SessionOptions, sessionMiddleware, signSessionId, withSession } from '../src/index.ts';
+import {
+  RedisSessionStore,
+  type SessionOptions,
+  sessionErrorChannel,
+  sessionMiddleware,
+  signSessionId,
+  withSession,
+} from '../src/index.ts';
 import { cookiePair, SECRET_A, SECRET_B, startHttp } from './helpers.ts';
 
 let redis: RedisServer;
@@ -118,6 +125,26 @@ describe('sessionMiddleware over real HTTP and Redis', () => {
     const res = await request(`${http.url}/`, { headers: { cookie: first.cookie! } });
     expect(res.statusCode).toBe(500);
     expect(await res.body.text()).toBe('TG_SESSION_CORRUPT\n');
+  });
+
+  it('turns a handler bug into a bare 500 and publishes it on the diagnostics channel', async () => {
+    const sessions = sessionMiddleware({ store, secrets: [SECRET_A] });
+    await using http = await startHttp(
+      withSession(sessions, () => {
+        throw new Error('secret internals at /srv/app.ts:12');
+      }),
+    );
+    const seen: unknown[] = [];
+    const listener = (message: unknown) => seen.push((message as { error: unknown }).error);
+    sessionErrorChannel.subscribe(listener);
+    try {
+      const res = await request(http.url);
+      expect(res.statusCode).toBe(500);
+      expect(await res.body.text()).toBe('internal error\n');
+    } finally {
+      sessionErrorChannel.unsubscribe(listener);
+    }
+    expect(seen).toEqual([expect.objectContaining({ message: 'secret internals at /srv/app.ts:12' })]);
   });
 
   it('requires signing secrets of at least 16 characters', () => {
