@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { HttpChecker, type HttpCheckSpec } from '../src/index.ts';
 import { closedPort, httpServer, httpsServer } from './helpers.ts';
@@ -23,6 +25,20 @@ describe('HttpChecker', () => {
     const r = await checkOnce({ kind: 'http', path: '/healthz?x=1' }, srv.port);
     expect(r).toMatchObject({ ok: true, detail: 'HTTP 200' });
     expect(seen).toEqual([`GET /healthz?x=1 127.0.0.1:${srv.port} close`]);
+  });
+
+  it('checks an IPv6 target', async () => {
+    const server = createServer((_req, res) => res.end());
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '::1', () => resolve()));
+    try {
+      const checker = new HttpChecker({ kind: 'http', path: '/' });
+      const r = await checker.check({ host: '::1', port: (server.address() as AddressInfo).port }, 2000);
+      await checker.close();
+      expect(r).toMatchObject({ ok: true, detail: 'HTTP 200' });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
   });
 
   it('fails on 500 with the default range', async () => {

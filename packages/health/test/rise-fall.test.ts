@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { initialRiseFall, stepRiseFall } from '../src/index.ts';
 
@@ -51,5 +52,45 @@ describe('rise/fall state machine', () => {
     const step = stepRiseFall(s, true, { rise: 1, fall: 1 });
     expect(s.healthy).toBe(false);
     expect(step.state.healthy).toBe(true);
+  });
+});
+
+describe('rise/fall properties', () => {
+  const arbitraries = [
+    fc.array(fc.boolean(), { maxLength: 60 }),
+    fc.integer({ min: 1, max: 5 }),
+    fc.integer({ min: 1, max: 5 }),
+    fc.constantFrom('up' as const, 'down' as const),
+  ] as const;
+
+  it('a transition completes exactly a streak of `rise` successes or `fall` failures, and directions alternate', () => {
+    fc.assert(
+      fc.property(...arbitraries, (results, rise, fall, initial) => {
+        let state = initialRiseFall(initial);
+        let healthy = initial === 'up';
+        results.forEach((ok, i) => {
+          const step = stepRiseFall(state, ok, { rise, fall });
+          if (step.transition) {
+            expect(step.transition).toEqual({ healthy: !healthy, previous: healthy });
+            const need = step.transition.healthy ? rise : fall;
+            const streak = results.slice(Math.max(0, i - need + 1), i + 1);
+            expect(streak).toEqual(Array(need).fill(step.transition.healthy));
+            healthy = step.transition.healthy;
+          }
+          state = step.state;
+        });
+        expect(state.healthy).toBe(healthy);
+      }),
+    );
+  });
+
+  it('ends in the state of the last results once their streak is long enough', () => {
+    fc.assert(
+      fc.property(...arbitraries, fc.boolean(), (results, rise, fall, initial, last) => {
+        const seq = [...results, ...Array(Math.max(rise, fall)).fill(last)];
+        const final = seq.reduce((s, ok) => stepRiseFall(s, ok, { rise, fall }).state, initialRiseFall(initial));
+        expect(final.healthy).toBe(last);
+      }),
+    );
   });
 });
