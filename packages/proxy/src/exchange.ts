@@ -219,6 +219,8 @@ export class Exchange {
     this.#status = status;
     this.#upstream = a.upstream;
     const headers = clientResponseHeaders(raw, this.#route!.rules);
+    // Draining: tell keep-alive clients to reconnect elsewhere (the listener is already closed).
+    if (this.ctx.draining) headers.push('connection', 'close');
     if (statusText) this.res.writeHead(status, statusText, headers);
     else this.res.writeHead(status, headers);
   }

@@ -46,8 +46,12 @@ async function childProxy(section: unknown): Promise<ChildProxy> {
   };
 }
 
-/** Samples the child's RSS every 100 ms while `work` runs; returns the largest growth over the baseline. */
-async function peakGrowth(p: ChildProxy, work: () => Promise<void>): Promise<number> {
+/**
+ * Samples the child's RSS every 100 ms while `work(total)` runs; returns the largest growth over the
+ * baseline taken after a 64 MiB warm-up (so V8's heap sizing after start-up is not counted as growth).
+ */
+async function peakGrowth(p: ChildProxy, work: (total: number) => Promise<void>): Promise<number> {
+  await work(64 * MiB);
   const base = await p.rss();
   let peak = base;
   let running = true;
@@ -58,7 +62,7 @@ async function peakGrowth(p: ChildProxy, work: () => Promise<void>): Promise<num
     }
   })();
   try {
-    await work();
+    await work(GiB);
   } finally {
     running = false;
     await sampler;
@@ -76,8 +80,12 @@ describe('streaming with flat memory (proxy in a child process)', () => {
     await using p = await childProxy(proxySection({ limits: { max_body_size: 0 }, pools: { app: { servers: [server(up)] } } }));
     const started = Date.now();
     let received = '';
-    const growth = await peakGrowth(p, async () => {
-      const res = await request(`${p.url}/upload`, { method: 'POST', body: generated(GiB), headers: { 'content-length': String(GiB) } });
+    const growth = await peakGrowth(p, async (total) => {
+      const res = await request(`${p.url}/upload`, {
+        method: 'POST',
+        body: generated(total),
+        headers: { 'content-length': String(total) },
+      });
       received = await res.body.text();
     });
     console.log(`upload 1 GiB: ${Date.now() - started} ms, proxy RSS growth ${(growth / MiB).toFixed(1)} MiB`);
@@ -88,14 +96,16 @@ describe('streaming with flat memory (proxy in a child process)', () => {
   it('downloads 1 GiB through the proxy', { timeout: 120_000 }, async () => {
     await using up = await startUpstream((req, res) => {
       req.resume();
-      res.writeHead(200, { 'content-length': String(GiB) });
-      generated(GiB).pipe(res);
+      const total = Number(req.url!.slice(1));
+      res.writeHead(200, { 'content-length': String(total) });
+      generated(total).pipe(res);
     });
     await using p = await childProxy(proxySection({ pools: { app: { servers: [server(up)] } } }));
     const started = Date.now();
     let n = 0;
-    const growth = await peakGrowth(p, async () => {
-      const res = await request(`${p.url}/download`);
+    const growth = await peakGrowth(p, async (total) => {
+      n = 0;
+      const res = await request(`${p.url}/${total}`);
       for await (const c of res.body) n += (c as Buffer).length;
     });
     console.log(`download 1 GiB: ${Date.now() - started} ms, proxy RSS growth ${(growth / MiB).toFixed(1)} MiB`);
