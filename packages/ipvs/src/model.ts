@@ -179,3 +179,56 @@ export function serviceIdOf(svc: IpvsServiceId): IpvsServiceId {
 export function emptyStats(): IpvsStats {
   return { conns: 0n, inPkts: 0n, outPkts: 0n, inBytes: 0n, outBytes: 0n, cps: 0n, inPps: 0n, outPps: 0n, inBps: 0n, outBps: 0n };
 }
+
+/** IPv4 masks compare as text, IPv6 prefixes as numbers (ipvsadm and YAML may give `64` or `'64'`). */
+function normalNetmask(svc: IpvsService): string {
+  return String(svc.netmask);
+}
+
+function schedFlagSet(flags: readonly IpvsSchedFlag[]): string {
+  return [...flags].sort().join(',');
+}
+
+/**
+ * Whether two services have the same identity and settings (stats ignored): what a reconciler
+ * compares to decide on an update. Addresses are compared canonically, scheduler flags as sets.
+ */
+export function sameService(a: IpvsService, b: IpvsService): boolean {
+  return (
+    serviceKey(a) === serviceKey(b) &&
+    a.family === b.family &&
+    a.scheduler === b.scheduler &&
+    a.flags.persistent === b.flags.persistent &&
+    a.flags.onePacket === b.flags.onePacket &&
+    schedFlagSet(a.flags.schedFlags) === schedFlagSet(b.flags.schedFlags) &&
+    a.timeout === b.timeout &&
+    normalNetmask(a) === normalNetmask(b) &&
+    (a.peName ?? '') === (b.peName ?? '')
+  );
+}
+
+/** The tunnel a tunnel destination effectively has (the kernel's default is ipip without checksum). */
+export function effectiveTunnel(dest: IpvsDestination): IpvsTunnel | undefined {
+  return dest.forward === 'tunnel' ? (dest.tunnel ?? { type: 'ipip', port: 0, checksum: 'nocsum' }) : undefined;
+}
+
+/**
+ * Whether two destinations have the same identity and settings (counters and stats ignored).
+ * `local` and `route` are equal: the kernel turns any destination with a local address into `local`.
+ */
+export function sameDestination(a: IpvsDestination, b: IpvsDestination): boolean {
+  const fwd = (f: IpvsForward) => (f === 'local' ? 'route' : f);
+  const ta = effectiveTunnel(a);
+  const tb = effectiveTunnel(b);
+  return (
+    destKey(a) === destKey(b) &&
+    a.family === b.family &&
+    fwd(a.forward) === fwd(b.forward) &&
+    a.weight === b.weight &&
+    a.upperThreshold === b.upperThreshold &&
+    a.lowerThreshold === b.lowerThreshold &&
+    ta?.type === tb?.type &&
+    ta?.port === tb?.port &&
+    ta?.checksum === tb?.checksum
+  );
+}

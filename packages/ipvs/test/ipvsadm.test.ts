@@ -118,13 +118,16 @@ TCP  [2001:db8::10]:80                   0        0        0        0        0
     expect(() => parseIpvsadmList('TCP  192.0.2.10:80  1234 98765 0 5123M 0')).toThrow(/--exact/);
   });
 
-  it('parses --thresholds columns', () => {
+  it('parses --thresholds columns (service lines carry the scheduler, not numbers)', () => {
     const rows = parseIpvsadmList(`Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn
   -> RemoteAddress:Port
-UDP  192.0.2.30:53
+UDP  192.0.2.30:53 rr ops
   -> 10.1.0.5:5353                 100        50         3          7
+TCP  192.0.2.10:80 sh (sh-fallback,sh-port) persistent 300
 `);
+    expect(rows.get('udp/192.0.2.30:53')?.values).toEqual([]);
     expect(rows.get('udp/192.0.2.30:53')?.destinations.get('10.1.0.5:5353')).toEqual([100n, 50n, 3n, 7n]);
+    expect(rows.has('tcp/192.0.2.10:80')).toBe(true);
   });
 
   it('parses timeouts, daemons and the version header', () => {

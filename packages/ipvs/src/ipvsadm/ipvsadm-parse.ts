@@ -223,7 +223,9 @@ export function parseIpvsadmList(text: string): Map<string, IpvsadmListRow> {
     }
     const svc = listServiceKey(tokens);
     if (!svc) return; // headers
-    current = { values: numbers(svc.rest, i + 1, line), destinations: new Map() };
+    // --thresholds and --persistent-conn print the scheduler and flags on service lines, no numbers.
+    const counters = svc.rest.length > 0 && /^\d/.test(svc.rest[0] as string);
+    current = { values: counters ? numbers(svc.rest, i + 1, line) : [], destinations: new Map() };
     rows.set(svc.key, current);
   });
   return rows;
