@@ -63,7 +63,7 @@ describe('rise/fall properties', () => {
     fc.constantFrom('up' as const, 'down' as const),
   ] as const;
 
-  it('a transition completes exactly a streak of `rise` successes or `fall` failures, and directions alternate', () => {
+  it('a transition completes a streak of exactly `rise` successes or `fall` failures, and directions alternate', () => {
     fc.assert(
       fc.property(...arbitraries, (results, rise, fall, initial) => {
         let state = initialRiseFall(initial);
@@ -75,6 +75,8 @@ describe('rise/fall properties', () => {
             const need = step.transition.healthy ? rise : fall;
             const streak = results.slice(Math.max(0, i - need + 1), i + 1);
             expect(streak).toEqual(Array(need).fill(step.transition.healthy));
+            // ...and not one result longer: a longer streak would have moved it earlier.
+            if (i - need >= 0) expect(results[i - need]).toBe(!step.transition.healthy);
             healthy = step.transition.healthy;
           }
           state = step.state;
