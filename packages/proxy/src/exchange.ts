@@ -206,6 +206,7 @@ export class Exchange {
 
   onHeaders(a: Attempt, status: number, statusText: string | undefined, raw: Buffer[]): void {
     if (a !== this.current) return;
+    a.status = status;
     const bit = statusBit(status);
     if (bit !== 0 && (this.#route!.pool.nextUpstream & bit) !== 0) {
       a.failed = true;
@@ -235,7 +236,7 @@ export class Exchange {
 
   onError(a: Attempt, err: Error): void {
     if (a.retryTo >= 0) {
-      this.#release(a, true, `status ${this.#status}`);
+      this.#release(a, true, `status ${a.status}`);
       this.#dispatch(a.retryTo);
       return;
     }
@@ -282,7 +283,7 @@ export class Exchange {
         pool: this.#route!.pool.name,
         upstream: a.upstream,
         attempt: this.attempts,
-        status: a.retryTo >= 0 || error === undefined ? this.#status : 0,
+        status: a.status,
         error,
         failed,
         durationMs: now - a.startedAt,
@@ -337,6 +338,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   /** The response status is one `retries.on` lists (counts as a failure, nginx-like). */
   failed = false;
   released = false;
+  /** The upstream's response status, 0 before (or without) response headers. */
+  status = 0;
 
   constructor(ex: Exchange, index: number, upstream: string, startedAt: number) {
     this.ex = ex;
