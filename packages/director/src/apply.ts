@@ -55,20 +55,20 @@ function execute(w: IpvsWriter, op: Op): Promise<void> {
       return w.updateService(op.service);
     case 'delete-service':
       return w.deleteService(op.service);
-    case 'add-dest':
-      return w.addDestination(op.service, op.dest);
-    case 'update-dest':
-      return w.updateDestination(op.service, op.dest);
-    case 'delete-dest':
-      return w.deleteDestination(op.service, op.dest);
+    case 'add-destination':
+      return w.addDestination(op.service, op.destination);
+    case 'update-destination':
+      return w.updateDestination(op.service, op.destination);
+    case 'delete-destination':
+      return w.deleteDestination(op.service, op.destination);
   }
 }
 
 /** Reference §2.10: EEXIST on add, ESRCH (service) / ENOENT (destination) on delete mean the goal already holds. */
 function alreadyDone(op: Op, err: unknown): boolean {
-  if (op.kind === 'add-service' || op.kind === 'add-dest') return isTgError(err, 'TG_IPVS_EXISTS');
+  if (op.kind === 'add-service' || op.kind === 'add-destination') return isTgError(err, 'TG_IPVS_EXISTS');
   if (op.kind === 'delete-service') return isTgError(err, 'TG_IPVS_NO_SERVICE');
-  if (op.kind === 'delete-dest') return isTgError(err, 'TG_IPVS_NOT_FOUND') || isTgError(err, 'TG_IPVS_NO_SERVICE');
+  if (op.kind === 'delete-destination') return isTgError(err, 'TG_IPVS_NOT_FOUND') || isTgError(err, 'TG_IPVS_NO_SERVICE');
   return false;
 }
 

@@ -128,3 +128,8 @@ export function configuredKeys(services: readonly VirtualService[]): Set<string>
   }
   return keys;
 }
+
+/** Service keys (`serviceKey`) of the configured virtual services. Pure. */
+export function configuredServiceKeys(services: readonly VirtualService[]): Set<string> {
+  return new Set(services.map((vs) => serviceKey(serviceIdOfConfig(vs))));
+}

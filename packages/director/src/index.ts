@@ -1,7 +1,13 @@
 // Public surface of @tiergate/director: the pure planner (desired, drain, plan), apply, the reconcile loop and host setup.
+
+// The CLI reaches the kernel only through the director: these are the driver registry and the dry-run renderer.
+export { formatIpvsadmCommand, type IpvsDriverName, openIpvsDriver } from '@tiergate/ipvs';
+export { type AdminServer, startAdminServer } from './admin-server.ts';
 export { type ApplyReport, applyOps, type IpvsWriter, type PartialApplyDetails } from './apply.ts';
+export { type CycleInput, type CycleResult, reconcileCycle } from './cycle.ts';
 export {
   configuredKeys,
+  configuredServiceKeys,
   desiredEntries,
   destPortOf,
   type HealthSnapshot,
@@ -11,4 +17,42 @@ export {
   type VirtualService,
 } from './desired.ts';
 export { type DrainInput, type DrainResult, type DrainTimes, settingsOf, withDraining } from './drain.ts';
+export {
+  detectRealServerInterface,
+  directorSysctls,
+  emptyRealServerState,
+  type HostAddress,
+  type HostChanges,
+  type RealServerPlan,
+  type RealServerState,
+  realServerDown,
+  realServerPlan,
+  realServerUp,
+  setupDirectorHost,
+  sysctlPath,
+} from './host-setup.ts';
+export { createLogger, type Logger, silentLogger } from './logger.ts';
+export { DirectorMetrics } from './metrics.ts';
 export { describeOp, destSettingsDiffer, OP_ORDER, type Op, type OpKind, orderOps, plan, serviceSettingsDiffer } from './plan.ts';
+export { checkSpecOf, RealServerHealth, type RealServerHealthStatus } from './real-server-health.ts';
+export {
+  buildStatus,
+  type DestinationStatus,
+  Director,
+  type DirectorOptions,
+  type DirectorStatus,
+  type ServiceStatus,
+  type StatsJson,
+  statsJson,
+} from './reconciler.ts';
+export {
+  type DirectorState,
+  defaultStatePath,
+  EMPTY_STATE,
+  FileStateStore,
+  JsonFile,
+  MemoryStateStore,
+  netnsId,
+  type StateStore,
+} from './state-store.ts';
+export { formatStatusTable } from './status-table.ts';

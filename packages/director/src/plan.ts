@@ -3,21 +3,21 @@ import {
   destKey,
   formatEndpoint,
   type IpvsDestination,
+  type IpvsOp,
   type IpvsService,
   type IpvsServiceEntry,
-  type IpvsServiceId,
   serviceIdOf,
   serviceKey,
 } from '@tiergate/ipvs';
 
-/** One kernel write. Services in ops carry every setting (add/update) or only their identity (delete, dest ops). */
-export type Op =
-  | { readonly kind: 'add-service'; readonly service: IpvsService }
-  | { readonly kind: 'update-service'; readonly service: IpvsService }
-  | { readonly kind: 'delete-service'; readonly service: IpvsServiceId }
-  | { readonly kind: 'add-dest'; readonly service: IpvsServiceId; readonly dest: IpvsDestination }
-  | { readonly kind: 'update-dest'; readonly service: IpvsServiceId; readonly dest: IpvsDestination }
-  | { readonly kind: 'delete-dest'; readonly service: IpvsServiceId; readonly dest: IpvsDestination };
+/**
+ * One kernel write the planner emits: the service and destination subset of @tiergate/ipvs's `IpvsOp`, so a
+ * dry run prints it with `formatIpvsadmCommand` and any driver executes it.
+ */
+export type Op = Extract<
+  IpvsOp,
+  { kind: 'add-service' | 'update-service' | 'delete-service' | 'add-destination' | 'update-destination' | 'delete-destination' }
+>;
 
 export type OpKind = Op['kind'];
 
@@ -26,19 +26,26 @@ export type OpKind = Op['kind'];
  * service only after its destinations. A crash between two ops then never leaves a service with fewer
  * servers than both the old and the new config give it.
  */
-export const OP_ORDER: readonly OpKind[] = ['add-service', 'update-service', 'add-dest', 'update-dest', 'delete-dest', 'delete-service'];
+export const OP_ORDER: readonly OpKind[] = [
+  'add-service',
+  'update-service',
+  'add-destination',
+  'update-destination',
+  'delete-destination',
+  'delete-service',
+];
 
 /** Sorts ops into OP_ORDER, keeping the relative order of ops of one kind. */
 export function orderOps(ops: readonly Op[]): Op[] {
   return [...ops].sort((a, b) => OP_ORDER.indexOf(a.kind) - OP_ORDER.indexOf(b.kind));
 }
 
-/** A one-line human description: `add-dest TCP 10.0.0.100:80 -> 10.0.0.11:80 route w=5`. */
+/** A one-line human description: `add-destination TCP 10.0.0.100:80 -> 10.0.0.11:80 route w=5`. */
 export function describeOp(op: Op): string {
   const svc = describeService(op.service);
-  if (!('dest' in op)) return `${op.kind} ${svc}${op.kind === 'delete-service' ? '' : ` ${(op.service as IpvsService).scheduler}`}`;
-  const d = op.dest;
-  const rest = op.kind === 'delete-dest' ? '' : ` ${d.forward} w=${d.weight}`;
+  if (!('destination' in op)) return `${op.kind} ${svc}${op.kind === 'delete-service' ? '' : ` ${(op.service as IpvsService).scheduler}`}`;
+  const d = op.destination;
+  const rest = op.kind === 'delete-destination' ? '' : ` ${op.destination.forward} w=${op.destination.weight}`;
   return `${op.kind} ${svc} -> ${formatEndpoint(d.address, d.port)}${rest}`;
 }
 
@@ -90,7 +97,7 @@ export function plan(desired: readonly IpvsServiceEntry[], actual: readonly Ipvs
     const cur = have.get(key);
     if (!cur) {
       ops.push({ kind: 'add-service', service: want.service });
-      for (const dest of want.destinations) ops.push({ kind: 'add-dest', service: serviceIdOf(want.service), dest });
+      for (const dest of want.destinations) ops.push({ kind: 'add-destination', service: serviceIdOf(want.service), destination: dest });
       continue;
     }
     if (serviceSettingsDiffer(want.service, cur.service)) ops.push({ kind: 'update-service', service: want.service });
@@ -111,9 +118,9 @@ function planDestinations(want: IpvsServiceEntry, cur: IpvsServiceEntry): Op[] {
     const key = destKey(dest);
     seen.add(key);
     const h = haveDests.get(key);
-    if (!h) ops.push({ kind: 'add-dest', service, dest });
-    else if (destSettingsDiffer(dest, h)) ops.push({ kind: 'update-dest', service, dest });
+    if (!h) ops.push({ kind: 'add-destination', service, destination: dest });
+    else if (destSettingsDiffer(dest, h)) ops.push({ kind: 'update-destination', service, destination: dest });
   }
-  for (const [key, h] of haveDests) if (!seen.has(key)) ops.push({ kind: 'delete-dest', service, dest: h });
+  for (const [key, h] of haveDests) if (!seen.has(key)) ops.push({ kind: 'delete-destination', service, destination: h });
   return ops;
 }

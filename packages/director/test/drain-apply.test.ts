@@ -41,30 +41,34 @@ describe('draining a real server removed from config', () => {
   it('goes to weight 0 first, stays while it has active connections, is deleted when they reach 0', () => {
     const s1 = step([{ service: web, destinations: [d('10.0.0.11', 1), d('10.0.0.12', 1, 4)] }], new Map(), 1_000);
     expect(s1.ops).toEqual([
-      { kind: 'update-dest', service: { family: 'inet', protocol: 'tcp', address: '10.0.0.100', port: 80 }, dest: d('10.0.0.12', 0) },
+      {
+        kind: 'update-destination',
+        service: { family: 'inet', protocol: 'tcp', address: '10.0.0.100', port: 80 },
+        destination: d('10.0.0.12', 0),
+      },
     ]);
     expect(s1.draining).toEqual(new Map([[GONE, 1_000]]));
     const s2 = step([{ service: web, destinations: [d('10.0.0.11', 1), d('10.0.0.12', 0, 2)] }], s1.draining, 30_000);
     expect(s2.ops).toEqual([]);
     expect(s2.draining.get(GONE)).toBe(1_000);
     const s3 = step([{ service: web, destinations: [d('10.0.0.11', 1), d('10.0.0.12', 0, 0)] }], s2.draining, 31_000);
-    expect(s3.ops.map((o) => o.kind)).toEqual(['delete-dest']);
+    expect(s3.ops.map((o) => o.kind)).toEqual(['delete-destination']);
     expect(s3.draining.size).toBe(0);
   });
 
   it('is deleted when drain_timeout passes even with connections left', () => {
     const busy = [{ service: web, destinations: [d('10.0.0.11', 1), d('10.0.0.12', 0, 9)] }];
     expect(step(busy, new Map([[GONE, 1_000]]), 60_999).ops).toEqual([]);
-    expect(step(busy, new Map([[GONE, 1_000]]), 61_000).ops.map((o) => o.kind)).toEqual(['delete-dest']);
+    expect(step(busy, new Map([[GONE, 1_000]]), 61_000).ops.map((o) => o.kind)).toEqual(['delete-destination']);
   });
 
   it('is deleted at once when idle, or when its absence is deliberate (health removal)', () => {
     expect(step([{ service: web, destinations: [d('10.0.0.11', 1), d('10.0.0.12', 1, 0)] }], new Map(), 0).ops.map((o) => o.kind)).toEqual([
-      'delete-dest',
+      'delete-destination',
     ]);
     const configured = new Set([healthKey(SVC, '10.0.0.11:80'), GONE]);
     const busy = [{ service: web, destinations: [d('10.0.0.11', 1), d('10.0.0.12', 1, 5)] }];
-    expect(step(busy, new Map(), 0, configured).ops.map((o) => o.kind)).toEqual(['delete-dest']);
+    expect(step(busy, new Map(), 0, configured).ops.map((o) => o.kind)).toEqual(['delete-destination']);
   });
 });
 
@@ -90,14 +94,14 @@ describe('applyOps', () => {
   it('treats EEXIST on add and ESRCH/ENOENT on delete as done, and reports them as tolerated', async () => {
     const kernel = new FakeIpvs([{ service: web, destinations: [d('10.0.0.11', 1)] }]);
     const ops = plan(desired, [], new Set());
-    const stale = { service: web, dest: d('10.0.0.77', 1) };
+    const stale = { service: web, destination: d('10.0.0.77', 1) };
     const report = await applyOps(kernel, [
       ...ops,
-      { kind: 'delete-dest', ...stale },
+      { kind: 'delete-destination', ...stale },
       { kind: 'delete-service', service: { ...web, port: 1 } },
     ]);
     expect(report.applied).toHaveLength(ops.length + 2);
-    expect(report.tolerated.map((o) => o.kind)).toEqual(['add-service', 'add-dest', 'delete-dest', 'delete-service']);
+    expect(report.tolerated.map((o) => o.kind)).toEqual(['add-service', 'add-destination', 'delete-destination', 'delete-service']);
     expect(plan(desired, await kernel.listServices(), new Set())).toEqual([]);
   });
 
@@ -116,10 +120,14 @@ describe('applyOps', () => {
       applied: [
         'add-service TCP 10.0.0.100:80 rr',
         'add-service TCP 10.0.0.100:443 rr',
-        'add-dest TCP 10.0.0.100:80 -> 10.0.0.11:80 route w=1',
+        'add-destination TCP 10.0.0.100:80 -> 10.0.0.11:80 route w=1',
       ],
-      failed: { op: 'add-dest TCP 10.0.0.100:80 -> 10.0.0.12:80 route w=2', code: 'TG_IPVS_RANGE', message: 'value out of range (ERANGE)' },
-      notAttempted: ['add-dest TCP 10.0.0.100:443 -> 10.0.0.11:80 route w=1'],
+      failed: {
+        op: 'add-destination TCP 10.0.0.100:80 -> 10.0.0.12:80 route w=2',
+        code: 'TG_IPVS_RANGE',
+        message: 'value out of range (ERANGE)',
+      },
+      notAttempted: ['add-destination TCP 10.0.0.100:443 -> 10.0.0.11:80 route w=1'],
     });
     expect((caught as TgError).cause).toBeInstanceOf(TgError);
     kernel.failOn = undefined;

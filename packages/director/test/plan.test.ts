@@ -30,8 +30,8 @@ describe('plan', () => {
     const ops = plan([entry(web, dest('10.0.0.11', 80, 1), dest('10.0.0.12', 80, 2))], [], owned());
     expect(ops.map(describeOp)).toEqual([
       'add-service TCP 10.0.0.100:80 wrr',
-      'add-dest TCP 10.0.0.100:80 -> 10.0.0.11:80 route w=1',
-      'add-dest TCP 10.0.0.100:80 -> 10.0.0.12:80 route w=2',
+      'add-destination TCP 10.0.0.100:80 -> 10.0.0.11:80 route w=1',
+      'add-destination TCP 10.0.0.100:80 -> 10.0.0.12:80 route w=2',
     ]);
   });
 
@@ -56,8 +56,8 @@ describe('plan', () => {
     ];
     expect(plan(desired, actual, owned()).map(describeOp)).toEqual([
       'update-service TCP 10.0.0.100:80 sh',
-      'update-dest TCP 10.0.0.100:80 -> 10.0.0.12:80 route w=4',
-      'update-dest TCP 10.0.0.100:80 -> 10.0.0.13:80 tunnel w=1',
+      'update-destination TCP 10.0.0.100:80 -> 10.0.0.12:80 route w=4',
+      'update-destination TCP 10.0.0.100:80 -> 10.0.0.13:80 tunnel w=1',
     ]);
   });
 
@@ -78,7 +78,7 @@ describe('plan', () => {
     const old = entry(svc('10.0.0.100', 443));
     const actual = [entry(web, dest('10.0.0.11', 80, 1), dest('10.0.0.12', 80, 1)), old, foreign];
     const ops = plan([entry(web, dest('10.0.0.11', 80, 1))], actual, owned('tcp/10.0.0.100:80', 'tcp/10.0.0.100:443'));
-    expect(ops.map(describeOp)).toEqual(['delete-dest TCP 10.0.0.100:80 -> 10.0.0.12:80', 'delete-service TCP 10.0.0.100:443']);
+    expect(ops.map(describeOp)).toEqual(['delete-destination TCP 10.0.0.100:80 -> 10.0.0.12:80', 'delete-service TCP 10.0.0.100:443']);
   });
 
   it('changes identity (port, protocol, fwmark) as delete + add', () => {

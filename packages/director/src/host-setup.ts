@@ -1,0 +1,265 @@
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { isIPv6 } from 'node:net';
+import { promisify } from 'node:util';
+import type { DeepReadonly, DirectorConfig } from '@tiergate/config';
+import { isTgError, TgError } from '@tiergate/errors';
+import type { IpvsDriver } from '@tiergate/ipvs';
+import type { VirtualService } from './desired.ts';
+
+const execFileAsync = promisify(execFile);
+
+/**
+ * Host setup for the two ends of IPVS: the director (VIPs, sysctls, timeouts, sync daemon) and the real servers
+ * (ARP sysctls, VIP on lo or tunl0). Every step reads first and writes only what differs, through the `ip`
+ * command and /proc/sys (execFile, no shell). Sysctl keys here are /proc/sys-relative paths
+ * (`net/ipv4/conf/eth0/arp_ignore`), because interface names may contain dots.
+ */
+
+/** `net.ipv4.vs.conntrack` → `net/ipv4/vs/conntrack`; slash forms pass through. Rejects anything leaving /proc/sys. */
+export function sysctlPath(key: string): string {
+  const path = key.includes('/') ? key : key.replaceAll('.', '/');
+  if (!/^[A-Za-z0-9_./-]+$/.test(path) || path.split('/').some((p) => p === '..' || p === '.' || p === ''))
+    throw new TgError('TG_CONFIG_INVALID', `'${key}' is not a sysctl name`);
+  return path;
+}
+
+export async function readSysctl(path: string): Promise<string> {
+  try {
+    return (await readFile(`/proc/sys/${path}`, 'utf8')).trim();
+  } catch (cause) {
+    throw new TgError('TG_HOST_SETUP', `cannot read sysctl ${path.replaceAll('/', '.')}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+export async function writeSysctl(path: string, value: string): Promise<void> {
+  try {
+    await writeFile(`/proc/sys/${path}`, `${value}\n`);
+  } catch (cause) {
+    throw new TgError('TG_HOST_SETUP', `cannot set sysctl ${path.replaceAll('/', '.')}=${value}: ${(cause as Error).message}`, { cause });
+  }
+}
+
+/** Runs `ip ARGS…`; TG_HOST_SETUP with ip's own message on failure. */
+export async function ip(args: readonly string[]): Promise<string> {
+  try {
+    return (await execFileAsync('ip', [...args], { timeout: 10_000 })).stdout;
+  } catch (cause) {
+    const e = cause as { stderr?: string; message: string };
+    throw new TgError('TG_HOST_SETUP', `ip ${args.join(' ')}: ${(e.stderr || e.message).trim()}`, { cause });
+  }
+}
+
+interface IpAddrJson {
+  ifname: string;
+  flags?: string[];
+  addr_info?: { family: string; local: string; prefixlen: number }[];
+}
+
+/** `ip -j addr show`: interfaces with their addresses. */
+export async function listAddresses(dev?: string): Promise<IpAddrJson[]> {
+  return JSON.parse(await ip(['-j', 'addr', 'show', ...(dev ? ['dev', dev] : [])])) as IpAddrJson[];
+}
+
+/** A host address: VIPs are always /32 or /128, never wider (a wider prefix would capture the whole subnet). */
+export interface HostAddress {
+  readonly address: string;
+  readonly prefix: number;
+  readonly dev: string;
+}
+
+export function vipAddress(address: string, dev: string): HostAddress {
+  return { address, prefix: isIPv6(address) ? 128 : 32, dev };
+}
+
+/** Adds the address unless the device has it already. Returns whether it was added. */
+export async function ensureAddress(a: HostAddress): Promise<boolean> {
+  const [link] = await listAddresses(a.dev);
+  if (link?.addr_info?.some((i) => i.local === a.address && i.prefixlen === a.prefix)) return false;
+  await ip(['addr', 'add', `${a.address}/${a.prefix}`, 'dev', a.dev]);
+  return true;
+}
+
+/** Sets a sysctl unless it already has the value. Returns the previous value when it changed it. */
+export async function ensureSysctl(path: string, value: string): Promise<string | undefined> {
+  const before = await readSysctl(path);
+  if (before === value) return undefined;
+  await writeSysctl(path, value);
+  return before;
+}
+
+// ------------------------------------------------------------------ director host
+
+/**
+ * The sysctls a director needs (reference §5): expire connections of deleted real servers and persistence
+ * templates of quiesced ones, so draining works; conntrack and ip_forward only for NAT. `director.sysctls`
+ * comes last and wins. Pure.
+ */
+export function directorSysctls(director: DeepReadonly<DirectorConfig>, services: readonly VirtualService[]): Map<string, string> {
+  const out = new Map<string, string>([
+    ['net/ipv4/vs/expire_nodest_conn', '1'],
+    ['net/ipv4/vs/expire_quiescent_template', '1'],
+  ]);
+  if (services.some((vs) => vs.forwarding === 'nat')) {
+    out.set('net/ipv4/vs/conntrack', '1');
+    out.set('net/ipv4/ip_forward', '1');
+  }
+  for (const [k, v] of Object.entries(director.sysctls)) out.set(sysctlPath(k), String(v));
+  return out;
+}
+
+export interface HostChanges {
+  /** Human-readable lines, one per change made. */
+  readonly changes: string[];
+}
+
+/**
+ * Prepares the director host, idempotently: VIPs as /32 (/128) on `director.interface`, the sysctls above,
+ * IPVS timeouts and the sync daemon. Needs ip_vs loaded (the driver's open does that) for net/ipv4/vs/*.
+ */
+export async function setupDirectorHost(
+  director: DeepReadonly<DirectorConfig>,
+  services: readonly VirtualService[],
+  driver: Pick<IpvsDriver, 'setTimeouts' | 'listDaemons' | 'startDaemon'>,
+): Promise<HostChanges> {
+  const changes: string[] = [];
+  for (const vip of director.vips) {
+    const a = vipAddress(vip, director.interface);
+    if (await ensureAddress(a)) changes.push(`ip addr add ${a.address}/${a.prefix} dev ${a.dev}`);
+  }
+  for (const [path, value] of directorSysctls(director, services)) {
+    const before = await ensureSysctl(path, value);
+    if (before !== undefined) changes.push(`sysctl ${path.replaceAll('/', '.')}=${value} (was ${before})`);
+  }
+  const t = director.timeouts;
+  if (t) {
+    // Config durations are ms; IPVS timeouts are whole seconds; 0 keeps the kernel's value.
+    const s = (ms: number | undefined) => (ms === undefined ? 0 : Math.max(1, Math.ceil(ms / 1000)));
+    await driver.setTimeouts({ tcp: s(t.tcp), tcpFin: s(t.tcp_fin), udp: s(t.udp) });
+  }
+  const sync = director.sync_daemon;
+  if (sync && !(await driver.listDaemons()).some((d) => d.state === sync.state)) {
+    await driver.startDaemon({ state: sync.state, interface: sync.interface, syncId: sync.sync_id });
+    changes.push(`sync daemon ${sync.state} on ${sync.interface} (id ${sync.sync_id})`);
+  }
+  return { changes };
+}
+
+// ------------------------------------------------------------------ real-server host
+
+/** What `realserver up` changed, so `down` can restore exactly the previous host. */
+export interface RealServerState {
+  /** Sysctl path → value before tiergate first changed it. */
+  sysctls: Record<string, string>;
+  /** Addresses tiergate added (never ones that were there before). */
+  addresses: HostAddress[];
+  /** Links tiergate brought up. */
+  linksUp: string[];
+}
+
+/** A fresh, empty RealServerState. */
+export function emptyRealServerState(): RealServerState {
+  return { sysctls: {}, addresses: [], linksUp: [] };
+}
+
+/** What a real server needs for the VIPs it serves. Pure. */
+export interface RealServerPlan {
+  readonly vips: HostAddress[];
+  /** Sysctl path → value. */
+  readonly sysctls: Map<string, string>;
+  /** tunl0 (IPIP decapsulation) is needed. */
+  readonly tunnel: boolean;
+}
+
+/**
+ * The real-server recipe (reference §7). DR: the VIP /32 on lo. TUN: the VIP on tunl0, tunl0 up, rp_filter 0 on
+ * tunl0 (decapsulated packets arrive there with the client's source). Both: arp_ignore=1 / arp_announce=2 on
+ * `all` and the NIC (the kernel uses the max of the two, and ARP requests arrive on the NIC), so only the
+ * director answers ARP for the VIP. NAT real servers need no VIP. `vips` limits the VIPs (default: every DR/TUN VIP).
+ */
+export function realServerPlan(services: readonly VirtualService[], nic: string, vips?: readonly string[]): RealServerPlan {
+  const method = new Map<string, 'dr' | 'tun'>();
+  for (const vs of services) {
+    if (vs.address === undefined || vs.forwarding === 'nat') continue;
+    if (method.get(vs.address) !== 'tun') method.set(vs.address, vs.forwarding);
+  }
+  const chosen = vips ?? [...method.keys()];
+  const tunnel = chosen.some((v) => method.get(v) === 'tun');
+  const sysctls = new Map<string, string>();
+  for (const dev of ['all', nic]) {
+    sysctls.set(`net/ipv4/conf/${dev}/arp_ignore`, '1');
+    sysctls.set(`net/ipv4/conf/${dev}/arp_announce`, '2');
+  }
+  if (tunnel) sysctls.set('net/ipv4/conf/tunl0/rp_filter', '0');
+  return { vips: chosen.map((v) => vipAddress(v, method.get(v) === 'tun' ? 'tunl0' : 'lo')), sysctls, tunnel };
+}
+
+/** The interface holding one of the configured real-server addresses (the NIC that receives ARP requests). */
+export async function detectRealServerInterface(services: readonly VirtualService[]): Promise<string> {
+  const mine = new Set(services.flatMap((vs) => vs.real_servers.map((rs) => rs.address)));
+  for (const link of await listAddresses()) {
+    if (link.ifname !== 'lo' && link.addr_info?.some((a) => mine.has(a.local))) return link.ifname;
+  }
+  throw new TgError('TG_HOST_SETUP', 'this host has none of the configured real-server addresses; pass --interface');
+}
+
+/**
+ * Configures this host as a real server, idempotently, recording in `state` (mutated step by step, so the
+ * caller can save it even when a later step fails) what it changed: the first-seen value of each sysctl, each
+ * address and link it added. Running it twice changes nothing more.
+ */
+export async function realServerUp(p: RealServerPlan, state: RealServerState): Promise<void> {
+  if (p.tunnel) await ensureTunl0(state);
+  for (const [path, value] of p.sysctls) {
+    const before = await ensureSysctl(path, value);
+    if (before !== undefined && !(path in state.sysctls)) state.sysctls[path] = before;
+  }
+  if (p.tunnel) {
+    // Strict reverse-path filtering on `all` would still drop decapsulated packets (effective = max(all, tunl0)): make it loose.
+    const before = await readSysctl('net/ipv4/conf/all/rp_filter');
+    if (before === '1') {
+      await writeSysctl('net/ipv4/conf/all/rp_filter', '2');
+      if (!('net/ipv4/conf/all/rp_filter' in state.sysctls)) state.sysctls['net/ipv4/conf/all/rp_filter'] = before;
+    }
+  }
+  for (const a of p.vips) if (await ensureAddress(a)) state.addresses.push(a);
+}
+
+async function ensureTunl0(state: { linksUp: string[] }): Promise<void> {
+  if (!existsSync('/proc/sys/net/ipv4/conf/tunl0')) {
+    try {
+      await execFileAsync('modprobe', ['ipip'], { timeout: 10_000 });
+    } catch (cause) {
+      throw new TgError('TG_HOST_SETUP', 'TUN real servers need the ipip module (tunl0); modprobe ipip failed', { cause });
+    }
+  }
+  const [link] = await listAddresses('tunl0');
+  if (!link?.flags?.includes('UP')) {
+    await ip(['link', 'set', 'tunl0', 'up']);
+    if (!state.linksUp.includes('tunl0')) state.linksUp.push('tunl0');
+  }
+}
+
+/** Undoes `realServerUp`: removes the addresses it added, downs the links it upped, restores the sysctls. */
+export async function realServerDown(state: RealServerState): Promise<string[]> {
+  const done: string[] = [];
+  for (const a of state.addresses) {
+    try {
+      await ip(['addr', 'del', `${a.address}/${a.prefix}`, 'dev', a.dev]);
+      done.push(`ip addr del ${a.address}/${a.prefix} dev ${a.dev}`);
+    } catch (err) {
+      // Already gone (removed by hand): the goal holds.
+      if (!isTgError(err, 'TG_HOST_SETUP') || !/Cannot assign|not exist|No such/i.test(err.message)) throw err;
+    }
+  }
+  for (const dev of state.linksUp) {
+    await ip(['link', 'set', dev, 'down']);
+    done.push(`ip link set ${dev} down`);
+  }
+  for (const [path, value] of Object.entries(state.sysctls)) {
+    await writeSysctl(path, value);
+    done.push(`sysctl ${path.replaceAll('/', '.')}=${value}`);
+  }
+  return done;
+}

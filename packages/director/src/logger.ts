@@ -1,0 +1,17 @@
+import pino from 'pino';
+
+/** The logging the director needs; pino loggers fit it. Libraries take it as a parameter. */
+export interface Logger {
+  debug(obj: object, msg?: string): void;
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+/** JSON lines on stdout (pino), for the daemon. */
+export function createLogger(level = 'info', name = 'tiergate-director'): Logger {
+  return pino({ name, level });
+}
+
+/** A logger that drops everything. */
+export const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
