@@ -29,6 +29,15 @@ export const ERROR_CODES = {
   TG_PROXY_UPSTREAM_CONNECT_TIMEOUT: { status: 504, exit: 1, summary: 'Connecting to the upstream server timed out.' },
   TG_PROXY_SHUTTING_DOWN: { status: 503, exit: 1, summary: 'The proxy is draining and takes no new requests.' },
   TG_PROXY_LISTEN: { status: 500, exit: 1, summary: 'A proxy listener could not bind its address and port.' },
+  TG_PROXY_RELOAD_REJECTED: {
+    status: 409,
+    exit: 1,
+    summary: 'A reload changed what only a restart can change (listeners, workers, admin).',
+  },
+  // proxy admin endpoint
+  TG_ADMIN_UNAUTHORIZED: { status: 401, exit: 1, summary: 'The admin request lacks the configured bearer token.' },
+  TG_ADMIN_FAILED: { status: 500, exit: 1, summary: 'The admin endpoint failed to answer (a worker did not reply).' },
+  TG_ADMIN_UNREACHABLE: { status: 503, exit: 1, summary: 'The CLI could not reach the running proxy admin endpoint.' },
   // health
   TG_HEALTH_CHECK_FAILED: { status: 503, exit: 1, summary: 'A health check failed.' },
   // IPVS / director
