@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
+import { registerDemoApp } from './commands/demo-app.ts';
 import { registerProxy } from './commands/proxy.ts';
+import { registerUp } from './commands/up.ts';
 import { registerValidate } from './commands/validate.ts';
 
 const manifest = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -14,5 +16,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerValidate(program);
   registerProxy(program);
+  registerUp(program);
+  registerDemoApp(program);
   return program;
 }

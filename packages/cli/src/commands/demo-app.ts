@@ -1,0 +1,74 @@
+import { loadConfigFile } from '@tiergate/config';
+import { startDemoApp } from '@tiergate/demo-app';
+import { TgError } from '@tiergate/errors';
+import { createSessionStore, RedisSessionStore } from '@tiergate/session';
+import { type Command, Option } from 'commander';
+
+interface DemoAppOpts {
+  port: string;
+  host: string;
+  instance?: string;
+  config: string;
+  store?: 'redis' | 'memory';
+}
+
+function parsePort(text: string): number {
+  const port = Number(text);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new TgError('TG_CLI_USAGE', `--port: not a TCP port: ${text}`);
+  return port;
+}
+
+/**
+ * `tiergate demo-app --port N -c FILE [--host H] [--instance ID] [--store redis|memory]`: one demo
+ * application server with the file's sessions section (secrets, TTL, Redis) and the proxy's trusted
+ * ranges, until SIGTERM/SIGINT. `--store memory` gives this process its own memory store: the
+ * setting that loses logins behind a round-robin balancer.
+ */
+export function registerDemoApp(program: Command): void {
+  program
+    .command('demo-app')
+    .description('run one demo application server (login with captcha, cart) on the file’s session store')
+    .requiredOption('--port <port>', 'TCP port to listen on (0: any free port)')
+    .option('--host <address>', 'address to listen on', '127.0.0.1')
+    .option('--instance <id>', 'instance id shown on pages and in X-Instance-Id (default: <host>:<port>)')
+    .requiredOption('-c, --config <file>', 'tiergate.yaml with a sessions section')
+    .addOption(new Option('--store <kind>', 'override sessions.store').choices(['redis', 'memory']))
+    .action(async (opts: DemoAppOpts) => runDemoApp(opts));
+}
+
+async function runDemoApp(opts: DemoAppOpts): Promise<void> {
+  const port = parsePort(opts.port);
+  const config = await loadConfigFile(opts.config);
+  if (!config.sessions) throw new TgError('TG_CONFIG_INVALID', `${opts.config}: has no sessions section`);
+  const sessions = { ...config.sessions, store: opts.store ?? config.sessions.store };
+  const instanceId = opts.instance ?? `${opts.host}:${port}`;
+  const store = createSessionStore(sessions);
+  try {
+    if (store instanceof RedisSessionStore) await store.ready();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  const app = await startDemoApp({
+    port,
+    host: opts.host,
+    instanceId,
+    store,
+    secrets: sessions.secrets,
+    trustedProxies: config.proxy?.trusted_proxies ?? [],
+    secureCookies: sessions.cookie.secure,
+  }).catch(async (err: unknown) => {
+    await store.close();
+    throw new TgError('TG_STACK_START_FAILED', `demo app could not listen on ${opts.host}:${port}: ${(err as Error).message}`, {
+      cause: err,
+    });
+  });
+  process.stdout.write(`demo app ${instanceId} listening on ${app.url} (sessions: ${sessions.store})\n`);
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  await app.close();
+  await store.close();
+  process.stdout.write(`demo app stopped (${signal})\n`);
+}
