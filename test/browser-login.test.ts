@@ -58,6 +58,7 @@ describe('browser: sign in through the proxy, stay signed in across instances', 
 
   /** Into the throwaway profile dir, or TG_SCREENSHOT_DIR to keep them for a look. */
   async function screenshot(page: Page, name: string): Promise<string> {
+    // biome-ignore lint/suspicious/noUndeclaredEnvVars: test/ runs under plain vitest, not turbo (no task cache to invalidate).
     const path = join(process.env.TG_SCREENSHOT_DIR ?? profile, name);
     await page.screenshot({ path, fullPage: true });
     return path;
