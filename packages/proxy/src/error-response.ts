@@ -5,9 +5,10 @@ import { type ErrorCode, httpStatusOf } from '@tiergate/errors';
  * Answers a request with a short plain-text error (`502 Bad Gateway (TG_PROXY_UPSTREAM_RESET)`) and
  * the code in `x-tiergate-error`; never a stack trace. `close` ends the connection afterwards (the
  * request body was not read). When the response has already started, the only honest signal left is
- * to cut the connection, so the client cannot take a truncated response for a complete one.
+ * to cut the connection, so the client cannot take a truncated response for a complete one. `extra` is a
+ * flat name/value list added to the answer (X-Request-Id, Retry-After).
  */
-export function sendError(res: ServerResponse, code: ErrorCode, close = false): void {
+export function sendError(res: ServerResponse, code: ErrorCode, close = false, extra: readonly string[] = []): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
@@ -22,6 +23,7 @@ export function sendError(res: ServerResponse, code: ErrorCode, close = false): 
     'x-tiergate-error',
     code,
   ];
+  for (const h of extra) headers.push(h);
   if (close) headers.push('connection', 'close');
   res.writeHead(status, headers);
   res.end(body);

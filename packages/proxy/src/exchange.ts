@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { ErrorCode } from '@tiergate/errors';
 import type { Dispatcher } from 'undici';
 import { type AttemptEvent, attemptChannel, type RequestEvent, requestChannel } from './channels.ts';
@@ -7,7 +8,10 @@ import { isTrusted, realClientAddress, unmapIPv4 } from './client-address.ts';
 import { sendError } from './error-response.ts';
 import { clientResponseHeaders, type HeaderRules, trailerPairs, upstreamRequestHeaders } from './forward-headers.ts';
 import { RequestKeyVars } from './key-vars.ts';
+import type { TokenBucketLimiter } from './rate-limiter.ts';
+import { requestIdOf } from './request-id.ts';
 import type { RouteTable } from './route-table.ts';
+import { joinSockets } from './tunnel.ts';
 import { classifyUpstreamError } from './upstream-error.ts';
 import { NEXT, statusBit, type UpstreamPool } from './upstream-pool.ts';
 
@@ -19,13 +23,21 @@ export interface CompiledRoute {
   readonly maxBodySize: number;
 }
 
-/** State shared by every request of one proxy. */
-export interface ProxyContext {
+/** Everything a request needs from one configuration; a reload swaps it whole. */
+export interface Generation {
   readonly routes: RouteTable<CompiledRoute>;
   readonly trusted: BlockList | undefined;
   readonly recursive: boolean;
-  readonly now: () => number;
   readonly accessLog: ((event: RequestEvent) => void) | undefined;
+  /** `limits.rate_limit` per client address. */
+  readonly limiter: TokenBucketLimiter | undefined;
+}
+
+/** State shared by every request of one proxy. */
+export interface ProxyContext {
+  /** The current configuration; a request reads it once, when it starts, and keeps it to the end. */
+  gen: Generation;
+  readonly now: () => number;
   /** Set by close(): new requests get 503 TG_PROXY_SHUTTING_DOWN. */
   draining: boolean;
   /** Exchanges not yet finished, for graceful shutdown. */
@@ -61,7 +73,26 @@ function onResponseClose(this: TaggedResponse): void {
 
 /** Entry point for one client request on one listener. */
 export function handleRequest(ctx: ProxyContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse): void {
-  const ex = new Exchange(ctx, listener, req, res);
+  const ex = new Exchange(ctx, listener, req, res, undefined);
+  ex.start();
+}
+
+/** What an `Upgrade` request brings: the client socket and the bytes already read after its head. */
+export interface UpgradeInfo {
+  readonly socket: Duplex;
+  readonly head: Buffer;
+  /** The client's `Upgrade` value, sent upstream as is. */
+  readonly protocol: string;
+}
+
+/**
+ * Entry point for an `Upgrade` request (node's 'upgrade' event). It goes through the same route, rate
+ * limit, sticky cookie, balancer pick and retries as any request; `res` is a ServerResponse bound to
+ * the raw socket, so refusals and non-101 upstream answers are ordinary HTTP responses (then the
+ * connection closes). On `101` the sockets are joined (tunnel.ts) until either side closes.
+ */
+export function handleUpgrade(ctx: ProxyContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, up: UpgradeInfo): void {
+  const ex = new Exchange(ctx, listener, req, res, up);
   ex.start();
 }
 
@@ -77,8 +108,20 @@ export class Exchange {
   readonly res: ServerResponse;
   readonly startedAt: number;
   readonly clientAddress: string;
+  readonly requestId: string;
+  readonly gen: Generation;
   readonly #listener: ListenerInfo;
+  readonly #upgrade: UpgradeInfo | undefined;
   #route: CompiledRoute | undefined;
+  /** The pool generation this request holds (released when it finishes). */
+  #pool: UpstreamPool | undefined;
+  /** Server index the request's sticky cookie named (-1: none or unknown). */
+  #stickyIndex = -1;
+  /** Addresses of every server tried, in order. */
+  readonly #upstreams: string[] = [];
+  #upstreamMs = 0;
+  bytesSent = 0;
+  #closeTunnel: (() => void) | undefined;
   #hasBody = false;
   #headers: string[] = [];
   #hashKey = '';
@@ -94,18 +137,22 @@ export class Exchange {
   #error: ErrorCode | undefined;
   #done = false;
 
-  constructor(ctx: ProxyContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse) {
+  constructor(ctx: ProxyContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, upgrade: UpgradeInfo | undefined) {
     this.ctx = ctx;
+    const gen = ctx.gen;
+    this.gen = gen;
     this.#listener = listener;
+    this.#upgrade = upgrade;
     this.req = req;
     this.res = res;
     this.startedAt = ctx.now();
+    this.requestId = requestIdOf(req.headers['x-request-id']);
     const peer = unmapIPv4(req.socket.remoteAddress ?? '');
-    this.clientAddress = ctx.trusted
+    this.clientAddress = gen.trusted
       ? realClientAddress(
           peer,
-          ctx.trusted,
-          ctx.recursive,
+          gen.trusted,
+          gen.recursive,
           headerString(req.headers['x-forwarded-for']),
           headerString(req.headers['x-real-ip']),
         )
@@ -128,6 +175,14 @@ export class Exchange {
       this.fail('TG_PROXY_SHUTTING_DOWN', true);
       return;
     }
+    const limiter = this.gen.limiter;
+    if (limiter) {
+      const waitMs = limiter.take(this.clientAddress, ctx.now());
+      if (waitMs > 0) {
+        this.fail('TG_PROXY_RATE_LIMITED', this.#hasBody, ['retry-after', String(Math.ceil(waitMs / 1000))]);
+        return;
+      }
+    }
     const url = req.url ?? '';
     // Only origin-form targets (RFC 9112 §3.2.1); absolute-form is for forward proxies.
     if (url.charCodeAt(0) !== 47) {
@@ -135,7 +190,7 @@ export class Exchange {
       return;
     }
     const q = url.indexOf('?');
-    const route = ctx.routes.match(req.headers.host, q < 0 ? url : url.slice(0, q));
+    const route = this.gen.routes.match(req.headers.host, q < 0 ? url : url.slice(0, q));
     if (!route) {
       this.fail('TG_PROXY_NO_ROUTE', this.#hasBody);
       return;
@@ -146,8 +201,10 @@ export class Exchange {
       return;
     }
     const pool = route.pool;
+    pool.acquire();
+    this.#pool = pool;
     if (pool.hashKey) this.#hashKey = pool.hashKey(new RequestKeyVars(req, this.clientAddress));
-    const index = pool.balancer.pick({ clientAddress: this.clientAddress, hashKey: this.#hashKey, tried: EMPTY }, ctx.now());
+    const index = this.#firstPick(pool);
     if (index < 0) {
       this.fail('TG_PROXY_NO_UPSTREAM', this.#hasBody);
       return;
@@ -156,15 +213,30 @@ export class Exchange {
     this.#headers = upstreamRequestHeaders(req.rawHeaders, route.rules, {
       clientAddress: this.clientAddress,
       peerAddress: peer,
-      peerTrusted: isTrusted(ctx.trusted, peer),
+      peerTrusted: isTrusted(this.gen.trusted, peer),
       scheme: this.#listener.scheme,
       listenerPort: this.#listener.port,
+      requestId: this.requestId,
     });
+    pool.sticky?.strip(this.#headers);
     // Node calls this handler for `Expect: 100-continue` without answering it: nginx-like, the proxy
     // says 100 once it has decided to read the body (after the route, size and server checks above).
     if (this.#hasBody && (req.headers.expect ?? '').toLowerCase() === '100-continue') res.writeContinue();
     res.on('drain', onResponseDrain);
+    // A socket handed over by 'upgrade' has no server wiring its 'drain' to the response.
+    this.#upgrade?.socket.on('drain', () => this.current?.controller?.resume());
     this.#dispatch(index);
+  }
+
+  /** The sticky cookie's server when it is usable, else the balancer's choice. */
+  #firstPick(pool: UpstreamPool): number {
+    const now = this.ctx.now();
+    if (pool.sticky) {
+      this.#stickyIndex = pool.sticky.serverOf(this.req.headers.cookie);
+      const i = pool.pickSticky(this.#stickyIndex, this.clientAddress, this.#hashKey, now);
+      if (i >= 0) return i;
+    }
+    return pool.balancer.pick({ clientAddress: this.clientAddress, hashKey: this.#hashKey, tried: EMPTY }, now);
   }
 
   #dispatch(index: number): void {
@@ -174,12 +246,14 @@ export class Exchange {
     this.#tried?.add(index);
     const attempt = new Attempt(this, index, pool.upstreams[index]!.address, this.ctx.now());
     this.current = attempt;
+    this.#upstreams.push(attempt.upstream);
     const opts: Dispatcher.DispatchOptions = {
       method: this.req.method as Dispatcher.HttpMethod,
       path: this.req.url!,
       headers: this.#headers,
       body: this.#hasBody ? this.req : null,
       reset: pool.reset,
+      upgrade: this.#upgrade?.protocol ?? null,
     };
     try {
       pool.upstreams[index]!.dispatcher.dispatch(opts, attempt);
@@ -219,11 +293,54 @@ export class Exchange {
     }
     this.#status = status;
     this.#upstream = a.upstream;
-    const headers = clientResponseHeaders(raw, this.#route!.rules);
+    const headers = this.#clientHeaders(a, raw);
     // Draining: tell keep-alive clients to reconnect elsewhere (the listener is already closed).
     if (this.ctx.draining) headers.push('connection', 'close');
     if (statusText) this.res.writeHead(status, statusText, headers);
     else this.res.writeHead(status, headers);
+  }
+
+  /** The upstream's response headers for the client, plus X-Request-Id and a sticky cookie when one is due. */
+  #clientHeaders(a: Attempt, raw: Buffer[]): string[] {
+    const headers = clientResponseHeaders(raw, this.#route!.rules);
+    headers.push('X-Request-Id', this.requestId);
+    const sticky = this.#route!.pool.sticky;
+    if (sticky && a.index !== this.#stickyIndex) headers.push('Set-Cookie', sticky.setCookie(a.index));
+    return headers;
+  }
+
+  /** `101` from the upstream: answer the client with it and join the two sockets until either closes. */
+  onUpgrade(a: Attempt, status: number, statusText: string, raw: Buffer[], upstream: Duplex): void {
+    const up = this.#upgrade;
+    if (a !== this.current || !up || this.clientGone) {
+      upstream.destroy();
+      return;
+    }
+    a.status = status;
+    this.#status = status;
+    this.#upstream = a.upstream;
+    const headers = this.#clientHeaders(a, raw);
+    let protocol = up.protocol;
+    for (let i = 0; i < raw.length; i += 2)
+      if (raw[i]!.toString('latin1').toLowerCase() === 'upgrade') protocol = raw[i + 1]!.toString('latin1');
+    let head = `HTTP/1.1 ${status} ${statusText || 'Switching Protocols'}\r\nConnection: Upgrade\r\nUpgrade: ${protocol}\r\n`;
+    for (let i = 0; i < headers.length; i += 2) head += `${headers[i]}: ${headers[i + 1]}\r\n`;
+    const client = up.socket;
+    const sentBefore = (client as { bytesWritten?: number }).bytesWritten ?? 0;
+    client.write(`${head}\r\n`, 'latin1');
+    if (up.head.length > 0) upstream.write(up.head);
+    this.res.removeListener('close', onResponseClose);
+    (this.res as TaggedResponse)[kExchange] = undefined;
+    this.#closeTunnel = joinSockets(client, upstream, this.#route!.pool.config.timeouts.idle, () => {
+      this.bytesSent = ((client as { bytesWritten?: number }).bytesWritten ?? 0) - sentBefore;
+      this.#release(a, false, undefined);
+      this.#finish();
+    });
+  }
+
+  /** Forced shutdown: cut an open tunnel. */
+  destroyTunnel(): void {
+    this.#closeTunnel?.();
   }
 
   onEnd(a: Attempt, rawTrailers: Buffer[] | undefined): void {
@@ -266,7 +383,7 @@ export class Exchange {
 
   /** The client's connection closed before the response was complete. */
   clientClosed(): void {
-    if (this.clientGone) return;
+    if (this.clientGone || this.#closeTunnel) return;
     this.clientGone = true;
     const c = this.current?.controller;
     if (c) c.abort(new ClientGoneError('client closed the connection'));
@@ -277,9 +394,13 @@ export class Exchange {
     if (a.released) return;
     a.released = true;
     const now = this.ctx.now();
-    this.#route!.pool.balancer.release(a.index, { failed, latencyMs: now - a.startedAt }, now);
+    // A tunnel's latency is its time to the 101, not its lifetime (ewma would shun WebSocket servers).
+    const latencyMs = (a.upgradedAt ?? now) - a.startedAt;
+    this.#route!.pool.balancer.release(a.index, { failed, latencyMs }, now);
+    this.#upstreamMs += now - a.startedAt;
     if (attemptChannel.hasSubscribers) {
       const event: AttemptEvent = {
+        requestId: this.requestId,
         pool: this.#route!.pool.name,
         upstream: a.upstream,
         attempt: this.attempts,
@@ -292,9 +413,12 @@ export class Exchange {
     }
   }
 
-  fail(code: ErrorCode, close: boolean): void {
+  /** Answers with the error of `code`; `close` ends the connection after it (so does draining). */
+  fail(code: ErrorCode, close: boolean, extra: readonly string[] = []): void {
     this.#error = code;
-    sendError(this.res, code, close);
+    const before = this.res.headersSent;
+    sendError(this.res, code, close || this.ctx.draining || this.#upgrade !== undefined, ['X-Request-Id', this.requestId, ...extra]);
+    if (!before && this.res.headersSent) this.bytesSent += Number(this.res.getHeader('content-length') ?? 0);
     this.#status = this.res.statusCode;
     this.#finish();
   }
@@ -303,22 +427,38 @@ export class Exchange {
     if (this.#done) return;
     this.#done = true;
     this.ctx.inFlight.delete(this);
-    if (!requestChannel.hasSubscribers && !this.ctx.accessLog) return;
+    this.#pool?.release();
+    const log = this.gen.accessLog;
+    if (!requestChannel.hasSubscribers && !log) return;
+    const url = this.req.url ?? '';
+    const q = url.indexOf('?');
     const event: RequestEvent = {
+      requestId: this.requestId,
+      time: this.startedAt,
       method: this.req.method ?? '',
-      url: this.req.url ?? '',
+      url,
+      path: q < 0 ? url : url.slice(0, q),
+      httpVersion: this.req.httpVersion,
       host: this.req.headers.host,
       clientAddress: this.clientAddress,
+      peerAddress: unmapIPv4(this.req.socket.remoteAddress ?? ''),
+      userAgent: this.req.headers['user-agent'],
+      referer: this.req.headers.referer,
       pool: this.#route?.pool.name,
       upstream: this.#upstream,
+      upstreams: this.#upstreams,
       status: this.#status,
+      bytesSent: this.bytesSent,
+      bytesReceived: this.bodyBytes,
       attempts: this.attempts,
+      upstreamDurationMs: this.#upstreamMs,
       durationMs: this.ctx.now() - this.startedAt,
       error: this.#error,
       aborted: this.clientGone,
+      upgraded: this.#closeTunnel !== undefined,
     };
     requestChannel.publish(event);
-    this.ctx.accessLog?.(event);
+    log?.(event);
   }
 }
 
@@ -340,6 +480,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   released = false;
   /** The upstream's response status, 0 before (or without) response headers. */
   status = 0;
+  /** `now()` when a 101 came (the attempt then lasts as long as the tunnel). */
+  upgradedAt: number | undefined;
 
   constructor(ex: Exchange, index: number, upstream: string, startedAt: number) {
     this.ex = ex;
@@ -358,7 +500,14 @@ class Attempt implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.retryTo < 0 && !this.ex.res.write(chunk)) controller.pause();
+    if (this.retryTo >= 0) return;
+    this.ex.bytesSent += chunk.length;
+    if (!this.ex.res.write(chunk)) controller.pause();
+  }
+
+  onRequestUpgrade(controller: Dispatcher.DispatchController, status: number, _headers: unknown, socket: Duplex): void {
+    this.upgradedAt = this.ex.ctx.now();
+    this.ex.onUpgrade(this, status, '', controller.rawHeaders as Buffer[], socket);
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController): void {

@@ -11,7 +11,7 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trail
  * Request fields the proxy owns. Expect is answered here (undici cannot send it: the proxy sends
  * `100 Continue` itself, as nginx does); the forwarding headers are rebuilt below.
  */
-const MANAGED = ['expect', 'x-real-ip', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'];
+const MANAGED = ['expect', 'x-request-id', 'x-real-ip', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'];
 
 /** What to drop from a list: 1 = hop-by-hop/managed, 2 = removed or replaced by a header rule. */
 type DropTable = ReadonlyMap<string, 1 | 2>;
@@ -54,7 +54,8 @@ export function compileHeaderRules(pool: HeaderOps, route: HeaderOps | undefined
   const overridden = new Set<string>([...removed, ...set.keys()]);
   for (const name of overridden) requestDrop.set(name, 2);
   const append = [...set.values(), ...add].flat();
-  const responseDrop = new Map<string, 1 | 2>(HOP_BY_HOP.map((n) => [n, 1]));
+  // The proxy answers with its own X-Request-Id (the one it logged and sent upstream).
+  const responseDrop = new Map<string, 1 | 2>([...HOP_BY_HOP, 'x-request-id'].map((n) => [n, 1]));
   return { requestDrop, overridden, append, responseDrop };
 }
 
@@ -82,6 +83,7 @@ export interface ForwardContext {
   readonly peerTrusted: boolean;
   readonly scheme: 'http' | 'https';
   readonly listenerPort: number;
+  readonly requestId: string;
 }
 
 /**
@@ -114,6 +116,7 @@ export function upstreamRequestHeaders(raw: readonly string[], rules: HeaderRule
     if (drop !== undefined || named?.has(lower)) continue;
     out.push(name, value);
   }
+  pushManaged(out, rules.overridden, 'X-Request-Id', 'x-request-id', ctx.requestId);
   pushManaged(out, rules.overridden, 'X-Real-IP', 'x-real-ip', ctx.clientAddress);
   pushManaged(
     out,

@@ -1,15 +1,25 @@
 import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
-import { createServer as createTlsServer } from 'node:https';
+import { createServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { isDeepStrictEqual } from 'node:util';
 import { type DeepReadonly, type ListenerConfig, type ProxyConfig, toBlockList } from '@tiergate/config';
 import { type ErrorCode, httpStatusOf, TgError } from '@tiergate/errors';
 import type { RequestEvent } from './channels.ts';
-import { type CompiledRoute, type Exchange, handleRequest, type ListenerInfo, type ProxyContext } from './exchange.ts';
+import {
+  type CompiledRoute,
+  type Exchange,
+  type Generation,
+  handleRequest,
+  handleUpgrade,
+  type ListenerInfo,
+  type ProxyContext,
+} from './exchange.ts';
 import { compileHeaderRules } from './forward-headers.ts';
+import { TokenBucketLimiter } from './rate-limiter.ts';
 import { type RouteSpec, RouteTable } from './route-table.ts';
-import { UpstreamPool } from './upstream-pool.ts';
+import { type PoolDeps, UpstreamPool } from './upstream-pool.ts';
 
 /** The validated, frozen `proxy` section of tiergate.yaml. */
 export type ProxySection = DeepReadonly<ProxyConfig>;
@@ -55,6 +65,16 @@ export interface ProxyServer extends AsyncDisposable {
    */
   close(): Promise<void>;
   status(): ProxyStatus;
+  /**
+   * Hot reload of an already validated section: routes, pools, trusted proxies, limits, header rules
+   * and the access-log switch swap atomically; requests already started finish on what they started
+   * with. Servers removed from a pool are drained (their connections close after their last request);
+   * servers added to a pool with a `health_check` take traffic only after a passing check (the reload
+   * waits up to the check's timeout + 1 s for it). Listener changes need a restart: rejected with
+   * TG_CONFIG_INVALID, the running configuration stays. TLS listeners re-read their certificate and key.
+   * Reloads run one at a time; after close() began they reject with TG_PROXY_SHUTTING_DOWN.
+   */
+  reload(section: ProxySection): Promise<void>;
 }
 
 /**
@@ -63,20 +83,12 @@ export interface ProxyServer extends AsyncDisposable {
  * TG_PROXY_LISTEN after closing what was opened.
  */
 export async function startProxy(config: ProxySection, options: StartProxyOptions = {}): Promise<ProxyServer> {
-  const random = options.random ?? Math.random;
-  const now = options.now ?? Date.now;
-  const pools = new Map<string, UpstreamPool>();
-  for (const [name, pool] of Object.entries(config.pools)) pools.set(name, new UpstreamPool(name, pool, random, now));
+  const deps: PoolDeps = { random: options.random ?? Math.random, now: options.now ?? Date.now };
   const log = options.logger;
-  const ctx: ProxyContext = {
-    routes: compileRoutes(config, pools),
-    trusted: config.trusted_proxies.length > 0 ? toBlockList(config.trusted_proxies) : undefined,
-    recursive: config.real_ip_recursive,
-    now,
-    accessLog: config.access_log && log ? (e: RequestEvent) => log.info({ ...e }, 'request') : undefined,
-    draining: false,
-    inFlight: new Set<Exchange>(),
-  };
+  const pools = buildPools(config, undefined, deps);
+  /** Every pool generation not yet disposed (current and draining ones), for shutdown. */
+  const live = new Set(pools.values());
+  const ctx: ProxyContext = { gen: newGeneration(config, pools, log), now: deps.now, draining: false, inFlight: new Set<Exchange>() };
   const servers: { server: Server; tls: boolean }[] = [];
   try {
     for (const l of config.listeners) servers.push({ server: await listen(l, config, ctx), tls: l.tls !== undefined });
@@ -85,28 +97,101 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     await Promise.all([...pools.values()].map((p) => p.close(true)));
     throw err;
   }
-  for (const p of pools.values()) p.start();
+  for (const p of pools.values()) p.activate();
   const addresses = (): BoundAddress[] =>
     servers.map(({ server, tls }) => {
       const a = server.address() as AddressInfo;
       return { address: a.address, port: a.port, family: a.family, tls };
     });
   log?.info({ listeners: addresses() }, 'proxy listening');
+  let current = { config, pools };
   let closing: Promise<void> | undefined;
+  let reloading: Promise<void> = Promise.resolve();
   const close = (): Promise<void> => {
-    closing ??= shutdown(ctx, servers, pools, config.shutdown_timeout, log);
+    closing ??= shutdown(ctx, servers, live, current.config.shutdown_timeout, log);
     return closing;
+  };
+  const reloadOnce = async (next: ProxySection): Promise<void> => {
+    if (closing) throw new TgError('TG_PROXY_SHUTTING_DOWN', 'the proxy is shutting down');
+    if (!isDeepStrictEqual(next.listeners, current.config.listeners))
+      throw new TgError('TG_CONFIG_INVALID', 'listeners cannot change on reload', { details: { path: ['proxy', 'listeners'] } });
+    const contexts = await tlsContexts(next.listeners);
+    const nextPools = buildPools(next, current.pools, deps);
+    const fresh = [...nextPools.values()].filter((p) => !live.has(p));
+    let gen: Generation;
+    try {
+      gen = newGeneration(next, nextPools, log);
+    } catch (err) {
+      await Promise.all(fresh.map((p) => p.close(true)));
+      throw err;
+    }
+    for (const p of fresh) {
+      live.add(p);
+      p.activate();
+    }
+    await Promise.all(fresh.map((p) => p.ready()));
+    if (closing) throw new TgError('TG_PROXY_SHUTTING_DOWN', 'the proxy is shutting down');
+    servers.forEach(({ server }, i) => {
+      applyServerOptions(server, next, contexts[i]);
+    });
+    ctx.gen = gen;
+    for (const p of current.pools.values()) {
+      if (nextPools.get(p.name) === p) continue;
+      p.retire();
+      void p.close(false).then(() => live.delete(p));
+    }
+    current = { config: next, pools: nextPools };
+    log?.info({ pools: [...nextPools.keys()], replaced: fresh.map((p) => p.name) }, 'proxy reloaded');
   };
   return {
     addresses,
     close,
     [Symbol.asyncDispose]: close,
+    reload: (next) => {
+      const run = reloading.then(() => reloadOnce(next));
+      reloading = run.catch(() => {});
+      return run;
+    },
     status: () => ({
       listeners: addresses(),
       draining: ctx.draining,
       inFlight: ctx.inFlight.size,
-      pools: [...pools.values()].map((p) => p.status()),
+      pools: [...current.pools.values()].map((p) => p.status()),
     }),
+  };
+}
+
+/**
+ * The pools of `config`; with `previous` (a reload), a pool whose section is unchanged is kept as it is
+ * (balancer, health and connections), and a changed one is a new generation built from the old one.
+ */
+function buildPools(
+  config: ProxySection,
+  previous: ReadonlyMap<string, UpstreamPool> | undefined,
+  deps: PoolDeps,
+): Map<string, UpstreamPool> {
+  const pools = new Map<string, UpstreamPool>();
+  try {
+    for (const [name, section] of Object.entries(config.pools)) {
+      const old = previous?.get(name);
+      if (old?.sameConfig(section)) pools.set(name, old);
+      else pools.set(name, new UpstreamPool(name, section, deps, previous ? { previous: old } : undefined));
+    }
+  } catch (err) {
+    for (const p of pools.values()) if (p !== previous?.get(p.name)) void p.close(true);
+    throw err;
+  }
+  return pools;
+}
+
+function newGeneration(config: ProxySection, pools: ReadonlyMap<string, UpstreamPool>, log: ProxyLogger | undefined): Generation {
+  const limit = config.limits.rate_limit;
+  return {
+    routes: compileRoutes(config, pools),
+    trusted: config.trusted_proxies.length > 0 ? toBlockList(config.trusted_proxies) : undefined,
+    recursive: config.real_ip_recursive,
+    accessLog: config.access_log && log ? (e: RequestEvent) => log.info({ ...e }, 'request') : undefined,
+    limiter: limit ? new TokenBucketLimiter(limit) : undefined,
   };
 }
 
@@ -145,7 +230,8 @@ async function listen(l: DeepReadonly<ListenerConfig>, config: ProxySection, ctx
     : createServer(httpOptions, onRequest);
   server.on('checkContinue', onRequest);
   server.on('clientError', onClientError);
-  if (limits.max_connections > 0) server.maxConnections = limits.max_connections;
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(ctx, info, req, socket, head));
+  applyServerOptions(server, config, undefined);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (cause) =>
       reject(new TgError('TG_PROXY_LISTEN', `cannot listen on ${l.address}:${l.port}: ${(cause as Error).message}`, { cause })),
@@ -155,6 +241,53 @@ async function listen(l: DeepReadonly<ListenerConfig>, config: ProxySection, ctx
   // X-Forwarded-Port tells the app the port the client used: the real one when the config said 0.
   (info as { port: number }).port = (server.address() as AddressInfo).port;
   return server;
+}
+
+/** An Upgrade request gets a ServerResponse on its raw socket, so refusals are ordinary HTTP answers. */
+function onUpgrade(ctx: ProxyContext, info: ListenerInfo, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  socket.on('error', () => socket.destroy());
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket as Socket);
+  // Without the server's keep-alive handling, the connection ends with the response (a tunnel detaches first).
+  res.on('finish', () => socket.end());
+  handleUpgrade(ctx, info, req, res, { socket, head, protocol: String(req.headers.upgrade) });
+}
+
+/**
+ * Options of a listener's server that a reload may change (they apply to connections accepted after it,
+ * max_connections at once). `limits.max_connections`: beyond it node closes new connections right after
+ * accept, before reading a byte (nginx `worker_connections`-like): cheaper under a flood than a 503.
+ */
+function applyServerOptions(server: Server, config: ProxySection, tls: { cert: Buffer; key: Buffer } | undefined): void {
+  const limits = config.limits;
+  server.maxConnections = limits.max_connections > 0 ? limits.max_connections : Number.POSITIVE_INFINITY;
+  // Read by node for each new connection's parser (storeHTTPOptions), though @types/node does not declare it.
+  (server as Server & { maxHeaderSize: number }).maxHeaderSize = limits.max_header_size;
+  server.keepAliveTimeout = limits.keepalive_timeout;
+  server.headersTimeout = limits.client_header_timeout;
+  server.requestTimeout = limits.client_request_timeout;
+  if (tls) (server as unknown as TlsServer).setSecureContext(tls);
+}
+
+/** Re-reads every TLS listener's certificate and key (a reload is how renewed certificates are picked up). */
+async function tlsContexts(listeners: ProxySection['listeners']): Promise<({ cert: Buffer; key: Buffer } | undefined)[]> {
+  return Promise.all(
+    listeners.map(async (l) => {
+      if (!l.tls) return undefined;
+      try {
+        return { cert: await readFile(l.tls.cert), key: await readFile(l.tls.key) };
+      } catch (cause) {
+        throw new TgError(
+          'TG_CONFIG_INVALID',
+          `cannot read TLS certificate or key of ${l.address}:${l.port}: ${(cause as Error).message}`,
+          {
+            cause,
+          },
+        );
+      }
+    }),
+  );
 }
 
 /** Requests node rejects before they reach the proxy: short answers with the catalogue code, then close. */
@@ -185,7 +318,7 @@ function closeServer(server: Server): Promise<void> {
 async function shutdown(
   ctx: ProxyContext,
   servers: readonly { server: Server }[],
-  pools: ReadonlyMap<string, UpstreamPool>,
+  pools: ReadonlySet<UpstreamPool>,
   timeoutMs: number,
   log: ProxyLogger | undefined,
 ): Promise<void> {
@@ -195,8 +328,10 @@ async function shutdown(
   const drained = await waitForDrain(ctx, timeoutMs);
   if (!drained) log?.warn({ inFlight: ctx.inFlight.size }, 'shutdown timeout: cutting requests in flight');
   for (const { server } of servers) server.closeAllConnections();
+  // Upgraded connections are no longer the http server's: cut open tunnels here.
+  for (const ex of ctx.inFlight) ex.destroyTunnel();
   await closed;
-  await Promise.all([...pools.values()].map((p) => p.close(!drained)));
+  await Promise.all([...pools].map((p) => p.close(!drained)));
   log?.info({}, 'proxy stopped');
 }
 

@@ -1,8 +1,10 @@
+import { isDeepStrictEqual } from 'node:util';
 import { type Balancer, compileKeyTemplate, createBalancer, type KeyFunction, type ServerSpec, type ServerState } from '@tiergate/balancer';
 import { type DeepReadonly, type PoolConfig, splitHostPort } from '@tiergate/config';
-import { type HealthChange, HealthMonitor, type TargetHealth, targetKey } from '@tiergate/health';
+import { type TargetHealth, targetKey } from '@tiergate/health';
 import { Pool } from 'undici';
-import { healthSpecOf } from './health-spec.ts';
+import { PoolHealth } from './pool-health.ts';
+import { StickyCookies } from './sticky-cookie.ts';
 
 /** The frozen pool section of the validated config. */
 export type PoolSection = DeepReadonly<PoolConfig>;
@@ -32,18 +34,52 @@ export function statusBit(status: number): number {
   return STATUS_BIT[status] ?? 0;
 }
 
+/**
+ * An undici Pool (keep-alive connections to one server) shared by the pool generations that keep the
+ * server with the same connection settings, closed when the last of them lets go.
+ */
+class SharedDispatcher {
+  readonly key: string;
+  readonly pool: Pool;
+  holders = 0;
+  #closed: Promise<void> | undefined;
+
+  constructor(key: string, pool: Pool) {
+    this.key = key;
+    this.pool = pool;
+  }
+
+  /** Graceful: undici lets requests already dispatched finish. Idempotent. */
+  close(force: boolean): Promise<void> {
+    this.#closed ??= force ? this.pool.destroy() : this.pool.close();
+    return this.#closed;
+  }
+}
+
 /** One server of a pool with its undici connection pool. */
 export interface Upstream {
   readonly address: string;
   readonly dispatcher: Pool;
 }
 
+/** Clock and randomness of the proxy. */
+export interface PoolDeps {
+  readonly random: () => number;
+  readonly now: () => number;
+}
+
 /**
  * A pool at run time: the balancer, one undici Pool (keep-alive connections) per server, the retry
- * policy and, when configured, the active health monitor feeding `balancer.setHealthy`.
+ * policy, sticky cookies and, when configured, the active health feeding `balancer.setHealthy`.
+ *
+ * Reload: a generation built from a `previous` one takes over its undici Pools for servers whose
+ * address and connection settings are unchanged, and its health monitor when `health_check` is
+ * unchanged. Requests hold the generation they started on (`acquire`/`release`); a `retire`d
+ * generation lets go of what it shares once its last request is done.
  */
 export class UpstreamPool {
   readonly name: string;
+  readonly config: PoolSection;
   readonly balancer: Balancer;
   readonly upstreams: readonly Upstream[];
   /** `retries.on` as bits of NEXT. */
@@ -55,12 +91,28 @@ export class UpstreamPool {
   readonly hashKey: KeyFunction | undefined;
   /** keepalive.connections 0: `Connection: close` on every upstream request (nginx without `keepalive`). */
   readonly reset: boolean;
-  readonly #monitor: HealthMonitor | undefined;
+  readonly sticky: StickyCookies | undefined;
+  readonly health: PoolHealth | undefined;
+  readonly #dispatchers: SharedDispatcher[];
   readonly #now: () => number;
+  readonly #previous: UpstreamPool | undefined;
+  /** Built by a reload (servers new to it start pending a health check), not at startup. */
+  readonly #reloaded: boolean;
+  /** `tried` sets that leave only server i pickable: how a sticky request asks the balancer for i. */
+  #onlyOne: ReadonlySet<number>[] | undefined;
+  #unsubscribe: (() => void) | undefined;
+  #refs = 0;
+  #retired = false;
+  #disposed: Promise<void> | undefined;
 
-  constructor(name: string, config: PoolSection, random: () => number, now: () => number) {
+  /** `reload` is set when a reload builds it: `previous` is the generation of the same name, if any. */
+  constructor(name: string, config: PoolSection, deps: PoolDeps, reload?: { readonly previous: UpstreamPool | undefined }) {
     this.name = name;
-    this.#now = now;
+    this.config = config;
+    this.#now = deps.now;
+    const previous = reload?.previous;
+    this.#previous = previous;
+    this.#reloaded = reload !== undefined;
     const specs: ServerSpec[] = config.servers.map((s) => ({
       address: s.address,
       weight: s.weight,
@@ -72,60 +124,157 @@ export class UpstreamPool {
       slowStartMs: s.slow_start,
     }));
     this.balancer = createBalancer(config.algorithm, specs, {
-      random,
+      random: deps.random,
       consistent: config.consistent,
       ipHashWholeAddress: config.ip_hash_whole_address,
     });
     this.hashKey = config.algorithm === 'hash' ? compileKeyTemplate(config.hash_key ?? '$request_uri') : undefined;
-    this.upstreams = config.servers.map((s) => ({ address: s.address, dispatcher: newDispatcher(s.address, config) }));
-    this.nextUpstream = config.retries.on.reduce((bits, name) => bits | NEXT[name], 0);
+    const reusable = new Map((previous ? previous.#dispatchers : []).map((d) => [d.key, d]));
+    this.#dispatchers = config.servers.map((s) => {
+      const key = dispatcherKey(s.address, config);
+      const d = reusable.get(key) ?? new SharedDispatcher(key, newDispatcher(s.address, config));
+      d.holders++;
+      return d;
+    });
+    this.upstreams = config.servers.map((s, i) => ({ address: s.address, dispatcher: this.#dispatchers[i]!.pool }));
+    this.nextUpstream = config.retries.on.reduce((bits, n) => bits | NEXT[n], 0);
     this.tries = config.retries.tries === 0 ? config.servers.length : config.retries.tries;
     this.triesTimeoutMs = config.retries.timeout;
     this.reset = config.keepalive.connections === 0;
-    this.#monitor = config.health_check
-      ? new HealthMonitor({
-          spec: healthSpecOf(config.health_check),
-          name: name,
-          random,
-          targets: config.servers.map((s) => splitHostPort(s.address)!),
-          onChange: (change) => this.#onHealth(change),
-        })
+    this.sticky = config.sticky
+      ? new StickyCookies(
+          name,
+          config.sticky,
+          config.servers.map((s) => s.address),
+        )
       : undefined;
+    const check = config.health_check;
+    const kept = previous?.health && isDeepStrictEqual(previous.health.check, check) ? previous.health : undefined;
+    this.health = check ? (kept ?? new PoolHealth(name, check, deps.random)) : undefined;
+    if (this.health) this.health.holders++;
   }
 
-  /** Starts active health checks, if any. */
-  start(): void {
-    this.#monitor?.start();
+  /** Whether `config` is exactly this pool's: a reload then keeps this generation as it is. */
+  sameConfig(config: PoolSection): boolean {
+    return isDeepStrictEqual(this.config, config);
   }
 
-  #onHealth(change: HealthChange): void {
-    const key = targetKey(change.target);
+  /**
+   * Makes the generation live: sets the health targets (servers new to the pool are pending until their
+   * first passing check; on the very first configuration all start healthy), seeds the balancer with the
+   * verdicts, follows their changes and starts the checks.
+   */
+  activate(): void {
+    const health = this.health;
+    if (!health) return;
+    const prev = this.#previous;
+    const prevHealth = prev?.health;
+    const seed = (key: string): boolean | undefined => {
+      if (!this.#reloaded) return true;
+      if (!prev) return undefined;
+      if (!prevHealth) return prev.#hasServer(key) ? true : undefined;
+      // health_check changed: a server known healthy stays healthy until the new check says otherwise.
+      return prevHealth.known(key) && prevHealth.healthy(key) ? true : undefined;
+    };
+    health.setTargets(
+      this.upstreams.map((u) => u.address),
+      seed,
+    );
     const now = this.#now();
     this.upstreams.forEach((u, i) => {
-      const hp = splitHostPort(u.address);
-      if (hp && targetKey(hp) === key) this.balancer.setHealthy(i, change.healthy, now);
+      if (!health.healthy(keyOf(u.address))) this.balancer.setHealthy(i, false, now);
     });
+    this.#unsubscribe = health.subscribe((key, healthy) => this.#onVerdict(key, healthy));
+    health.start();
+  }
+
+  /** Resolves once servers pending a first check have had it (bounded by the check's timeout + 1 s). */
+  async ready(): Promise<void> {
+    const health = this.health;
+    if (!health) return;
+    const pending = this.upstreams.map((u) => keyOf(u.address)).filter((k) => !health.known(k));
+    if (pending.length > 0) await health.firstChecks(pending, health.check.timeout + 1000);
+  }
+
+  #hasServer(key: string): boolean {
+    return this.upstreams.some((u) => keyOf(u.address) === key);
+  }
+
+  #onVerdict(key: string, healthy: boolean): void {
+    const now = this.#now();
+    this.upstreams.forEach((u, i) => {
+      if (keyOf(u.address) === key) this.balancer.setHealthy(i, healthy, now);
+    });
+  }
+
+  /**
+   * The server for a request whose sticky cookie names `index`, counted like a pick, or -1 when it is
+   * not usable (down, unhealthy, failed, at max_conns): the balancer is asked with every other server
+   * marked as tried, so its own rules decide and its accounting stays exact.
+   */
+  pickSticky(index: number, clientAddress: string, hashKey: string, now: number): number {
+    if (index < 0 || index >= this.upstreams.length) return -1;
+    this.#onlyOne ??= this.upstreams.map((_, i) => new Set(this.upstreams.map((_u, j) => j).filter((j) => j !== i)));
+    return this.balancer.pick({ clientAddress, hashKey, tried: this.#onlyOne[index]! }, now);
+  }
+
+  /** A request starts on this generation. */
+  acquire(): void {
+    this.#refs++;
+  }
+
+  /** A request that `acquire`d ends; the last one out of a retired generation disposes it. */
+  release(): void {
+    this.#refs--;
+    if (this.#retired && this.#refs === 0) void this.close(false);
+  }
+
+  /** No new request will use this generation (a reload replaced it). */
+  retire(): void {
+    this.#retired = true;
+    if (this.#refs === 0) void this.close(false);
   }
 
   /** Per-server state for the admin /status endpoint. */
   status(): { name: string; algorithm: string; servers: (ServerState & { address: string; check?: TargetHealth })[] } {
     const now = this.#now();
-    const checks = this.#monitor?.status();
+    const checks = new Map(this.health?.status().map((c) => [targetKey(c.target), c]));
     return {
       name: this.name,
       algorithm: this.balancer.algorithm,
       servers: this.upstreams.map((u, i) => {
-        const check = checks?.[i];
+        const check = checks.get(keyOf(u.address));
         return { address: u.address, ...this.balancer.state(i, now), ...(check ? { check } : {}) };
       }),
     };
   }
 
-  /** Stops health checks and closes connections: gracefully, or at once with `force`. */
-  async close(force: boolean): Promise<void> {
-    await this.#monitor?.stop();
-    await Promise.all(this.upstreams.map((u) => (force ? u.dispatcher.destroy() : u.dispatcher.close())));
+  /**
+   * Lets go of the shared parts: undici Pools and the health monitor no newer generation holds are
+   * closed (gracefully, or at once with `force`). Idempotent.
+   */
+  close(force: boolean): Promise<void> {
+    this.#disposed ??= this.#dispose(force);
+    return this.#disposed;
   }
+
+  async #dispose(force: boolean): Promise<void> {
+    this.#unsubscribe?.();
+    const closing: Promise<void>[] = [];
+    for (const d of this.#dispatchers) if (--d.holders === 0 || force) closing.push(d.close(force));
+    const health = this.health;
+    if (health && (--health.holders === 0 || force)) closing.push(health.stop());
+    await Promise.all(closing);
+  }
+}
+
+function keyOf(address: string): string {
+  return targetKey(splitHostPort(address)!);
+}
+
+/** Servers whose address and connection settings are unchanged keep their undici Pool across a reload. */
+function dispatcherKey(address: string, config: PoolSection): string {
+  return JSON.stringify([address, config.keepalive, config.timeouts]);
 }
 
 function newDispatcher(address: string, config: PoolSection): Pool {
