@@ -6,12 +6,12 @@ import { type ErrorCode, httpStatusOf } from '@tiergate/errors';
  * the code in `x-tiergate-error`; never a stack trace. `close` ends the connection afterwards (the
  * request body was not read). When the response has already started, the only honest signal left is
  * to cut the connection, so the client cannot take a truncated response for a complete one. `extra` is a
- * flat name/value list added to the answer (X-Request-Id, Retry-After).
+ * flat name/value list added to the answer (X-Request-Id, Retry-After). Returns the body bytes sent.
  */
-export function sendError(res: ServerResponse, code: ErrorCode, close = false, extra: readonly string[] = []): void {
+export function sendError(res: ServerResponse, code: ErrorCode, close = false, extra: readonly string[] = []): number {
   if (res.headersSent || res.destroyed) {
     res.destroy();
-    return;
+    return 0;
   }
   const status = httpStatusOf(code);
   const body = `${status} ${STATUS_CODES[status] ?? 'Error'} (${code})\n`;
@@ -27,4 +27,5 @@ export function sendError(res: ServerResponse, code: ErrorCode, close = false, e
   if (close) headers.push('connection', 'close');
   res.writeHead(status, headers);
   res.end(body);
+  return Buffer.byteLength(body);
 }

@@ -416,9 +416,8 @@ export class Exchange {
   /** Answers with the error of `code`; `close` ends the connection after it (so does draining). */
   fail(code: ErrorCode, close: boolean, extra: readonly string[] = []): void {
     this.#error = code;
-    const before = this.res.headersSent;
-    sendError(this.res, code, close || this.ctx.draining || this.#upgrade !== undefined, ['X-Request-Id', this.requestId, ...extra]);
-    if (!before && this.res.headersSent) this.bytesSent += Number(this.res.getHeader('content-length') ?? 0);
+    const closing = close || this.ctx.draining || this.#upgrade !== undefined;
+    this.bytesSent += sendError(this.res, code, closing, ['X-Request-Id', this.requestId, ...extra]);
     this.#status = this.res.statusCode;
     this.#finish();
   }

@@ -1,9 +1,10 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { validateConfig } from '@tiergate/config';
 import { Agent, request } from 'undici';
-import { type ProxySection, type ProxyServer, startProxy } from '../src/index.ts';
+import { type ProxySection, type ProxyServer, type StartProxyOptions, startProxy } from '../src/index.ts';
 
 /** A real upstream HTTP server on 127.0.0.1, port 0, that records what it saw. */
 export interface Upstream extends AsyncDisposable {
@@ -60,8 +61,12 @@ export interface TestProxy extends AsyncDisposable {
   readonly url: string;
 }
 
-export async function startTestProxy(proxy: Record<string, unknown>, random?: () => number): Promise<TestProxy> {
-  const p = await startProxy(proxySection(proxy), random ? { random } : {});
+export async function startTestProxy(
+  proxy: Record<string, unknown>,
+  random?: () => number,
+  options: StartProxyOptions = {},
+): Promise<TestProxy> {
+  const p = await startProxy(proxySection(proxy), random ? { ...options, random } : options);
   const a = p.addresses()[0]!;
   return { proxy: p, url: `http://127.0.0.1:${a.port}`, [Symbol.asyncDispose]: () => p.close() };
 }
@@ -106,4 +111,12 @@ export async function rawExchange(port: number, text: string, ms = 2000): Promis
 /** nginx-style server entry. */
 export function server(u: Upstream, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { address: u.address, ...extra };
+}
+
+/** Collects the messages of a diagnostics channel until disposed. */
+export function collect<T>(name: string): T[] & Disposable {
+  const seen: T[] = [];
+  const listener = (m: unknown) => seen.push(m as T);
+  subscribe(name, listener);
+  return Object.assign(seen, { [Symbol.dispose]: () => void unsubscribe(name, listener) });
 }
