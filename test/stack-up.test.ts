@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type FlowResult,
@@ -101,5 +102,23 @@ describe('tiergate up without redis-server', () => {
     expect(out.stderr).toContain('[TG_STACK_MISSING_BINARY]');
     expect(out.stderr).not.toMatch(/^\s+at /m);
     expect(out.stdout).toBe('');
+  });
+});
+
+describe('tiergate up with a port already taken', () => {
+  it('exits 1 naming the port before it starts anything', async () => {
+    await using config = await writeStackConfig();
+    const port = Number(new URL(config.proxyUrl).port);
+    const squatter = createServer();
+    await new Promise<void>((resolve) => squatter.listen(port, '127.0.0.1', resolve));
+    try {
+      const { out, exited } = spawnUp({ config: config.path });
+      expect(await exited).toBe(1);
+      expect(out.stderr).toContain(`127.0.0.1:${port} (for proxy) is already in use`);
+      expect(out.stderr).toContain('[TG_STACK_START_FAILED]');
+      expect(out.stdout).toBe('');
+    } finally {
+      await new Promise((resolve) => squatter.close(resolve));
+    }
   });
 });

@@ -102,7 +102,10 @@ async function assertPortsFree(plan: StackPlan, config: Config): Promise<void> {
 async function startAll(supervisor: StackSupervisor, plan: StackPlan, file: string, dir: string, redisBinary?: string): Promise<void> {
   if (plan.redis && redisBinary) {
     const { host, port, password } = plan.redis;
-    const args = ['--port', String(port), '--bind', host, '--dir', dir, '--save', '', '--appendonly', 'no'];
+    // `localhost` may resolve to ::1 first for the apps (Node keeps the resolver's order): bind both,
+    // the IPv6 one optional (the `-` prefix, Redis >= 7) for hosts without IPv6.
+    const bind = host === 'localhost' ? ['127.0.0.1', '-::1'] : [host];
+    const args = ['--port', String(port), '--bind', ...bind, '--dir', dir, '--save', '', '--appendonly', 'no'];
     if (password !== undefined) args.push('--requirepass', password);
     const redis = await supervisor.start('redis', redisBinary, args);
     await waitUntilReady(redis, `PING on ${host}:${port}`, () => redisAnswers(host, port), READY_TIMEOUT_MS);
