@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseConfig } from '@tiergate/config';
@@ -125,6 +125,51 @@ async function freePort(): Promise<number> {
   return port;
 }
 
+/** A unit line's command as argv, reading the rendered tiergate.yaml instead of /etc's (the units quote nothing). */
+function unitCommand(unit: string, key: 'ExecStart' | 'ExecStartPre'): string[] {
+  const line = local(`etc/systemd/system/${unit}.service`)
+    .split('\n')
+    .find((l) => l.startsWith(`${key}=`));
+  if (!line) throw new Error(`${unit}.service has no ${key}=`);
+  return line
+    .slice(key.length + 1)
+    .split(' ')
+    .map((arg) => (arg === CONFIG ? join(work, 'local', CONFIG) : arg));
+}
+
+/** Starts a server process and waits (bounded) until it accepts on `port`; disposing kills it by PID. */
+async function startProcess(argv: readonly string[], port: number): Promise<AsyncDisposable> {
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
+  const exited = new Promise<void>((done) => child.once('exit', () => done()));
+  const dispose = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const stuck = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(stuck);
+  };
+  for (let attempt = 0; attempt < 200; attempt++) {
+    if (child.exitCode !== null) break;
+    if (await accepts(port)) return { [Symbol.asyncDispose]: dispose };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await dispose();
+  throw new Error(`${argv.join(' ')} did not listen on 127.0.0.1:${port}:\n${output}`);
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      done(true);
+    });
+    socket.once('error', () => done(false));
+  });
+}
+
 const read = (...parts: string[]) => readFileSync(join(...parts), 'utf8');
 const classic = (host: string, path: string) => read(work, 'classic', host, path);
 const local = (path: string) => read(work, 'local', path);
@@ -163,11 +208,22 @@ describe('infra: rendered files', () => {
   let classicRun: Run;
   let localRun: Run;
   let iface: string;
+  let ports: { redis: number; app: number; proxy: number; admin: number };
+  /** Extra vars of every local render: this machine's VRRP interface, free loopback ports. */
+  let localVars: Record<string, unknown>;
 
   // Two renders at once: the classic inventory (one host per group, local connection, a root per host) and the
   // loopback inventory (every group on localhost, keepalived checking its file with this machine's interface).
   beforeAll(async () => {
     iface = vrrpInterface();
+    ports = { redis: await freePort(), app: await freePort(), proxy: await freePort(), admin: await freePort() };
+    localVars = {
+      keepalived_interface: iface,
+      local_redis_port: ports.redis,
+      local_app_port: ports.app,
+      local_proxy_port: ports.proxy,
+      local_admin_port: ports.admin,
+    };
     [classicRun, localRun] = await Promise.all([
       renderPlaybook(
         'classic',
@@ -181,7 +237,7 @@ describe('infra: rendered files', () => {
         },
         ['--limit', 'lb1,proxy1,app1,redis1,jaeger1'],
       ),
-      renderPlaybook('local', 'inventories/local/hosts.yml', { tiergate_root: join(work, 'local'), keepalived_interface: iface }),
+      renderPlaybook('local', 'inventories/local/hosts.yml', { ...localVars, tiergate_root: join(work, 'local') }),
     ]);
   }, 300_000);
 
@@ -221,7 +277,7 @@ describe('infra: rendered files', () => {
     expect(new URL(config.sessions?.redis.url ?? '').hostname).toBe('192.168.10.30');
     expect(new URL(config.telemetry.tracing.endpoint).hostname).toBe('192.168.10.40');
     expect(classic('redis1', 'etc/redis/tiergate.conf')).toMatch(/^bind 192\.168\.10\.30 127\.0\.0\.1 -::1$/m);
-    expect(classic('app1', 'etc/systemd/system/tiergate-app.service')).toContain('--listen 192.168.10.21:8080');
+    expect(classic('app1', 'etc/systemd/system/tiergate-app.service')).toContain('--host 192.168.10.21 --port 8080 --instance app1');
   });
 
   it('keepalived.conf on lb1 is one VRRP instance owning the VIP, with no virtual_server blocks', () => {
@@ -254,7 +310,7 @@ describe('infra: rendered files', () => {
     expect(proxy).toContain('ExecReload=/bin/kill -HUP $MAINPID\n');
     expect(proxy).toContain('User=tiergate\n');
     expect(proxy).toContain('AmbientCapabilities=CAP_NET_BIND_SERVICE\n');
-    expect(classic('app1', 'etc/systemd/system/tiergate-app.service')).toContain(`ExecStart=${cli} demo-app -c ${CONFIG} --listen`);
+    expect(classic('app1', 'etc/systemd/system/tiergate-app.service')).toContain(`ExecStart=${cli} demo-app -c ${CONFIG} --host`);
   });
 
   it('systemd-analyze verify accepts every rendered tiergate unit', async () => {
@@ -278,41 +334,38 @@ describe('infra: rendered files', () => {
     expect(r.code, show(r)).toBe(0);
   });
 
-  it('a real redis-server on the rendered settings demands the password from tiergate.yaml', async () => {
-    const password = parseConfig(local(CONFIG)).sessions?.redis.password;
+  // The units' own command lines, run as systemd would run them (the config path pointed at the rendered file):
+  // redis-server on the rendered settings, the app's ExecStart, the proxy's ExecStartPre and ExecStart, then a
+  // request through the proxy that leaves a session in Redis. The director's and realserver's commands change
+  // the host's network and are not run here (test/director-vm.test.ts runs them in the QEMU guest).
+  it('the rendered units run the local stack: redis (requirepass), demo app, proxy', async () => {
+    const config = parseConfig(local(CONFIG));
+    const password = config.sessions?.redis.password ?? '';
     expect(password).toBe('local-redis-password-0001');
-    const port = await freePort();
-    const dir = join(work, 'redis-data');
-    mkdirSync(dir, { recursive: true });
-    // The rendered file's bind/requirepass apply; the port and persistence are overridden for a throwaway server.
-    const server = spawn(
-      'redis-server',
-      [join(work, 'local/etc/redis/tiergate.conf'), '--port', String(port), '--dir', dir, '--save', '', '--daemonize', 'no'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    try {
-      await new Promise<void>((ready, fail) => {
-        let out = '';
-        server.stdout.setEncoding('utf8').on('data', (d: string) => {
-          out += d;
-          if (out.includes('Ready to accept connections')) ready();
-        });
-        server.on('exit', (code) => fail(new Error(`redis-server exited (${code}) on the rendered file:\n${out}`)));
-      });
-      const cli = (...args: string[]) => run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args]);
-      expect((await cli('ping')).stdout).toMatch(/NOAUTH/);
-      expect((await cli('-a', 'not-the-password', '--no-auth-warning', 'ping')).stdout).toMatch(/NOAUTH/);
-      expect((await cli('-a', password ?? '', '--no-auth-warning', 'ping')).stdout.trim()).toBe('PONG');
-    } finally {
-      server.kill('SIGTERM');
-    }
+    await using _redis = await startProcess(['redis-server', join(work, 'local/etc/redis/tiergate.conf'), '--save', ''], ports.redis);
+    const cli = (...args: string[]) => run('redis-cli', ['-h', '127.0.0.1', '-p', String(ports.redis), ...args]);
+    expect((await cli('ping')).stdout).toMatch(/NOAUTH/);
+    expect((await cli('-a', 'not-the-password', '--no-auth-warning', 'ping')).stdout).toMatch(/NOAUTH/);
+    expect((await cli('-a', password, '--no-auth-warning', 'ping')).stdout.trim()).toBe('PONG');
+
+    await using _app = await startProcess(unitCommand('tiergate-app', 'ExecStart'), ports.app);
+    const pre = unitCommand('tiergate-proxy', 'ExecStartPre');
+    const validated = await run(pre[0]!, pre.slice(1));
+    expect(validated.code, show(validated)).toBe(0);
+    await using _proxy = await startProcess(unitCommand('tiergate-proxy', 'ExecStart'), ports.proxy);
+
+    const res = await fetch(`http://127.0.0.1:${ports.proxy}/captcha`, { headers: { accept: 'application/json' } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-instance-id')).toBe('localhost');
+    expect(res.headers.get('set-cookie')).toMatch(/^tg\.sid=/);
+    const keys = await cli('-a', password, '--no-auth-warning', '--scan', '--pattern', `${config.sessions?.key_prefix}*`);
+    expect(keys.stdout.trim().split('\n')).toHaveLength(1);
   });
 
   describe('re-runs', () => {
     let again: Run;
     let bad: Run;
+    let twoOwners: Run;
     let badRoot: string;
 
     // Idempotence (a check-mode re-run over the rendered tree changes nothing) and a config that `tiergate
@@ -320,15 +373,21 @@ describe('infra: rendered files', () => {
     beforeAll(async () => {
       badRoot = join(work, 'bad');
       cpSync(join(work, 'local'), badRoot, { recursive: true });
-      [again, bad] = await Promise.all([
-        renderPlaybook('again', 'inventories/local/hosts.yml', { tiergate_root: join(work, 'local'), keepalived_interface: iface }, [
-          '--check',
-        ]),
+      const vipsInFile = { version: 1, directors: [{ name: 'local', interface: 'lo', vips: ['127.0.0.100'] }] };
+      [again, bad, twoOwners] = await Promise.all([
+        renderPlaybook('again', 'inventories/local/hosts.yml', { ...localVars, tiergate_root: join(work, 'local') }, ['--check']),
         renderPlaybook('bad', 'inventories/local/hosts.yml', {
+          ...localVars,
           tiergate_root: badRoot,
-          keepalived_interface: iface,
           tiergate_config: { version: 1, proxy: { listeners: [{ port: 80 }], pools: { app: { algorithm: 'fastest', servers: [] } } } },
         }),
+        // Only the directors' play: the other plays carry their group's tag.
+        renderPlaybook(
+          'two-owners',
+          'inventories/local/hosts.yml',
+          { ...localVars, tiergate_root: join(work, 'two'), tiergate_config: vipsInFile },
+          ['--skip-tags', 'redis,jaeger,apps,proxies'],
+        ),
       ]);
     }, 300_000);
 
@@ -343,6 +402,12 @@ describe('infra: rendered files', () => {
       expect(bad.stdout).toContain('failed to validate');
       expect(bad.stdout).toMatch(/proxy\.pools\.app\.algorithm/);
       expect(read(badRoot, CONFIG)).toBe(local(CONFIG));
+    });
+
+    it('the director role refuses a VIP listed both in keepalived_vips and in directors[].vips', () => {
+      expect(twoOwners.code, show(twoOwners)).not.toBe(0);
+      expect(failures(twoOwners)).toMatch(/Check that keepalived alone owns the VIPs: keepalived owns the VIPs here/);
+      expect(existsSync(join(work, 'two/etc/keepalived/keepalived.conf'))).toBe(false);
     });
   });
 });
