@@ -122,7 +122,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     try {
       gen = newGeneration(next, nextPools, log);
     } catch (err) {
-      await Promise.all(fresh.map((p) => p.close(true)));
+      await Promise.all(fresh.map((p) => p.close(false))); // not forced: shares with the live generation
       throw err;
     }
     for (const p of fresh) {
@@ -137,8 +137,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     ctx.gen = gen;
     for (const p of current.pools.values()) {
       if (nextPools.get(p.name) === p) continue;
-      p.retire();
-      void p.close(false).then(() => live.delete(p));
+      void p.retire().then(() => live.delete(p));
     }
     current = { config: next, pools: nextPools };
     log?.info({ pools: [...nextPools.keys()], replaced: fresh.map((p) => p.name) }, 'proxy reloaded');
@@ -178,7 +177,7 @@ function buildPools(
       else pools.set(name, new UpstreamPool(name, section, deps, previous ? { previous: old } : undefined));
     }
   } catch (err) {
-    for (const p of pools.values()) if (p !== previous?.get(p.name)) void p.close(true);
+    for (const p of pools.values()) if (p !== previous?.get(p.name)) void p.close(false); // not forced: it shares undici Pools with the live generation
     throw err;
   }
   return pools;

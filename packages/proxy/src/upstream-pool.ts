@@ -103,6 +103,7 @@ export class UpstreamPool {
   #unsubscribe: (() => void) | undefined;
   #refs = 0;
   #retired = false;
+  readonly #retiredDone = Promise.withResolvers<void>();
   #disposed: Promise<void> | undefined;
 
   /** `reload` is set when a reload builds it: `previous` is the generation of the same name, if any. */
@@ -226,13 +227,17 @@ export class UpstreamPool {
   /** A request that `acquire`d ends; the last one out of a retired generation disposes it. */
   release(): void {
     this.#refs--;
-    if (this.#retired && this.#refs === 0) void this.close(false);
+    if (this.#retired && this.#refs === 0) this.#retiredDone.resolve(this.close(false));
   }
 
-  /** No new request will use this generation (a reload replaced it). */
-  retire(): void {
+  /**
+   * No new request will use this generation (a reload replaced it). Resolves once its last request
+   * has ended and what it does not share with a newer generation is closed.
+   */
+  retire(): Promise<void> {
     this.#retired = true;
-    if (this.#refs === 0) void this.close(false);
+    if (this.#refs === 0) this.#retiredDone.resolve(this.close(false));
+    return this.#retiredDone.promise;
   }
 
   /** Per-server state for the admin /status endpoint. */

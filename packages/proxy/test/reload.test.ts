@@ -153,6 +153,23 @@ describe('reload', () => {
     expect(await bodies(4)).toEqual(new Set(['a', 'well']));
   });
 
+  it('a reload that fails while building leaves the running generation and its connections intact', async () => {
+    await using a = await startUpstream(named('a'));
+    await using p = await startTestProxy({ pools: { app: { servers: [server(a)] } } });
+    expect((await fetchText(`${p.url}/`)).body).toBe('a');
+    const valid = proxySection({
+      listeners: [LISTENER],
+      routes: [{ path: '/', pool: 'app' }],
+      pools: { app: { algorithm: 'round_robin', servers: [server(a)] } },
+    });
+    // Not something validation lets through: a route to a pool that does not exist, built by hand.
+    const broken = { ...valid, routes: [{ ...valid.routes[0]!, pool: 'nope' }] };
+    const err = await p.proxy.reload(broken).catch((e: unknown) => e);
+    expect(isTgError(err, 'TG_CONFIG_INVALID')).toBe(true);
+    // The changed pool built for the failed reload shared a's undici Pool: it must still be open.
+    for (let i = 0; i < 3; i++) expect(await fetchText(`${p.url}/`)).toMatchObject({ status: 200, body: 'a' });
+  });
+
   it('rejects after close() began', async () => {
     await using a = await startUpstream(named('a'));
     const p = await startTestProxy({ pools: { app: { servers: [server(a)] } } });
