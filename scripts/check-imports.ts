@@ -68,7 +68,7 @@ for (const pkg of readdirSync(join(root, 'packages'))) {
             problems.push(`${rel}: imports '@tiergate/${name}' without declaring it in package.json`);
         } else if (spec.startsWith('.')) {
           const target = resolve(file, '..', spec);
-          if (!target.startsWith(dir + '/')) problems.push(`${rel}: relative import '${spec}' leaves packages/${pkg}`);
+          if (!target.startsWith(`${dir}/`)) problems.push(`${rel}: relative import '${spec}' leaves packages/${pkg}`);
         }
       }
     }

@@ -35,7 +35,12 @@ function summarize(): void {
   let failed = 0;
   let skipped = 0;
   for (const f of resultFiles()) {
-    const r = JSON.parse(readFileSync(f, 'utf8')) as { numPassedTests: number; numFailedTests: number; numPendingTests: number; numTodoTests: number };
+    const r = JSON.parse(readFileSync(f, 'utf8')) as {
+      numPassedTests: number;
+      numFailedTests: number;
+      numPendingTests: number;
+      numTodoTests: number;
+    };
     passed += r.numPassedTests;
     failed += r.numFailedTests;
     skipped += r.numPendingTests + r.numTodoTests;
