@@ -1,6 +1,28 @@
 // Public surface of @tiergate/proxy.
+export { type AccessLog, type AccessLogOptions, type AccessRecord, accessRecord, startAccessLog } from './access-log.ts';
+export {
+  type AdminConfig,
+  type AdminServer,
+  type AdminSource,
+  type AdminStatus,
+  mergeStatus,
+  readiness,
+  type ServerView,
+  startAdminServer,
+} from './admin-server.ts';
 export { ATTEMPT_CHANNEL, type AttemptEvent, REQUEST_CHANNEL, type RequestEvent } from './channels.ts';
 export { realClientAddress, unmapIPv4 } from './client-address.ts';
+export {
+  aggregateMetrics,
+  LatencyReservoir,
+  type MetricsJson,
+  ProxyMetrics,
+  type ProxyMetricsOptions,
+  percentiles,
+  RuntimeMetrics,
+  type ServerCounters,
+  type WorkerSnapshot,
+} from './metrics.ts';
 export {
   type BoundAddress,
   type ProxyLogger,

@@ -1,0 +1,28 @@
+import type { ErrorCode } from '@tiergate/errors';
+import type { BoundAddress, MetricsJson, ProxySection, WorkerSnapshot } from '@tiergate/proxy';
+
+/** An error as it crosses the IPC channel (a TgError's code and message; never a stack). */
+export interface WireError {
+  readonly code: ErrorCode;
+  readonly message: string;
+}
+
+/** Primary → worker. */
+export type ToWorker =
+  | { readonly t: 'start'; readonly section: ProxySection; readonly version: number }
+  | { readonly t: 'reload'; readonly id: number; readonly section: ProxySection; readonly version: number }
+  | { readonly t: 'snapshot'; readonly id: number }
+  | { readonly t: 'shutdown' };
+
+/** Worker → primary. */
+export type FromWorker =
+  | { readonly t: 'hello' }
+  | { readonly t: 'ready'; readonly addresses: BoundAddress[] }
+  | { readonly t: 'failed'; readonly error: WireError }
+  | { readonly t: 'reloaded'; readonly id: number; readonly error?: WireError }
+  | { readonly t: 'snapshot'; readonly id: number; readonly snapshot: WorkerSnapshot; readonly metrics: MetricsJson };
+
+/** Tags our messages so they are told apart from node's own cluster messages. */
+export function isFromWorker(m: unknown): m is FromWorker {
+  return typeof m === 'object' && m !== null && typeof (m as { t?: unknown }).t === 'string';
+}

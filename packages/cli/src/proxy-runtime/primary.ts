@@ -1,0 +1,267 @@
+import cluster, { type Worker } from 'node:cluster';
+import { fileURLToPath } from 'node:url';
+import { TgError } from '@tiergate/errors';
+import {
+  aggregateMetrics,
+  type BoundAddress,
+  type MetricsJson,
+  type ProxySection,
+  RuntimeMetrics,
+  startAdminServer,
+  type WorkerSnapshot,
+} from '@tiergate/proxy';
+import type { Logger } from 'pino';
+import { announce, stopSignal } from './announce.ts';
+import { type FromWorker, isFromWorker, type ToWorker, type WireError } from './ipc.ts';
+import { loadReload, serialized } from './reload-config.ts';
+import { nextStreak, restartDelay } from './restart-backoff.ts';
+
+/** A worker that does not answer an IPC request within this is left out of that answer. */
+const IPC_TIMEOUT_MS = 5_000;
+
+/** One worker position: its process comes and goes, its number (the `worker` label) stays. */
+interface Slot {
+  readonly id: number;
+  worker: Worker | undefined;
+  ready: boolean;
+  /** Config version the worker runs. */
+  version: number;
+  startedAt: number;
+  streak: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+type Reply = Extract<FromWorker, { id: number }>;
+
+/**
+ * `workers: N > 1`: this process is the node:cluster primary. It forks N workers that each run the proxy
+ * on the listeners the primary shares (so the port stays open while any worker lives), replaces a
+ * worker that exits unasked (with backoff when it crashes in a loop), serves the admin endpoint with
+ * /status and /metrics aggregated over the workers, reloads on SIGHUP or POST /reload, and on
+ * SIGTERM/SIGINT asks every worker to drain and waits for them.
+ */
+export class Primary {
+  readonly #file: string;
+  readonly #log: Logger;
+  readonly #slots: Slot[];
+  readonly #runtime = new RuntimeMetrics();
+  readonly #pending = new Map<number, { worker: Worker; resolve: (r: Reply | undefined) => void }>();
+  #section: ProxySection;
+  #version = 1;
+  #nextId = 1;
+  #stopping = false;
+  #started = false;
+  #listeners: BoundAddress[] = [];
+  #startup: { resolve: () => void; reject: (e: Error) => void } | undefined;
+
+  constructor(file: string, section: ProxySection, workers: number, log: Logger) {
+    this.#file = file;
+    this.#section = section;
+    this.#log = log;
+    this.#slots = Array.from({ length: workers }, (_, i) => ({
+      id: i + 1,
+      worker: undefined,
+      ready: false,
+      version: 0,
+      startedAt: 0,
+      streak: 0,
+      timer: undefined,
+    }));
+  }
+
+  /** Forks the workers and resolves once all serve; rejects (after stopping them) if one fails to start. */
+  async start(): Promise<void> {
+    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker.ts', import.meta.url)) });
+    const ready = new Promise<void>((resolve, reject) => (this.#startup = { resolve, reject }));
+    for (const s of this.#slots) this.#fork(s);
+    try {
+      await ready;
+    } catch (err) {
+      await this.#stopWorkers();
+      throw err;
+    }
+    this.#started = true;
+  }
+
+  #fork(slot: Slot): void {
+    slot.timer = undefined;
+    if (this.#stopping) return;
+    const w = cluster.fork({ TIERGATE_WORKER: String(slot.id), TIERGATE_LOG_LEVEL: this.#log.level });
+    slot.worker = w;
+    slot.ready = false;
+    slot.startedAt = Date.now();
+    w.on('message', (m: unknown) => {
+      if (isFromWorker(m)) this.#onMessage(slot, w, m);
+    });
+    w.on('exit', (code, signal) => this.#onExit(slot, w, code, signal));
+  }
+
+  #send(w: Worker, m: ToWorker): void {
+    if (w.isConnected()) w.send(m);
+  }
+
+  #onMessage(slot: Slot, w: Worker, m: FromWorker): void {
+    switch (m.t) {
+      case 'hello':
+        slot.version = this.#version;
+        this.#send(w, { t: 'start', section: this.#section, version: this.#version });
+        return;
+      case 'ready':
+        slot.ready = true;
+        this.#listeners = m.addresses;
+        this.#runtime.workers.set(this.#slots.filter((s) => s.ready).length);
+        this.#log.info({ worker: slot.id, pid: w.process.pid }, 'worker ready');
+        // It was started with a config that a reload replaced meanwhile.
+        if (slot.version !== this.#version) void this.#reloadWorker(w, this.#section).catch(() => {});
+        if (this.#startup && this.#slots.every((s) => s.ready)) this.#startup.resolve();
+        return;
+      case 'failed':
+        this.#log.error({ worker: slot.id, error: m.error }, 'worker failed to start');
+        if (!this.#started) this.#startup?.reject(new TgError(m.error.code, m.error.message));
+        return;
+      default: {
+        const p = this.#pending.get(m.id);
+        if (p) {
+          this.#pending.delete(m.id);
+          p.resolve(m);
+        }
+      }
+    }
+  }
+
+  #onExit(slot: Slot, w: Worker, code: number | null, signal: string | null): void {
+    for (const [id, p] of this.#pending)
+      if (p.worker === w) {
+        this.#pending.delete(id);
+        p.resolve(undefined);
+      }
+    if (slot.worker !== w) return;
+    slot.worker = undefined;
+    slot.ready = false;
+    this.#runtime.workers.set(this.#slots.filter((s) => s.ready).length);
+    if (this.#stopping) return;
+    if (!this.#started) {
+      this.#startup?.reject(new TgError('TG_PROXY_LISTEN', `worker ${slot.id} exited during startup (code ${code}, signal ${signal})`));
+      return;
+    }
+    slot.streak = nextStreak(slot.streak, Date.now() - slot.startedAt);
+    const delay = restartDelay(slot.streak);
+    this.#runtime.restarts.inc();
+    this.#log.warn({ worker: slot.id, pid: w.process.pid, code, signal, restartInMs: delay }, 'worker exited; replacing it');
+    slot.timer = setTimeout(() => this.#fork(slot), delay);
+  }
+
+  /** Sends a request to one worker; undefined if it exits or does not answer in time. */
+  #request(w: Worker, make: (id: number) => ToWorker): Promise<Reply | undefined> {
+    const id = this.#nextId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(id);
+        resolve(undefined);
+      }, IPC_TIMEOUT_MS);
+      this.#pending.set(id, {
+        worker: w,
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+      });
+      this.#send(w, make(id));
+    });
+  }
+
+  #live(): { slot: Slot; worker: Worker }[] {
+    return this.#slots.filter((s) => s.ready && s.worker).map((s) => ({ slot: s, worker: s.worker! }));
+  }
+
+  async #gather(): Promise<{ snapshots: WorkerSnapshot[]; metrics: MetricsJson[] }> {
+    const replies = await Promise.all(this.#live().map(({ worker }) => this.#request(worker, (id) => ({ t: 'snapshot', id }))));
+    const snapshots: WorkerSnapshot[] = [];
+    const metrics: MetricsJson[] = [];
+    for (const r of replies)
+      if (r?.t === 'snapshot') {
+        snapshots.push(r.snapshot);
+        metrics.push(r.metrics);
+      }
+    return { snapshots, metrics };
+  }
+
+  async #reloadWorker(w: Worker, section: ProxySection): Promise<WireError | undefined> {
+    const r = await this.#request(w, (id) => ({ t: 'reload', id, section, version: this.#version }));
+    if (r?.t !== 'reloaded') return { code: 'TG_ADMIN_FAILED', message: 'the worker did not answer the reload' };
+    return r.error;
+  }
+
+  /** Validates the file, then has every worker apply it; rejects with the first error. */
+  readonly reload = serialized(async () => {
+    try {
+      const next = await loadReload(this.#file, this.#section);
+      const live = this.#live();
+      const errors = await Promise.all(live.map(({ worker }) => this.#reloadWorker(worker, next)));
+      const failed = errors.findIndex((e) => e !== undefined);
+      if (live.length === 0 || errors.some((e) => e === undefined)) {
+        // At least one worker runs the new config: it becomes the one new workers get.
+        this.#section = next;
+        this.#version++;
+        for (const [i, { slot }] of live.entries()) if (!errors[i]) slot.version = this.#version;
+      }
+      if (failed >= 0) {
+        const e = errors[failed]!;
+        throw new TgError(e.code, `worker ${live[failed]!.slot.id}: ${e.message}`);
+      }
+      this.#runtime.reloads.inc({ result: 'ok' });
+      this.#log.info({ file: this.#file, workers: live.length }, 'config reloaded');
+    } catch (err) {
+      this.#runtime.reloads.inc({ result: 'error' });
+      this.#log.error(
+        { file: this.#file, error: { code: (err as TgError).code, message: (err as Error).message } },
+        'reload rejected; the running config stays',
+      );
+      throw err;
+    }
+  });
+
+  async #stopWorkers(): Promise<void> {
+    this.#stopping = true;
+    const exits: Promise<unknown>[] = [];
+    for (const s of this.#slots) {
+      clearTimeout(s.timer);
+      const w = s.worker;
+      if (!w || w.isDead()) continue;
+      exits.push(new Promise((r) => w.once('exit', r)));
+      this.#send(w, { t: 'shutdown' });
+    }
+    const grace = setTimeout(() => {
+      for (const s of this.#slots) if (s.worker && !s.worker.isDead()) s.worker.process.kill('SIGKILL');
+    }, this.#section.shutdown_timeout + 5_000);
+    await Promise.all(exits);
+    clearTimeout(grace);
+  }
+
+  /** Runs until SIGTERM/SIGINT: admin endpoint, SIGHUP reloads, then a drain of every worker. */
+  async run(onReload: (fn: () => void) => void): Promise<void> {
+    const admin = await startAdminServer(
+      this.#section.admin,
+      {
+        snapshots: async () => (await this.#gather()).snapshots,
+        metrics: async () => {
+          const { metrics } = await this.#gather();
+          return aggregateMetrics([...metrics, (await this.#runtime.registry.getMetricsAsJSON()) as MetricsJson]);
+        },
+        draining: () => this.#stopping,
+        reload: this.reload,
+      },
+      this.#log,
+    ).catch(async (err: unknown) => {
+      await this.#stopWorkers();
+      throw err;
+    });
+    onReload(() => void this.reload().catch(() => {}));
+    announce(this.#listeners, admin.address(), this.#slots.length);
+    const signal = await stopSignal();
+    this.#log.info({ signal }, 'draining all workers');
+    await this.#stopWorkers();
+    await admin.close();
+    this.#log.info('stopped');
+  }
+}

@@ -1,0 +1,51 @@
+import { aggregateMetrics, type MetricsJson, type ProxySection, RuntimeMetrics, startAdminServer } from '@tiergate/proxy';
+import type { Logger } from 'pino';
+import { announce, stopSignal } from './announce.ts';
+import { startProxyProcess } from './proxy-process.ts';
+import { loadReload, serialized } from './reload-config.ts';
+
+/**
+ * `workers: 1`: the proxy, its admin listener and the access log in this process, no cluster.
+ * SIGHUP or POST /reload re-reads `file`; SIGTERM/SIGINT drain and return.
+ */
+export async function runSingle(file: string, section: ProxySection, log: Logger, onReload: (fn: () => void) => void): Promise<void> {
+  const pp = await startProxyProcess(section, { log, worker: '0' });
+  const runtime = new RuntimeMetrics();
+  runtime.workers.set(1);
+  let draining = false;
+  const reload = serialized(async () => {
+    try {
+      await pp.reload(await loadReload(file, pp.section()));
+      runtime.reloads.inc({ result: 'ok' });
+      log.info({ file }, 'config reloaded');
+    } catch (err) {
+      runtime.reloads.inc({ result: 'error' });
+      log.error(
+        { file, error: { code: (err as { code?: string }).code, message: (err as Error).message } },
+        'reload rejected; the running config stays',
+      );
+      throw err;
+    }
+  });
+  const admin = await startAdminServer(
+    section.admin,
+    {
+      snapshots: async () => [(await pp.snapshot()).snapshot],
+      metrics: async () => aggregateMetrics([(await pp.snapshot()).metrics, (await runtime.registry.getMetricsAsJSON()) as MetricsJson]),
+      draining: () => draining,
+      reload,
+    },
+    log,
+  ).catch(async (err: unknown) => {
+    await pp.close();
+    throw err;
+  });
+  onReload(() => void reload().catch(() => {}));
+  announce(pp.proxy.addresses(), admin.address(), 1);
+  const signal = await stopSignal();
+  log.info({ signal }, 'draining');
+  draining = true;
+  await pp.close();
+  await admin.close();
+  log.info('stopped');
+}

@@ -1,0 +1,71 @@
+// Entry file of a cluster worker (node:cluster runs it in each forked process; see primary.ts).
+// It serves requests on the listeners the primary shares and answers the primary's IPC requests.
+import type { ProxySection } from '@tiergate/proxy';
+import { createLogger } from '../logger.ts';
+import type { FromWorker, ToWorker } from './ipc.ts';
+import { type ProxyProcess, startProxyProcess, toWire } from './proxy-process.ts';
+
+const slot = process.env.TIERGATE_WORKER ?? '?';
+const log = createLogger(process.env.TIERGATE_LOG_LEVEL ?? 'info', 'tiergate-proxy').child({ worker: slot });
+const send = (m: FromWorker) => {
+  if (process.connected) process.send!(m);
+};
+let pp: ProxyProcess | undefined;
+let stopping: Promise<void> | undefined;
+
+/** Drains, then exits 0. Requested by the primary, a direct SIGTERM, or the primary going away. */
+function stop(reason: string): Promise<void> {
+  stopping ??= (async () => {
+    log.info({ reason }, 'worker draining');
+    await pp?.close();
+    log.info('worker stopped');
+    log.flush();
+    process.exit(0);
+  })();
+  return stopping;
+}
+
+async function start(section: ProxySection): Promise<void> {
+  try {
+    pp = await startProxyProcess(section, { log, worker: slot });
+    send({ t: 'ready', addresses: pp.proxy.addresses() });
+  } catch (err) {
+    send({ t: 'failed', error: toWire(err) });
+    log.flush();
+    process.exit(1);
+  }
+}
+
+async function onMessage(m: ToWorker): Promise<void> {
+  switch (m.t) {
+    case 'start':
+      return start(m.section);
+    case 'reload':
+      try {
+        await pp!.reload(m.section);
+        send({ t: 'reloaded', id: m.id });
+      } catch (err) {
+        send({ t: 'reloaded', id: m.id, error: toWire(err) });
+      }
+      return;
+    case 'snapshot': {
+      if (!pp) return;
+      const s = await pp.snapshot();
+      send({ t: 'snapshot', id: m.id, snapshot: s.snapshot, metrics: s.metrics });
+      return;
+    }
+    case 'shutdown':
+      return stop('primary');
+  }
+}
+
+// Reloads are the primary's job; a HUP sent to the whole process group must not kill a worker (default action).
+process.on('SIGHUP', () => {});
+// Ctrl-C reaches every process of the group: the primary orchestrates the drain.
+process.on('SIGINT', () => {});
+process.on('SIGTERM', () => void stop('SIGTERM'));
+process.on('disconnect', () => void stop('primary gone'));
+process.on('message', (m: ToWorker) => {
+  onMessage(m).catch((err: unknown) => log.error({ error: toWire(err) }, 'worker message failed'));
+});
+send({ t: 'hello' });

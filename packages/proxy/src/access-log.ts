@@ -1,0 +1,113 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import pino from 'pino';
+import { REQUEST_CHANNEL, type RequestEvent } from './channels.ts';
+
+/** One access-log line. Field names are the contract documented in docs/operations.md. */
+export interface AccessRecord {
+  /** Arrival time, ISO 8601 UTC. */
+  readonly time: string;
+  readonly request_id: string;
+  /** The client address (after trusted-proxy processing); `peer` is the TCP peer. */
+  readonly client: string;
+  readonly peer: string;
+  readonly method: string;
+  readonly host: string | undefined;
+  /** The request target as sent, query included (nginx `$request_uri`). */
+  readonly path: string;
+  readonly http_version: string;
+  readonly status: number;
+  /** Response body bytes sent to the client; `bytes_in` the request body bytes forwarded. */
+  readonly bytes: number;
+  readonly bytes_in: number;
+  readonly pool: string | undefined;
+  /** The server that answered; `upstreams` every server tried, in order. */
+  readonly upstream: string | undefined;
+  readonly upstreams: readonly string[];
+  readonly attempts: number;
+  /** Time in upstream attempts, summed; `duration_ms` arrival to the last byte out. */
+  readonly upstream_ms: number;
+  readonly duration_ms: number;
+  readonly user_agent: string | undefined;
+  readonly referer: string | undefined;
+  /** TgError code when the proxy answered or cut the request. */
+  readonly error: string | undefined;
+  readonly aborted: boolean;
+  readonly upgraded: boolean;
+}
+
+/** Maps a request event to its access-log record (pure). */
+export function accessRecord(e: RequestEvent): AccessRecord {
+  return {
+    time: new Date(e.time).toISOString(),
+    request_id: e.requestId,
+    client: e.clientAddress,
+    peer: e.peerAddress,
+    method: e.method,
+    host: e.host,
+    path: e.url,
+    http_version: e.httpVersion,
+    status: e.status,
+    bytes: e.bytesSent,
+    bytes_in: e.bytesReceived,
+    pool: e.pool,
+    upstream: e.upstream,
+    upstreams: e.upstreams,
+    attempts: e.attempts,
+    upstream_ms: e.upstreamDurationMs,
+    duration_ms: e.durationMs,
+    user_agent: e.userAgent,
+    referer: e.referer,
+    error: e.error,
+    aborted: e.aborted,
+    upgraded: e.upgraded,
+  };
+}
+
+export interface AccessLogOptions {
+  /** File descriptor to write to; default 1 (stdout); one other than 1 or 2 is closed by close(). Ignored with `destination`. */
+  readonly fd?: number;
+  /** Where lines go instead of an fd (tests); receives one JSON line per call. */
+  readonly destination?: { write(line: string): unknown };
+  /** Lines kept in memory while the destination is slow; beyond it lines are dropped, never the proxy blocked. */
+  readonly maxBufferBytes?: number;
+}
+
+/** A running access log. */
+export interface AccessLog extends AsyncDisposable {
+  /** Lines dropped because the destination could not keep up. */
+  dropped(): number;
+  /** Unsubscribes and flushes what is buffered. */
+  close(): Promise<void>;
+}
+
+/**
+ * Writes one JSON line per finished request, fed from the `tiergate:proxy:request` channel so the
+ * hot path does no logging. The default destination is pino's asynchronous SonicBoom on fd 1: writes
+ * never block the event loop, and each write() carries whole lines of at most 4096 bytes (PIPE_BUF),
+ * which Linux writes atomically to a pipe, so cluster workers sharing stdout never interleave halves of
+ * lines. When the buffer passes `maxBufferBytes` lines are dropped (and counted) instead of growing memory.
+ */
+export function startAccessLog(options: AccessLogOptions = {}): AccessLog {
+  let dropped = 0;
+  const sonic = options.destination
+    ? undefined
+    : pino.destination({ dest: options.fd ?? 1, sync: false, maxWrite: 4096, maxLength: options.maxBufferBytes ?? 16 * 1024 * 1024 });
+  sonic?.on('drop', () => dropped++);
+  const out = options.destination ?? sonic!;
+  // pino's logger would add a level and re-serialize; the line is exactly the record, written by pino's destination.
+  const onRequest = (m: unknown) => out.write(`${JSON.stringify(accessRecord(m as RequestEvent))}\n`);
+  subscribe(REQUEST_CHANNEL, onRequest);
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= new Promise<void>((resolve) => {
+      unsubscribe(REQUEST_CHANNEL, onRequest);
+      if (!sonic) return resolve();
+      // end() writes what is buffered, then emits close (fds 1 and 2 are left open; another fd is closed).
+      sonic.once('close', () => resolve());
+      sonic.once('error', () => resolve());
+      sonic.end();
+    });
+    return closing;
+  };
+  return { dropped: () => dropped, close, [Symbol.asyncDispose]: close };
+}

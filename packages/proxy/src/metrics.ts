@@ -1,0 +1,305 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import type { Socket } from 'node:net';
+import { type HealthChange, TRANSITION_CHANNEL, targetKey } from '@tiergate/health';
+import { AggregatorRegistry, Counter, Gauge, Histogram, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
+import { ATTEMPT_CHANNEL, type AttemptEvent, REQUEST_CHANNEL, type RequestEvent } from './channels.ts';
+import type { BoundAddress, ProxySection, ProxyServer, ProxyStatus } from './proxy-server.ts';
+
+/** Seconds; upstream and total request durations (a few ms on a LAN up to the default timeouts). */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+/** Node's own channel: one message per connection accepted by any net.Server of this process. */
+const SOCKET_CHANNEL = 'net.server.socket';
+const NO_POOL = '-';
+
+/**
+ * The most recent `size` latencies of one server (a ring buffer). Percentiles over a recent window
+ * answer "how is it now" better than a lifetime histogram, and raw samples merge exactly across workers.
+ */
+export class LatencyReservoir {
+  readonly #samples: Float64Array;
+  #next = 0;
+  #count = 0;
+
+  constructor(size = 256) {
+    this.#samples = new Float64Array(size);
+  }
+
+  add(ms: number): void {
+    this.#samples[this.#next] = ms;
+    this.#next = (this.#next + 1) % this.#samples.length;
+    if (this.#count < this.#samples.length) this.#count++;
+  }
+
+  values(): number[] {
+    return Array.from(this.#samples.subarray(0, this.#count));
+  }
+}
+
+/** Nearest-rank percentiles (`p` in 0–100) of `samples`, in ms; all 0 without samples. */
+export function percentiles(samples: readonly number[], ps: readonly number[]): number[] {
+  if (samples.length === 0) return ps.map(() => 0);
+  const sorted = [...samples].sort((a, b) => a - b);
+  return ps.map((p) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!);
+}
+
+/** Counters of one upstream server in one process. */
+export interface ServerCounters {
+  readonly requests: number;
+  readonly failures: number;
+  /** Recent attempt latencies, ms. */
+  readonly latencies: number[];
+}
+
+/** What one process (the single proxy or one cluster worker) reports to the admin endpoint. */
+export interface WorkerSnapshot {
+  readonly worker: string;
+  readonly pid: number;
+  readonly uptimeS: number;
+  readonly rssBytes: number;
+  readonly status: ProxyStatus;
+  /** Per server, keyed `pool/address`. */
+  readonly servers: Record<string, ServerCounters>;
+  /** `down` / `backup` flags of the config, keyed like `servers` (the balancer state does not carry them). */
+  readonly flags: Record<string, { down: boolean; backup: boolean }>;
+}
+
+export interface ProxyMetricsOptions {
+  /** Defaults to a new Registry (not prom-client's global one). */
+  readonly registry?: Registry;
+  /** Value of the `worker` label on per-process series; `0` for a single process. */
+  readonly worker?: string;
+  /** Samples kept per server for /status percentiles. */
+  readonly reservoirSize?: number;
+}
+
+type Child = { inc(v?: number): void };
+type Observer = { observe(v: number): void };
+
+/**
+ * Prometheus metrics and per-server counters of one running proxy, fed only from diagnostics
+ * channels (request, attempt, health transition, node's net.server.socket), so the data plane has no
+ * metrics code. Label children are cached: a label lookup per event would hash the label set each time.
+ * `close()` unsubscribes; the registry stays readable.
+ */
+export class ProxyMetrics implements Disposable {
+  readonly registry: Registry;
+  readonly worker: string;
+  readonly #proxy: ProxyServer;
+  readonly #servers = new Map<string, { requests: number; failures: number; reservoir: LatencyReservoir }>();
+  readonly #children = new Map<string, Child | Observer>();
+  readonly #reservoirSize: number;
+  readonly #started = Date.now();
+  #ports: Set<number>;
+  #flags: Record<string, { down: boolean; backup: boolean }> = {};
+  readonly #requests: Counter<'pool' | 'code'>;
+  readonly #requestDuration: Histogram<'pool'>;
+  readonly #upstreamDuration: Histogram<'pool' | 'upstream'>;
+  readonly #attempts: Counter<'pool' | 'upstream' | 'result'>;
+  readonly #retries: Counter<'pool'>;
+  readonly #errors: Counter<'code'>;
+  readonly #transitions: Counter<'monitor' | 'target' | 'to'>;
+  readonly #connections: Gauge;
+  readonly #accepted: Counter;
+  readonly #subs: [string, (m: unknown) => void][];
+
+  constructor(proxy: ProxyServer, section: ProxySection, options: ProxyMetricsOptions = {}) {
+    this.#proxy = proxy;
+    this.registry = options.registry ?? new Registry();
+    this.worker = options.worker ?? '0';
+    this.#reservoirSize = options.reservoirSize ?? 256;
+    this.#ports = new Set(proxy.addresses().map((a) => a.port));
+    this.setSection(section);
+    const registers = [this.registry];
+    this.#requests = new Counter({
+      name: 'tiergate_proxy_requests_total',
+      help: 'Client requests finished, by pool and status class (1xx..5xx; 0xx = no response).',
+      labelNames: ['pool', 'code'],
+      registers,
+    });
+    this.#requestDuration = new Histogram({
+      name: 'tiergate_proxy_request_duration_seconds',
+      help: 'Client request duration, first byte in to last byte out.',
+      labelNames: ['pool'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#upstreamDuration = new Histogram({
+      name: 'tiergate_proxy_upstream_duration_seconds',
+      help: 'Duration of each upstream attempt.',
+      labelNames: ['pool', 'upstream'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.#attempts = new Counter({
+      name: 'tiergate_proxy_upstream_attempts_total',
+      help: 'Upstream attempts by result (failed = counted against the server).',
+      labelNames: ['pool', 'upstream', 'result'],
+      registers,
+    });
+    this.#retries = new Counter({
+      name: 'tiergate_proxy_retries_total',
+      help: 'Attempts beyond the first (requests retried on another server).',
+      labelNames: ['pool'],
+      registers,
+    });
+    this.#errors = new Counter({
+      name: 'tiergate_proxy_errors_total',
+      help: 'Requests the proxy answered or cut with an error, by TgError code.',
+      labelNames: ['code'],
+      registers,
+    });
+    this.#transitions = new Counter({
+      name: 'tiergate_proxy_health_transitions_total',
+      help: 'Active health-check transitions (summed over workers: each worker checks on its own).',
+      labelNames: ['monitor', 'target', 'to'],
+      registers,
+    });
+    this.#connections = new Gauge({ name: 'tiergate_proxy_client_connections', help: 'Open client connections.', registers });
+    this.#accepted = new Counter({ name: 'tiergate_proxy_client_connections_total', help: 'Client connections accepted.', registers });
+    const self = this;
+    new Gauge({
+      name: 'tiergate_proxy_in_flight_requests',
+      help: 'Requests being proxied now.',
+      registers,
+      collect() {
+        this.set(self.#proxy.status().inFlight);
+      },
+    });
+    new Gauge({
+      name: 'tiergate_proxy_worker_memory_bytes',
+      help: 'Memory of each proxy process (rss, heap_used, heap_total, external).',
+      labelNames: ['worker', 'kind'],
+      registers,
+      collect() {
+        const m = process.memoryUsage();
+        for (const [kind, v] of [
+          ['rss', m.rss],
+          ['heap_used', m.heapUsed],
+          ['heap_total', m.heapTotal],
+          ['external', m.external],
+        ] as const)
+          this.set({ worker: self.worker, kind }, v);
+      },
+    });
+    this.#subs = [
+      [REQUEST_CHANNEL, (m) => this.#onRequest(m as RequestEvent)],
+      [ATTEMPT_CHANNEL, (m) => this.#onAttempt(m as AttemptEvent)],
+      [TRANSITION_CHANNEL, (m) => this.#onTransition(m as HealthChange)],
+      [SOCKET_CHANNEL, (m) => this.#onSocket((m as { socket: Socket }).socket)],
+    ];
+    for (const [name, fn] of this.#subs) subscribe(name, fn);
+  }
+
+  /** After a reload: the config flags shown by /status, and the listener ports (unchanged by a reload). */
+  setSection(section: ProxySection): void {
+    const flags: Record<string, { down: boolean; backup: boolean }> = {};
+    for (const [pool, p] of Object.entries(section.pools))
+      for (const s of p.servers) flags[`${pool}/${s.address}`] = { down: s.down, backup: s.backup };
+    this.#flags = flags;
+    this.#ports = new Set(this.#proxy.addresses().map((a: BoundAddress) => a.port));
+  }
+
+  #child<T extends Child | Observer>(key: string, make: () => T): T {
+    let c = this.#children.get(key) as T | undefined;
+    if (!c) {
+      c = make();
+      this.#children.set(key, c);
+    }
+    return c;
+  }
+
+  #onRequest(e: RequestEvent): void {
+    const pool = e.pool ?? NO_POOL;
+    const code = `${Math.floor(e.status / 100)}xx`;
+    this.#child(`r\0${pool}\0${code}`, () => this.#requests.labels(pool, code)).inc();
+    this.#child(`d\0${pool}`, () => this.#requestDuration.labels(pool)).observe(e.durationMs / 1000);
+    if (e.attempts > 1) this.#child(`t\0${pool}`, () => this.#retries.labels(pool)).inc(e.attempts - 1);
+    if (e.error) this.#child(`e\0${e.error}`, () => this.#errors.labels(e.error!)).inc();
+  }
+
+  #onAttempt(e: AttemptEvent): void {
+    const key = `${e.pool}/${e.upstream}`;
+    let s = this.#servers.get(key);
+    if (!s) {
+      s = { requests: 0, failures: 0, reservoir: new LatencyReservoir(this.#reservoirSize) };
+      this.#servers.set(key, s);
+    }
+    s.requests++;
+    if (e.failed) s.failures++;
+    s.reservoir.add(e.durationMs);
+    const result = e.failed ? 'failed' : 'ok';
+    this.#child(`a\0${key}\0${result}`, () => this.#attempts.labels(e.pool, e.upstream, result)).inc();
+    this.#child(`u\0${key}`, () => this.#upstreamDuration.labels(e.pool, e.upstream)).observe(e.durationMs / 1000);
+  }
+
+  #onTransition(c: HealthChange): void {
+    this.#transitions.labels(c.monitor, targetKey(c.target), c.healthy ? 'up' : 'down').inc();
+  }
+
+  #onSocket(socket: Socket): void {
+    if (!this.#ports.has(socket.localPort ?? -1)) return;
+    this.#accepted.inc();
+    this.#connections.inc();
+    socket.once('close', () => this.#connections.dec());
+  }
+
+  /** This process's part of /status. */
+  snapshot(): WorkerSnapshot {
+    const servers: Record<string, ServerCounters> = {};
+    for (const [key, s] of this.#servers) servers[key] = { requests: s.requests, failures: s.failures, latencies: s.reservoir.values() };
+    return {
+      worker: this.worker,
+      pid: process.pid,
+      uptimeS: Math.round((Date.now() - this.#started) / 1000),
+      rssBytes: process.memoryUsage.rss(),
+      status: this.#proxy.status(),
+      servers,
+      flags: this.#flags,
+    };
+  }
+
+  close(): void {
+    for (const [name, fn] of this.#subs) unsubscribe(name, fn);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+}
+
+/** A registry's `getMetricsAsJSON()`: what a worker sends the cluster primary. */
+export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
+
+/**
+ * Merges registries' JSON (one per worker, plus the primary's) with prom-client's AggregatorRegistry:
+ * series with equal labels are summed (gauges too: open connections add up); per-worker series carry
+ * a `worker` label and stay apart.
+ */
+export async function aggregateMetrics(parts: readonly MetricsJson[]): Promise<{ contentType: string; text: string }> {
+  const registry = AggregatorRegistry.aggregate(parts as MetricsJson[]);
+  return { contentType: registry.contentType, text: await registry.metrics() };
+}
+
+/** Counters of the process that runs the proxy (the cluster primary, or the single process). */
+export class RuntimeMetrics {
+  readonly registry = new Registry();
+  readonly reloads: Counter<'result'>;
+  readonly restarts: Counter;
+  readonly workers: Gauge;
+
+  constructor() {
+    const registers = [this.registry];
+    this.reloads = new Counter({
+      name: 'tiergate_proxy_reloads_total',
+      help: 'Config reloads by result (ok, error).',
+      labelNames: ['result'],
+      registers,
+    });
+    this.restarts = new Counter({
+      name: 'tiergate_proxy_worker_restarts_total',
+      help: 'Workers replaced after an unplanned exit.',
+      registers,
+    });
+    this.workers = new Gauge({ name: 'tiergate_proxy_workers', help: 'Worker processes serving requests.', registers });
+  }
+}

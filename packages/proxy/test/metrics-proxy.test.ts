@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { LatencyReservoir, ProxyMetrics, percentiles } from '../src/index.ts';
+import { fetchText, proxySection, server, startTestProxy, startUpstream } from './helpers.ts';
+
+/** Sums the samples of `name` whose labels include `labels`, from Prometheus text. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^(\w+)(\{[^}]*\})?\s+(\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+describe('LatencyReservoir and percentiles', () => {
+  it('keeps the most recent samples only', () => {
+    const r = new LatencyReservoir(3);
+    for (const v of [1, 2, 3, 4, 5]) r.add(v);
+    expect(r.values().sort()).toEqual([3, 4, 5]);
+  });
+
+  it('nearest-rank percentiles; zeros without samples', () => {
+    const xs = Array.from({ length: 100 }, (_, i) => 100 - i);
+    expect(percentiles(xs, [50, 90, 99, 100])).toEqual([50, 90, 99, 100]);
+    expect(percentiles([7], [50, 99])).toEqual([7, 7]);
+    expect(percentiles([], [50])).toEqual([0]);
+  });
+});
+
+describe('ProxyMetrics', () => {
+  it('counts requests by pool and status class, attempts, retries, errors and connections from the channels', async () => {
+    await using good = await startUpstream((req, res) => {
+      req.resume();
+      res.end('ok');
+    });
+    await using bad = await startUpstream((req, res) => {
+      req.resume();
+      res.statusCode = 503;
+      res.end('no');
+    });
+    const pools = {
+      app: { algorithm: 'round_robin', servers: [server(bad, { max_fails: 0 }), server(good)], retries: { on: ['error', 'http_503'] } },
+    };
+    await using p = await startTestProxy({ routes: [{ path: '/app', pool: 'app' }], pools });
+    using m = new ProxyMetrics(p.proxy, proxySection({ pools }), { worker: '7' });
+    for (let i = 0; i < 10; i++) expect((await fetchText(`${p.url}/app`)).status).toBe(200);
+    for (let i = 0; i < 3; i++) expect((await fetchText(`${p.url}/other`)).status).toBe(404);
+    const text = await m.registry.metrics();
+    expect(sample(text, 'tiergate_proxy_requests_total', { pool: 'app', code: '2xx' })).toBe(10);
+    expect(sample(text, 'tiergate_proxy_requests_total', { pool: '-', code: '4xx' })).toBe(3);
+    expect(sample(text, 'tiergate_proxy_errors_total', { code: 'TG_PROXY_NO_ROUTE' })).toBe(3);
+    // Round robin starts on either server; every request that met `bad` first was retried once.
+    const failed = sample(text, 'tiergate_proxy_upstream_attempts_total', { upstream: bad.address, result: 'failed' });
+    expect(failed).toBeGreaterThanOrEqual(3);
+    expect(sample(text, 'tiergate_proxy_retries_total', { pool: 'app' })).toBe(failed);
+    expect(sample(text, 'tiergate_proxy_upstream_attempts_total', { upstream: good.address, result: 'ok' })).toBe(10);
+    expect(sample(text, 'tiergate_proxy_upstream_duration_seconds_count', { pool: 'app' })).toBe(10 + failed);
+    expect(sample(text, 'tiergate_proxy_request_duration_seconds_count')).toBe(13);
+    expect(sample(text, 'tiergate_proxy_client_connections_total')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'tiergate_proxy_in_flight_requests')).toBe(0);
+    expect(sample(text, 'tiergate_proxy_worker_memory_bytes', { worker: '7', kind: 'rss' })).toBeGreaterThan(1e6);
+    const snap = m.snapshot();
+    expect(snap.servers[`app/${good.address}`]).toMatchObject({ requests: 10, failures: 0 });
+    expect(snap.servers[`app/${good.address}`]!.latencies).toHaveLength(10);
+    expect(snap.servers[`app/${bad.address}`]).toMatchObject({ requests: failed, failures: failed });
+    expect(snap.flags[`app/${good.address}`]).toEqual({ down: false, backup: false });
+  });
+
+  it('stops counting after close()', async () => {
+    await using up = await startUpstream((req, res) => res.end('x'));
+    await using p = await startTestProxy({ pools: { app: { servers: [server(up)] } } });
+    const m = new ProxyMetrics(p.proxy, proxySection({ pools: { app: { servers: [server(up)] } } }));
+    await fetchText(`${p.url}/`);
+    m.close();
+    await fetchText(`${p.url}/`);
+    expect(sample(await m.registry.metrics(), 'tiergate_proxy_requests_total')).toBe(1);
+  });
+});
