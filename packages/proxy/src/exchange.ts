@@ -314,6 +314,8 @@ export class Exchange {
     const up = this.#upgrade;
     if (a !== this.current || !up || this.clientGone) {
       upstream.destroy();
+      this.#release(a, false, 'client gone');
+      this.#finish();
       return;
     }
     a.status = status;

@@ -123,6 +123,19 @@ describe('WebSocket / Upgrade', () => {
     expect(p.proxy.status().inFlight).toBe(0);
   });
 
+  it('a tunnel outlives the client request and header timeouts (they are for HTTP requests only)', async () => {
+    await using a = await startEcho('a');
+    await using p = await startTestProxy({
+      limits: { client_request_timeout: '300ms', client_header_timeout: '300ms' },
+      pools: { app: { servers: [{ address: a.address }] } },
+    });
+    const w = await openWs(wsUrl(p.url));
+    await new Promise((r) => setTimeout(r, 1200));
+    expect(await echo(w, 'still')).toBe('a:still');
+    w.close();
+    await once(w, 'close');
+  });
+
   it('a refused upgrade (non-101) reaches the client as an HTTP answer; no server → 502', async () => {
     await using no = await startEcho('no', 403);
     await using p = await startTestProxy({ pools: { app: { servers: [{ address: no.address }] } } });
