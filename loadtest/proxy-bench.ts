@@ -38,6 +38,8 @@ const BODIES = args.bodies.split(',').map(Number);
 const WORKERS = Number(args.workers);
 const SOAK = Number(args.soak);
 const TARGETS = args.targets.split(',');
+// One worker: the proxy alone on core 0. More: every core (the machine has 2), shared with wrk and the upstreams.
+const PROXY_CORES = WORKERS > 1 ? '0-1' : '0';
 
 const work = mkdtempSync(join(tmpdir(), 'tg-bench-'));
 // nginx workers run as an unprivileged user: they must be able to read the bodies.
@@ -71,7 +73,7 @@ async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
   throw new Error(`nothing answered on 127.0.0.1:${port} within ${timeoutMs} ms`);
 }
 
-function start(cmd: string, argv: string[], core: number, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+function start(cmd: string, argv: string[], core: number | string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
   const c = spawn('taskset', ['-c', String(core), cmd, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let err = '';
   c.stderr?.on('data', (d) => (err = (err + d).slice(-4000)));
@@ -195,7 +197,7 @@ http { access_log off; keepalive_requests 100000;
       proxy_set_header Host $host; proxy_set_header X-Real-IP $remote_addr;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; } } }`,
     );
-    const proc = start('nginx', ['-c', conf, '-p', work], 0);
+    const proc = start('nginx', ['-c', conf, '-p', work], PROXY_CORES);
     await waitForPort(port);
     return { name, port, proc };
   }
@@ -216,7 +218,7 @@ proxy:
 `,
   );
   const nodeFlags = name === 'tiergate-nmr' ? ['--no-memory-reducer'] : [];
-  const proc = start(process.execPath, [...nodeFlags, join(root, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg], WORKERS > 1 ? 0 : 0);
+  const proc = start(process.execPath, [...nodeFlags, join(root, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg], PROXY_CORES);
   await waitForPort(port);
   return { name, port, proc };
 }
