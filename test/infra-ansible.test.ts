@@ -125,8 +125,8 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** A unit line's command as argv, reading the rendered tiergate.yaml instead of /etc's (the units quote nothing). */
-function unitCommand(unit: string, key: 'ExecStart' | 'ExecStartPre'): string[] {
+/** A unit line's command as argv, reading `config` instead of /etc/tiergate/tiergate.yaml (the units quote nothing). */
+function unitCommand(unit: string, key: 'ExecStart' | 'ExecStartPre' | 'ExecReload', config: string): string[] {
   const line = local(`etc/systemd/system/${unit}.service`)
     .split('\n')
     .find((l) => l.startsWith(`${key}=`));
@@ -134,11 +134,17 @@ function unitCommand(unit: string, key: 'ExecStart' | 'ExecStartPre'): string[] 
   return line
     .slice(key.length + 1)
     .split(' ')
-    .map((arg) => (arg === CONFIG ? join(work, 'local', CONFIG) : arg));
+    .map((arg) => (arg === CONFIG ? config : arg));
+}
+
+interface Started extends AsyncDisposable {
+  readonly pid: number;
+  /** stdout and stderr so far. */
+  output(): string;
 }
 
 /** Starts a server process and waits (bounded) until it accepts on `port`; disposing kills it by PID. */
-async function startProcess(argv: readonly string[], port: number): Promise<AsyncDisposable> {
+async function startProcess(argv: readonly string[], port: number): Promise<Started> {
   const child = spawn(argv[0]!, argv.slice(1), { cwd: work, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
@@ -152,7 +158,7 @@ async function startProcess(argv: readonly string[], port: number): Promise<Asyn
   };
   for (let attempt = 0; attempt < 200; attempt++) {
     if (child.exitCode !== null) break;
-    if (await accepts(port)) return { [Symbol.asyncDispose]: dispose };
+    if (await accepts(port)) return { pid: child.pid!, output: () => output, [Symbol.asyncDispose]: dispose };
     await new Promise((r) => setTimeout(r, 100));
   }
   await dispose();
@@ -313,6 +319,13 @@ describe('infra: rendered files', () => {
     expect(classic('app1', 'etc/systemd/system/tiergate-app.service')).toContain(`ExecStart=${cli} demo-app -c ${CONFIG} --host`);
   });
 
+  it('the installed `tiergate` command runs the release on Node 24', async () => {
+    const { version } = JSON.parse(read(ROOT, 'packages/cli/package.json')) as { version: string };
+    const r = await run(join(work, 'local/usr/local/bin/tiergate'), ['--version']);
+    expect(r.code, show(r)).toBe(0);
+    expect(r.stdout.trim()).toBe(version);
+  });
+
   it('systemd-analyze verify accepts every rendered tiergate unit', async () => {
     const units = [
       ...UNITS.map((u) => unitPath(join(work, 'local'), u)),
@@ -339,6 +352,9 @@ describe('infra: rendered files', () => {
   // request through the proxy that leaves a session in Redis. The director's and realserver's commands change
   // the host's network and are not run here (test/director-vm.test.ts runs them in the QEMU guest).
   it('the rendered units run the local stack: redis (requirepass), demo app, proxy', async () => {
+    // A copy of the rendered file: the reload below edits it, and the re-runs compare against the rendered tree.
+    const file = join(work, 'stack.yaml');
+    cpSync(join(work, 'local', CONFIG), file);
     const config = parseConfig(local(CONFIG));
     const password = config.sessions?.redis.password ?? '';
     expect(password).toBe('local-redis-password-0001');
@@ -348,11 +364,11 @@ describe('infra: rendered files', () => {
     expect((await cli('-a', 'not-the-password', '--no-auth-warning', 'ping')).stdout).toMatch(/NOAUTH/);
     expect((await cli('-a', password, '--no-auth-warning', 'ping')).stdout.trim()).toBe('PONG');
 
-    await using _app = await startProcess(unitCommand('tiergate-app', 'ExecStart'), ports.app);
-    const pre = unitCommand('tiergate-proxy', 'ExecStartPre');
+    await using _app = await startProcess(unitCommand('tiergate-app', 'ExecStart', file), ports.app);
+    const pre = unitCommand('tiergate-proxy', 'ExecStartPre', file);
     const validated = await run(pre[0]!, pre.slice(1));
     expect(validated.code, show(validated)).toBe(0);
-    await using _proxy = await startProcess(unitCommand('tiergate-proxy', 'ExecStart'), ports.proxy);
+    await using proxy = await startProcess(unitCommand('tiergate-proxy', 'ExecStart', file), ports.proxy);
 
     const res = await fetch(`http://127.0.0.1:${ports.proxy}/captcha`, { headers: { accept: 'application/json' } });
     expect(res.status).toBe(200);
@@ -360,6 +376,19 @@ describe('infra: rendered files', () => {
     expect(res.headers.get('set-cookie')).toMatch(/^tg\.sid=/);
     const keys = await cli('-a', password, '--no-auth-warning', '--scan', '--pattern', `${config.sessions?.key_prefix}*`);
     expect(keys.stdout.trim().split('\n')).toHaveLength(1);
+
+    // `systemctl reload tiergate-proxy` runs ExecReload with $MAINPID: here the file now sends the pool to a closed
+    // port, and after the reload the proxy answers with a gateway error instead of passing the request on.
+    const closed = await freePort();
+    writeFileSync(file, local(CONFIG).replace(`127.0.0.1:${ports.app}`, `127.0.0.1:${closed}`));
+    const reload = unitCommand('tiergate-proxy', 'ExecReload', file).map((arg) => (arg === '$MAINPID' ? String(proxy.pid) : arg));
+    expect(reload).toEqual(['/bin/kill', '-HUP', String(proxy.pid)]);
+    const sent = await run(reload[0]!, reload.slice(1));
+    expect(sent.code, show(sent)).toBe(0);
+    for (let i = 0; i < 100 && !proxy.output().includes('config reloaded'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(proxy.output()).toContain('config reloaded');
+    // 502 (connection refused) or 503 (no server available), as the proxy's error table maps it: not the app's 200.
+    expect([502, 503]).toContain((await fetch(`http://127.0.0.1:${ports.proxy}/healthz`)).status);
   });
 
   describe('re-runs', () => {
