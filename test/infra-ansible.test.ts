@@ -8,9 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
  * infra/ (Ansible) with the real tools: Debian's ansible-core, keepalived's own config test, systemd-analyze, the
- * real `tiergate validate` (as the template's `validate:` and spawned here) and a real redis-server reading the
- * rendered settings. Playbooks run only in render mode (`--tags render -e tiergate_root=<temp dir>`) over the local
- * connection: nothing outside the temp dir is written, no service is touched, no non-loopback address is contacted.
+ * real `tiergate validate` (as the template's `validate:` and spawned here), a real redis-server reading the
+ * rendered settings, and the rendered units' own command lines for the demo app and the proxy (start, reload).
+ * Playbooks run only in render mode (`--tags render -e tiergate_root=<temp dir>`) over the local connection:
+ * nothing outside the temp dir is written, no service is touched, no non-loopback address is contacted.
+ * Debian packages needed: ansible-core, keepalived, systemd (systemd-analyze), redis-server (redis-cli).
  */
 
 const ROOT = resolve(import.meta.dirname, '..');
