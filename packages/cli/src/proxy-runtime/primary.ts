@@ -110,13 +110,13 @@ export class Primary {
         slot.ready = true;
         this.#listeners = m.addresses;
         this.#runtime.workers.set(this.#slots.filter((s) => s.ready).length);
-        this.#log.info({ worker: slot.id, pid: w.process.pid }, 'worker ready');
+        this.#log.info({ worker: String(slot.id), pid: w.process.pid }, 'worker ready');
         // It was started with a config that a reload replaced meanwhile.
         if (slot.version !== this.#version) void this.#reloadWorker(w, this.#section).catch(() => {});
         if (this.#startup && this.#slots.every((s) => s.ready)) this.#startup.resolve();
         return;
       case 'failed':
-        this.#log.error({ worker: slot.id, error: m.error }, 'worker failed to start');
+        this.#log.error({ worker: String(slot.id), error: m.error }, 'worker failed to start');
         if (!this.#started) this.#startup?.reject(new TgError(m.error.code, m.error.message));
         return;
       default: {
@@ -147,7 +147,7 @@ export class Primary {
     slot.streak = nextStreak(slot.streak, Date.now() - slot.startedAt);
     const delay = restartDelay(slot.streak);
     this.#runtime.restarts.inc();
-    this.#log.warn({ worker: slot.id, pid: w.process.pid, code, signal, restartInMs: delay }, 'worker exited; replacing it');
+    this.#log.warn({ worker: String(slot.id), pid: w.process.pid, code, signal, restartInMs: delay }, 'worker exited; replacing it');
     slot.timer = setTimeout(() => this.#fork(slot), delay);
   }
 
