@@ -40,7 +40,7 @@ describe('access log', () => {
   });
 
   it('writes through pino’s asynchronous destination to an fd and flushes every line on close()', async () => {
-    await using up = await startUpstream((req, res) => res.end('x'));
+    await using up = await startUpstream((_req, res) => res.end('x'));
     await using p = await startTestProxy({ pools: { app: { servers: [server(up)] } } });
     const dir = mkdtempSync(join(tmpdir(), 'tg-access-'));
     try {

@@ -64,7 +64,7 @@ describe('mergeStatus and readiness (pure)', () => {
 
 describe('admin server', () => {
   async function withAdmin(token: string | undefined, extra: Partial<AdminSource> = {}) {
-    const up = await startUpstream((req, res) => res.end('x'));
+    const up = await startUpstream((_req, res) => res.end('x'));
     const pools = { app: { servers: [server(up)] } };
     const p = await startTestProxy({ pools });
     const m = new ProxyMetrics(p.proxy, proxySection({ pools }));

@@ -69,12 +69,34 @@ describe('ProxyMetrics', () => {
   });
 
   it('stops counting after close()', async () => {
-    await using up = await startUpstream((req, res) => res.end('x'));
+    await using up = await startUpstream((_req, res) => res.end('x'));
     await using p = await startTestProxy({ pools: { app: { servers: [server(up)] } } });
     const m = new ProxyMetrics(p.proxy, proxySection({ pools: { app: { servers: [server(up)] } } }));
     await fetchText(`${p.url}/`);
     m.close();
     await fetchText(`${p.url}/`);
     expect(sample(await m.registry.metrics(), 'tiergate_proxy_requests_total')).toBe(1);
+  });
+
+  it('counts health transitions and shows the check in the snapshot', async () => {
+    await using up = await startUpstream((_req, res) => res.end('x'));
+    const pools = {
+      app: {
+        servers: [server(up), { address: '127.0.0.1:9' }],
+        health_check: { type: 'tcp', interval: '100ms', timeout: '200ms', fall: 1, rise: 1 },
+      },
+    };
+    await using p = await startTestProxy({ pools });
+    using m = new ProxyMetrics(p.proxy, proxySection({ pools }));
+    const down = () =>
+      m.registry.metrics().then((t) => sample(t, 'tiergate_proxy_health_transitions_total', { target: '127.0.0.1:9', to: 'down' }));
+    const deadline = Date.now() + 10_000;
+    while ((await down()) < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await down()).toBe(1);
+    const servers = m.snapshot().status.pools[0]!.servers;
+    expect(servers.map((s) => [s.address, s.healthy])).toEqual([
+      [up.address, true],
+      ['127.0.0.1:9', false],
+    ]);
   });
 });
