@@ -6,6 +6,7 @@ import { newCaptchaCode, type RandomInt, renderCaptchaSvg } from './captcha.ts';
 import { clientAddress, parseTrustedProxies } from './client-address.ts';
 import { renderHomePage } from './home-page.ts';
 import { HttpError, readFields, stringField } from './request-body.ts';
+import { withServerSpan } from './server-span.ts';
 
 /**
  * A fixed secret so that several demo instances sign cookies alike out of the box. It is public (it
@@ -40,6 +41,8 @@ const ITEM_PATTERN = /^[\w .-]{1,64}$/;
  * session at the same moment both keep theirs.
  */
 const CART_PREFIX = 'cart:';
+/** The session routes: what a SERVER span's `http.route` may be. */
+const ROUTES: ReadonlySet<string> = new Set(['/', '/captcha', '/login', '/logout', '/cart']);
 
 interface Context {
   options: DemoAppOptions;
@@ -52,7 +55,8 @@ interface Context {
  * The demo application server (not listening yet). Routes: GET / (HTML), GET /captcha (SVG, or
  * `{ code }` as JSON for Accept: application/json — a test convenience a real captcha must never
  * offer), POST /login, POST /logout, GET and POST /cart, GET /healthz. Bad input is 400, a session
- * store outage 503, never a stack trace.
+ * store outage 503, never a stack trace. Each request but /healthz is traced as a SERVER span
+ * continuing the incoming traceparent (withServerSpan).
  */
 export function createDemoApp(options: DemoAppOptions): Server {
   const context: Context = {
@@ -70,10 +74,15 @@ export function createDemoApp(options: DemoAppOptions): Server {
   return createServer((req, res) => {
     res.setHeader('x-instance-id', options.instanceId);
     res.setHeader('cache-control', 'no-store');
-    if (new URL(req.url ?? '/', 'http://demo').pathname === '/healthz') return healthz(context, req, res);
-    withSessionRoutes(req, res).catch(() => {
-      if (!res.headersSent) res.writeHead(500);
-      res.end();
+    const path = new URL(req.url ?? '/', 'http://demo').pathname;
+    // Untraced: the proxy probes it every few seconds per app, which would bury the requests in Jaeger.
+    if (path === '/healthz') return healthz(context, req, res);
+    const facts = { path, route: ROUTES.has(path) ? path : undefined, clientAddress: clientAddress(req, context.trusted) };
+    withServerSpan(req, res, facts, () => {
+      withSessionRoutes(req, res).catch(() => {
+        if (!res.headersSent) res.writeHead(500);
+        res.end();
+      });
     });
   });
 }
@@ -104,7 +113,7 @@ async function route(context: Context, req: IncomingMessage, session: Session): 
       case 'POST /cart':
         return await addToCart(req, session);
       default:
-        return ['/', '/captcha', '/login', '/logout', '/cart'].includes(path) ? text(405, 'method not allowed') : text(404, 'not found');
+        return ROUTES.has(path) ? text(405, 'method not allowed') : text(404, 'not found');
     }
   } catch (err) {
     if (err instanceof HttpError) return failure(req, err.status, 'bad-request', err.message);

@@ -6,6 +6,7 @@ import { parseCookie, stringifySetCookie } from 'cookie';
 import { Session, type SessionContext } from './session.ts';
 import { decodeSession } from './session-codec.ts';
 import { newSessionId, type RandomBytes, signSessionId, verifySignedSessionId } from './session-id.ts';
+import { inSessionSpan } from './session-span.ts';
 import type { SessionStore } from './session-store.ts';
 
 export interface SessionCookieOptions {
@@ -46,7 +47,10 @@ export interface HeaderSink {
 export interface SessionManager {
   readonly cookieName: string;
   readonly store: SessionStore;
-  /** The request's session: the stored one its signed cookie names, else a new empty one. */
+  /**
+   * The request's session: the stored one its signed cookie names, else a new empty one. Traced as an
+   * INTERNAL span `session load` with `tiergate.session.hit` (docs/telemetry.md).
+   */
   load(req: Pick<IncomingMessage, 'headers'>, res: HeaderSink): Promise<Session>;
 }
 
@@ -79,16 +83,17 @@ export function sessionMiddleware(options: SessionOptions): SessionManager {
   return {
     cookieName,
     store,
-    async load(req, res) {
-      const context: SessionContext = { store, rolling: options.rolling ?? true, randomBytes, sendCookie: setCookieFor(res) };
-      const header = req.headers.cookie;
-      const signed = header === undefined ? undefined : parseCookie(header)[cookieName];
-      const id = signed === undefined ? undefined : verifySignedSessionId(signed, options.secrets);
-      if (id !== undefined) {
-        const stored = await store.get(id);
-        if (stored !== null) return new Session(context, id, stored, decodeSession(stored));
-      }
-      return new Session(context, newSessionId(randomBytes), null, {});
+    load(req, res) {
+      return inSessionSpan('session load', async (span) => {
+        const context: SessionContext = { store, rolling: options.rolling ?? true, randomBytes, sendCookie: setCookieFor(res) };
+        const header = req.headers.cookie;
+        const signed = header === undefined ? undefined : parseCookie(header)[cookieName];
+        const id = signed === undefined ? undefined : verifySignedSessionId(signed, options.secrets);
+        const stored = id === undefined ? null : await store.get(id);
+        span.setAttribute('tiergate.session.hit', stored !== null);
+        if (id !== undefined && stored !== null) return new Session(context, id, stored, decodeSession(stored));
+        return new Session(context, newSessionId(randomBytes), null, {});
+      });
     },
   };
 }

@@ -1,7 +1,11 @@
 import { assertSessionSize, diffSession, emptyFields, encodeSession, isEmptyPatch, type SessionData } from './session-codec.ts';
 import type { RandomBytes } from './session-id.ts';
 import { newSessionId } from './session-id.ts';
+import { inSessionSpan } from './session-span.ts';
 import type { SessionFields, SessionStore } from './session-store.ts';
+
+/** What one save did, as the `tiergate.session.write` attribute of its span says. */
+type SessionWrite = 'set' | 'regenerate' | 'destroy' | 'touch' | 'none';
 
 /** What a Session needs from its manager to persist itself and tell the client its cookie. */
 export interface SessionContext {
@@ -63,14 +67,29 @@ export class Session {
     this.data = {};
   }
 
-  /** Persists the changes (TG_SESSION_TOO_LARGE before any write when over the store's maxBytes). */
-  async save(): Promise<void> {
+  /**
+   * Persists the changes (TG_SESSION_TOO_LARGE before any write when over the store's maxBytes). Traced as
+   * an INTERNAL span `session save` whose `tiergate.session.write` says what it did: `set` (changed keys
+   * written), `regenerate`, `destroy`, `touch` (TTL renewed only) or `none`.
+   */
+  save(): Promise<void> {
+    return inSessionSpan('session save', async (span) => {
+      span.setAttribute('tiergate.session.write', await this.#save());
+    });
+  }
+
+  async #save(): Promise<SessionWrite> {
     const { store } = this.#context;
-    if (this.#destroyed) return this.#saveDestroyed();
+    if (this.#destroyed) {
+      await this.#saveDestroyed();
+      return 'destroy';
+    }
     const fields = encodeSession(this.data);
     assertSessionSize(fields, store.maxBytes);
     const empty = Object.keys(fields).length === 0;
+    let write: SessionWrite = 'none';
     if (this.#regenerated) {
+      write = 'regenerate';
       // Write the new id before deleting the old one: a crash in between leaves an orphan that
       // expires, never a logged-in user without a session.
       if (!empty) await store.set(this.#id, { set: fields, delete: [], replace: true });
@@ -79,9 +98,11 @@ export class Session {
     } else {
       const patch = diffSession(this.#stored, fields);
       if (!isEmptyPatch(patch)) {
+        write = 'set';
         await store.set(this.#id, patch);
         this.#context.sendCookie(this.#id);
       } else if (!this.#isNew && this.#context.rolling) {
+        write = 'touch';
         await store.touch(this.#id);
         this.#context.sendCookie(this.#id);
       }
@@ -91,6 +112,7 @@ export class Session {
     this.#replacedId = undefined;
     // Redis has no empty hashes: a session saved with no keys does not exist in the store.
     this.#isNew = empty;
+    return write;
   }
 
   async #saveDestroyed(): Promise<void> {

@@ -1,8 +1,11 @@
-import { loadConfigFile } from '@tiergate/config';
-import { startDemoApp } from '@tiergate/demo-app';
+import { type Config, loadConfigFile } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
-import { createSessionStore, RedisSessionStore } from '@tiergate/session';
 import { type Command, Option } from 'commander';
+import type { Logger } from 'pino';
+import { createTracedLogger, startCommandTelemetry } from '../process-telemetry.ts';
+
+// @tiergate/demo-app and @tiergate/session are imported in serve(), after telemetry started: the
+// ioredis instrumentation patches only modules loaded after it (docs/telemetry.md).
 
 interface DemoAppOpts {
   port: string;
@@ -40,7 +43,24 @@ async function runDemoApp(opts: DemoAppOpts): Promise<void> {
   const port = parsePort(opts.port);
   const config = await loadConfigFile(opts.config);
   if (!config.sessions) throw new TgError('TG_CONFIG_INVALID', `${opts.config}: has no sessions section`);
-  const sessions = { ...config.sessions, store: opts.store ?? config.sessions.store };
+  const log = createTracedLogger(config.telemetry.logs.level, 'tiergate-demo-app');
+  const telemetry = await startCommandTelemetry(config.telemetry, 'app', log);
+  try {
+    await serve(opts, port, config, log);
+  } finally {
+    // After the server closed: flushes the spans of the last requests (bounded by the export timeout).
+    await telemetry.shutdown();
+  }
+}
+
+/** Runs the app until SIGTERM/SIGINT; `config.sessions` was checked to be present. */
+async function serve(opts: DemoAppOpts, port: number, config: Config, log: Logger): Promise<void> {
+  const [{ startDemoApp }, { createSessionStore, RedisSessionStore, sessionErrorChannel }] = await Promise.all([
+    import('@tiergate/demo-app'),
+    import('@tiergate/session'),
+  ]);
+  const section = config.sessions!;
+  const sessions = { ...section, store: opts.store ?? section.store };
   const instanceId = opts.instance ?? `${opts.host}:${port}`;
   const store = createSessionStore(sessions);
   try {
@@ -63,6 +83,13 @@ async function runDemoApp(opts: DemoAppOpts): Promise<void> {
       cause: err,
     });
   });
+  // Published inside the request's span: the line carries its trace_id (the client only sees a one-line body).
+  const onRequestError = (message: unknown) => {
+    const { error } = message as { error: unknown };
+    const status = (error as { status?: number }).status ?? 500;
+    log[status >= 500 ? 'error' : 'warn']({ err: error, instance: instanceId }, 'request failed');
+  };
+  sessionErrorChannel.subscribe(onRequestError);
   process.stdout.write(`demo app ${instanceId} listening on ${app.url} (sessions: ${sessions.store})\n`);
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
@@ -70,5 +97,6 @@ async function runDemoApp(opts: DemoAppOpts): Promise<void> {
   });
   await app.close();
   await store.close();
+  sessionErrorChannel.unsubscribe(onRequestError);
   process.stdout.write(`demo app stopped (${signal})\n`);
 }
