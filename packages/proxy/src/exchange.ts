@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
 import type { Duplex } from 'node:stream';
+import type { Span, Tracer } from '@opentelemetry/api';
 import type { ErrorCode } from '@tiergate/errors';
 import type { Dispatcher } from 'undici';
 import { type AttemptEvent, attemptChannel, type RequestEvent, requestChannel } from './channels.ts';
@@ -11,12 +12,15 @@ import { RequestKeyVars } from './key-vars.ts';
 import type { TokenBucketLimiter } from './rate-limiter.ts';
 import { requestIdOf } from './request-id.ts';
 import type { RouteTable } from './route-table.ts';
+import { activeTracer, endAttemptSpan, endServerSpan, setRoute, startAttemptSpan, startServerSpan, withTraceContext } from './tracing.ts';
 import { joinSockets } from './tunnel.ts';
 import { classifyUpstreamError } from './upstream-error.ts';
 import { NEXT, statusBit, type UpstreamPool } from './upstream-pool.ts';
 
 /** What a matched route resolves to, compiled at startup. */
 export interface CompiledRoute {
+  /** The route's path prefix as configured (the span attribute `http.route`). */
+  readonly route: string;
   readonly pool: UpstreamPool;
   readonly rules: HeaderRules;
   /** Bytes; 0 = no limit (nginx client_max_body_size 0). */
@@ -42,6 +46,8 @@ export interface ProxyContext {
   draining: boolean;
   /** Exchanges not yet finished, for graceful shutdown. */
   readonly inFlight: Set<Exchange>;
+  /** `telemetry.tracing.trust_incoming`: continue (or pass on) any client's `traceparent`, not only trusted proxies'. */
+  readonly trustIncoming: boolean;
 }
 
 /** The listener a request arrived on. */
@@ -136,6 +142,11 @@ export class Exchange {
   #upstream: string | undefined;
   #error: ErrorCode | undefined;
   #done = false;
+  /** Set only while an OpenTelemetry SDK is registered (tracing.ts); everything traced hangs off these. */
+  #tracer: Tracer | undefined;
+  #span: Span | undefined;
+  /** Why the last attempt was given up, for the next attempt's span. */
+  #retryReason: string | undefined;
 
   constructor(ctx: ProxyContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, upgrade: UpgradeInfo | undefined) {
     this.ctx = ctx;
@@ -171,6 +182,8 @@ export class Exchange {
     (res as TaggedResponse)[kExchange] = this;
     res.on('close', onResponseClose);
     ctx.inFlight.add(this);
+    const tracer = activeTracer();
+    if (tracer) this.#startTrace(tracer);
     if (ctx.draining) {
       this.fail('TG_PROXY_SHUTTING_DOWN', true);
       return;
@@ -196,6 +209,7 @@ export class Exchange {
       return;
     }
     this.#route = route;
+    if (this.#span) setRoute(this.#span, route.route, route.pool.name);
     if (route.maxBodySize > 0 && cl !== undefined && Number(cl) > route.maxBodySize) {
       this.fail('TG_PROXY_BODY_TOO_LARGE', true);
       return;
@@ -210,13 +224,15 @@ export class Exchange {
       return;
     }
     const peer = unmapIPv4(req.socket.remoteAddress ?? '');
+    const peerTrusted = isTrusted(this.gen.trusted, peer);
     this.#headers = upstreamRequestHeaders(req.rawHeaders, route.rules, {
       clientAddress: this.clientAddress,
       peerAddress: peer,
-      peerTrusted: isTrusted(this.gen.trusted, peer),
+      peerTrusted,
       scheme: this.#listener.scheme,
       listenerPort: this.#listener.port,
       requestId: this.requestId,
+      keepTraceContext: this.#tracer === undefined && (ctx.trustIncoming || peerTrusted),
     });
     pool.sticky?.strip(this.#headers);
     // Node calls this handler for `Expect: 100-continue` without answering it: nginx-like, the proxy
@@ -226,6 +242,22 @@ export class Exchange {
     // A socket handed over by 'upgrade' has no server wiring its 'drain' to the response.
     this.#upgrade?.socket.on('drain', () => this.current?.controller?.resume());
     this.#dispatch(index);
+  }
+
+  /** The SERVER span; the incoming trace context is continued only from a trusted peer or with trust_incoming. */
+  #startTrace(tracer: Tracer): void {
+    const { req } = this;
+    this.#tracer = tracer;
+    const trusted = this.ctx.trustIncoming || isTrusted(this.gen.trusted, unmapIPv4(req.socket.remoteAddress ?? ''));
+    const facts = {
+      method: req.method ?? '',
+      url: req.url ?? '',
+      scheme: this.#listener.scheme,
+      clientAddress: this.clientAddress,
+      serverAddress: req.socket.localAddress,
+      serverPort: this.#listener.port,
+    };
+    this.#span = startServerSpan(tracer, facts, req.headers, trusted);
   }
 
   /** The sticky cookie's server when it is usable, else the balancer's choice. */
@@ -247,10 +279,23 @@ export class Exchange {
     const attempt = new Attempt(this, index, pool.upstreams[index]!.address, this.ctx.now());
     this.current = attempt;
     this.#upstreams.push(attempt.upstream);
+    let headers: readonly string[] = this.#headers;
+    if (this.#span) {
+      const facts = {
+        method: this.req.method ?? '',
+        upstream: attempt.upstream,
+        attempt: this.attempts,
+        pool: pool.name,
+        algorithm: pool.balancer.algorithm,
+        retryReason: this.#retryReason,
+      };
+      attempt.span = startAttemptSpan(this.#tracer!, this.#span, facts);
+      headers = withTraceContext(headers, attempt.span ?? this.#span);
+    }
     const opts: Dispatcher.DispatchOptions = {
       method: this.req.method as Dispatcher.HttpMethod,
       path: this.req.url!,
-      headers: this.#headers,
+      headers: headers as string[],
       body: this.#hasBody ? this.req : null,
       reset: pool.reset,
       upgrade: this.#upgrade?.protocol ?? null,
@@ -349,13 +394,14 @@ export class Exchange {
     if (a !== this.current) return;
     if (rawTrailers && rawTrailers.length > 0) this.res.addTrailers(trailerPairs(rawTrailers));
     this.res.end();
-    this.#release(a, a.failed, undefined);
+    this.#release(a, a.failed, undefined, a.failed ? 'TG_PROXY_UPSTREAM_STATUS' : undefined);
     this.#finish();
   }
 
   onError(a: Attempt, err: Error): void {
     if (a.retryTo >= 0) {
-      this.#release(a, true, `status ${a.status}`);
+      this.#retryReason = `http_${a.status}`;
+      this.#release(a, true, `status ${a.status}`, 'TG_PROXY_UPSTREAM_STATUS');
       this.#dispatch(a.retryTo);
       return;
     }
@@ -366,13 +412,14 @@ export class Exchange {
       return;
     }
     if (this.bodyTooLarge) {
-      this.#release(a, false, 'body too large');
+      this.#release(a, false, 'body too large', 'TG_PROXY_BODY_TOO_LARGE');
       this.fail('TG_PROXY_BODY_TOO_LARGE', true);
       return;
     }
     const kind = classifyUpstreamError(err);
-    this.#release(a, true, (err as { code?: string }).code ?? err.name);
+    this.#release(a, true, (err as { code?: string }).code ?? err.name, kind.code);
     this.#error = kind.code;
+    this.#retryReason = kind.code;
     if (this.res.headersSent) {
       this.res.destroy();
       this.#finish();
@@ -392,9 +439,11 @@ export class Exchange {
     else if (!this.current) this.#finish();
   }
 
-  #release(a: Attempt, failed: boolean, error: string | undefined): void {
+  /** `code`: the attempt's failure as a TG_* code, for its span. */
+  #release(a: Attempt, failed: boolean, error: string | undefined, code?: ErrorCode): void {
     if (a.released) return;
     a.released = true;
+    if (a.span) endAttemptSpan(a.span, a.status, code);
     const now = this.ctx.now();
     // A tunnel's latency is its time to the 101, not its lifetime (ewma would shun WebSocket servers).
     const latencyMs = (a.upgradedAt ?? now) - a.startedAt;
@@ -429,6 +478,7 @@ export class Exchange {
     this.#done = true;
     this.ctx.inFlight.delete(this);
     this.#pool?.release();
+    if (this.#span) endServerSpan(this.#span, this.#status, this.#error, this.clientGone);
     const log = this.gen.accessLog;
     if (!requestChannel.hasSubscribers && !log) return;
     const url = this.req.url ?? '';
@@ -483,6 +533,8 @@ class Attempt implements Dispatcher.DispatchHandler {
   status = 0;
   /** `now()` when a 101 came (the attempt then lasts as long as the tunnel). */
   upgradedAt: number | undefined;
+  /** This attempt's CLIENT span, when the request is traced and sampled. */
+  span: Span | undefined;
 
   constructor(ex: Exchange, index: number, upstream: string, startedAt: number) {
     this.ex = ex;

@@ -9,9 +9,21 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trail
 
 /**
  * Request fields the proxy owns. Expect is answered here (undici cannot send it: the proxy sends
- * `100 Continue` itself, as nginx does); the forwarding headers are rebuilt below.
+ * `100 Continue` itself, as nginx does); the forwarding headers are rebuilt below. W3C trace context
+ * (`traceparent`, `tracestate`) is forwarded only when `keepTraceContext` says so: otherwise any client
+ * could pick the trace id and sampled flag of the app's spans (tracing.ts adds the proxy's own).
  */
-const MANAGED = ['expect', 'x-request-id', 'x-real-ip', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port'];
+const MANAGED = [
+  'expect',
+  'x-request-id',
+  'x-real-ip',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'traceparent',
+  'tracestate',
+];
 
 /** What to drop from a list: 1 = hop-by-hop/managed, 2 = removed or replaced by a header rule. */
 type DropTable = ReadonlyMap<string, 1 | 2>;
@@ -84,6 +96,12 @@ export interface ForwardContext {
   readonly scheme: 'http' | 'https';
   readonly listenerPort: number;
   readonly requestId: string;
+  /**
+   * Forward the client's `traceparent`/`tracestate` as they came: true when the proxy makes no spans of its
+   * own and the sender is trusted (a trusted proxy, or `tracing.trust_incoming`), so the proxy is transparent
+   * to a trace someone trusted started. False drops them.
+   */
+  readonly keepTraceContext: boolean;
 }
 
 /**
@@ -112,6 +130,10 @@ export function upstreamRequestHeaders(raw: readonly string[], rules: HeaderRule
       else if (lower === 'x-forwarded-proto') proto ??= value;
       else if (lower === 'x-forwarded-host') fwdHost ??= value;
       else if (lower === 'x-forwarded-port') fwdPort ??= value;
+    }
+    if (drop === 1 && ctx.keepTraceContext && (lower === 'traceparent' || lower === 'tracestate')) {
+      out.push(name, value);
+      continue;
     }
     if (drop !== undefined || named?.has(lower)) continue;
     out.push(name, value);

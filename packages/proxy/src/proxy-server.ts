@@ -36,6 +36,11 @@ export interface StartProxyOptions {
   readonly random?: () => number;
   /** Milliseconds; the balancer's fail_timeout and slow_start clock. */
   readonly now?: () => number;
+  /**
+   * `telemetry.tracing.trust_incoming`: continue the `traceparent` of any client, not only of peers in
+   * `trusted_proxies` (default false). Spans are made only while an OpenTelemetry SDK is registered.
+   */
+  readonly trustIncomingTraceContext?: boolean;
 }
 
 /** One bound listener. */
@@ -88,7 +93,13 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
   const pools = buildPools(config, undefined, deps);
   /** Every pool generation not yet disposed (current and draining ones), for shutdown. */
   const live = new Set(pools.values());
-  const ctx: ProxyContext = { gen: newGeneration(config, pools, log), now: deps.now, draining: false, inFlight: new Set<Exchange>() };
+  const ctx: ProxyContext = {
+    gen: newGeneration(config, pools, log),
+    now: deps.now,
+    draining: false,
+    inFlight: new Set<Exchange>(),
+    trustIncoming: options.trustIncomingTraceContext ?? false,
+  };
   const servers: { server: Server; tls: boolean }[] = [];
   try {
     for (const l of config.listeners) servers.push({ server: await listen(l, config, ctx), tls: l.tls !== undefined });
@@ -199,13 +210,14 @@ function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, Upstream
   const limit = config.limits.max_body_size;
   if (config.routes.length === 0) {
     const [name, pool] = Object.entries(config.pools)[0]!;
-    specs.push({ path: '/', value: { pool: pools.get(name)!, rules: compileHeaderRules(pool.headers, undefined), maxBodySize: limit } });
+    const value = { route: '/', pool: pools.get(name)!, rules: compileHeaderRules(pool.headers, undefined), maxBodySize: limit };
+    specs.push({ path: '/', value });
   }
   for (const r of config.routes) {
     const pool = pools.get(r.pool);
     if (!pool) throw new TgError('TG_CONFIG_INVALID', `route ${r.host ?? '*'}${r.path}: unknown pool '${r.pool}'`);
     const rules = compileHeaderRules(config.pools[r.pool]!.headers, r.headers);
-    specs.push({ host: r.host, path: r.path, value: { pool, rules, maxBodySize: r.max_body_size ?? limit } });
+    specs.push({ host: r.host, path: r.path, value: { route: r.path, pool, rules, maxBodySize: r.max_body_size ?? limit } });
   }
   return new RouteTable(specs);
 }

@@ -1,0 +1,210 @@
+/**
+ * What tracing costs the proxy: throughput and latency with tracing off, at 100 % and at 1 % sampling, one
+ * proxy process per variant, the variants interleaved over several rounds so that drift on a shared machine
+ * hits all of them alike. Reports the median req/s per variant and its cost relative to `off`.
+ *
+ *   node loadtest/tracing-bench.ts [--duration 8] [--warmup 2] [--rounds 3] [--connections 50] [--variants off,1,0.01]
+ *
+ * A variant is `off` (no SDK loaded) or a sampling ratio (SDK on, OTLP/HTTP protobuf export). The spans go to a
+ * sink in this process that accepts each export with 200 and an empty ExportTraceServiceResponse without decoding
+ * it (decoding would compete with wrk for core 1; the testkit receiver is for correctness, not load).
+ * CPU placement (2 cores): the proxy on core 0; wrk and the upstream nginx on core 1.
+ * Loopback only; every run is bounded by --duration. Performance is measured here, never asserted.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+
+const root = resolve(import.meta.dirname, '..');
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '8' },
+    warmup: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    variants: { type: 'string', default: 'off,1,0.01' },
+  },
+});
+const DURATION = Number(args.duration);
+const WARMUP = Number(args.warmup);
+const ROUNDS = Number(args.rounds);
+const CONNS = Number(args.connections);
+const VARIANTS = args.variants.split(',');
+
+const work = mkdtempSync(join(tmpdir(), 'tg-trace-bench-'));
+// nginx workers run as an unprivileged user: they must be able to read the body.
+chmodSync(work, 0o755);
+const children: ChildProcess[] = [];
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+});
+
+function start(argv: string[], core: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const c = spawn('taskset', ['-c', core, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let err = '';
+  c.stderr?.on('data', (d) => (err = (err + d).slice(-4000)));
+  c.on('exit', (code) => {
+    if (code) console.error(`${argv[0]} exited ${code}: ${err}`);
+  });
+  children.push(c);
+  return c;
+}
+
+async function stop(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null) return;
+  const done = once(c, 'exit');
+  c.kill('SIGTERM');
+  const t = setTimeout(() => c.kill('SIGKILL'), 15_000);
+  await done;
+  clearTimeout(t);
+}
+
+interface WrkResult {
+  requests: number;
+  rps: number;
+  p50ms: number;
+  p99ms: number;
+  errors: number;
+}
+
+const toMs = (v: string): number => {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(v);
+  return m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : Number.NaN;
+};
+
+async function wrk(url: string, seconds: number): Promise<WrkResult> {
+  const c = spawn('taskset', ['-c', '1', 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', url], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  c.stdout.on('data', (d) => (out += d));
+  const [code] = await once(c, 'exit');
+  if (code !== 0) throw new Error(`wrk exited ${code}: ${out}`);
+  const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  return {
+    requests: Number(/(\d+) requests in/.exec(out)?.[1]),
+    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]),
+    p50ms: toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? ''),
+    p99ms: toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? ''),
+    errors: (errs ? errs.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
+  };
+}
+
+/**
+ * CPU seconds (user + system) the process has used: per request, a measure that contention from other
+ * processes on the core distorts much less than req/s does.
+ */
+function cpuSeconds(pid: number): number {
+  // Fields 14 and 15 of /proc/<pid>/stat, after the parenthesised command name; clock ticks are 100 Hz on Linux.
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+// ---------------------------------------------------------------- the OTLP sink (counts requests and bytes only)
+
+let exports = 0;
+let exportBytes = 0;
+const sink = createServer((req, res) => {
+  req.on('data', (c: Buffer) => (exportBytes += c.length));
+  req.on('end', () => {
+    exports++;
+    res.writeHead(200, { 'content-type': 'application/x-protobuf', 'content-length': '0' }).end();
+  });
+});
+sink.listen(0, '127.0.0.1');
+await once(sink, 'listening');
+const sinkUrl = `http://127.0.0.1:${(sink.address() as AddressInfo).port}`;
+
+// ---------------------------------------------------------------- the upstream: nginx serving a 100-byte body on core 1
+
+async function freePort(): Promise<number> {
+  const s = createServer().listen(0, '127.0.0.1');
+  await once(s, 'listening');
+  const { port } = s.address() as AddressInfo;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const upPort = await freePort();
+mkdirSync(join(work, 'www'));
+writeFileSync(join(work, 'www', 'b100'), 'x'.repeat(100));
+const conf = join(work, 'upstream.conf');
+writeFileSync(
+  conf,
+  `pid ${work}/nginx.pid; error_log ${work}/nginx.err warn; daemon off; worker_processes 1;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 100000;
+  server { listen 127.0.0.1:${upPort}; root ${work}/www; location / { default_type text/plain; } } }
+`,
+);
+start(['nginx', '-c', conf, '-p', work], '1');
+
+// ---------------------------------------------------------------- one proxy per variant
+
+async function startVariant(variant: string): Promise<{ proc: ChildProcess; port: number }> {
+  const config = {
+    version: 1,
+    proxy: {
+      listeners: [{ address: '127.0.0.1', port: 0 }],
+      access_log: false,
+      pools: { app: { servers: [{ address: `127.0.0.1:${upPort}` }] } },
+    },
+    telemetry: {
+      tracing: variant === 'off' ? { enabled: false } : { enabled: true, endpoint: sinkUrl, sampling_ratio: Number(variant) },
+    },
+  };
+  const proc = start([process.execPath, join(root, 'loadtest/tracing-bench-proxy.ts'), JSON.stringify(config)], '0');
+  let out = '';
+  for await (const chunk of proc.stdout!) {
+    out += chunk;
+    const m = /port (\d+)/.exec(out);
+    if (m) return { proc, port: Number(m[1]) };
+  }
+  throw new Error(`proxy for variant ${variant} exited before listening`);
+}
+
+const rps = new Map<string, number[]>(VARIANTS.map((v) => [v, []]));
+const cpuUs = new Map<string, number[]>(VARIANTS.map((v) => [v, []]));
+console.log(`tracing benchmark: ${CONNS} connections, ${DURATION}s per run after ${WARMUP}s warm-up, ${ROUNDS} rounds; proxy on core 0`);
+for (let round = 1; round <= ROUNDS; round++) {
+  for (const variant of VARIANTS) {
+    const { proc, port } = await startVariant(variant);
+    const url = `http://127.0.0.1:${port}/b100`;
+    await wrk(url, WARMUP);
+    const before = exports;
+    const cpuBefore = cpuSeconds(proc.pid!);
+    const r = await wrk(url, DURATION);
+    const us = ((cpuSeconds(proc.pid!) - cpuBefore) / r.requests) * 1e6;
+    if (variant !== 'off') await new Promise((r) => setTimeout(r, 5500)); // one more batch-export period, so the run's spans are counted
+    const exported = exports - before;
+    await stop(proc);
+    rps.get(variant)!.push(r.rps);
+    cpuUs.get(variant)!.push(us);
+    console.log(
+      `round ${round} ${variant.padEnd(5)} ${r.rps.toFixed(0).padStart(7)} req/s  ${us.toFixed(1).padStart(6)} µs CPU/req  ` +
+        `p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms  errors ${r.errors}  exports ${exported}`,
+    );
+  }
+}
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const cost = (base: number | undefined, m: number, sign: 1 | -1): string =>
+  base ? `${((sign * (base - m) * 100) / base).toFixed(1).padStart(5)} %` : '';
+const baseRps = rps.has('off') ? median(rps.get('off')!) : undefined;
+const baseCpu = cpuUs.has('off') ? median(cpuUs.get('off')!) : undefined;
+console.log('\nmedians: req/s (throughput lost vs off)   CPU µs/req (CPU added vs off)');
+for (const variant of VARIANTS) {
+  const r = median(rps.get(variant)!);
+  const c = median(cpuUs.get(variant)!);
+  console.log(
+    `${variant.padEnd(5)} ${r.toFixed(0).padStart(7)} (${cost(baseRps, r, 1)})   ${c.toFixed(1).padStart(6)} (${cost(baseCpu, c, -1)})`,
+  );
+}
+console.log(`OTLP sink: ${exports} export requests, ${(exportBytes / 1e6).toFixed(1)} MB`);
+sink.close();
+for (const c of children) await stop(c);
