@@ -8,9 +8,12 @@ export interface Logger {
   error(obj: object, msg?: string): void;
 }
 
-/** JSON lines on stdout (pino), for the daemon. */
-export function createLogger(level = 'info', name = 'tiergate-director'): Logger {
-  return pino({ name, level });
+/**
+ * JSON lines on stdout (pino), for the daemon. `mixin` adds fields to every line: the CLI passes
+ * @tiergate/telemetry's logContext so lines written inside a span carry its trace_id and span_id.
+ */
+export function createLogger(level = 'info', name = 'tiergate-director', mixin?: () => object): Logger {
+  return pino({ name, level, ...(mixin ? { mixin } : {}) });
 }
 
 /** A logger that drops everything. */

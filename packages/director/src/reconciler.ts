@@ -1,8 +1,11 @@
+import { context, ROOT_CONTEXT, type SpanContext, trace } from '@opentelemetry/api';
 import { isTgError } from '@tiergate/errors';
 import type { HealthChange } from '@tiergate/health';
 import { describeService, destKey, type IpvsDriver, type IpvsServiceEntry, type IpvsStats, serviceKey } from '@tiergate/ipvs';
+import type { PartialApplyDetails } from './apply.ts';
 import { type CycleResult, reconcileCycle } from './cycle.ts';
 import { healthKey, serviceIdOfConfig, type VirtualService } from './desired.ts';
+import { type CycleOutcome, endReconcileSpan, healthTransitionSpan, MAX_TRANSITION_LINKS, startReconcileSpan } from './director-spans.ts';
 import { type Logger, silentLogger } from './logger.ts';
 import { DirectorMetrics } from './metrics.ts';
 import { RealServerHealth } from './real-server-health.ts';
@@ -69,6 +72,8 @@ export interface DirectorStatus {
  * `intervalMs` and at once on every health transition, one cycle at a time. The kernel is the source of truth:
  * each cycle re-reads it, so changes made behind tiergate's back are repaired and a restart starts from what
  * the table holds. Nothing here ever flushes the table; `stop()` leaves it as it is.
+ * Traced through @opentelemetry/api (no-ops without an SDK): one root span `director reconcile` per cycle,
+ * one `director health transition` per health change, linked from the cycle it triggers (director-spans.ts).
  */
 export class Director implements AsyncDisposable {
   readonly metrics: DirectorMetrics;
@@ -85,6 +90,8 @@ export class Director implements AsyncDisposable {
   #last: DirectorStatus['lastCycle'] = null;
   #table: IpvsServiceEntry[] = [];
   #draining: ReadonlyMap<string, number> = new Map();
+  /** Health transitions since the last cycle started: the next reconcile span links to them. */
+  #transitions: SpanContext[] = [];
 
   constructor(options: DirectorOptions) {
     this.#o = options;
@@ -129,11 +136,19 @@ export class Director implements AsyncDisposable {
     this.#timer = setTimeout(() => void this.reconcileNow(), this.#o.intervalMs);
   }
 
+  /** One traced cycle: a `director reconcile` span, active while it runs so its log lines carry the trace id. */
   async #cycle(): Promise<void> {
+    const span = startReconcileSpan(this.#o.name, this.#transitions.splice(0));
+    const outcome = await context.with(trace.setSpan(ROOT_CONTEXT, span), () => this.#reconcileOnce());
+    endReconcileSpan(span, outcome);
+  }
+
+  async #reconcileOnce(): Promise<CycleOutcome> {
     const started = performance.now();
     const at = this.#now();
     let result: CycleResult | undefined;
     let error: { code: string; message: string } | null = null;
+    let partial = { planned: 0, applied: 0 };
     try {
       result = await reconcileCycle({
         services: this.#o.services,
@@ -148,6 +163,7 @@ export class Director implements AsyncDisposable {
       if (result.ops.length > 0) this.#log.info({ ops: result.ops.length, tolerated: result.report?.tolerated.length ?? 0 }, 'reconciled');
     } catch (err) {
       error = { code: isTgError(err) ? err.code : 'unknown', message: (err as Error).message };
+      partial = partialCounts(err);
       this.#log.error({ err, details: isTgError(err) ? err.details : undefined }, 'reconcile failed; retrying next cycle');
     }
     const durationMs = performance.now() - started;
@@ -156,12 +172,23 @@ export class Director implements AsyncDisposable {
     this.metrics.cycles.inc({ result: error ? 'error' : 'ok' });
     this.metrics.cycleSeconds.observe(durationMs / 1000);
     this.#updateGauges();
+    const report = result?.report;
+    return {
+      planned: result?.ops.length ?? partial.planned,
+      applied: report?.applied.length ?? partial.applied,
+      tolerated: report?.tolerated.length ?? 0,
+      error,
+    };
   }
 
   #onHealth(key: string, change: HealthChange): void {
     const state = change.healthy ? 'up' : 'down';
     this.metrics.transitions.inc({ service: change.monitor, state });
-    this.#log.warn({ server: key, service: change.monitor, state, detail: change.result.detail }, `real server ${state}`);
+    const span = healthTransitionSpan(this.#o.name, key.slice(key.indexOf(' ') + 1), change);
+    if (this.#transitions.length < MAX_TRANSITION_LINKS) this.#transitions.push(span.spanContext());
+    context.with(trace.setSpan(ROOT_CONTEXT, span), () =>
+      this.#log.warn({ server: key, service: change.monitor, state, detail: change.result.detail }, `real server ${state}`),
+    );
     void this.reconcileNow();
   }
 
@@ -204,6 +231,13 @@ export class Director implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }
+}
+
+/** Ops a failed cycle planned, and did before failing, from TG_DIRECTOR_APPLY_PARTIAL's details (0 and 0 otherwise). */
+function partialCounts(err: unknown): { planned: number; applied: number } {
+  const details = isTgError(err) && err.code === 'TG_DIRECTOR_APPLY_PARTIAL' ? (err.details as PartialApplyDetails) : undefined;
+  if (!details) return { planned: 0, applied: 0 };
+  return { planned: details.applied.length + 1 + details.notAttempted.length, applied: details.applied.length };
 }
 
 export function statsJson(s: IpvsStats | undefined): StatsJson | null {

@@ -10,6 +10,7 @@ import {
   FileStateStore,
   formatIpvsadmCommand,
   formatStatusTable,
+  type Logger,
   openIpvsDriver,
   reconcileCycle,
   serviceIdOfConfig,
@@ -17,7 +18,9 @@ import {
   startAdminServer,
 } from '@tiergate/director';
 import { TgError } from '@tiergate/errors';
+import { logContext } from '@tiergate/telemetry';
 import type { Command } from 'commander';
+import { startCommandTelemetry } from '../process-telemetry.ts';
 
 type DirectorCfg = Config['directors'][number];
 
@@ -94,7 +97,18 @@ async function applyCommand(opts: CommonOpts & { dryRun?: boolean }): Promise<vo
 
 async function runCommand(opts: CommonOpts): Promise<void> {
   const { config, director, stateFile } = await load(opts);
-  const logger = createLogger(config.telemetry.logs.level);
+  const logger = createLogger(config.telemetry.logs.level, 'tiergate-director', logContext);
+  // Spans per reconcile cycle and health transition (docs/telemetry.md); a no-op with tracing off.
+  const telemetry = await startCommandTelemetry(config.telemetry, 'director', logger);
+  try {
+    await runDaemon(config, director, stateFile, logger);
+  } finally {
+    // After the daemon stopped: flushes the last cycles' spans (bounded by the export timeout).
+    await telemetry.shutdown();
+  }
+}
+
+async function runDaemon(config: Config, director: DirectorCfg, stateFile: string, logger: Logger): Promise<void> {
   const driver = await openIpvsDriver(director.driver);
   let daemon: Director | undefined;
   try {
