@@ -74,7 +74,7 @@ export async function runLocalStack(options: LocalStackOptions): Promise<number>
   };
   try {
     await startAll(supervisor, plan, file, dir, redisBinary);
-    if (!supervisor.stopping) say(await summary(plan, supervisor.children(), dir));
+    if (!supervisor.stopping) say(await summary(plan, supervisor.children(), dir, config.telemetry));
   } catch (err) {
     // A signal or a dying child already started the stop and said why; anything else is reported by main.
     if (!supervisor.stopping) {
@@ -130,7 +130,7 @@ async function startAll(supervisor: StackSupervisor, plan: StackPlan, file: stri
   await waitUntilReady(proxy, `GET ${url}`, () => httpOk(url), READY_TIMEOUT_MS);
 }
 
-async function summary(plan: StackPlan, children: readonly StackChild[], dir: string): Promise<string> {
+async function summary(plan: StackPlan, children: readonly StackChild[], dir: string, telemetry: Config['telemetry']): Promise<string> {
   const pid = (name: string) => children.find((c) => c.name === name)?.pid;
   const row = (name: string, where: string, extra = '') => `  ${name.padEnd(9)} ${where.padEnd(26)} pid ${pid(name)}${extra}`;
   const adminUp = !(await portIsFree(new URL(plan.adminUrl).hostname.replace(/^\[|\]$/g, ''), Number(new URL(plan.adminUrl).port)));
@@ -147,10 +147,21 @@ async function summary(plan: StackPlan, children: readonly StackChild[], dir: st
     ...plan.apps.map((a) => row(a.instance, `http://${hostForUrl(a.host)}:${a.port}`)),
     ...(plan.redis ? [row('redis', `redis://${hostForUrl(plan.redis.host)}:${plan.redis.port}`)] : []),
     `  ${'sessions'.padEnd(9)} ${sessions}`,
+    `  ${'tracing'.padEnd(9)} ${tracingLine(telemetry)}`,
     `  ${'temp dir'.padEnd(9)} ${dir}`,
     '',
     'Reload the page to see the instance change. Ctrl-C stops everything.',
   ].join('\n');
+}
+
+/**
+ * Every child reads the same file, so its telemetry section is the whole stack's: the apps and the
+ * proxy export to one endpoint, each as `<service_name>-<tier>`.
+ */
+export function tracingLine(telemetry: Config['telemetry']): string {
+  const { tracing, service_name: name } = telemetry;
+  if (!tracing.enabled) return 'off (telemetry.tracing.enabled: true in the file sends spans to Jaeger: docs/telemetry.md)';
+  return `OTLP to ${tracing.endpoint} as ${name}-proxy and ${name}-app (sampling ratio ${tracing.sampling_ratio})`;
 }
 
 function indentLines(text: string): string {
