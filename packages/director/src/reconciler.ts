@@ -1,4 +1,4 @@
-import { context, ROOT_CONTEXT, type SpanContext, trace } from '@opentelemetry/api';
+import { context, isSpanContextValid, ROOT_CONTEXT, type SpanContext, trace } from '@opentelemetry/api';
 import { isTgError } from '@tiergate/errors';
 import type { HealthChange } from '@tiergate/health';
 import { describeService, destKey, type IpvsDriver, type IpvsServiceEntry, type IpvsStats, serviceKey } from '@tiergate/ipvs';
@@ -185,7 +185,9 @@ export class Director implements AsyncDisposable {
     const state = change.healthy ? 'up' : 'down';
     this.metrics.transitions.inc({ service: change.monitor, state });
     const span = healthTransitionSpan(this.#o.name, key.slice(key.indexOf(' ') + 1), change);
-    if (this.#transitions.length < MAX_TRANSITION_LINKS) this.#transitions.push(span.spanContext());
+    // An invalid context is what a no-op span (tracing off) has: nothing to link to.
+    if (isSpanContextValid(span.spanContext()) && this.#transitions.length < MAX_TRANSITION_LINKS)
+      this.#transitions.push(span.spanContext());
     context.with(trace.setSpan(ROOT_CONTEXT, span), () =>
       this.#log.warn({ server: key, service: change.monitor, state, detail: change.result.detail }, `real server ${state}`),
     );
