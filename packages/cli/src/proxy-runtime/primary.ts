@@ -53,9 +53,12 @@ export class Primary {
   #started = false;
   #listeners: BoundAddress[] = [];
   #startup: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  /** Added to every worker's environment (the telemetry settings each worker starts its own SDK from). */
+  readonly #workerEnv: Readonly<Record<string, string>>;
 
-  constructor(file: string, section: ProxySection, workers: number, log: Logger) {
+  constructor(file: string, section: ProxySection, workers: number, log: Logger, workerEnv: Readonly<Record<string, string>> = {}) {
     this.#file = file;
+    this.#workerEnv = workerEnv;
     this.#section = section;
     this.#log = log;
     this.#slots = Array.from({ length: workers }, (_, i) => ({
@@ -86,7 +89,7 @@ export class Primary {
   #fork(slot: Slot): void {
     slot.timer = undefined;
     if (this.#stopping) return;
-    const w = cluster.fork({ TIERGATE_WORKER: String(slot.id), TIERGATE_LOG_LEVEL: this.#log.level });
+    const w = cluster.fork({ ...this.#workerEnv, TIERGATE_WORKER: String(slot.id), TIERGATE_LOG_LEVEL: this.#log.level });
     slot.worker = w;
     slot.ready = false;
     slot.startedAt = Date.now();

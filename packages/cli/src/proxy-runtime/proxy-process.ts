@@ -35,8 +35,15 @@ export interface ProxyProcess {
   close(): Promise<void>;
 }
 
-export async function startProxyProcess(section: ProxySection, opts: { log: ProxyLogger; worker: string }): Promise<ProxyProcess> {
-  const proxy = (await startProxy(dataPlane(section), { logger: opts.log })) as Reloadable;
+/** `trustIncomingTraceContext`: the file's `telemetry.tracing.trust_incoming` (spans need this process's SDK started first). */
+export async function startProxyProcess(
+  section: ProxySection,
+  opts: { log: ProxyLogger; worker: string; trustIncomingTraceContext?: boolean },
+): Promise<ProxyProcess> {
+  const proxy = (await startProxy(dataPlane(section), {
+    logger: opts.log,
+    trustIncomingTraceContext: opts.trustIncomingTraceContext ?? false,
+  })) as Reloadable;
   const metrics = new ProxyMetrics(proxy, section, { worker: opts.worker });
   let current = section;
   let accessLog: AccessLog | undefined = section.access_log ? startAccessLog() : undefined;

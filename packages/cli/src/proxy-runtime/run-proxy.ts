@@ -1,6 +1,8 @@
 import { availableParallelism } from 'node:os';
+import { loadConfigFile } from '@tiergate/config';
 import type { ProxySection } from '@tiergate/proxy';
 import type { Logger } from 'pino';
+import { startCommandTelemetry } from '../process-telemetry.ts';
 import { Primary } from './primary.ts';
 import { runSingle } from './single.ts';
 
@@ -9,9 +11,15 @@ export function workerCount(workers: ProxySection['workers']): number {
   return workers === 'auto' ? availableParallelism() : workers;
 }
 
+/** Worker environment variable carrying the file's `telemetry` section (JSON): each worker starts its own SDK. */
+export const TELEMETRY_ENV = 'TIERGATE_TELEMETRY';
+
 /**
  * Runs the proxy of `file` until SIGTERM/SIGINT: in this process for one worker, as a node:cluster
- * primary with N workers otherwise. Resolves after a clean drain.
+ * primary with N workers otherwise. Resolves after a clean drain. Tracing (`telemetry.tracing`) runs
+ * where requests are served: in this process for one worker, in each worker otherwise (the primary
+ * serves none); spans are flushed after the drain. Telemetry settings are read at start only: a reload
+ * does not change them.
  */
 export async function runProxy(file: string, section: ProxySection, log: Logger): Promise<void> {
   // Installed first: without a handler a SIGHUP during startup would kill the process (its default action).
@@ -23,8 +31,16 @@ export async function runProxy(file: string, section: ProxySection, log: Logger)
   };
   try {
     const n = workerCount(section.workers);
-    if (n <= 1) return await runSingle(file, section, log, onReload);
-    const primary = new Primary(file, section, n, log);
+    const { telemetry: settings } = await loadConfigFile(file);
+    if (n <= 1) {
+      const telemetry = await startCommandTelemetry(settings, 'proxy', log);
+      try {
+        return await runSingle(file, section, log, onReload, settings.tracing.trust_incoming);
+      } finally {
+        await telemetry.shutdown();
+      }
+    }
+    const primary = new Primary(file, section, n, log, { [TELEMETRY_ENV]: JSON.stringify(settings) });
     await primary.start();
     await primary.run(onReload);
   } finally {

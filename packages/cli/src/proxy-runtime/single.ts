@@ -8,8 +8,14 @@ import { loadReload, serialized } from './reload-config.ts';
  * `workers: 1`: the proxy, its admin listener and the access log in this process, no cluster.
  * SIGHUP or POST /reload re-reads `file`; SIGTERM/SIGINT drain and return.
  */
-export async function runSingle(file: string, section: ProxySection, log: Logger, onReload: (fn: () => void) => void): Promise<void> {
-  const pp = await startProxyProcess(section, { log, worker: '0' });
+export async function runSingle(
+  file: string,
+  section: ProxySection,
+  log: Logger,
+  onReload: (fn: () => void) => void,
+  trustIncomingTraceContext = false,
+): Promise<void> {
+  const pp = await startProxyProcess(section, { log, worker: '0', trustIncomingTraceContext });
   const runtime = new RuntimeMetrics();
   runtime.workers.set(1);
   let draining = false;

@@ -1,7 +1,9 @@
 // Entry file of a cluster worker (node:cluster runs it in each forked process; see primary.ts).
 // It serves requests on the listeners the primary shares and answers the primary's IPC requests.
 import type { ProxySection } from '@tiergate/proxy';
+import type { TelemetryHandle, TelemetrySettings } from '@tiergate/telemetry';
 import { createLogger } from '../logger.ts';
+import { startCommandTelemetry } from '../process-telemetry.ts';
 import type { FromWorker, ToWorker } from './ipc.ts';
 import { type ProxyProcess, startProxyProcess, toWire } from './proxy-process.ts';
 
@@ -11,13 +13,17 @@ const send = (m: FromWorker) => {
   if (process.connected) process.send!(m);
 };
 let pp: ProxyProcess | undefined;
+let telemetry: TelemetryHandle | undefined;
 let stopping: Promise<void> | undefined;
+// The file's telemetry section, from the primary (run-proxy.ts TELEMETRY_ENV): tracing is per process.
+const telemetrySettings = process.env.TIERGATE_TELEMETRY ? (JSON.parse(process.env.TIERGATE_TELEMETRY) as TelemetrySettings) : undefined;
 
 /** Drains, then exits 0. Requested by the primary, a direct SIGTERM, or the primary going away. */
 function stop(reason: string): Promise<void> {
   stopping ??= (async () => {
     log.info({ reason }, 'worker draining');
     await pp?.close();
+    await telemetry?.shutdown(); // after the drain: flushes the spans of the last requests
     log.info('worker stopped');
     log.flush();
     process.exit(0);
@@ -27,7 +33,8 @@ function stop(reason: string): Promise<void> {
 
 async function start(section: ProxySection): Promise<void> {
   try {
-    pp = await startProxyProcess(section, { log, worker: slot });
+    if (telemetrySettings) telemetry = await startCommandTelemetry(telemetrySettings, 'proxy', log);
+    pp = await startProxyProcess(section, { log, worker: slot, trustIncomingTraceContext: telemetrySettings?.tracing.trust_incoming });
     send({ t: 'ready', addresses: pp.proxy.addresses() });
   } catch (err) {
     send({ t: 'failed', error: toWire(err) });
