@@ -1,5 +1,7 @@
 // Guest client. `seq URL N OUT`: N requests, each on a new connection, answers (without the padding, with the
-// byte count) as JSON to OUT. `hold URL`: one keep-alive connection: request, wait for /tg-scratch/hold.go,
+// byte count) as JSON to OUT. `many OUT URL N [URL N]…`: the same for several URLs in one process (Node's startup
+// under QEMU's software CPU costs seconds), as JSON `{ URL: answers }` to OUT
+// (a failed request is an `{ error }` entry). `hold URL`: one keep-alive connection: request, wait for /tg-scratch/hold.go,
 // request again on the same socket, wait for /tg-scratch/hold.close; results in hold.json.
 const http = require('node:http');
 const fs = require('node:fs');
@@ -32,7 +34,16 @@ const waitFile = async (f) => {
 
 const [mode, url, arg, out] = process.argv.slice(2);
 (async () => {
-  if (mode === 'seq') {
+  if (mode === 'many') {
+    const pairs = process.argv.slice(4);
+    const result = {};
+    for (let i = 0; i < pairs.length; i += 2) {
+      result[pairs[i]] = [];
+      // A failed request is recorded, not fatal: the other URLs' evidence still reaches the test.
+      for (let n = 0; n < Number(pairs[i + 1]); n++) result[pairs[i]].push(await get(pairs[i], false).catch((e) => ({ error: String(e) })));
+    }
+    fs.writeFileSync(url, JSON.stringify(result));
+  } else if (mode === 'seq') {
     const answers = [];
     for (let i = 0; i < Number(arg); i++) answers.push(await get(url, false));
     fs.writeFileSync(out, JSON.stringify(answers));
