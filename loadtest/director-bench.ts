@@ -4,7 +4,9 @@
  * with tiergate's netlink driver against `ipvsadm -R` of the same table (in another fresh namespace), one weight
  * change, and reconcile cycles with nothing to do. Prints the figures and their ratios; asserts nothing.
  *
- *   node loadtest/director-bench.ts [--services 1000] [--dests 10] [--repeat 5]
+ *   node loadtest/director-bench.ts [--services 1000] [--dests 10] [--repeat 5] [--cpu-prof]
+ *
+ * `--cpu-prof` profiles the guest run (V8's CPU profiler) and prints the functions with the most self time.
  *
  * The guest runs under TCG (software CPU emulation, several times slower than the host), so absolute times
  * are an upper bound; the ratio to ipvsadm, measured the same way in the same guest, is the comparable figure.
@@ -20,8 +22,10 @@ const { values: args } = parseArgs({
     services: { type: 'string', default: '1000' },
     dests: { type: 'string', default: '10' },
     repeat: { type: 'string', default: '5' },
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
+const profile = args['cpu-prof'] ? '--cpu-prof --cpu-prof-dir=/tg-scratch/prof' : '';
 const node = join(root, 'node_modules/.bin/node');
 const guest = join(root, 'loadtest/director-bench-guest.ts');
 
@@ -29,7 +33,7 @@ const script = `set -euo pipefail
 for ns in nl adm; do ip netns add $ns; ip -n $ns link set lo up; done
 # Node's own startup under TCG, for scale: the CLI pays it on every command.
 s=$(date +%s%N); ${node} -e 0; echo $(( ($(date +%s%N) - s) / 1000000 )) > node-startup-ms.txt
-ip netns exec nl ${node} ${guest} --services ${args.services} --dests ${args.dests} --repeat ${args.repeat} \\
+ip netns exec nl ${node} ${profile} ${guest} --services ${args.services} --dests ${args.dests} --repeat ${args.repeat} \\
   --adm-netns adm --out result.json > bench.log 2>&1
 ip netns exec nl ipvsadm -Ln | grep -c -- '->' > nl-lines.txt || true
 ip netns exec adm ipvsadm -Ln | grep -c -- '->' > adm-lines.txt || true
@@ -64,3 +68,28 @@ const lines = [
   `no-op reconcile:         ${r.noopMedianMs} ms median of ${JSON.stringify(r.noopAllMs)}   phases ${JSON.stringify(r.noopPhases)}`,
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
+if (args['cpu-prof'])
+  process.stdout.write(`\nself time by function (whole guest process):\n${await topFunctions(join(run.scratchDir, 'prof'))}\n`);
+
+/** The 25 functions with the most self time in the V8 CPU profile written to `dir`. */
+async function topFunctions(dir: string): Promise<string> {
+  const { readdir } = await import('node:fs/promises');
+  const [file] = await readdir(dir);
+  const p = JSON.parse(await readFile(join(dir, file as string), 'utf8')) as {
+    nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[];
+    samples: number[];
+    timeDeltas: number[];
+  };
+  const self = new Map<number, number>();
+  for (const [i, id] of p.samples.entries()) self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
+  const byFn = new Map<string, number>();
+  for (const n of p.nodes) {
+    const where = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(`file://${root}/`, '')}:${n.callFrame.lineNumber + 1}`;
+    byFn.set(where, (byFn.get(where) ?? 0) + (self.get(n.id) ?? 0));
+  }
+  return [...byFn]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 25)
+    .map(([f, us]) => `${(us / 1000).toFixed(0).padStart(7)} ms  ${f.slice(0, 160)}`)
+    .join('\n');
+}

@@ -228,13 +228,11 @@ for i in 1 2; do ip netns exec nat$i $NODE director-echo.cjs nat$i 8080 ${PAD} >
 for i in 1 2; do ip netns exec rs$i $TG realserver up -c nat-tun.yaml > rs$i-up-tun.txt & UP[$i]=$!; done
 D $TG director apply -c nat-tun.yaml > apply-nat-tun.txt
 wait \${UP[1]} \${UP[2]}
-# GUE decapsulation is not part of 'tiergate realserver up' (it prepares ipip's tunl0): GUE's receive side is a FOU
-# port whose inner (ipip) packets then arrive on tunl0.
-ip netns exec rs2 ip fou add port ${GUE_PORT} gue
 for n in nat1 nat2; do tg_wait_file $n.ready; done
 save > nat-tun-saved.txt
 D ipvsadm -Ln > nat-tun-list.txt
 D cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/vs/conntrack > nat-tun-sysctl.txt
+ip netns exec rs2 ip fou show > rs2-fou.txt
 for i in 1 2; do
   ip -n rs$i -j addr show dev tunl0 > rs$i-tunl0.json
   ip netns exec rs$i cat /proc/sys/net/ipv4/conf/tunl0/rp_filter /proc/sys/net/ipv4/conf/all/rp_filter > rs$i-rp.txt
@@ -243,9 +241,10 @@ ip netns exec client $NODE director-client.cjs many nat-tun.json http://${NAT_VI
 # Kernels before 6.2 fold the per-CPU counters into what ipvsadm reads only in the 2 s estimator timer.
 sleep 2.5
 D ipvsadm -Ln --stats --exact > nat-tun-stats.txt
-# realserver down restores everything up changed on rs1 (its DR VIP on lo too)
-ip netns exec rs1 $TG realserver down -c nat-tun.yaml > rs1-down.txt
-ip -n rs1 -j addr show > rs1-after-down.json
+# realserver down restores everything up changed on rs2 (its DR VIP on lo too)
+ip netns exec rs2 $TG realserver down -c nat-tun.yaml > rs2-down.txt
+ip -n rs2 -j addr show > rs2-after-down.json
+ip netns exec rs2 ip fou show > rs2-fou-after-down.txt
 touch nat-tun.done
 step end
 kill \${ECHO[1]} \${ECHO[2]} \${ECHO[3]} \${NAT[1]} \${NAT[2]} || true
@@ -444,7 +443,8 @@ describe('director against real IPVS (QEMU guest, one boot)', () => {
     expect((await read('nat-tun-sysctl.txt')).split('\n').filter(Boolean)).toEqual(['1', '1']);
     expect(await read('apply-nat-tun.txt')).toContain('host: sysctl net.ipv4.ip_forward=1 (was 0)');
 
-    // TUN real servers: the VIP on tunl0 (up), rp_filter relaxed
+    // TUN real servers: the VIP on tunl0 (up), rp_filter relaxed; the GUE receive port where a GUE service needs it
+    expect(await read('rs2-fou.txt')).toMatch(new RegExp(`^port ${GUE_PORT} gue`, 'm'));
     for (const i of [1, 2]) {
       const [link] = await json<Link[]>(`rs${i}-tunl0.json`);
       expect(link?.flags).toContain('UP');
@@ -476,9 +476,11 @@ describe('director against real IPVS (QEMU guest, one boot)', () => {
     expect(outPkts(`${TUN_VIP}:84`)).toBe(0);
     expect(outPkts(`${TUN_VIP}:85`)).toBe(0);
 
-    // realserver down undid every address `up` added on rs1 (DR VIP on lo, TUN VIP on tunl0) and downed tunl0
-    const links = await json<Link[]>('rs1-after-down.json');
+    // realserver down undid everything `up` added on rs2 (DR VIP on lo, TUN VIP on tunl0, GUE port) and downed tunl0
+    const links = await json<Link[]>('rs2-after-down.json');
     expect(links.flatMap((l) => l.addr_info.map((a) => a.local)).filter((a) => a === VIP || a === TUN_VIP)).toEqual([]);
     expect(links.find((l) => l.ifname === 'tunl0')?.flags).not.toContain('UP');
+    expect(await read('rs2-fou-after-down.txt')).toBe('');
+    expect(await read('rs2-down.txt')).toContain(`ip fou del port ${GUE_PORT}`);
   });
 });

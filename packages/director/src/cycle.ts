@@ -6,6 +6,31 @@ import { withDraining } from './drain.ts';
 import { type Op, plan } from './plan.ts';
 import type { DirectorState, StateStore } from './state-store.ts';
 
+/** What a cycle derives from the config alone. */
+interface ConfigFacts {
+  readonly configured: Set<string>;
+  readonly drainTimeouts: Map<string, number>;
+}
+
+/**
+ * ConfigFacts per services array: the daemon passes the same array every cycle, and with thousands of real
+ * servers recomputing these keys was a visible part of a no-op cycle. A WeakMap, so a reloaded config's facts go
+ * with it.
+ */
+const configFacts = new WeakMap<readonly VirtualService[], ConfigFacts>();
+
+function factsOf(services: readonly VirtualService[]): ConfigFacts {
+  let facts = configFacts.get(services);
+  if (!facts) {
+    facts = {
+      configured: configuredKeys(services),
+      drainTimeouts: new Map(services.map((vs) => [serviceKey(serviceIdOfConfig(vs)), vs.drain_timeout])),
+    };
+    configFacts.set(services, facts);
+  }
+  return facts;
+}
+
 export interface CycleInput {
   readonly services: readonly VirtualService[];
   readonly driver: Pick<IpvsDriver, 'listServices'> & Parameters<typeof applyOps>[0];
@@ -40,14 +65,14 @@ export async function reconcileCycle(input: CycleInput): Promise<CycleResult> {
   const wanted = desiredEntries(input.services, input.health);
   const wantedKeys = wanted.map((e) => serviceKey(e.service));
   const owned = new Set([...saved.owned, ...wantedKeys]);
-  const timeouts = new Map(input.services.map((vs) => [serviceKey(serviceIdOfConfig(vs)), vs.drain_timeout]));
+  const facts = factsOf(input.services);
   const { desired, draining } = withDraining({
     desired: wanted,
     actual,
-    configured: configuredKeys(input.services),
+    configured: facts.configured,
     draining: new Map(Object.entries(saved.draining)),
     now: input.now,
-    drainTimeout: (k) => timeouts.get(k) ?? 0,
+    drainTimeout: (k) => facts.drainTimeouts.get(k) ?? 0,
   });
   const ops = plan(desired, actual, owned);
   if (input.dryRun) return { actual, desired, ops, draining };

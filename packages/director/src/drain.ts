@@ -41,8 +41,11 @@ export function withDraining(input: DrainInput): DrainResult {
     const wanted = new Set(want.destinations.map(destKey));
     const kept: IpvsDestination[] = [];
     for (const dest of cur.destinations) {
-      const key = healthKey(svcKey, destKey(dest));
-      if (wanted.has(destKey(dest)) || input.configured.has(key)) continue;
+      // Hot with thousands of real servers: one key per destination, the health key only for unwanted ones.
+      const dKey = destKey(dest);
+      if (wanted.has(dKey)) continue;
+      const key = healthKey(svcKey, dKey);
+      if (input.configured.has(key)) continue;
       const since = input.draining.get(key) ?? input.now;
       const drained = (dest.activeConns ?? 0) === 0 || input.now - since >= input.drainTimeout(svcKey);
       if (drained) continue;

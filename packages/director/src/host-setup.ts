@@ -156,11 +156,13 @@ export interface RealServerState {
   addresses: HostAddress[];
   /** Links tiergate brought up. */
   linksUp: string[];
+  /** GUE receive ports (`ip fou add port P gue`) tiergate added; absent in state files of older versions. */
+  fouPorts?: number[];
 }
 
 /** A fresh, empty RealServerState. */
 export function emptyRealServerState(): RealServerState {
-  return { sysctls: {}, addresses: [], linksUp: [] };
+  return { sysctls: {}, addresses: [], linksUp: [], fouPorts: [] };
 }
 
 /** What a real server needs for the VIPs it serves. Pure. */
@@ -170,6 +172,8 @@ export interface RealServerPlan {
   readonly sysctls: Map<string, string>;
   /** tunl0 (IPIP decapsulation) is needed. */
   readonly tunnel: boolean;
+  /** UDP ports of GUE tunnels: each needs a FOU receive port, which hands the inner (ipip) packets to tunl0. */
+  readonly fouPorts: number[];
 }
 
 /**
@@ -177,6 +181,7 @@ export interface RealServerPlan {
  * tunl0 (decapsulated packets arrive there with the client's source). Both: arp_ignore=1 / arp_announce=2 on
  * `all` and the NIC (the kernel uses the max of the two, and ARP requests arrive on the NIC), so only the
  * director answers ARP for the VIP. NAT real servers need no VIP. `vips` limits the VIPs (default: every DR/TUN VIP).
+ * GUE tunnels also need a FOU receive port on the tunnel's UDP port.
  */
 export function realServerPlan(services: readonly VirtualService[], nic: string, vips?: readonly string[]): RealServerPlan {
   const method = new Map<string, 'dr' | 'tun'>();
@@ -186,13 +191,15 @@ export function realServerPlan(services: readonly VirtualService[], nic: string,
   }
   const chosen = vips ?? [...method.keys()];
   const tunnel = chosen.some((v) => method.get(v) === 'tun');
+  const gue = services.filter((vs) => vs.forwarding === 'tun' && vs.tunnel?.type === 'gue' && chosen.includes(vs.address ?? ''));
+  const fouPorts = [...new Set(gue.map((vs) => vs.tunnel?.port).filter((p) => p !== undefined))].sort((a, b) => a - b);
   const sysctls = new Map<string, string>();
   for (const dev of ['all', nic]) {
     sysctls.set(`net/ipv4/conf/${dev}/arp_ignore`, '1');
     sysctls.set(`net/ipv4/conf/${dev}/arp_announce`, '2');
   }
   if (tunnel) sysctls.set('net/ipv4/conf/tunl0/rp_filter', '0');
-  return { vips: chosen.map((v) => vipAddress(v, method.get(v) === 'tun' ? 'tunl0' : 'lo')), sysctls, tunnel };
+  return { vips: chosen.map((v) => vipAddress(v, method.get(v) === 'tun' ? 'tunl0' : 'lo')), sysctls, tunnel, fouPorts };
 }
 
 /** The interface holding one of the configured real-server addresses (the NIC that receives ARP requests). */
@@ -224,6 +231,12 @@ export async function realServerUp(p: RealServerPlan, state: RealServerState): P
     }
   }
   for (const a of p.vips) if (await ensureAddress(a)) state.addresses.push(a);
+  for (const port of p.fouPorts) {
+    // `ip fou show` prints one `port P gue` line per receive port; the fou module loads on demand (genl alias).
+    if (new RegExp(`^port ${port} gue\\b`, 'm').test(await ip(['fou', 'show']))) continue;
+    await ip(['fou', 'add', 'port', String(port), 'gue']);
+    state.fouPorts = [...(state.fouPorts ?? []), port];
+  }
 }
 
 async function ensureTunl0(state: { linksUp: string[] }): Promise<void> {
@@ -241,7 +254,7 @@ async function ensureTunl0(state: { linksUp: string[] }): Promise<void> {
   }
 }
 
-/** Undoes `realServerUp`: removes the addresses it added, downs the links it upped, restores the sysctls. */
+/** Undoes `realServerUp`: removes the addresses and FOU ports it added, downs the links it upped, restores the sysctls. */
 export async function realServerDown(state: RealServerState): Promise<string[]> {
   const done: string[] = [];
   for (const a of state.addresses) {
@@ -252,6 +265,10 @@ export async function realServerDown(state: RealServerState): Promise<string[]> 
       // Already gone (removed by hand): the goal holds.
       if (!isTgError(err, 'TG_HOST_SETUP') || !/Cannot assign|not exist|No such/i.test(err.message)) throw err;
     }
+  }
+  for (const port of state.fouPorts ?? []) {
+    await ip(['fou', 'del', 'port', String(port)]);
+    done.push(`ip fou del port ${port}`);
   }
   for (const dev of state.linksUp) {
     await ip(['link', 'set', dev, 'down']);

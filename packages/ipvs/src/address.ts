@@ -63,5 +63,6 @@ function canonicalIPv6(text: string): string {
 
 /** `a.b.c.d:port` or `[v6]:port`, as ipvsadm prints endpoints. */
 export function formatEndpoint(address: string, port: number): string {
-  return isIPv6(address) ? `[${address}]:${port}` : `${address}:${port}`;
+  // Every IPv6 literal has a colon and no IPv4 one does; cheaper than isIPv6's regex on the reconcile hot path.
+  return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
 }

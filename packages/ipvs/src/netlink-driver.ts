@@ -107,7 +107,8 @@ export class NetlinkIpvsDriver implements IpvsDriver {
     return this.#familyId;
   }
 
-  async #run(req: IpvsRequest, op: string, object?: string): Promise<GenlBody[]> {
+  /** `object` names what the request is about in errors; a function, so the hot path of success builds no text. */
+  async #run(req: IpvsRequest, op: string, object?: () => string): Promise<GenlBody[]> {
     try {
       const msgs = await this.#socket.request((seq) => encodeIpvsRequest(this.#familyId, seq, req), {
         dump: req.dump,
@@ -116,7 +117,7 @@ export class NetlinkIpvsDriver implements IpvsDriver {
       return msgs.map(parseGenl);
     } catch (err) {
       if (isTgError(err)) throw err;
-      throw toIpvsError(err, op, object);
+      throw toIpvsError(err, op, object?.());
     }
   }
 
@@ -132,7 +133,7 @@ export class NetlinkIpvsDriver implements IpvsDriver {
 
   async getService(id: IpvsServiceId): Promise<IpvsService | undefined> {
     try {
-      const [body] = await this.#run(ipvsRequests.getService(id), 'get service', describeService(id));
+      const [body] = await this.#run(ipvsRequests.getService(id), 'get service', () => describeService(id));
       return body === undefined ? undefined : decodeService(nest(body, IPVS_CMD_ATTR.SERVICE));
     } catch (err) {
       if (isTgError(err, 'TG_IPVS_NO_SERVICE')) return undefined;
@@ -141,15 +142,15 @@ export class NetlinkIpvsDriver implements IpvsDriver {
   }
 
   async addService(svc: IpvsService): Promise<void> {
-    await this.#run(ipvsRequests.newService(svc), 'add service', describeService(svc));
+    await this.#run(ipvsRequests.newService(svc), 'add service', () => describeService(svc));
   }
 
   async updateService(svc: IpvsService): Promise<void> {
-    await this.#run(ipvsRequests.setService(svc), 'update service', describeService(svc));
+    await this.#run(ipvsRequests.setService(svc), 'update service', () => describeService(svc));
   }
 
   async deleteService(id: IpvsServiceId): Promise<void> {
-    await this.#run(ipvsRequests.delService(id), 'delete service', describeService(id));
+    await this.#run(ipvsRequests.delService(id), 'delete service', () => describeService(id));
   }
 
   async listDestinations(id: IpvsServiceId): Promise<IpvsDestination[]> {
@@ -160,20 +161,20 @@ export class NetlinkIpvsDriver implements IpvsDriver {
   }
 
   async #dumpDestinations(svc: IpvsService): Promise<IpvsDestination[]> {
-    const bodies = await this.#run(ipvsRequests.dumpDests(svc), 'list destinations of', describeService(svc));
+    const bodies = await this.#run(ipvsRequests.dumpDests(svc), 'list destinations of', () => describeService(svc));
     return bodies.map((b) => decodeDestination(nest(b, IPVS_CMD_ATTR.DEST), svc.family));
   }
 
   async addDestination(id: IpvsServiceId, dest: IpvsDestination): Promise<void> {
-    await this.#run(ipvsRequests.newDest(id, dest), 'add destination', destObject(id, dest));
+    await this.#run(ipvsRequests.newDest(id, dest), 'add destination', () => destObject(id, dest));
   }
 
   async updateDestination(id: IpvsServiceId, dest: IpvsDestination): Promise<void> {
-    await this.#run(ipvsRequests.setDest(id, dest), 'update destination', destObject(id, dest));
+    await this.#run(ipvsRequests.setDest(id, dest), 'update destination', () => destObject(id, dest));
   }
 
   async deleteDestination(id: IpvsServiceId, dest: IpvsDestinationId): Promise<void> {
-    await this.#run(ipvsRequests.delDest(id, dest), 'delete destination', destObject(id, dest, 'from'));
+    await this.#run(ipvsRequests.delDest(id, dest), 'delete destination', () => destObject(id, dest, 'from'));
   }
 
   async getTimeouts(): Promise<IpvsTimeouts> {
@@ -186,11 +187,15 @@ export class NetlinkIpvsDriver implements IpvsDriver {
   }
 
   async startDaemon(daemon: IpvsDaemon): Promise<void> {
-    await this.#run(ipvsRequests.newDaemon(daemon), 'start sync daemon', `${daemon.state} on ${daemon.interface} syncid ${daemon.syncId}`);
+    await this.#run(
+      ipvsRequests.newDaemon(daemon),
+      'start sync daemon',
+      () => `${daemon.state} on ${daemon.interface} syncid ${daemon.syncId}`,
+    );
   }
 
   async stopDaemon(state: IpvsDaemonState): Promise<void> {
-    await this.#run(ipvsRequests.delDaemon(state), 'stop sync daemon', state);
+    await this.#run(ipvsRequests.delDaemon(state), 'stop sync daemon', () => state);
   }
 
   async listDaemons(): Promise<IpvsDaemon[]> {
@@ -199,7 +204,7 @@ export class NetlinkIpvsDriver implements IpvsDriver {
   }
 
   async zero(id?: IpvsServiceId): Promise<void> {
-    await this.#run(ipvsRequests.zero(id), 'zero counters of', id === undefined ? 'all services' : describeService(id));
+    await this.#run(ipvsRequests.zero(id), 'zero counters of', () => (id === undefined ? 'all services' : describeService(id)));
   }
 
   async flush(): Promise<void> {
