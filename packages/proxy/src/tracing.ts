@@ -15,7 +15,6 @@ import {
   type Span,
   SpanKind,
   SpanStatusCode,
-  type TextMapSetter,
   type Tracer,
   type TracerProvider,
   trace,
@@ -29,19 +28,29 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT'
 
 type DelegatingProvider = TracerProvider & { getDelegateTracer?(name: string): Tracer | undefined };
 
+let cachedProvider: TracerProvider | undefined;
+let cachedTracer: Tracer | undefined;
+
 /**
- * The proxy's tracer when an SDK is registered, else undefined. The API always hands out a proxy provider;
- * its `getDelegateTracer` is undefined until an SDK registers (and again after the SDK's shutdown
- * unregisters it), which is how "off" is told apart without starting a span. Looked up per request rather
- * than once at module load: the API's module-level ProxyTracer keeps the first SDK's tracer forever, so a
- * process that stops and restarts telemetry (tests do) would keep exporting to a shut-down provider.
+ * The proxy's tracer when an SDK is registered, else undefined. The API always hands out a proxy provider
+ * whose `getDelegateTracer` answers undefined until an SDK registers, which is how "off" is told apart
+ * without starting a span. Checked per request rather than once at module load: the API's module-level
+ * ProxyTracer keeps the first SDK's tracer forever, so a process that stops and starts telemetry again
+ * (tests do) would keep feeding a shut-down provider. The tracer found is cached per provider object: the
+ * API replaces that object when an SDK unregisters, and refuses a second registration on the same one.
  */
 export function activeTracer(): Tracer | undefined {
   const provider = trace.getTracerProvider() as DelegatingProvider;
-  return provider.getDelegateTracer ? provider.getDelegateTracer(TRACER_NAME) : provider.getTracer(TRACER_NAME);
+  if (provider === cachedProvider) return cachedTracer;
+  const tracer = provider.getDelegateTracer ? provider.getDelegateTracer(TRACER_NAME) : provider.getTracer(TRACER_NAME);
+  if (tracer) {
+    cachedProvider = provider;
+    cachedTracer = tracer;
+  }
+  return tracer;
 }
 
-/** What the SERVER span is started with (what samplers see). */
+/** What the SERVER span records about the request (set once it is known to record). */
 export interface ServerSpanFacts {
   readonly method: string;
   readonly url: string;
@@ -55,10 +64,21 @@ export interface ServerSpanFacts {
  * Starts the SERVER span of one client request. `trustedParent`: the request's `traceparent`/`tracestate`
  * are continued (the peer is a trusted proxy, or `tracing.trust_incoming`); otherwise the span is a new root
  * and the incoming trace context is ignored (it is also never forwarded: see forward-headers.ts).
+ *
+ * The attributes are set after the start, and only on a recording span: the sampler tiergate configures
+ * (parent-based trace-id ratio) does not read them, and at a low ratio building and sanitizing them for every
+ * request that is then dropped was a third of what tracing cost (loadtest/tracing-bench.ts).
  */
 export function startServerSpan(tracer: Tracer, facts: ServerSpanFacts, headers: IncomingHttpHeaders, trustedParent: boolean): Span {
   const parent = trustedParent && headers.traceparent !== undefined ? propagation.extract(ROOT_CONTEXT, headers) : ROOT_CONTEXT;
-  const method = KNOWN_METHODS.has(facts.method) ? facts.method : '_OTHER';
+  const known = KNOWN_METHODS.has(facts.method);
+  const span = tracer.startSpan(known ? `HTTP ${facts.method}` : 'HTTP', { kind: SpanKind.SERVER }, parent);
+  if (span.isRecording()) span.setAttributes(serverAttributes(facts, known));
+  return span;
+}
+
+function serverAttributes(facts: ServerSpanFacts, knownMethod: boolean): Attributes {
+  const method = knownMethod ? facts.method : '_OTHER';
   const q = facts.url.indexOf('?');
   const attributes: Attributes = {
     'http.request.method': method,
@@ -69,8 +89,8 @@ export function startServerSpan(tracer: Tracer, facts: ServerSpanFacts, headers:
     'server.port': facts.serverPort,
   };
   if (facts.serverAddress) attributes['server.address'] = facts.serverAddress;
-  if (method === '_OTHER') attributes['http.request.method_original'] = facts.method;
-  return tracer.startSpan(method === '_OTHER' ? 'HTTP' : `HTTP ${method}`, { kind: SpanKind.SERVER, attributes }, parent);
+  if (!knownMethod) attributes['http.request.method_original'] = facts.method;
+  return attributes;
 }
 
 /** Route facts known once the request is matched; a no-op on a span that is not recording. */
@@ -145,21 +165,21 @@ export function endAttemptSpan(span: Span, status: number, code: string | undefi
   span.end();
 }
 
-const pushHeader: TextMapSetter<string[]> = {
-  set: (carrier, key, value) => {
-    carrier.push(key, value);
-  },
-};
-
 /**
- * `headers` plus the trace context of `span` (`traceparent`, `tracestate`) through the registered propagator,
- * as a new list (the shared list is reused by the next attempt). An invalid context (no SDK) adds nothing.
- * Only the span goes into the context injected: baggage the client sent travels as the header it came in.
+ * `headers` plus the W3C trace context of `span` (`traceparent`, and `tracestate` when it has one), as a new
+ * list (the shared list is reused by the next attempt). An invalid context (no SDK) adds nothing.
+ *
+ * Formatted here (W3C Trace Context §3.2: `00-<trace-id>-<parent-id>-<flags>`) rather than through
+ * `propagation.inject`: @tiergate/telemetry registers W3C trace context as the propagator, and going through
+ * it costs two context objects per attempt on the hot path. Baggage the client sent travels as the header
+ * it came in; the proxy adds none.
  */
 export function withTraceContext(headers: readonly string[], span: Span): readonly string[] {
   const sc = span.spanContext();
   if (!isSpanContextValid(sc)) return headers;
   const out = headers.slice();
-  propagation.inject(trace.setSpanContext(ROOT_CONTEXT, sc), out, pushHeader);
+  out.push('traceparent', `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, '0')}`);
+  const state = sc.traceState?.serialize();
+  if (state) out.push('tracestate', state);
   return out;
 }
