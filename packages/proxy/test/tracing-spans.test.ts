@@ -207,6 +207,26 @@ describe('incoming trace context', () => {
   });
 });
 
+describe('edge cases', () => {
+  it('a non-standard method is `_OTHER` in a span named `HTTP`; a trusted unsampled parent stays unsampled upstream', async () => {
+    await using receiver = await startOtlpReceiver();
+    await using telemetry = await startTracing(receiver);
+    await using app = await startUpstream(named('app'));
+    await using p = await startTestProxy({ trusted_proxies: ['127.0.0.1/32'], pools: { app: { servers: [server(app)] } } });
+    expect((await fetchText(`${p.url}/cache`, { method: 'PURGE' })).status).toBe(200);
+    const unsampled = `00-${CLIENT_TRACE}-${CLIENT_PARENT}-00`;
+    expect((await fetchText(`${p.url}/`, { headers: { traceparent: unsampled } })).status).toBe(200);
+    await telemetry.shutdown();
+
+    const spans = receiver.spans();
+    expect(spans.map((s) => s.name).sort()).toEqual(['HTTP', 'upstream']);
+    expect(one(spans, 'HTTP').attributes).toMatchObject({ 'http.request.method': '_OTHER', 'http.request.method_original': 'PURGE' });
+    expect(one(spans, 'upstream').attributes['http.request.method']).toBe('_OTHER');
+    // The parent said "not sampled": nothing recorded, and the app is told the same about the same trace.
+    expect(String(header(app.seen[1], 'traceparent'))).toMatch(new RegExp(`^00-${CLIENT_TRACE}-[0-9a-f]{16}-00$`));
+  });
+});
+
 describe('tracing off (no SDK registered)', () => {
   it('makes no spans and forwards trace context only from trusted senders', async () => {
     await using receiver = await startOtlpReceiver();
