@@ -9,6 +9,7 @@
  * - `ipvsadm-R`: `ipvsadm -R` of the same table (from the dry-run renderer) in the namespace `--adm-netns`;
  * - `change`: one reconcile cycle after one real server's weight changed (one SET_DEST);
  * - `noop`: reconcile cycles with nothing to do (median of --repeat);
+ * - `ipvsadm -S -n` of the table (what reading it costs ipvsadm, for the dump phase);
  * with the phases of each cycle (kernel dump, plan, apply, state file) from the cycle's own building blocks.
  */
 import { spawnSync } from 'node:child_process';
@@ -90,6 +91,12 @@ if (args['adm-netns']) {
   ipvsadmR = ms(t0);
   if (r.status !== 0) throw new Error(`ipvsadm -R failed: ${r.stderr}`);
 }
+const saves: number[] = [];
+for (let i = 0; i < Number(args.repeat); i++) {
+  const t0 = performance.now();
+  spawnSync('ipvsadm', ['-S', '-n'], { stdio: 'ignore' });
+  saves.push(ms(t0));
+}
 
 const change = await cycle(changed);
 const changeBack = await phases(services);
@@ -109,6 +116,7 @@ const result = {
   noopMedianMs: median(noops),
   noopAllMs: noops,
   noopPhases,
+  ipvsadmSaveMedianMs: median(saves),
 };
 const text = JSON.stringify(result, null, 2);
 if (args.out) writeFileSync(args.out, text);

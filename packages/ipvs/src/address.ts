@@ -38,7 +38,19 @@ export function addressToBytes(address: string): Buffer {
 }
 
 function ipv4ToBytes(address: string): Buffer {
-  return Buffer.from(address.split('.').map(Number));
+  const out = Buffer.alloc(4);
+  // Hot when a full apply encodes thousands of addresses: no intermediate arrays. `address` is a valid IPv4 literal.
+  let octet = 0;
+  let i = 0;
+  for (let c = 0; c < address.length; c++) {
+    const code = address.charCodeAt(c);
+    if (code === 46) {
+      out[i++] = octet;
+      octet = 0;
+    } else octet = octet * 10 + code - 48;
+  }
+  out[i] = octet;
+  return out;
 }
 
 /** Text form of a kernel address: dotted quad for inet (first 4 bytes), RFC 5952 for inet6. */
@@ -51,10 +63,19 @@ export function bytesToAddress(bytes: Uint8Array, family: IpvsFamily): string {
   return canonicalIPv6(groups.join(':'));
 }
 
+// Every reconcile cycle canonicalises the same addresses (one per real server, several times): a bounded memo
+// saves the validating regexes, the bulk of building service and destination keys.
+const canonicalMemo = new Map<string, string>();
+const CANONICAL_MEMO_MAX = 65_536;
+
 /** The canonical text of an IP literal, so keys built from user input and kernel replies agree. */
 export function canonicalAddress(address: string): string {
-  const family = familyOfAddress(address);
-  return family === 'inet' ? address : canonicalIPv6(address);
+  const hit = canonicalMemo.get(address);
+  if (hit !== undefined) return hit;
+  const canonical = familyOfAddress(address) === 'inet' ? address : canonicalIPv6(address);
+  if (canonicalMemo.size >= CANONICAL_MEMO_MAX) canonicalMemo.clear();
+  canonicalMemo.set(address, canonical);
+  return canonical;
 }
 
 function canonicalIPv6(text: string): string {

@@ -91,6 +91,9 @@ export class NetlinkSocket {
   readonly #fd: number;
   readonly #libc: Libc;
   readonly #buf = Buffer.alloc(RECV_BUFFER_SIZE);
+  // Allocated once: a reconcile sends thousands of requests, and these never change.
+  readonly #kernel = sockaddrNl();
+  readonly #pollfd = Buffer.alloc(8);
   #seq: number;
   #closed = false;
 
@@ -98,6 +101,8 @@ export class NetlinkSocket {
     this.#libc = lib;
     this.#fd = fd;
     this.portId = portId;
+    this.#pollfd.writeInt32LE(fd, 0);
+    this.#pollfd.writeInt16LE(POLLIN, 4);
     // Start from the clock so replies to a previous process's socket (same port id reused) never match.
     this.#seq = Math.floor(Date.now() / 1000) & 0x7fffffff;
   }
@@ -151,9 +156,8 @@ export class NetlinkSocket {
   }
 
   #send(msg: Buffer): void {
-    const kernel = sockaddrNl();
     for (;;) {
-      if (this.#libc.sendto(this.#fd, msg, msg.length, 0, kernel, 12) >= 0) return;
+      if (this.#libc.sendto(this.#fd, msg, msg.length, 0, this.#kernel, 12) >= 0) return;
       const err = syscallError('sendto');
       if (err.errno !== ERRNO.EINTR) throw err;
     }
@@ -194,9 +198,6 @@ export class NetlinkSocket {
 
   /** One datagram (possibly several messages), waiting with poll() until the deadline. */
   #receive(deadline: number): NlMessage[] {
-    const pfd = Buffer.alloc(8);
-    pfd.writeInt32LE(this.#fd, 0);
-    pfd.writeInt16LE(POLLIN, 4);
     for (;;) {
       const n = this.#libc.recv(this.#fd, this.#buf, this.#buf.length, MSG_DONTWAIT | MSG_TRUNC);
       if (n > this.#buf.length) throw new NetlinkErrnoError('recv', ERRNO.EMSGSIZE, `netlink datagram of ${n} bytes exceeds the buffer`);
@@ -206,7 +207,7 @@ export class NetlinkSocket {
       if (err.errno !== ERRNO.EAGAIN) throw err;
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new NetlinkErrnoError('poll', ERRNO.ETIMEDOUT, 'timed out waiting for the kernel to answer');
-      if (this.#libc.poll(pfd, 1, remaining) < 0 && koffi.errno() !== ERRNO.EINTR) throw syscallError('poll');
+      if (this.#libc.poll(this.#pollfd, 1, remaining) < 0 && koffi.errno() !== ERRNO.EINTR) throw syscallError('poll');
     }
   }
 

@@ -94,79 +94,101 @@ function protocolError(message: string): TgError {
  * callers, so newer kernels adding attributes do not break decoding.
  */
 export class NlAttrs {
-  readonly #byType = new Map<number, Buffer>();
+  // Payload offsets into #buf by type, not a Buffer per attribute: a dump of 10,000 destinations reads a
+  // few of ~20 attributes each, and allocating a view for every one was a visible share of a reconcile cycle.
+  readonly #buf: Buffer;
+  readonly #at = new Map<number, number>();
+
+  private constructor(buf: Buffer) {
+    this.#buf = buf;
+  }
 
   /** Parses a run of attributes; throws TG_IPVS_PROTOCOL on a length that leaves the buffer. */
   static parse(buf: Buffer): NlAttrs {
-    const attrs = new NlAttrs();
+    const attrs = new NlAttrs(buf);
     let off = 0;
     while (off + 4 <= buf.length) {
       const len = buf.readUInt16LE(off);
       const type = buf.readUInt16LE(off + 2) & NLA_TYPE_MASK;
       if (len < 4 || off + len > buf.length) throw protocolError(`attribute ${type} at offset ${off} has bad length ${len}`);
-      attrs.#byType.set(type, buf.subarray(off + 4, off + len));
+      attrs.#at.set(type, off + 4);
       off += align4(len);
     }
     return attrs;
   }
 
   has(type: number): boolean {
-    return this.#byType.has(type);
+    return this.#at.has(type);
   }
 
   types(): number[] {
-    return [...this.#byType.keys()];
+    return [...this.#at.keys()];
+  }
+
+  /** Payload length of an attribute at payload offset `at` (its header's length minus the header). */
+  #len(at: number): number {
+    return this.#buf.readUInt16LE(at - 4) - 4;
   }
 
   raw(type: number): Buffer | undefined {
-    return this.#byType.get(type);
+    const at = this.#at.get(type);
+    return at === undefined ? undefined : this.#buf.subarray(at, at + this.#len(at));
   }
 
-  #sized(type: number, size: number): Buffer | undefined {
-    const v = this.#byType.get(type);
-    if (v !== undefined && v.length < size) throw protocolError(`attribute ${type} has ${v.length} bytes, expected ${size}`);
-    return v;
+  /** The payload offset of `type` after checking it holds at least `size` bytes. */
+  #sized(type: number, size: number): number | undefined {
+    const at = this.#at.get(type);
+    if (at === undefined) return undefined;
+    const len = this.#len(at);
+    if (len < size) throw protocolError(`attribute ${type} has ${len} bytes, expected ${size}`);
+    return at;
   }
 
   u8(type: number): number | undefined {
-    return this.#sized(type, 1)?.readUInt8(0);
+    const at = this.#sized(type, 1);
+    return at === undefined ? undefined : this.#buf.readUInt8(at);
   }
 
   u16(type: number): number | undefined {
-    return this.#sized(type, 2)?.readUInt16LE(0);
+    const at = this.#sized(type, 2);
+    return at === undefined ? undefined : this.#buf.readUInt16LE(at);
   }
 
   be16(type: number): number | undefined {
-    return this.#sized(type, 2)?.readUInt16BE(0);
+    const at = this.#sized(type, 2);
+    return at === undefined ? undefined : this.#buf.readUInt16BE(at);
   }
 
   u32(type: number): number | undefined {
-    return this.#sized(type, 4)?.readUInt32LE(0);
+    const at = this.#sized(type, 4);
+    return at === undefined ? undefined : this.#buf.readUInt32LE(at);
   }
 
   u64(type: number): bigint | undefined {
-    return this.#sized(type, 8)?.readBigUInt64LE(0);
+    const at = this.#sized(type, 8);
+    return at === undefined ? undefined : this.#buf.readBigUInt64LE(at);
   }
 
   /** A u32 or u64 by payload size (legacy IPVS STATS mixes both). */
   uint(type: number): bigint | undefined {
-    const v = this.#byType.get(type);
-    if (v === undefined) return undefined;
-    if (v.length >= 8) return v.readBigUInt64LE(0);
-    if (v.length >= 4) return BigInt(v.readUInt32LE(0));
-    throw protocolError(`attribute ${type} has ${v.length} bytes, expected 4 or 8`);
+    const at = this.#at.get(type);
+    if (at === undefined) return undefined;
+    const len = this.#len(at);
+    if (len >= 8) return this.#buf.readBigUInt64LE(at);
+    if (len >= 4) return BigInt(this.#buf.readUInt32LE(at));
+    throw protocolError(`attribute ${type} has ${len} bytes, expected 4 or 8`);
   }
 
   /** A string up to its first NUL (or the whole payload if it has none). */
   string(type: number): string | undefined {
-    const v = this.#byType.get(type);
+    const v = this.raw(type);
     if (v === undefined) return undefined;
     const nul = v.indexOf(0);
     return v.toString('utf8', 0, nul === -1 ? v.length : nul);
   }
 
   nested(type: number): NlAttrs | undefined {
-    const v = this.#byType.get(type);
+    const v = this.raw(type);
     return v === undefined ? undefined : NlAttrs.parse(v);
   }
 }
