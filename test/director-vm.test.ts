@@ -6,12 +6,12 @@ import { defaultVmCacheDir, GUEST_NET, type GuestRun, runInGuest, topologyPrelud
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 // Real-kernel tests of the director: ONE QEMU guest (Debian kernel, real IPVS) with client, director and
-// real-server network namespaces on a bridge, running every scenario in turn (DR by \`director apply\`, DR by
-// \`director run\`, then NAT and TUN) and leaving evidence (ipvsadm -S -n dumps, client answers, command output)
+// real-server network namespaces on a bridge, running every scenario in turn (DR by `director apply`, DR by
+// `director run`, then NAT and TUN) and leaving evidence (ipvsadm -S -n dumps, client answers, command output)
 // in the scratch share. Each scenario ends by touching its marker file, so each test below fails on its own
-// scenario's evidence. Under TCG, Node's startup dominates (a tiergate command costs 15-40 s), so the script
-// keeps CLI processes few: one client process per batch of requests, bash's /dev/tcp for the admin API, and a
-// compile cache warmed on the host (below) so no command in the guest compiles tiergate's modules again.
+// scenario's evidence. Under TCG, Node's startup dominates (a tiergate command takes seconds to tens of seconds,
+// most of it loading modules), so the script keeps processes few: one client process per batch of requests,
+// bash's /dev/tcp for the admin API, and a compile cache warmed on the host (below) for every guest command.
 
 const guestFile = (name: string) => readFileSync(new URL(`./guest/${name}`, import.meta.url), 'utf8');
 const NODE_BIN = join(import.meta.dirname, '../node_modules/.bin/node');
@@ -100,6 +100,13 @@ virtual_services:
     forwarding: tun
     tunnel: { type: gue, port: ${GUE_PORT} }
     real_servers: [{ address: ${rs(2)} }]
+  - name: tun-gre
+    address: ${TUN_VIP}
+    port: 86
+    scheduler: rr
+    forwarding: tun
+    tunnel: { type: gre }
+    real_servers: [{ address: ${rs(1)} }]
 `;
 
 /** Where the host warms Node's compile cache for the guest (its own /tmp starts empty at every boot). */
@@ -135,7 +142,7 @@ save > foreign-before.txt
 step servers
 declare -A ECHO
 for i in 1 2 3; do
-  ip netns exec rs$i $NODE director-echo.cjs rs$i 80,81,82,83,84,85 ${PAD} > rs$i.log 2>&1 &
+  ip netns exec rs$i $NODE director-echo.cjs rs$i 80,81,82,83,84,85,86 ${PAD} > rs$i.log 2>&1 &
   ECHO[$i]=$!
   ip netns exec rs$i $TG realserver up -c cfg1.yaml > rs$i-up.txt &
   UP[$i]=$!
@@ -195,7 +202,7 @@ echo $(( ($(date +%s%N) - t0) / 1000000 )) > down-ms.txt
 D ipvsadm -Ln > list-down.txt
 D $TG director status -c cfg2.yaml > status-down.txt
 rm -f rs2.ready
-ip netns exec rs2 $NODE director-echo.cjs rs2 80,81,82,83,84,85 ${PAD} > rs2b.log 2>&1 &
+ip netns exec rs2 $NODE director-echo.cjs rs2 80,81,82,83,84,85,86 ${PAD} > rs2b.log 2>&1 &
 ECHO[2]=$!
 tg_wait_file rs2.ready
 t0=$(date +%s%N)
@@ -241,11 +248,13 @@ save > nat-tun-saved.txt
 D ipvsadm -Ln > nat-tun-list.txt
 D cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv4/vs/conntrack > nat-tun-sysctl.txt
 ip netns exec rs2 ip fou show > rs2-fou.txt
+ip -n rs1 -j link show dev gre0 > rs1-gre0.json
+ip netns exec rs1 cat /proc/sys/net/ipv4/conf/gre0/rp_filter > rs1-gre0-rp.txt
 for i in 1 2; do
   ip -n rs$i -j addr show dev tunl0 > rs$i-tunl0.json
   ip netns exec rs$i cat /proc/sys/net/ipv4/conf/tunl0/rp_filter /proc/sys/net/ipv4/conf/all/rp_filter > rs$i-rp.txt
 done
-ip netns exec client $NODE director-client.cjs many nat-tun.json http://${NAT_VIP}:80/ 4 http://${TUN_VIP}:84/ 4 http://${TUN_VIP}:85/ 2
+ip netns exec client $NODE director-client.cjs many nat-tun.json http://${NAT_VIP}:80/ 4 http://${TUN_VIP}:84/ 4 http://${TUN_VIP}:85/ 2 http://${TUN_VIP}:86/ 2
 # Kernels before 6.2 fold the per-CPU counters into what ipvsadm reads only in the 2 s estimator timer.
 sleep 2.5
 D ipvsadm -Ln --stats --exact > nat-tun-stats.txt
@@ -425,7 +434,7 @@ describe('director against real IPVS (QEMU guest, one boot)', () => {
     expect(final.split('\n').filter((l) => l.includes('10.99.0.200'))).toEqual(foreign.split('\n').filter(Boolean));
   });
 
-  it('NAT with port mapping and TUN (ipip, GUE): `director apply` and `realserver up|down`', async () => {
+  it('NAT with port mapping and TUN (ipip, GUE, GRE): `director apply` and `realserver up|down`', async () => {
     scenarioRan('nat-tun.done');
     // the table, as ipvsadm reads it back: Masq with the port mapped, Tunnel with ipip and GUE (port, no checksum);
     // the DR services of the other director entry are still there, untouched
@@ -433,10 +442,12 @@ describe('director against real IPVS (QEMU guest, one boot)', () => {
     expect(saved.filter((l) => l.includes(NAT_VIP) || l.includes(TUN_VIP))).toEqual([
       `-A -t ${TUN_VIP}:84 -s rr`,
       `-A -t ${TUN_VIP}:85 -s rr`,
+      `-A -t ${TUN_VIP}:86 -s rr`,
       `-A -t ${NAT_VIP}:80 -s rr`,
       `-a -t ${TUN_VIP}:84 -r ${rs(1)}:84 -i -w 1 --tun-type ipip`,
       `-a -t ${TUN_VIP}:84 -r ${rs(2)}:84 -i -w 1 --tun-type ipip`,
       `-a -t ${TUN_VIP}:85 -r ${rs(2)}:85 -i -w 1 --tun-type gue --tun-port ${GUE_PORT} --tun-nocsum`,
+      `-a -t ${TUN_VIP}:86 -r ${rs(1)}:86 -i -w 1 --tun-type gre --tun-nocsum`,
       `-a -t ${NAT_VIP}:80 -r ${natRs(1)}:8080 -m -w 1`,
       `-a -t ${NAT_VIP}:80 -r ${natRs(2)}:8080 -m -w 1`,
     ]);
@@ -454,6 +465,8 @@ describe('director against real IPVS (QEMU guest, one boot)', () => {
 
     // TUN real servers: the VIP on tunl0 (up), rp_filter relaxed; the GUE receive port where a GUE service needs it
     expect(await read('rs2-fou.txt')).toMatch(new RegExp(`^port ${GUE_PORT} gue`, 'm'));
+    expect((await json<Link[]>('rs1-gre0.json'))[0]?.flags).toContain('UP');
+    expect(await read('rs1-gre0-rp.txt')).toBe('0\n');
     for (const i of [1, 2]) {
       const [link] = await json<Link[]>(`rs${i}-tunl0.json`);
       expect(link?.flags).toContain('UP');
@@ -476,6 +489,9 @@ describe('director against real IPVS (QEMU guest, one boot)', () => {
     expect(at(TUN_VIP, 85).map((a) => a.error ?? `${a.name} ${a.local} ${a.peer}`)).toEqual(
       Array(2).fill(`rs2 ${TUN_VIP} ${GUEST_NET.client}`),
     );
+    expect(at(TUN_VIP, 86).map((a) => a.error ?? `${a.name} ${a.local} ${a.peer}`)).toEqual(
+      Array(2).fill(`rs1 ${TUN_VIP} ${GUEST_NET.client}`),
+    );
 
     // the director carried the NAT replies (OutPkts) and none of the TUN ones (they went straight to the client)
     const stats = await read('nat-tun-stats.txt');
@@ -484,6 +500,7 @@ describe('director against real IPVS (QEMU guest, one boot)', () => {
     expect(outPkts(`${NAT_VIP}:80`)).toBeGreaterThan(0);
     expect(outPkts(`${TUN_VIP}:84`)).toBe(0);
     expect(outPkts(`${TUN_VIP}:85`)).toBe(0);
+    expect(outPkts(`${TUN_VIP}:86`)).toBe(0);
 
     // realserver down undid everything `up` added on rs2 (DR VIP on lo, TUN VIP on tunl0, GUE port) and downed tunl0
     const links = await json<Link[]>('rs2-after-down.json');

@@ -174,6 +174,8 @@ export interface RealServerPlan {
   readonly tunnel: boolean;
   /** UDP ports of GUE tunnels: each needs a FOU receive port, which hands the inner (ipip) packets to tunl0. */
   readonly fouPorts: number[];
+  /** A GRE tunnel is used: packets arrive on ip_gre's fallback device gre0, which must be up. */
+  readonly gre: boolean;
 }
 
 /**
@@ -181,7 +183,7 @@ export interface RealServerPlan {
  * tunl0 (decapsulated packets arrive there with the client's source). Both: arp_ignore=1 / arp_announce=2 on
  * `all` and the NIC (the kernel uses the max of the two, and ARP requests arrive on the NIC), so only the
  * director answers ARP for the VIP. NAT real servers need no VIP. `vips` limits the VIPs (default: every DR/TUN VIP).
- * GUE tunnels also need a FOU receive port on the tunnel's UDP port.
+ * GUE tunnels also need a FOU receive port on the tunnel's UDP port; GRE tunnels gre0 up with rp_filter 0.
  */
 export function realServerPlan(services: readonly VirtualService[], nic: string, vips?: readonly string[]): RealServerPlan {
   const method = new Map<string, 'dr' | 'tun'>();
@@ -191,15 +193,18 @@ export function realServerPlan(services: readonly VirtualService[], nic: string,
   }
   const chosen = vips ?? [...method.keys()];
   const tunnel = chosen.some((v) => method.get(v) === 'tun');
-  const gue = services.filter((vs) => vs.forwarding === 'tun' && vs.tunnel?.type === 'gue' && chosen.includes(vs.address ?? ''));
+  const tun = services.filter((vs) => vs.forwarding === 'tun' && chosen.includes(vs.address ?? ''));
+  const gue = tun.filter((vs) => vs.tunnel?.type === 'gue');
   const fouPorts = [...new Set(gue.map((vs) => vs.tunnel?.port).filter((p) => p !== undefined))].sort((a, b) => a - b);
+  const gre = tun.some((vs) => vs.tunnel?.type === 'gre');
   const sysctls = new Map<string, string>();
   for (const dev of ['all', nic]) {
     sysctls.set(`net/ipv4/conf/${dev}/arp_ignore`, '1');
     sysctls.set(`net/ipv4/conf/${dev}/arp_announce`, '2');
   }
   if (tunnel) sysctls.set('net/ipv4/conf/tunl0/rp_filter', '0');
-  return { vips: chosen.map((v) => vipAddress(v, method.get(v) === 'tun' ? 'tunl0' : 'lo')), sysctls, tunnel, fouPorts };
+  if (gre) sysctls.set('net/ipv4/conf/gre0/rp_filter', '0');
+  return { vips: chosen.map((v) => vipAddress(v, method.get(v) === 'tun' ? 'tunl0' : 'lo')), sysctls, tunnel, fouPorts, gre };
 }
 
 /** The interface holding one of the configured real-server addresses (the NIC that receives ARP requests). */
@@ -217,7 +222,8 @@ export async function detectRealServerInterface(services: readonly VirtualServic
  * address and link it added. Running it twice changes nothing more.
  */
 export async function realServerUp(p: RealServerPlan, state: RealServerState): Promise<void> {
-  if (p.tunnel) await ensureTunl0(state);
+  if (p.tunnel) await ensureTunnelDevice('tunl0', 'ipip', state);
+  if (p.gre) await ensureTunnelDevice('gre0', 'ip_gre', state);
   for (const [path, value] of p.sysctls) {
     const before = await ensureSysctl(path, value);
     if (before !== undefined && !(path in state.sysctls)) state.sysctls[path] = before;
@@ -239,18 +245,19 @@ export async function realServerUp(p: RealServerPlan, state: RealServerState): P
   }
 }
 
-async function ensureTunl0(state: { linksUp: string[] }): Promise<void> {
-  if (!existsSync('/proc/sys/net/ipv4/conf/tunl0')) {
+/** The fallback device a tunnel module creates in every network namespace (tunl0, gre0), loaded and up. */
+async function ensureTunnelDevice(dev: 'tunl0' | 'gre0', module: 'ipip' | 'ip_gre', state: { linksUp: string[] }): Promise<void> {
+  if (!existsSync(`/proc/sys/net/ipv4/conf/${dev}`)) {
     try {
-      await execFileAsync('modprobe', ['ipip'], { timeout: 10_000 });
+      await execFileAsync('modprobe', [module], { timeout: 10_000 });
     } catch (cause) {
-      throw new TgError('TG_HOST_SETUP', 'TUN real servers need the ipip module (tunl0); modprobe ipip failed', { cause });
+      throw new TgError('TG_HOST_SETUP', `TUN real servers need the ${module} module (${dev}); modprobe ${module} failed`, { cause });
     }
   }
-  const [link] = await listAddresses('tunl0');
+  const [link] = await listAddresses(dev);
   if (!link?.flags?.includes('UP')) {
-    await ip(['link', 'set', 'tunl0', 'up']);
-    if (!state.linksUp.includes('tunl0')) state.linksUp.push('tunl0');
+    await ip(['link', 'set', dev, 'up']);
+    if (!state.linksUp.includes(dev)) state.linksUp.push(dev);
   }
 }
 

@@ -30,6 +30,17 @@ describe('realServerPlan', () => {
       'net/ipv4/conf/tunl0/rp_filter': '0',
     });
     expect(p.fouPorts).toEqual([]);
+    expect(p.gre).toBe(false);
+  });
+
+  it('a GRE tunnel needs gre0 (up) with rp_filter 0', () => {
+    const p = realServerPlan(
+      services([{ address: '10.0.0.101', port: 80, forwarding: 'tun', tunnel: { type: 'gre' }, real_servers: rs }]),
+      'eth0',
+    );
+    expect(p.gre).toBe(true);
+    expect(p.sysctls.get('net/ipv4/conf/gre0/rp_filter')).toBe('0');
+    expect(p.vips).toEqual([{ address: '10.0.0.101', prefix: 32, dev: 'tunl0' }]);
   });
 
   it('a GUE tunnel needs a FOU receive port, once per port, only for the chosen VIPs', () => {
