@@ -135,9 +135,6 @@ export async function admin(base: string, path: string, token?: string, method =
   return { status: r.statusCode, body: await r.body.text() };
 }
 
-/** Errors of a request the server closed the connection on before reading it (no response byte). */
-export const PRE_READ_CLOSE: ReadonlySet<string> = new Set(['UND_ERR_SOCKET', 'ECONNRESET', 'EPIPE', 'ECONNREFUSED']);
-
 /** Outcome of a load run. */
 export interface LoadResult {
   sent: number;

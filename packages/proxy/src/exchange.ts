@@ -42,7 +42,7 @@ export interface ProxyContext {
   /** The current configuration; a request reads it once, when it starts, and keeps it to the end. */
   gen: Generation;
   readonly now: () => number;
-  /** Set by close(): new requests get 503 TG_PROXY_SHUTTING_DOWN. */
+  /** Set by close(): requests still arriving on open connections are served with `Connection: close`. */
   draining: boolean;
   /** Exchanges not yet finished, for graceful shutdown. */
   readonly inFlight: Set<Exchange>;
@@ -184,7 +184,10 @@ export class Exchange {
     ctx.inFlight.add(this);
     const tracer = activeTracer();
     if (tracer) this.#startTrace(tracer);
-    if (ctx.draining) {
+    // While draining, requests on open keep-alive connections are still served (with `Connection: close`),
+    // except one pipelined behind a response that is still being written (node queues its `res` without a
+    // socket): that response will say `close`, and RFC 9112 §9.6 forbids processing requests after it.
+    if (ctx.draining && res.socket === null) {
       this.fail('TG_PROXY_SHUTTING_DOWN', true);
       return;
     }

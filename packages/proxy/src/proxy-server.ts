@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
 import { type DeepReadonly, type ListenerConfig, type ProxyConfig, toBlockList } from '@tiergate/config';
@@ -41,6 +41,11 @@ export interface StartProxyOptions {
    * `trusted_proxies` (default false). Spans are made only while an OpenTelemetry SDK is registered.
    */
   readonly trustIncomingTraceContext?: boolean;
+  /**
+   * On close(), how long requests arriving on open keep-alive connections are still served (with
+   * `Connection: close`) before the idle ones are closed; default 1000 ms, bounded by shutdown_timeout.
+   */
+  readonly idleCloseGraceMs?: number;
 }
 
 /** One bound listener. */
@@ -64,9 +69,10 @@ export interface ProxyServer extends AsyncDisposable {
   /** The bound addresses, in listener order (a `port: 0` listener shows its real port). */
   addresses(): BoundAddress[];
   /**
-   * Graceful stop: stop accepting, answer new requests on open connections with 503 and
-   * `Connection: close`, let requests in flight finish for up to `shutdown_timeout`, then cut what
-   * remains and close upstream connections. Idempotent.
+   * Graceful stop: stop accepting; for a short grace keep serving requests that arrive on open
+   * keep-alive connections, each answered with `Connection: close`; then close idle connections, let
+   * requests in flight finish for up to `shutdown_timeout` (grace included), cut what remains and close
+   * upstream connections. Idempotent.
    */
   close(): Promise<void>;
   status(): ProxyStatus;
@@ -104,7 +110,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
   try {
     for (const l of config.listeners) servers.push({ server: await listen(l, config, ctx), tls: l.tls !== undefined });
   } catch (err) {
-    await Promise.all(servers.map(({ server }) => closeServer(server)));
+    await Promise.all(servers.map(({ server }) => new Promise((r) => server.close(r))));
     await Promise.all([...pools.values()].map((p) => p.close(true)));
     throw err;
   }
@@ -119,7 +125,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
   let closing: Promise<void> | undefined;
   let reloading: Promise<void> = Promise.resolve();
   const close = (): Promise<void> => {
-    closing ??= shutdown(ctx, servers, live, current.config.shutdown_timeout, log);
+    closing ??= shutdown(ctx, servers, live, current.config.shutdown_timeout, options.idleCloseGraceMs ?? IDLE_CLOSE_GRACE_MS, log);
     return closing;
   };
   const reloadOnce = async (next: ProxySection): Promise<void> => {
@@ -322,8 +328,9 @@ function onClientError(err: Error & { code?: string }, socket: Duplex): void {
   );
 }
 
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve) => server.close(() => resolve()));
+/** Stops accepting connections; resolves once every connection has closed. */
+function stopAccepting(server: Server): Promise<void> {
+  return new Promise((resolve) => NetServer.prototype.close.call(server, () => resolve()));
 }
 
 async function shutdown(
@@ -331,12 +338,21 @@ async function shutdown(
   servers: readonly { server: Server }[],
   pools: ReadonlySet<UpstreamPool>,
   timeoutMs: number,
+  graceMs: number,
   log: ProxyLogger | undefined,
 ): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   ctx.draining = true;
-  const closed = Promise.all(servers.map(({ server }) => closeServer(server)));
-  for (const { server } of servers) server.closeIdleConnections();
-  const drained = await waitForDrain(ctx, timeoutMs);
+  // Closing an idle keep-alive connection at once races with a client that is writing its next request
+  // on it right then: the request is lost unanswered (RFC 9112 §9.6). So for a short grace, requests on
+  // open connections are still served, each answered with `Connection: close`; only the connections
+  // still idle after it are closed. http.Server#close() would close idle connections at once (node >= 19),
+  // so listening stops through net.Server#close, which only stops accepting.
+  const closed = Promise.all(servers.map(({ server }) => stopAccepting(server)));
+  await waitForIdleGrace(servers, Math.min(graceMs, timeoutMs));
+  // Now http.Server#close: closes the idle connections and stops its timeout checks.
+  for (const { server } of servers) server.close();
+  const drained = await waitForDrain(ctx, Math.max(0, deadline - Date.now()));
   if (!drained) log?.warn({ inFlight: ctx.inFlight.size }, 'shutdown timeout: cutting requests in flight');
   for (const { server } of servers) server.closeAllConnections();
   // Upgraded connections are no longer the http server's: cut open tunnels here.
@@ -344,6 +360,16 @@ async function shutdown(
   await closed;
   await Promise.all([...pools].map((p) => p.close(!drained)));
   log?.info({}, 'proxy stopped');
+}
+
+/** How long a draining proxy keeps serving requests on open keep-alive connections before closing idle ones. */
+const IDLE_CLOSE_GRACE_MS = 1000;
+
+/** Resolves once no client connection is open, or after `ms`. */
+async function waitForIdleGrace(servers: readonly { server: Server }[], ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  const open = () => Promise.all(servers.map(({ server }) => new Promise<number>((r) => server.getConnections((_e, n) => r(n ?? 0)))));
+  while (Date.now() < until && (await open()).some((n) => n > 0)) await new Promise((r) => setTimeout(r, 20));
 }
 
 /** Resolves true once no request is in flight, false when `timeoutMs` passed first. */

@@ -66,7 +66,9 @@ export async function startTestProxy(
   random?: () => number,
   options: StartProxyOptions = {},
 ): Promise<TestProxy> {
-  const p = await startProxy(proxySection(proxy), random ? { ...options, random } : options);
+  // No drain grace unless a test asks for one: most tests close the proxy with idle client connections open.
+  const opts = { idleCloseGraceMs: 0, ...options };
+  const p = await startProxy(proxySection(proxy), random ? { ...opts, random } : opts);
   const a = p.addresses()[0]!;
   return { proxy: p, url: `http://127.0.0.1:${a.port}`, [Symbol.asyncDispose]: () => p.close() };
 }
