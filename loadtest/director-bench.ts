@@ -43,37 +43,42 @@ ip netns exec adm ipvsadm -Ln | grep -c -- '->' > adm-lines.txt || true
 
 await using run = await runInGuest({ script, timeoutMs: 1_800_000, memoryMb: 2048 });
 const read = (f: string) => readFile(join(run.scratchDir, f), 'utf8');
-if (run.exitCode !== 0) {
+if (run.exitCode === 0) await report();
+else {
+  // No process.exit here: `await using` must still remove the scratch dir.
   process.stderr.write(`guest script failed (${run.exitCode}):\n${run.stderr}\n${await read('bench.log').catch(() => '')}\n`);
-  process.exit(1);
+  process.exitCode = 1;
 }
-const r = JSON.parse(await read('result.json')) as {
-  services: number;
-  destinations: number;
-  fullApplyMs: number;
-  fullApplyOps: number;
-  ipvsadmRestoreMs: number;
-  oneChangeMs: number;
-  oneChangeOps: number;
-  noopMedianMs: number;
-  noopAllMs: number[];
-  oneChangePhases: Record<string, number>;
-  noopPhases: Record<string, number>;
-  ipvsadmSaveMedianMs: number;
-};
-const lines = [
-  `guest boot ${run.bootMs} ms, run ${run.totalMs} ms; node -e 0 in the guest: ${(await read('node-startup-ms.txt')).trim()} ms`,
-  `table: ${r.services} services × ${r.destinations / r.services} real servers (${r.destinations} destinations); ` +
-    `kernel rows: netlink ${(await read('nl-lines.txt')).trim()}, ipvsadm ${(await read('adm-lines.txt')).trim()} (incl. header)`,
-  `full apply, netlink:     ${r.fullApplyMs} ms (${r.fullApplyOps} ops)`,
-  `full apply, ipvsadm -R:  ${r.ipvsadmRestoreMs} ms   ratio netlink/ipvsadm = ${(r.fullApplyMs / r.ipvsadmRestoreMs).toFixed(2)}`,
-  `one weight change:       ${r.oneChangeMs} ms (${r.oneChangeOps} op)   phases ${JSON.stringify(r.oneChangePhases)}`,
-  `no-op reconcile:         ${r.noopMedianMs} ms median of ${JSON.stringify(r.noopAllMs)}   phases ${JSON.stringify(r.noopPhases)}`,
-  `for scale, ipvsadm -S -n of the table: ${r.ipvsadmSaveMedianMs} ms (median; process start included)`,
-];
-process.stdout.write(`${lines.join('\n')}\n`);
-if (args['cpu-prof'])
-  process.stdout.write(`\nself time by function (whole guest process):\n${await topFunctions(join(run.scratchDir, 'prof'))}\n`);
+
+async function report(): Promise<void> {
+  const r = JSON.parse(await read('result.json')) as {
+    services: number;
+    destinations: number;
+    fullApplyMs: number;
+    fullApplyOps: number;
+    ipvsadmRestoreMs: number;
+    oneChangeMs: number;
+    oneChangeOps: number;
+    noopMedianMs: number;
+    noopAllMs: number[];
+    oneChangePhases: Record<string, number>;
+    noopPhases: Record<string, number>;
+    ipvsadmSaveMedianMs: number;
+  };
+  const lines = [
+    `guest boot ${run.bootMs} ms, run ${run.totalMs} ms; node -e 0 in the guest: ${(await read('node-startup-ms.txt')).trim()} ms`,
+    `table: ${r.services} services × ${r.destinations / r.services} real servers (${r.destinations} destinations); ` +
+      `kernel rows: netlink ${(await read('nl-lines.txt')).trim()}, ipvsadm ${(await read('adm-lines.txt')).trim()} (incl. header)`,
+    `full apply, netlink:     ${r.fullApplyMs} ms (${r.fullApplyOps} ops)`,
+    `full apply, ipvsadm -R:  ${r.ipvsadmRestoreMs} ms   ratio netlink/ipvsadm = ${(r.fullApplyMs / r.ipvsadmRestoreMs).toFixed(2)}`,
+    `one weight change:       ${r.oneChangeMs} ms (${r.oneChangeOps} op)   phases ${JSON.stringify(r.oneChangePhases)}`,
+    `no-op reconcile:         ${r.noopMedianMs} ms median of ${JSON.stringify(r.noopAllMs)}   phases ${JSON.stringify(r.noopPhases)}`,
+    `for scale, ipvsadm -S -n of the table: ${r.ipvsadmSaveMedianMs} ms (median; process start included)`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+  if (args['cpu-prof'])
+    process.stdout.write(`\nself time by function (whole guest process):\n${await topFunctions(join(run.scratchDir, 'prof'))}\n`);
+}
 
 /** The 25 functions with the most self time in the V8 CPU profile written to `dir`. */
 async function topFunctions(dir: string): Promise<string> {
