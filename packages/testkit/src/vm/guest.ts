@@ -95,7 +95,9 @@ export function qemuArgs(
 ): string[] {
   const share = 'security_model=none,multidevs=remap';
   return [
-    ...['-accel', 'tcg', '-cpu', 'max', '-m', String(options.memoryMb ?? 2048), '-smp', String(options.cpus ?? 2)],
+    // pku=off: `-cpu max` offers memory protection keys, which these hosts' CPUs lack; V8 then takes its
+    // PKU-guarded JIT path only in the guest, where it once aborted ("Check failed: it->second.Size() > offset").
+    ...['-accel', 'tcg', '-cpu', 'max,pku=off', '-m', String(options.memoryMb ?? 2048), '-smp', String(options.cpus ?? 2)],
     ...['-nographic', '-no-reboot', '-kernel', vmlinuz, '-initrd', initrd],
     ...['-append', 'console=ttyS0 quiet panic=-1'],
     ...['-virtfs', `local,path=/,mount_tag=hostroot,${share},readonly=on`],
