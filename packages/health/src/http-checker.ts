@@ -1,4 +1,12 @@
-import { Agent, request } from 'undici';
+import type { Agent } from 'undici';
+
+/**
+ * undici is loaded on the first HTTP check, not with this package: the director's `apply` and
+ * `realserver` commands load @tiergate/health but never run an HTTP check, and under QEMU's software
+ * CPU (the real-IPVS tests) undici's ~100 modules cost seconds per command.
+ */
+let undici: Promise<typeof import('undici')> | undefined;
+const loadUndici = () => (undici ??= import('undici'));
 import { deadline, deadlineDetail, errorDetail } from './deadline.ts';
 import { type HttpCheckSpec, invalid, type StatusRange } from './spec.ts';
 import type { Checker, CheckResult, CheckTarget } from './types.ts';
@@ -23,7 +31,7 @@ export class HttpChecker implements Checker {
   readonly #expect: readonly StatusRange[];
   readonly #match: ((body: string) => boolean) | null;
   readonly #maxBodyBytes: number;
-  readonly #agent: Agent;
+  #agent: Agent | undefined;
 
   constructor(spec: HttpCheckSpec) {
     validateHttpSpec(spec);
@@ -32,7 +40,6 @@ export class HttpChecker implements Checker {
     this.#expect = spec.expectStatus ?? DEFAULT_EXPECT_STATUS;
     this.#match = compileMatch(spec.bodyMatch);
     this.#maxBodyBytes = spec.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-    this.#agent = new Agent({ connect: { rejectUnauthorized: spec.rejectUnauthorized ?? true } });
   }
 
   async check(target: CheckTarget, timeoutMs: number, signal?: AbortSignal): Promise<CheckResult> {
@@ -47,12 +54,14 @@ export class HttpChecker implements Checker {
   }
 
   close(): Promise<void> {
-    return this.#agent.close();
+    return this.#agent?.close() ?? Promise.resolve();
   }
 
   async #exchange(target: CheckTarget, signal: AbortSignal): Promise<Verdict> {
     const headers: Record<string, string> = { 'user-agent': 'tiergate-health', ...this.#spec.headers };
     if (this.#spec.host) headers.host = this.#spec.host;
+    const { Agent, request } = await loadUndici();
+    this.#agent ??= new Agent({ connect: { rejectUnauthorized: this.#spec.rejectUnauthorized ?? true } });
     const res = await request(`${this.kind}://${authority(target)}${this.#spec.path}`, {
       dispatcher: this.#agent,
       method: 'GET',
