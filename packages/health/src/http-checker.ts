@@ -7,6 +7,7 @@ import type { Agent } from 'undici';
  */
 let undici: Promise<typeof import('undici')> | undefined;
 const loadUndici = () => (undici ??= import('undici'));
+
 import { deadline, deadlineDetail, errorDetail } from './deadline.ts';
 import { type HttpCheckSpec, invalid, type StatusRange } from './spec.ts';
 import type { Checker, CheckResult, CheckTarget } from './types.ts';
