@@ -38,6 +38,17 @@ const BODIES = args.bodies.split(',').map(Number);
 const WORKERS = Number(args.workers);
 const SOAK = Number(args.soak);
 const TARGETS = args.targets.split(',');
+/**
+ * Node flags of a tiergate variant, from its name: `-ss<N>` caps the young generation's semi-space at N MiB
+ * (`--max-semi-space-size`, docs/operations.md "Memory"), `-nmr` turns V8's memory reducer off (README.md).
+ */
+function targetFlags(name: string): string[] {
+  const flags: string[] = [];
+  const ss = /-ss(\d+)/.exec(name);
+  if (ss) flags.push(`--max-semi-space-size=${ss[1]}`);
+  if (name.endsWith('-nmr')) flags.push('--no-memory-reducer');
+  return flags;
+}
 // One worker: the proxy alone on core 0. More: every core (the machine has 2), shared with wrk and the upstreams.
 const PROXY_CORES = WORKERS > 1 ? '0-1' : '0';
 
@@ -217,7 +228,7 @@ proxy:
       servers: [{ address: "127.0.0.1:${up[0]}" }, { address: "127.0.0.1:${up[1]}" }]
 `,
   );
-  const nodeFlags = name === 'tiergate-nmr' ? ['--no-memory-reducer'] : [];
+  const nodeFlags = targetFlags(name);
   const proc = start(process.execPath, [...nodeFlags, join(root, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg], PROXY_CORES);
   await waitForPort(port);
   return { name, port, proc };

@@ -4,6 +4,7 @@
  * hits all of them alike. Reports the median req/s per variant and its cost relative to `off`.
  *
  *   node loadtest/tracing-bench.ts [--duration 8] [--warmup 2] [--rounds 3] [--connections 50] [--variants off,1,0.01]
+ *                                  [--node-flags='--max-semi-space-size=4 ...'] [--child-log FILE]
  *
  * A variant is `off` (no SDK loaded) or a sampling ratio (SDK on, OTLP/HTTP protobuf export). The spans go to a
  * sink in this process that accepts each export with 200 and an empty ExportTraceServiceResponse without decoding
@@ -13,7 +14,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,6 +29,10 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '50' },
     variants: { type: 'string', default: 'off,1,0.01' },
+    // Extra node flags for the proxy processes (e.g. `--trace-gc`), and a file their stdout is copied to.
+    // The default is the young-generation cap `tiergate proxy` workers run with (PROXY_V8_FLAGS, cli primary.ts).
+    'node-flags': { type: 'string', default: '--max-semi-space-size=4' },
+    'child-log': { type: 'string' },
   },
 });
 const DURATION = Number(args.duration);
@@ -159,13 +164,22 @@ async function startVariant(variant: string): Promise<{ proc: ChildProcess; port
       tracing: variant === 'off' ? { enabled: false } : { enabled: true, endpoint: sinkUrl, sampling_ratio: Number(variant) },
     },
   };
-  const proc = start([process.execPath, join(root, 'loadtest/tracing-bench-proxy.ts'), JSON.stringify(config)], '0');
+  const flags = args['node-flags'].split(' ').filter((f) => f !== '');
+  const proc = start([process.execPath, ...flags, join(root, 'loadtest/tracing-bench-proxy.ts'), JSON.stringify(config)], '0');
+  // Read with 'data' rather than for-await: leaving a for-await loop destroys the stream, and --child-log
+  // wants the rest of the output.
+  const log = args['child-log'];
   let out = '';
-  for await (const chunk of proc.stdout!) {
-    out += chunk;
-    const m = /port (\d+)/.exec(out);
-    if (m) return { proc, port: Number(m[1]) };
-  }
+  const port = await new Promise<number | undefined>((resolve) => {
+    proc.stdout!.on('data', (d: Buffer) => {
+      if (log) appendFileSync(log, d);
+      out += d;
+      const m = /port (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    proc.once('exit', () => resolve(undefined));
+  });
+  if (port !== undefined) return { proc, port };
   throw new Error(`proxy for variant ${variant} exited before listening`);
 }
 

@@ -34,6 +34,22 @@ interface Slot {
 type Reply = Extract<FromWorker, { id: number }>;
 
 /**
+ * V8 flags a proxy worker needs and V8 reads only at startup (docs/operations.md, "Memory"): under load V8
+ * grows the young generation to 32 MiB semi-spaces, and from then on each scavenge promotes most requests
+ * in flight (10–17 MB a time, 20–55 ms pauses): p99 went from ~5 ms to 35–45 ms and RSS past 300 MiB
+ * (loadtest/proxy-bench.ts). Capped at 4 MiB, scavenges stay ~1 ms and promote little.
+ */
+export const PROXY_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
+
+/** The workers' execArgv: the primary's, plus PROXY_V8_FLAGS the operator did not set (execArgv or NODE_OPTIONS). */
+export function workerExecArgv(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
+  const given = [...execArgv, ...(nodeOptions ?? '').split(/\s+/)];
+  const flagName = (f: string): string => f.split('=')[0]!.replaceAll('_', '-');
+  const missing = PROXY_V8_FLAGS.filter((f) => !given.some((g) => flagName(g) === flagName(f)));
+  return [...execArgv, ...missing];
+}
+
+/**
  * `workers: N > 1`: this process is the node:cluster primary. It forks N workers that each run the proxy
  * on the listeners the primary shares (so the port stays open while any worker lives), replaces a
  * worker that exits unasked (with backoff when it crashes in a loop), serves the admin endpoint with
@@ -74,7 +90,10 @@ export class Primary {
 
   /** Forks the workers and resolves once all serve; rejects (after stopping them) if one fails to start. */
   async start(): Promise<void> {
-    cluster.setupPrimary({ exec: fileURLToPath(new URL('./worker.ts', import.meta.url)) });
+    cluster.setupPrimary({
+      exec: fileURLToPath(new URL('./worker.ts', import.meta.url)),
+      execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS),
+    });
     const ready = new Promise<void>((resolve, reject) => (this.#startup = { resolve, reject }));
     for (const s of this.#slots) this.#fork(s);
     try {
