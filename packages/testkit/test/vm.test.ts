@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { GUEST_NET, guestRealServerIp, runInGuest, topologyPrelude } from '../src/index.ts';
 
 const guestFile = (name: string) => readFileSync(new URL(`./guest/${name}`, import.meta.url), 'utf8');
 const PAD_BYTES = 64 * 1024;
 const REQUESTS = 6;
+const KOFFI = fileURLToPath(new URL('../../../node_modules/koffi', import.meta.url));
 
 // One boot for everything: TCG makes each boot cost ~10 s, so the scenario batches its checks and
 // leaves its evidence in the scratch share for the assertions below.
@@ -27,7 +29,7 @@ ip netns exec client timeout 60 node sequential-client.cjs "http://$TG_VIP/" ${R
 echo $(( $(director_tx) - tx_before )) > director-tx.txt
 ip netns exec director ipvsadm -Ln > ipvsadm.txt
 node -e '
-  const koffi = require("/work/main/node_modules/koffi");
+  const koffi = require("${KOFFI}");
   const libc = koffi.load("libc.so.6");
   const getpid = libc.func("int getpid()");
   const getuid = libc.func("unsigned int getuid()");

@@ -7,6 +7,9 @@ import { TgError } from '@tiergate/errors';
 import { ensureInitramfs } from './initramfs.ts';
 import { findProgram } from './kernel.ts';
 
+/** `node_modules/.bin` of this checkout (Node 24 and the tools the scenarios run). */
+const REPO_BIN = resolve(import.meta.dirname, '../../../../node_modules/.bin');
+
 /** What to run in a fresh guest. */
 export interface GuestRunOptions {
   /** Bash run as root inside the guest, from /tg-scratch (the scratch share, also `$TG_SCRATCH`). */
@@ -77,7 +80,9 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRun> {
 }
 
 async function writeScratch(scratchDir: string, options: GuestRunOptions): Promise<void> {
-  await writeFile(join(scratchDir, 'run.sh'), `#!/bin/bash\n${options.script}\n`, { mode: 0o755 });
+  // The checkout's Node 24 first on PATH, wherever the checkout is (the host root is the guest's lower layer).
+  const path = `export PATH=${REPO_BIN}:$PATH`;
+  await writeFile(join(scratchDir, 'run.sh'), `#!/bin/bash\n${path}\n${options.script}\n`, { mode: 0o755 });
   for (const [name, content] of Object.entries(options.files ?? {})) {
     const dest = resolve(scratchDir, name);
     if (!dest.startsWith(`${scratchDir}/`)) throw new TgError('TG_VM_FAILED', `guest file ${name} would land outside the scratch dir`);

@@ -27,8 +27,8 @@ mount -t overlay overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work /
 mount -t proc proc /newroot/proc
 mount -t sysfs sysfs /newroot/sys
 mount -t devtmpfs devtmpfs /newroot/dev
-# `ip netns add` needs a writable /run/netns; /tmp must not be the host's.
-mount -t tmpfs tmpfs /newroot/tmp
+# `ip netns add` needs a writable /run/netns. /tmp stays the overlay's (writable, in RAM): a fresh tmpfs
+# there would hide a checkout that lives under the host's /tmp (a CI clone may).
 mount -t tmpfs tmpfs /newroot/run
 mkdir -p /newroot/tg-scratch /newroot/root
 # cache=none: every write reaches the host at once, so output survives a hard poweroff.
@@ -37,7 +37,7 @@ hostname tg-guest
 
 log "run $(cut -d' ' -f1 /proc/uptime)"
 chroot /newroot /usr/bin/env -i \
-  PATH=/work/main/node_modules/.bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root TERM=dumb LANG=C.UTF-8 TG_SCRATCH=/tg-scratch \
   /bin/bash -c 'cd /tg-scratch && exec /bin/bash /tg-scratch/run.sh' \
   > /newroot/tg-scratch/stdout 2> /newroot/tg-scratch/stderr < /dev/null
