@@ -8,7 +8,9 @@
  *
  * CPU placement (2 cores): the proxy under test on core 0, wrk and the upstream nginx on core 1.
  * Targets: `nginx` (1 worker, upstream keepalive 32, the same forwarding headers), `tiergate` (default flags),
- * `tiergate-nmr` (node --no-memory-reducer: see V8's memory reducer note in loadtest/README.md).
+ * `tiergate-nmr` (node --no-memory-reducer: see V8's memory reducer note in loadtest/README.md), `tiergate-ss<N>`
+ * (node --max-semi-space-size=N: the young-generation cap of docs/operations.md "Memory"; `workers: 1` runs in
+ * the launched process, which gets no flag otherwise), and the two combined as `tiergate-ss<N>-nmr`.
  * Loopback only; every run is bounded by --duration. Not part of `npm test`: performance is measured, not asserted.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';

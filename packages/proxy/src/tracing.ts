@@ -25,6 +25,9 @@ export const TRACER_NAME = '@tiergate/proxy';
 
 /** Methods the HTTP semantic conventions know; any other is reported as `_OTHER`. */
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
+/** SERVER span names per known method, and the start options: built once, not per request. */
+const SERVER_SPAN_NAMES = new Map([...KNOWN_METHODS].map((m) => [m, `HTTP ${m}`]));
+const SERVER_SPAN_OPTIONS = { kind: SpanKind.SERVER } as const;
 
 type DelegatingProvider = TracerProvider & { getDelegateTracer?(name: string): Tracer | undefined };
 
@@ -71,9 +74,9 @@ export interface ServerSpanFacts {
  */
 export function startServerSpan(tracer: Tracer, facts: ServerSpanFacts, headers: IncomingHttpHeaders, trustedParent: boolean): Span {
   const parent = trustedParent && headers.traceparent !== undefined ? propagation.extract(ROOT_CONTEXT, headers) : ROOT_CONTEXT;
-  const known = KNOWN_METHODS.has(facts.method);
-  const span = tracer.startSpan(known ? `HTTP ${facts.method}` : 'HTTP', { kind: SpanKind.SERVER }, parent);
-  if (span.isRecording()) span.setAttributes(serverAttributes(facts, known));
+  const name = SERVER_SPAN_NAMES.get(facts.method);
+  const span = tracer.startSpan(name ?? 'HTTP', SERVER_SPAN_OPTIONS, parent);
+  if (span.isRecording()) span.setAttributes(serverAttributes(facts, name !== undefined));
   return span;
 }
 

@@ -15,6 +15,7 @@ import { announce, stopSignal } from './announce.ts';
 import { type FromWorker, isFromWorker, type ToWorker, type WireError } from './ipc.ts';
 import { loadReload, serialized } from './reload-config.ts';
 import { nextStreak, restartDelay } from './restart-backoff.ts';
+import { proxyExecArgv } from './v8-flags.ts';
 
 /** A worker that does not answer an IPC request within this is left out of that answer. */
 const IPC_TIMEOUT_MS = 5_000;
@@ -32,22 +33,6 @@ interface Slot {
 }
 
 type Reply = Extract<FromWorker, { id: number }>;
-
-/**
- * V8 flags a proxy worker needs and V8 reads only at startup (docs/operations.md, "Memory"): under load V8
- * grows the young generation to 32 MiB semi-spaces, and from then on each scavenge promotes most requests
- * in flight (10–17 MB a time, 20–55 ms pauses): p99 went from ~5 ms to 35–45 ms and RSS past 300 MiB
- * (loadtest/proxy-bench.ts). Capped at 4 MiB, scavenges stay ~1 ms and promote little.
- */
-export const PROXY_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
-
-/** The workers' execArgv: the primary's, plus PROXY_V8_FLAGS the operator did not set (execArgv or NODE_OPTIONS). */
-export function workerExecArgv(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
-  const given = [...execArgv, ...(nodeOptions ?? '').split(/\s+/)];
-  const flagName = (f: string): string => f.split('=')[0]!.replaceAll('_', '-');
-  const missing = PROXY_V8_FLAGS.filter((f) => !given.some((g) => flagName(g) === flagName(f)));
-  return [...execArgv, ...missing];
-}
 
 /**
  * `workers: N > 1`: this process is the node:cluster primary. It forks N workers that each run the proxy
@@ -92,7 +77,7 @@ export class Primary {
   async start(): Promise<void> {
     cluster.setupPrimary({
       exec: fileURLToPath(new URL('./worker.ts', import.meta.url)),
-      execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS),
+      execArgv: proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS),
     });
     const ready = new Promise<void>((resolve, reject) => (this.#startup = { resolve, reject }));
     for (const s of this.#slots) this.#fork(s);

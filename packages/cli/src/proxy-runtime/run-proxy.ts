@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { startCommandTelemetry } from '../process-telemetry.ts';
 import { Primary } from './primary.ts';
 import { runSingle } from './single.ts';
+import { reexecWithProxyFlags } from './v8-flags.ts';
 
 /** `workers: auto` is one per CPU the process may use. */
 export function workerCount(workers: ProxySection['workers']): number {
@@ -33,6 +34,7 @@ export async function runProxy(file: string, section: ProxySection, log: Logger)
     const n = workerCount(section.workers);
     const { telemetry: settings } = await loadConfigFile(file);
     if (n <= 1) {
+      reexecWithProxyFlags();
       const telemetry = await startCommandTelemetry(settings, 'proxy', log);
       try {
         return await runSingle(file, section, log, onReload, settings.tracing.trust_incoming);
