@@ -13,12 +13,14 @@
  * the launched process, which gets no flag otherwise), and the two combined as `tiergate-ss<N>-nmr`.
  * Loopback only; every run is bounded by --duration. Not part of `npm test`: performance is measured, not asserted.
  */
+
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { freePort } from '@tiergate/testkit';
+import { runWrk, stopChild, type WrkResult } from './lib.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -63,16 +65,6 @@ process.on('exit', () => {
   if (!process.env.TG_BENCH_KEEP) rmSync(work, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-    s.on('error', rej);
-  });
-}
-
 async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -86,6 +78,9 @@ async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
   throw new Error(`nothing answered on 127.0.0.1:${port} within ${timeoutMs} ms`);
 }
 
+const stop = (c: ChildProcess) => stopChild(c);
+const wrk = (url: string, seconds: number) => runWrk({ url, seconds, connections: CONNS });
+
 function start(cmd: string, argv: string[], core: number | string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
   const c = spawn('taskset', ['-c', String(core), cmd, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env });
   let err = '';
@@ -95,15 +90,6 @@ function start(cmd: string, argv: string[], core: number | string, env: NodeJS.P
   });
   children.push(c);
   return c;
-}
-
-async function stop(c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null) return;
-  const done = new Promise((r) => c.once('exit', r));
-  c.kill('SIGTERM');
-  const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-  await done;
-  clearTimeout(t);
 }
 
 /** RSS (KiB) of a process and all its descendants. */
@@ -119,40 +105,6 @@ function treeRssKiB(pid: number): number {
     } catch {}
   }
   return total;
-}
-
-interface WrkResult {
-  rps: number;
-  p50ms: number;
-  p99ms: number;
-  errors: number;
-  non2xx: number;
-}
-
-function toMs(v: string): number {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(v);
-  if (!m) return Number.NaN;
-  return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
-}
-
-function wrk(url: string, seconds: number): Promise<WrkResult> {
-  return new Promise((res, rej) => {
-    const c = spawn('taskset', ['-c', '1', 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', url], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.on('error', rej);
-    c.on('exit', (code) => {
-      if (code !== 0) return rej(new Error(`wrk exited ${code}: ${out}`));
-      const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
-      const p50 = /\s50%\s+(\S+)/.exec(out)?.[1] ?? '';
-      const p99 = /\s99%\s+(\S+)/.exec(out)?.[1] ?? '';
-      const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-      const non2xx = Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0);
-      res({ rps, p50ms: toMs(p50), p99ms: toMs(p99), errors: errs ? errs.slice(1).reduce((a, b) => a + Number(b), 0) : 0, non2xx });
-    });
-  });
 }
 
 async function measure(pid: number, url: string, seconds: number): Promise<WrkResult & { rssMiB: number }> {

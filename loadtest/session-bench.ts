@@ -10,6 +10,7 @@
  * CPU placement (2 cores): the app on core 0; wrk and redis-server on core 1. Loopback only; each run
  * is bounded by --duration. Not part of `npm test`: performance is measured, not asserted.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,6 +18,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort, startRedis } from '@tiergate/testkit';
 import { parse, stringify } from 'yaml';
+import { runWrk, stopChild, type WrkResult } from './lib.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -38,41 +40,8 @@ process.on('exit', () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-interface WrkResult {
-  rps: number;
-  p50ms: number;
-  p99ms: number;
-  errors: number;
-  non2xx: number;
-}
-
-function toMs(v: string): number {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(v);
-  if (!m) return Number.NaN;
-  return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
-}
-
-function wrk(url: string, seconds: number, script: string): Promise<WrkResult> {
-  return new Promise((res, rej) => {
-    const argv = ['-c', '1', 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', '-s', script, url];
-    const c = spawn('taskset', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (out += d));
-    c.on('error', (err) => rej(new Error(`wrk could not run (apt-get install -y wrk): ${err.message}`)));
-    c.on('exit', (code) => {
-      if (code !== 0) return rej(new Error(`wrk exited ${code}: ${out}`));
-      const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-      res({
-        rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]),
-        p50ms: toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? ''),
-        p99ms: toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? ''),
-        errors: errs ? errs.slice(1).reduce((a, b) => a + Number(b), 0) : 0,
-        non2xx: Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
-      });
-    });
-  });
-}
+const stop = (c: ChildProcess) => stopChild(c);
+const wrk = (url: string, seconds: number, script: string) => runWrk({ url, seconds, connections: CONNS, script });
 
 /** One `tiergate demo-app` on core 0; resolves once /healthz answers. */
 async function startApp(config: string, store: 'redis' | 'memory'): Promise<{ url: string; child: ChildProcess }> {
@@ -116,15 +85,6 @@ end
 `,
   );
   return file;
-}
-
-async function stop(c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null) return;
-  const done = new Promise((r) => c.once('exit', r));
-  c.kill('SIGTERM');
-  const t = setTimeout(() => c.kill('SIGKILL'), 5000);
-  await done;
-  clearTimeout(t);
 }
 
 // ---------------------------------------------------------------- run

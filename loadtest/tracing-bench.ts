@@ -12,6 +12,7 @@
  * CPU placement (2 cores): the proxy on core 0; wrk and the upstream nginx on core 1.
  * Loopback only; every run is bounded by --duration. Performance is measured here, never asserted.
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { freePort } from '@tiergate/testkit';
+import { runWrk, stopChild, type WrkResult } from './lib.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -61,44 +64,11 @@ function start(argv: string[], core: string, env: NodeJS.ProcessEnv = process.en
   return c;
 }
 
-async function stop(c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null) return;
-  const done = once(c, 'exit');
-  c.kill('SIGTERM');
-  const t = setTimeout(() => c.kill('SIGKILL'), 15_000);
-  await done;
-  clearTimeout(t);
-}
-
-interface WrkResult {
-  requests: number;
-  rps: number;
-  p50ms: number;
-  p99ms: number;
-  errors: number;
-}
-
-const toMs = (v: string): number => {
-  const m = /^([\d.]+)(us|ms|s)$/.exec(v);
-  return m ? Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1) : Number.NaN;
-};
-
+const stop = (c: ChildProcess) => stopChild(c, 15_000);
+/** Transport errors and non-2xx answers together: every request that did not succeed. */
 async function wrk(url: string, seconds: number): Promise<WrkResult> {
-  const c = spawn('taskset', ['-c', '1', 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', url], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
-  c.stdout.on('data', (d) => (out += d));
-  const [code] = await once(c, 'exit');
-  if (code !== 0) throw new Error(`wrk exited ${code}: ${out}`);
-  const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
-  return {
-    requests: Number(/(\d+) requests in/.exec(out)?.[1]),
-    rps: Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]),
-    p50ms: toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? ''),
-    p99ms: toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? ''),
-    errors: (errs ? errs.slice(1).reduce((a, b) => a + Number(b), 0) : 0) + Number(/Non-2xx or 3xx responses: (\d+)/.exec(out)?.[1] ?? 0),
-  };
+  const r = await runWrk({ url, seconds, connections: CONNS });
+  return { ...r, errors: r.errors + r.non2xx };
 }
 
 /**
@@ -127,14 +97,6 @@ await once(sink, 'listening');
 const sinkUrl = `http://127.0.0.1:${(sink.address() as AddressInfo).port}`;
 
 // ---------------------------------------------------------------- the upstream: nginx serving a 100-byte body on core 1
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 const upPort = await freePort();
 mkdirSync(join(work, 'www'));
