@@ -123,6 +123,8 @@ export const director = z.strictObject({
   /** IPVS driver: generic netlink (default) or the ipvsadm binary. */
   driver: z.enum(['netlink', 'ipvsadm']).default('netlink'),
   reconcile_interval: duration.default(5_000),
+  /** How often the daemon reads and plans the whole IPVS table (between resyncs it trusts its model of it); 0 = every cycle. */
+  resync_interval: duration.default(30_000),
   admin: z.strictObject({ address: ipAddress.default('127.0.0.1'), port: port.default(9902), token: z.string().optional() }).prefault({}),
   timeouts: z.strictObject({ tcp: duration.optional(), tcp_fin: duration.optional(), udp: duration.optional() }).optional(),
   sync_daemon: z

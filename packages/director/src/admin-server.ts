@@ -10,7 +10,7 @@ export interface AdminServer extends AsyncDisposable {
 
 /**
  * The director's admin listener: `GET /status` (JSON, see DirectorStatus), `GET /metrics` (Prometheus text),
- * `POST /reconcile` (run a cycle now). With a token, every request needs `Authorization: Bearer <token>`.
+ * both from a fresh read of the kernel's table, and `POST /reconcile` (run a full cycle now). With a token, every request needs `Authorization: Bearer <token>`.
  */
 export async function startAdminServer(
   director: Director,
@@ -24,12 +24,13 @@ export async function startAdminServer(
       }
       const path = (req.url ?? '/').split('?')[0];
       if (req.method === 'GET' && path === '/status') {
-        res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(director.status())}\n`);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(await director.readStatus())}\n`);
       } else if (req.method === 'GET' && path === '/metrics') {
+        await director.readStatus();
         const body = await director.metrics.registry.metrics();
         res.writeHead(200, { 'content-type': director.metrics.registry.contentType }).end(body);
       } else if (req.method === 'POST' && path === '/reconcile') {
-        await director.reconcileNow();
+        await director.reconcileNow({ full: true });
         res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(director.status().lastCycle)}\n`);
       } else {
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}\n');

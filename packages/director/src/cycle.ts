@@ -1,15 +1,19 @@
+import { isTgError } from '@tiergate/errors';
 import type { IpvsDriver, IpvsServiceEntry } from '@tiergate/ipvs';
-import { serviceKey } from '@tiergate/ipvs';
-import { type ApplyReport, applyOps } from './apply.ts';
-import { configuredKeys, desiredEntries, type HealthSnapshot, serviceIdOfConfig, type VirtualService } from './desired.ts';
+import { destKey, serviceKey } from '@tiergate/ipvs';
+import { type ApplyReport, applyOps, type IpvsWriter } from './apply.ts';
+import { configuredKeys, desiredEntries, type HealthSnapshot, healthKey, serviceIdOfConfig, type VirtualService } from './desired.ts';
 import { withDraining } from './drain.ts';
 import { type Op, plan } from './plan.ts';
 import type { DirectorState, StateStore } from './state-store.ts';
+import type { TableModel } from './table-model.ts';
 
 /** What a cycle derives from the config alone. */
 interface ConfigFacts {
   readonly configured: Set<string>;
   readonly drainTimeouts: Map<string, number>;
+  /** The configured virtual services by service key. */
+  readonly byKey: Map<string, VirtualService>;
 }
 
 /**
@@ -25,6 +29,7 @@ function factsOf(services: readonly VirtualService[]): ConfigFacts {
     facts = {
       configured: configuredKeys(services),
       drainTimeouts: new Map(services.map((vs) => [serviceKey(serviceIdOfConfig(vs)), vs.drain_timeout])),
+      byKey: new Map(services.map((vs) => [serviceKey(serviceIdOfConfig(vs)), vs])),
     };
     configFacts.set(services, facts);
   }
@@ -52,6 +57,8 @@ export interface CycleResult {
   readonly report?: ApplyReport;
   /** healthKeys of real servers draining after this cycle. */
   readonly draining: ReadonlyMap<string, number>;
+  /** What the state store holds after the cycle (absent on a dry run). */
+  readonly state?: DirectorState;
 }
 
 /**
@@ -76,16 +83,126 @@ export async function reconcileCycle(input: CycleInput): Promise<CycleResult> {
   });
   const ops = plan(desired, actual, owned);
   if (input.dryRun) return { actual, desired, ops, draining };
-  const drainingRecord = Object.fromEntries(draining);
+  const drainingRecord = drainRecord(draining);
   // Write-ahead: claim every service this cycle may create before creating it.
   const claim: DirectorState = { owned: [...owned].sort(), draining: drainingRecord };
   if (!sameState(saved, claim)) await input.state.save(claim);
   const report = await applyOps(input.driver, ops);
   const final: DirectorState = { owned: [...new Set(wantedKeys)].sort(), draining: drainingRecord };
   if (!sameState(claim, final)) await input.state.save(final);
-  return { actual, desired, ops, report, draining };
+  return { actual, desired, ops, report, draining, state: final };
+}
+
+export interface ServicesCycleInput {
+  /** Every configured virtual service (the whole config). */
+  readonly services: readonly VirtualService[];
+  /** The services to reconcile, by `serviceKey`: configured ones, or owned ones that just left the config. */
+  readonly keys: ReadonlySet<string>;
+  /** The kernel's table as the daemon knows it; updated with every op applied and every service re-read. */
+  readonly table: TableModel;
+  readonly driver: Pick<IpvsDriver, 'listDestinations'> & IpvsWriter;
+  readonly state: StateStore;
+  /** What the state store holds (the daemon keeps its last save). */
+  readonly saved: DirectorState;
+  /** Health of the real servers of `keys` at least. */
+  readonly health: HealthSnapshot;
+  /** ms since the epoch (injected clock). */
+  readonly now: number;
+}
+
+export interface ServicesCycleResult {
+  /** What the cycle wanted for `keys` (config × health, plus draining servers). */
+  readonly desired: IpvsServiceEntry[];
+  readonly ops: Op[];
+  readonly report: ApplyReport;
+  /** healthKeys of every real server draining after this cycle (of all services, not only `keys`). */
+  readonly draining: ReadonlyMap<string, number>;
+  /** What the state store holds after the cycle. */
+  readonly state: DirectorState;
+  /** Services whose destinations were read from the kernel (to count a drain's active connections). */
+  readonly reread: number;
+}
+
+/**
+ * The daemon's cycle for a few services (those whose config or real-server health changed, or that are
+ * draining): the same config × health → drain → plan → apply as `reconcileCycle`, but against the daemon's
+ * model of the table instead of a read of the whole table. Only a service with a real server that left its config
+ * is read from the kernel (one GET_DEST), for the active connections its drain waits on. Ownership is
+ * written ahead as in `reconcileCycle`; applied ops are mirrored into the model. Throws the apply error
+ * (TG_DIRECTOR_APPLY_PARTIAL), after which the model is to be thrown away (the caller resyncs).
+ */
+export async function reconcileServices(input: ServicesCycleInput): Promise<ServicesCycleResult> {
+  const facts = factsOf(input.services);
+  const configured = [...input.keys].flatMap((k) => facts.byKey.get(k) ?? []);
+  const wanted = desiredEntries(configured, input.health);
+  const previous = new Map(Object.entries(input.saved.draining));
+  const actual: IpvsServiceEntry[] = [];
+  let reread = 0;
+  for (const want of wanted) {
+    const key = serviceKey(want.service);
+    if (input.table.get(key) && hasLeftConfig(input.table.get(key) as IpvsServiceEntry, want, facts.configured)) {
+      await rereadDestinations(input, key);
+      reread += 1;
+    }
+  }
+  for (const key of input.keys) {
+    const cur = input.table.get(key);
+    if (cur) actual.push(cur);
+  }
+  const { desired, draining: drainingNow } = withDraining({
+    desired: wanted,
+    actual,
+    configured: facts.configured,
+    draining: previous,
+    now: input.now,
+    drainTimeout: (k) => facts.drainTimeouts.get(k) ?? 0,
+  });
+  // Drain times of the services not reconciled now stay as they were.
+  const draining = new Map([...previous].filter(([hk]) => !input.keys.has(hk.slice(0, hk.indexOf(' ')))));
+  for (const [hk, since] of drainingNow) draining.set(hk, since);
+  const owned = new Set(input.saved.owned);
+  const newlyOwned = wanted.map((e) => serviceKey(e.service)).filter((k) => !owned.has(k));
+  for (const k of newlyOwned) owned.add(k);
+  const ops = plan(desired, actual, owned);
+  // Usually nothing new is owned: keep the saved list (no sort of every owned key per cycle).
+  const claim: DirectorState = {
+    owned: newlyOwned.length === 0 ? input.saved.owned : [...owned].sort(),
+    draining: drainRecord(draining),
+  };
+  if (!sameState(input.saved, claim)) await input.state.save(claim);
+  const report = await applyOps(input.driver, ops);
+  for (const op of report.applied) input.table.apply(op);
+  // Services that left the config were deleted just now (or were not in the table): no longer owned.
+  const gone = new Set([...input.keys].filter((k) => !facts.byKey.has(k)));
+  const final: DirectorState = gone.size === 0 ? claim : { owned: claim.owned.filter((k) => !gone.has(k)), draining: claim.draining };
+  if (!sameState(claim, final)) await input.state.save(final);
+  return { desired, ops, report, draining, state: final, reread };
+}
+
+/** Whether the table holds a real server of this service that its config no longer has (a drain candidate). */
+function hasLeftConfig(cur: IpvsServiceEntry, want: IpvsServiceEntry, configured: ReadonlySet<string>): boolean {
+  const svcKey = serviceKey(want.service);
+  const wanted = new Set(want.destinations.map(destKey));
+  return cur.destinations.some((d) => !wanted.has(destKey(d)) && !configured.has(healthKey(svcKey, destKey(d))));
+}
+
+/** One service's destinations from the kernel into the model; a service gone from the kernel leaves the model. */
+async function rereadDestinations(input: ServicesCycleInput, key: string): Promise<void> {
+  const cur = input.table.get(key) as IpvsServiceEntry;
+  try {
+    input.table.setDestinations(key, await input.driver.listDestinations(cur.service));
+  } catch (err) {
+    if (!isTgError(err, 'TG_IPVS_NO_SERVICE')) throw err;
+    input.table.delete(key);
+  }
+}
+
+/** Drain times as the state file keeps them: sorted, so equal maps compare equal. */
+function drainRecord(draining: ReadonlyMap<string, number>): Record<string, number> {
+  return Object.fromEntries([...draining].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 function sameState(a: DirectorState, b: DirectorState): boolean {
-  return JSON.stringify(a) === JSON.stringify(b);
+  const sameOwned = a.owned === b.owned || (a.owned.length === b.owned.length && a.owned.every((k, i) => k === b.owned[i]));
+  return sameOwned && JSON.stringify(a.draining) === JSON.stringify(b.draining);
 }

@@ -4,7 +4,14 @@
 export { formatIpvsadmCommand, type IpvsDriverName, openIpvsDriver } from '@tiergate/ipvs';
 export { type AdminServer, startAdminServer } from './admin-server.ts';
 export { type ApplyReport, applyOps, type IpvsWriter, type PartialApplyDetails } from './apply.ts';
-export { type CycleInput, type CycleResult, reconcileCycle } from './cycle.ts';
+export {
+  type CycleInput,
+  type CycleResult,
+  reconcileCycle,
+  reconcileServices,
+  type ServicesCycleInput,
+  type ServicesCycleResult,
+} from './cycle.ts';
 export {
   configuredKeys,
   configuredServiceKeys,
@@ -37,6 +44,8 @@ export { describeOp, destSettingsDiffer, OP_ORDER, type Op, type OpKind, orderOp
 export { checkSpecOf, RealServerHealth, type RealServerHealthStatus } from './real-server-health.ts';
 export {
   buildStatus,
+  type CycleKind,
+  DEFAULT_RESYNC_MS,
   type DestinationStatus,
   Director,
   type DirectorOptions,
@@ -56,3 +65,4 @@ export {
   type StateStore,
 } from './state-store.ts';
 export { formatStatusTable } from './status-table.ts';
+export { TableModel } from './table-model.ts';

@@ -2,30 +2,51 @@ import { context, isSpanContextValid, ROOT_CONTEXT, type SpanContext, trace } fr
 import { isTgError } from '@tiergate/errors';
 import type { HealthChange } from '@tiergate/health';
 import { describeService, destKey, type IpvsDriver, type IpvsServiceEntry, type IpvsStats, serviceKey } from '@tiergate/ipvs';
-import type { PartialApplyDetails } from './apply.ts';
-import { type CycleResult, reconcileCycle } from './cycle.ts';
-import { healthKey, serviceIdOfConfig, type VirtualService } from './desired.ts';
+import type { ApplyReport, PartialApplyDetails } from './apply.ts';
+import { reconcileCycle, reconcileServices } from './cycle.ts';
+import { configuredServiceKeys, healthKey, serviceIdOfConfig, type VirtualService } from './desired.ts';
 import { type CycleOutcome, endReconcileSpan, healthTransitionSpan, MAX_TRANSITION_LINKS, startReconcileSpan } from './director-spans.ts';
 import { type Logger, silentLogger } from './logger.ts';
 import { DirectorMetrics } from './metrics.ts';
+import type { Op } from './plan.ts';
 import { RealServerHealth } from './real-server-health.ts';
-import type { StateStore } from './state-store.ts';
+import { type DirectorState, EMPTY_STATE, type StateStore } from './state-store.ts';
+import { TableModel } from './table-model.ts';
 
 export interface DirectorOptions {
   readonly name: string;
   readonly services: readonly VirtualService[];
   readonly driver: Pick<
     IpvsDriver,
-    'listServices' | 'addService' | 'updateService' | 'deleteService' | 'addDestination' | 'updateDestination' | 'deleteDestination'
+    | 'listServices'
+    | 'listDestinations'
+    | 'addService'
+    | 'updateService'
+    | 'deleteService'
+    | 'addDestination'
+    | 'updateDestination'
+    | 'deleteDestination'
   >;
   readonly state: StateStore;
-  /** `director.reconcile_interval` (ms). */
+  /** `director.reconcile_interval` (ms): how often the daemon looks for work (drain progress, a resync due). */
   readonly intervalMs: number;
+  /** `director.resync_interval` (ms): how often the whole table is read and planned (default 30 s). */
+  readonly resyncMs?: number;
   readonly logger?: Logger;
   readonly metrics?: DirectorMetrics;
   readonly now?: () => number;
   readonly random?: () => number;
 }
+
+/** The `director.resync_interval` default (ms), kube-proxy's IPVS sync period. */
+export const DEFAULT_RESYNC_MS = 30_000;
+
+/**
+ * What a cycle did: `full` read and planned the whole table; `services` planned only the services whose config
+ * or health changed, or that are draining, against the daemon's model of the table; `idle` had nothing to do
+ * and touched neither the kernel nor the state file.
+ */
+export type CycleKind = 'full' | 'services' | 'idle';
 
 /** Counters as JSON numbers (IPVS keeps u64; JSON readers lose precision only past 2^53 bytes). */
 export type StatsJson = Record<keyof IpvsStats, number>;
@@ -60,6 +81,7 @@ export interface DirectorStatus {
   readonly cycles: number;
   readonly lastCycle: {
     readonly at: number;
+    readonly kind: CycleKind;
     readonly durationMs: number;
     readonly ops: number;
     readonly error: { code: string; message: string } | null;
@@ -68,27 +90,42 @@ export interface DirectorStatus {
 }
 
 /**
- * The director daemon: reconciles the kernel's IPVS table with config × real-server health every
- * `intervalMs` and at once on every health transition, one cycle at a time. The kernel is the source of truth:
- * each cycle re-reads it, so changes made behind tiergate's back are repaired and a restart starts from what
- * the table holds. Nothing here ever flushes the table; `stop()` leaves it as it is.
- * Traced through @opentelemetry/api (no-ops without an SDK): one root span `director reconcile` per cycle,
- * one `director health transition` per health change, linked from the cycle it triggers (director-spans.ts).
+ * The director daemon: keeps the kernel's IPVS table equal to config × real-server health. It keeps a model of
+ * the table (TableModel: set from the last full read, then updated with every op the kernel accepts), and a
+ * cycle normally plans only the services that need it: those whose real servers changed health, whose config
+ * a reload changed, or that are draining. One health transition is then one plan of one service and one
+ * SET_DEST; a cycle with nothing to do reads nothing and writes nothing. A full cycle (read the whole table,
+ * plan every service) runs at start, after a failed or surprised apply (the model may be wrong), on
+ * `POST /reconcile`, and every `resyncMs`, so a change made behind tiergate's back is repaired within one resync
+ * interval (kube-proxy's periodic sync; keepalived never re-reads). Cycles run one at a time: at once on a
+ * health transition or reload, and every `intervalMs`. Nothing here ever flushes the table; `stop()` leaves it
+ * as it is. Traced through @opentelemetry/api (no-ops without an SDK): one root span `director reconcile` per
+ * cycle, one `director health transition` per health change, linked from the cycle it triggers.
  */
 export class Director implements AsyncDisposable {
   readonly metrics: DirectorMetrics;
   readonly #o: DirectorOptions;
   readonly #log: Logger;
   readonly #now: () => number;
+  readonly #resyncMs: number;
   readonly #health: RealServerHealth;
-  readonly #managed: Set<string>;
+  #services: readonly VirtualService[];
+  #managed: Set<string>;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
   #again = false;
   #stopped = false;
   #cycles = 0;
   #last: DirectorStatus['lastCycle'] = null;
-  #table: IpvsServiceEntry[] = [];
+  /** The kernel's table as the daemon knows it; trusted only after a full cycle and while every apply succeeds. */
+  #table = new TableModel();
+  #trusted = false;
+  /** What the state store holds (known after the first full cycle). */
+  #saved: DirectorState = EMPTY_STATE;
+  #fullRequested = false;
+  #resyncAt = 0;
+  /** Service keys whose desired entries may have changed since the last cycle started. */
+  #dirty = new Set<string>();
   #draining: ReadonlyMap<string, number> = new Map();
   /** Health transitions since the last cycle started: the next reconcile span links to them. */
   #transitions: SpanContext[] = [];
@@ -97,20 +134,26 @@ export class Director implements AsyncDisposable {
     this.#o = options;
     this.#log = options.logger ?? silentLogger;
     this.#now = options.now ?? Date.now;
+    this.#resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
     this.metrics = options.metrics ?? new DirectorMetrics();
-    this.#managed = new Set(options.services.map((vs) => serviceKey(serviceIdOfConfig(vs))));
+    this.#services = options.services;
+    this.#managed = configuredServiceKeys(options.services);
     this.#health = new RealServerHealth(options.services, (key, change) => this.#onHealth(key, change), options.random);
   }
 
-  /** Starts health checks and runs the first cycle (its failure is logged, not thrown: the loop retries). */
+  /** Starts health checks and runs the first (full) cycle (its failure is logged, not thrown: the loop retries). */
   async start(): Promise<void> {
     this.#health.start();
     await this.reconcileNow();
   }
 
-  /** Runs a cycle now, or once more right after the one in progress. Resolves when the table is reconciled. */
-  reconcileNow(): Promise<void> {
+  /**
+   * Runs a cycle now, or once more right after the one in progress; `full` makes it a full cycle (read and plan
+   * the whole table). Resolves when the table is reconciled.
+   */
+  reconcileNow(options: { full?: boolean } = {}): Promise<void> {
     if (this.#stopped) return Promise.resolve();
+    if (options.full) this.#fullRequested = true;
     if (this.#running) {
       this.#again = true;
       return this.#running;
@@ -122,6 +165,23 @@ export class Director implements AsyncDisposable {
       this.#schedule();
     });
     return this.#running;
+  }
+
+  /**
+   * Takes a new config's virtual services (already validated) and reconciles what changed: services added,
+   * removed or whose settings differ are planned against the model; checks whose spec or real servers changed
+   * restart (their servers start healthy), the others keep their state. A config the director cannot use
+   * (TG_CONFIG_INVALID, e.g. a check without a port) throws and changes nothing. Resolves when the table is
+   * reconciled.
+   */
+  reload(services: readonly VirtualService[]): Promise<void> {
+    const managed = configuredServiceKeys(services);
+    const changedChecks = this.#health.update(services);
+    const dirty = changedServices(this.#services, services);
+    for (const key of [...dirty, ...changedChecks]) this.#dirty.add(key);
+    this.#services = services;
+    this.#managed = managed;
+    return this.reconcileNow();
   }
 
   async #loop(): Promise<void> {
@@ -146,61 +206,109 @@ export class Director implements AsyncDisposable {
   async #reconcileOnce(): Promise<CycleOutcome> {
     const started = performance.now();
     const at = this.#now();
-    let result: CycleResult | undefined;
+    const kind: CycleKind =
+      !this.#trusted || this.#fullRequested || at >= this.#resyncAt ? 'full' : this.#pendingKeys().size > 0 ? 'services' : 'idle';
+    const keys = kind === 'services' ? this.#pendingKeys() : new Set<string>();
+    // Marks made while this cycle runs are for the next one (a transition also asks for it: #again).
+    this.#dirty = new Set();
+    if (kind === 'full') this.#fullRequested = false;
+    let ops: Op[] = [];
+    let report: ApplyReport | undefined;
     let error: { code: string; message: string } | null = null;
     let partial = { planned: 0, applied: 0 };
     try {
-      result = await reconcileCycle({
-        services: this.#o.services,
-        driver: this.#o.driver,
-        state: this.#o.state,
-        health: this.#health.snapshot(),
-        now: at,
-      });
-      this.#draining = result.draining;
-      for (const op of result.report?.applied ?? []) this.metrics.ops.inc({ kind: op.kind });
-      this.#table = result.ops.length > 0 ? await this.#o.driver.listServices() : result.actual;
-      if (result.ops.length > 0) this.#log.info({ ops: result.ops.length, tolerated: result.report?.tolerated.length ?? 0 }, 'reconciled');
+      if (kind === 'full') ({ ops, report } = await this.#fullCycle(at));
+      else if (kind === 'services') ({ ops, report } = await this.#servicesCycle(keys, at));
+      for (const op of report?.applied ?? []) this.metrics.ops.inc({ kind: op.kind });
+      if (ops.length > 0) this.#log.info({ kind, ops: ops.length, tolerated: report?.tolerated.length ?? 0 }, 'reconciled');
     } catch (err) {
+      // The model may be wrong now (which ops did the kernel take?): the next cycle reads the table.
+      this.#trusted = false;
       error = { code: isTgError(err) ? err.code : 'unknown', message: (err as Error).message };
       partial = partialCounts(err);
-      this.#log.error({ err, details: isTgError(err) ? err.details : undefined }, 'reconcile failed; retrying next cycle');
+      this.#log.error({ err, kind, details: isTgError(err) ? err.details : undefined }, 'reconcile failed; retrying next cycle');
     }
     const durationMs = performance.now() - started;
     this.#cycles += 1;
-    this.#last = { at, durationMs, ops: result?.ops.length ?? 0, error };
+    this.#last = { at, kind, durationMs, ops: error ? partial.planned : ops.length, error };
     this.metrics.cycles.inc({ result: error ? 'error' : 'ok' });
     this.metrics.cycleSeconds.observe(durationMs / 1000);
-    this.#updateGauges();
-    const report = result?.report;
     return {
-      planned: result?.ops.length ?? partial.planned,
+      planned: error ? partial.planned : ops.length,
       applied: report?.applied.length ?? partial.applied,
       tolerated: report?.tolerated.length ?? 0,
       error,
     };
   }
 
+  /** Services to plan in a `services` cycle: the dirty ones and those with a real server draining. */
+  #pendingKeys(): Set<string> {
+    const keys = new Set(this.#dirty);
+    for (const hk of this.#draining.keys()) keys.add(hk.slice(0, hk.indexOf(' ')));
+    return keys;
+  }
+
+  /** Reads the whole table, plans every service (reconcileCycle) and makes the result the model. */
+  async #fullCycle(at: number): Promise<{ ops: Op[]; report: ApplyReport | undefined }> {
+    const r = await reconcileCycle({
+      services: this.#services,
+      driver: this.#o.driver,
+      state: this.#o.state,
+      health: this.#health.snapshot(),
+      now: at,
+    });
+    const table = new TableModel(r.actual);
+    for (const op of r.report?.applied ?? []) table.apply(op);
+    this.#table = table;
+    this.#saved = r.state ?? this.#saved;
+    this.#draining = r.draining;
+    this.#resyncAt = at + this.#resyncMs;
+    // "Already so" answers mean someone else changed the table since the read: read it again next cycle.
+    this.#trusted = (r.report?.tolerated.length ?? 0) === 0;
+    return { ops: r.ops, report: r.report };
+  }
+
+  /** Plans only `keys` against the model (reconcileServices). */
+  async #servicesCycle(keys: ReadonlySet<string>, at: number): Promise<{ ops: Op[]; report: ApplyReport }> {
+    const r = await reconcileServices({
+      services: this.#services,
+      keys,
+      table: this.#table,
+      driver: this.#o.driver,
+      state: this.#o.state,
+      saved: this.#saved,
+      health: this.#health.snapshot(keys),
+      now: at,
+    });
+    this.#saved = r.state;
+    this.#draining = r.draining;
+    if (r.report.tolerated.length > 0) this.#trusted = false;
+    return { ops: r.ops, report: r.report };
+  }
+
   #onHealth(key: string, change: HealthChange): void {
     const state = change.healthy ? 'up' : 'down';
+    const [service = '', server = ''] = key.split(' ');
     this.metrics.transitions.inc({ service: change.monitor, state });
-    const span = healthTransitionSpan(this.#o.name, key.slice(key.indexOf(' ') + 1), change);
+    if (key !== '') this.metrics.healthy.set({ service, server }, change.healthy ? 1 : 0);
+    const span = healthTransitionSpan(this.#o.name, server, change);
     // An invalid context is what a no-op span (tracing off) has: nothing to link to.
     if (isSpanContextValid(span.spanContext()) && this.#transitions.length < MAX_TRANSITION_LINKS)
       this.#transitions.push(span.spanContext());
     context.with(trace.setSpan(ROOT_CONTEXT, span), () =>
       this.#log.warn({ server: key, service: change.monitor, state, detail: change.result.detail }, `real server ${state}`),
     );
+    if (service !== '') this.#dirty.add(service);
     void this.reconcileNow();
   }
 
-  #updateGauges(): void {
-    const health = this.#health.snapshot();
-    for (const [key, healthy] of health) {
+  /** Gauges from a table just read: the weight and active connections the kernel holds, and health. */
+  #updateGauges(table: readonly IpvsServiceEntry[]): void {
+    for (const [key, healthy] of this.#health.snapshot()) {
       const [service = '', server = ''] = key.split(' ');
       this.metrics.healthy.set({ service, server }, healthy ? 1 : 0);
     }
-    for (const e of this.#table) {
+    for (const e of table) {
       const service = serviceKey(e.service);
       if (!this.#managed.has(service)) continue;
       for (const d of e.destinations) {
@@ -210,9 +318,23 @@ export class Director implements AsyncDisposable {
     }
   }
 
-  /** The table as last read, with health and drain state: what GET /status answers. */
+  /** The table as the daemon models it (counters as of their last read), with health and drain state. */
   status(): DirectorStatus {
-    return buildStatus(this.#o.name, this.#table, {
+    return this.#statusOf(this.#table.entries());
+  }
+
+  /**
+   * Status from a fresh read of the kernel's table (GET /status and /metrics: counters and stats are current,
+   * and the gauges are set from it). A read only: the model is left alone, and a cycle never waits for it.
+   */
+  async readStatus(): Promise<DirectorStatus> {
+    const table = await this.#o.driver.listServices();
+    this.#updateGauges(table);
+    return this.#statusOf(table);
+  }
+
+  #statusOf(table: readonly IpvsServiceEntry[]): DirectorStatus {
+    return buildStatus(this.#o.name, table, {
       managed: this.#managed,
       health: this.#health.snapshot(),
       draining: this.#draining,
@@ -233,6 +355,32 @@ export class Director implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }
+}
+
+/** Service keys that a new config adds, removes or changes (any setting of the service or its real servers). */
+function changedServices(before: readonly VirtualService[], after: readonly VirtualService[]): Set<string> {
+  const old = new Map(before.map((vs) => [serviceKey(serviceIdOfConfig(vs)), vs]));
+  const changed = new Set<string>();
+  for (const vs of after) {
+    const key = serviceKey(serviceIdOfConfig(vs));
+    const prev = old.get(key);
+    old.delete(key);
+    if (prev === undefined || !sameData(prev, vs)) changed.add(key);
+  }
+  for (const key of old.keys()) changed.add(key);
+  return changed;
+}
+
+/** Deep equality of plain config data (objects, arrays, primitives), stopping at the first difference. */
+function sameData(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a) !== Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  const kb = Object.keys(b);
+  if (ka.length !== kb.length) return false;
+  for (const k of ka) if (!sameData((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  return true;
 }
 
 /** Ops a failed cycle planned, and did before failing, from TG_DIRECTOR_APPLY_PARTIAL's details (0 and 0 otherwise). */

@@ -1,4 +1,5 @@
 import { TgError } from '@tiergate/errors';
+import type { IpvsDriver } from '@tiergate/ipvs';
 import { destKey, type IpvsDestination, type IpvsService, type IpvsServiceEntry, type IpvsServiceId, serviceKey } from '@tiergate/ipvs';
 import type { IpvsWriter } from '../src/apply.ts';
 
@@ -7,7 +8,7 @@ import type { IpvsWriter } from '../src/apply.ts';
  * (real-kernel behaviour is tested in the QEMU guest). It answers like ip_vs_ctl.c: EEXIST on duplicate adds,
  * ESRCH for a missing service, ENOENT for a missing destination.
  */
-export class FakeIpvs implements IpvsWriter {
+export class FakeIpvs implements IpvsWriter, Pick<IpvsDriver, 'listServices' | 'listDestinations'> {
   readonly table = new Map<string, IpvsServiceEntry>();
   readonly calls: string[] = [];
   /** Throw this error for the call whose log line matches. */
@@ -19,6 +20,11 @@ export class FakeIpvs implements IpvsWriter {
 
   async listServices(): Promise<IpvsServiceEntry[]> {
     return structuredClone([...this.table.values()]);
+  }
+
+  async listDestinations(id: IpvsServiceId): Promise<IpvsDestination[]> {
+    this.#log(`listDestinations ${serviceKey(id)}`);
+    return structuredClone(this.#svc(id).destinations);
   }
 
   #log(line: string): void {

@@ -101,14 +101,14 @@ async function runCommand(opts: CommonOpts): Promise<void> {
   // Spans per reconcile cycle and health transition (docs/telemetry.md); a no-op with tracing off.
   const telemetry = await startCommandTelemetry(config.telemetry, 'director', logger);
   try {
-    await runDaemon(config, director, stateFile, logger);
+    await runDaemon(config, director, stateFile, logger, opts);
   } finally {
     // After the daemon stopped: flushes the last cycles' spans (bounded by the export timeout).
     await telemetry.shutdown();
   }
 }
 
-async function runDaemon(config: Config, director: DirectorCfg, stateFile: string, logger: Logger): Promise<void> {
+async function runDaemon(config: Config, director: DirectorCfg, stateFile: string, logger: Logger, opts: CommonOpts): Promise<void> {
   const driver = await openIpvsDriver(director.driver);
   let daemon: Director | undefined;
   try {
@@ -120,20 +120,40 @@ async function runDaemon(config: Config, director: DirectorCfg, stateFile: strin
       driver,
       state: new FileStateStore(stateFile),
       intervalMs: director.reconcile_interval,
+      resyncMs: director.resync_interval,
       logger,
     });
     await daemon.start();
+    const running = daemon;
+    const onHup = () => void reloadDaemon(running, opts, logger);
+    process.on('SIGHUP', onHup);
     const admin = await startAdminServer(daemon, director.admin);
     logger.info({ admin: admin.url, interval: director.reconcile_interval, stateFile }, 'director running');
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', resolve);
       process.once('SIGINT', resolve);
     });
+    process.off('SIGHUP', onHup);
     logger.info({}, 'stopping (the IPVS table is left as it is)');
     await admin.close();
   } finally {
     await daemon?.stop();
     await driver.close();
+  }
+}
+
+/**
+ * SIGHUP: re-read the file and hand its virtual services to the daemon, which plans only the services that
+ * changed. An invalid file is logged and the running config kept; the director entry's own settings
+ * (VIPs, driver, intervals, admin) take a restart.
+ */
+async function reloadDaemon(daemon: Director, opts: CommonOpts, logger: Logger): Promise<void> {
+  try {
+    const { config } = await load(opts);
+    await daemon.reload(config.virtual_services);
+    logger.info({ services: config.virtual_services.length }, 'config reloaded');
+  } catch (err) {
+    logger.error({ err }, 'config reload rejected; the running config stays');
   }
 }
 
