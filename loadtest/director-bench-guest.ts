@@ -4,21 +4,38 @@
  *
  *   ip netns exec NS node loadtest/director-bench-guest.ts --services 1000 --dests 10 --adm-netns NS2 --out FILE
  *
- * Measures, in this process (Node's startup excluded, it is reported apart by the host script):
- * - `full`: one reconcile cycle from an empty table to services × dests with tiergate's netlink driver;
+ * Everything goes through the daemon's own path (`Director` with the netlink driver and a state file), in this
+ * process (Node's startup excluded; the host script reports it apart):
+ * - `full`: `director.start()` on an empty table: the first (full) cycle creates services × dests;
  * - `ipvsadm-R`: `ipvsadm -R` of the same table (from the dry-run renderer) in the namespace `--adm-netns`;
- * - `change`: one reconcile cycle after one real server's weight changed (one SET_DEST);
- * - `noop`: reconcile cycles with nothing to do (median of --repeat);
- * - `ipvsadm -S -n` of the table (what reading it costs ipvsadm, for the dump phase);
- * with the phases of each cycle (kernel dump, plan, apply, state file) from the cycle's own building blocks.
+ * - `configChange`: `director.reload(config)` with one real server's weight changed, from handing it the parsed
+ *   config to the op applied (the YAML parse of the new file is timed apart);
+ * - `health`: one real server of service 0 (checked by TCP on loopback) stops answering, then answers again:
+ *   from the daemon's transition (its `real server down|up` log line) to the SET_DEST applied (`reconciled`);
+ * - `noop`: `director.reconcileNow()` with nothing to do;
+ * - `fullResync`: `director.reconcileNow({ full: true })` (what runs every `resync_interval`), with its phases
+ *   (kernel dump, desired state, plan) timed apart from the cycle's building blocks;
+ * - `setDest`: one bare `updateDestination` through the driver (the netlink round trip a change cannot avoid);
+ * - `ipvsadm -S -n` of the table (what reading it costs ipvsadm).
  */
 import { spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseConfig } from '@tiergate/config';
-import { applyOps, desiredEntries, FileStateStore, openIpvsDriver, plan, reconcileCycle, type VirtualService } from '@tiergate/director';
+import {
+  Director,
+  desiredEntries,
+  FileStateStore,
+  type Logger,
+  openIpvsDriver,
+  plan,
+  serviceIdOfConfig,
+  type VirtualService,
+} from '@tiergate/director';
 import { formatIpvsadmRestore } from '@tiergate/ipvs';
 
 const { values: args } = parseArgs({
@@ -32,16 +49,26 @@ const { values: args } = parseArgs({
 });
 const nServices = Number(args.services);
 const nDests = Number(args.dests);
+const repeat = Number(args.repeat);
 
-/** Services on 10.200.0.0/16 (port 80), real servers on 10.201.0.0/16: all unicast once lo is up. */
-function configText(changedWeight: number): string {
+/** Where service 0's real servers answer their TCP health check (127.0.1.x, on lo; IPVS accepts local addresses). */
+const CHECKED = (d: number) => `127.0.1.${d}`;
+
+/**
+ * Services on 10.200.0.0/16 (port 80), real servers on 10.201.0.0/16, except service 0, whose real servers are
+ * on loopback and health-checked on `checkPort`. `changedWeight` is the weight of service 1's first real server.
+ */
+function configText(changedWeight: number, checkPort: number): string {
   const lines = ['version: 1', 'virtual_services:'];
   for (let s = 0; s < nServices; s++) {
-    lines.push(`  - { address: 10.200.${s >> 8}.${s & 255}, port: 80, scheduler: wrr, real_servers: [`);
+    const check =
+      s === 0 ? `, health_check: { type: tcp, port: ${checkPort}, interval: 200ms, timeout: 200ms, rise: 1, fall: 1, jitter: 0 }` : '';
+    lines.push(`  - { address: 10.200.${s >> 8}.${s & 255}, port: 80, scheduler: wrr${check}, real_servers: [`);
     const rs: string[] = [];
     for (let d = 0; d < nDests; d++) {
       const i = s * nDests + d;
-      rs.push(`{ address: 10.201.${(i >> 8) & 255}.${i & 255}, weight: ${s === 0 && d === 0 ? changedWeight : 1} }`);
+      const address = s === 0 ? CHECKED(d) : `10.201.${(i >> 8) & 255}.${i & 255}`;
+      rs.push(`{ address: ${address}, weight: ${s === 1 && d === 0 ? changedWeight : 1} }`);
     }
     lines.push(`      ${rs.join(', ')}] }`);
   }
@@ -51,72 +78,168 @@ function configText(changedWeight: number): string {
 const ms = (t0: number) => Math.round((performance.now() - t0) * 10) / 10;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
 
-const services = parseConfig(configText(1)).virtual_services as readonly VirtualService[];
-const changed = parseConfig(configText(5)).virtual_services as readonly VirtualService[];
-await using driver = await openIpvsDriver('netlink');
-const state = new FileStateStore(join(mkdtempSync(join(tmpdir(), 'tg-bench-')), 'state.json'));
-const cycle = async (svcs: readonly VirtualService[]) => {
-  const t0 = performance.now();
-  const r = await reconcileCycle({ services: svcs, driver, state, health: new Map(), now: Date.now() });
-  return { ms: ms(t0), ops: r.ops.length };
-};
-
-/** The phases of one cycle, timed apart (the same calls reconcileCycle makes, minus drain bookkeeping). */
-async function phases(svcs: readonly VirtualService[]) {
-  let t0 = performance.now();
-  const actual = await driver.listServices();
-  const dump = ms(t0);
-  t0 = performance.now();
-  await state.load();
-  const stateMs = ms(t0);
-  t0 = performance.now();
-  const desired = desiredEntries(svcs, new Map());
-  const desiredMs = ms(t0);
-  t0 = performance.now();
-  const ops = plan(desired, actual, new Set());
-  const planMs = ms(t0);
-  t0 = performance.now();
-  await applyOps(driver, ops);
-  return { dump, state: stateMs, desired: desiredMs, plan: planMs, apply: ms(t0), ops: ops.length };
+async function listen(host: string, port: number): Promise<Server> {
+  const server = createServer((s) => s.end()).listen(port, host);
+  await once(server, 'listening');
+  return server;
 }
 
-const full = await cycle(services);
+// Service 0's real servers answer on one port of 127.0.1.0..; the first picks it.
+const first = await listen(CHECKED(0), 0);
+const checkPort = (first.address() as { port: number }).port;
+const servers = [first];
+for (let d = 1; d < nDests; d++) servers.push(await listen(CHECKED(d), checkPort));
+
+/** The daemon's log lines of interest, with the time each was written. */
+const seen: { at: number; msg: string; ops?: number }[] = [];
+const record = (obj: object, msg?: string) => {
+  if (msg) seen.push({ at: performance.now(), msg, ops: (obj as { ops?: number }).ops });
+};
+const logger: Logger = { debug() {}, info: record, warn: record, error: record };
+
+const parse = (text: string) => {
+  const t0 = performance.now();
+  const services = parseConfig(text).virtual_services as readonly VirtualService[];
+  return { services, parseMs: ms(t0) };
+};
+const base = parse(configText(1, checkPort));
+await using driver = await openIpvsDriver('netlink');
+const director = new Director({
+  name: 'bench',
+  services: base.services,
+  driver,
+  state: new FileStateStore(join(mkdtempSync(join(tmpdir(), 'tg-bench-')), 'state.json')),
+  // Cycles here run when the benchmark asks (or on a health transition), never on a timer.
+  intervalMs: 3_600_000,
+  resyncMs: 3_600_000,
+  logger,
+});
+const lastOps = () => director.status().lastCycle?.ops ?? -1;
+const lastKind = () => director.status().lastCycle?.kind ?? 'none';
+
+let t0 = performance.now();
+await director.start();
+const full = { ms: ms(t0), ops: lastOps(), kind: lastKind() };
 
 // The same table for ipvsadm -R, rendered from the plan from empty (what a dry run prints).
 let ipvsadmR: number | null = null;
 if (args['adm-netns']) {
-  const restore = formatIpvsadmRestore(plan(desiredEntries(services, new Map()), [], new Set()));
-  const t0 = performance.now();
+  const restore = formatIpvsadmRestore(plan(desiredEntries(base.services, new Map()), [], new Set()));
+  t0 = performance.now();
   const r = spawnSync('ip', ['netns', 'exec', args['adm-netns'], 'ipvsadm', '-R'], { input: restore, encoding: 'utf8' });
   ipvsadmR = ms(t0);
   if (r.status !== 0) throw new Error(`ipvsadm -R failed: ${r.stderr}`);
 }
 const saves: number[] = [];
-for (let i = 0; i < Number(args.repeat); i++) {
-  const t0 = performance.now();
+for (let i = 0; i < repeat; i++) {
+  t0 = performance.now();
   spawnSync('ipvsadm', ['-S', '-n'], { stdio: 'ignore' });
   saves.push(ms(t0));
 }
 
-const change = await cycle(changed);
-const changeBack = await phases(services);
+// One weight change through a config reload, back and forth: each reload is a one-destination change, and each
+// gets a freshly parsed config, as a SIGHUP does (nothing derived from the previous one is reused).
+const configChange = { parseMs: [] as number[], allMs: [] as number[], ops: [] as number[], kinds: new Set<string>() };
+for (let i = 0; i < repeat; i++) {
+  const next = parse(configText(i % 2 === 0 ? 5 : 1, checkPort));
+  configChange.parseMs.push(next.parseMs);
+  t0 = performance.now();
+  await director.reload(next.services);
+  configChange.allMs.push(ms(t0));
+  configChange.ops.push(lastOps());
+  configChange.kinds.add(lastKind());
+}
+
+/** Waits for the daemon's transition line and the `reconciled` line after it; the time between them. */
+async function transition(state: 'down' | 'up'): Promise<{ ms: number; ops: number }> {
+  const from = seen.length;
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    const rest = seen.slice(from);
+    const tr = rest.findIndex((l) => l.msg === `real server ${state}`);
+    const applied = tr === -1 ? undefined : rest.slice(tr).find((l) => l.msg === 'reconciled');
+    if (applied) return { ms: Math.round((applied.at - (rest[tr]?.at ?? 0)) * 10) / 10, ops: applied.ops ?? -1 };
+    if (Date.now() > deadline) throw new Error(`no 'real server ${state}' followed by 'reconciled' within 60 s`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+const health = { downMs: [] as number[], upMs: [] as number[], ops: [] as number[] };
+for (let i = 0; i < Math.min(repeat, 3); i++) {
+  const s = servers[0] as Server;
+  await new Promise((r) => s.close(r));
+  const down = await transition('down');
+  servers[0] = await listen(CHECKED(0), checkPort);
+  const up = await transition('up');
+  health.downMs.push(down.ms);
+  health.upMs.push(up.ms);
+  health.ops.push(down.ops, up.ops);
+}
+
 const noops: number[] = [];
-for (let i = 0; i < Number(args.repeat); i++) noops.push((await cycle(services)).ms);
-const noopPhases = await phases(services);
+const noopKinds = new Set<string>();
+for (let i = 0; i < repeat; i++) {
+  t0 = performance.now();
+  await director.reconcileNow();
+  noops.push(ms(t0));
+  noopKinds.add(lastKind());
+}
+
+const resyncs: number[] = [];
+const resyncOps: number[] = [];
+for (let i = 0; i < Math.min(repeat, 3); i++) {
+  t0 = performance.now();
+  await director.reconcileNow({ full: true });
+  resyncs.push(ms(t0));
+  resyncOps.push(lastOps());
+}
+
+/** The phases of a full cycle, timed apart (the calls reconcileCycle makes, minus drain and state bookkeeping). */
+async function fullPhases(svcs: readonly VirtualService[]) {
+  let t = performance.now();
+  const actual = await driver.listServices();
+  const dump = ms(t);
+  t = performance.now();
+  const desired = desiredEntries(svcs, new Map());
+  const desiredMs = ms(t);
+  t = performance.now();
+  const ops = plan(desired, actual, new Set());
+  return { dump, desired: desiredMs, plan: ms(t), ops: ops.length };
+}
+const resyncPhases = await fullPhases(base.services);
+
+// The bare netlink round trip of one SET_DEST (service 1's first real server, to its current weight).
+const svc1 = base.services[1] as VirtualService;
+const dest1 = desiredEntries([svc1], new Map())[0]?.destinations[0];
+const setDest: number[] = [];
+for (let i = 0; i < repeat && dest1; i++) {
+  t0 = performance.now();
+  await driver.updateDestination(serviceIdOfConfig(svc1), dest1);
+  setDest.push(ms(t0));
+}
+
+await director.stop();
+for (const s of servers) s.close();
 
 const result = {
   services: nServices,
   destinations: nServices * nDests,
+  configParseMs: base.parseMs,
   fullApplyMs: full.ms,
   fullApplyOps: full.ops,
+  fullApplyKind: full.kind,
   ipvsadmRestoreMs: ipvsadmR,
-  oneChangeMs: change.ms,
-  oneChangeOps: change.ops,
-  oneChangePhases: changeBack,
-  noopMedianMs: median(noops),
-  noopAllMs: noops,
-  noopPhases,
   ipvsadmSaveMedianMs: median(saves),
+  configChange: {
+    parseMedianMs: median(configChange.parseMs),
+    medianMs: median(configChange.allMs),
+    allMs: configChange.allMs,
+    ops: configChange.ops,
+    kinds: [...configChange.kinds],
+  },
+  health: { medianDownMs: median(health.downMs), medianUpMs: median(health.upMs), ...health },
+  noop: { medianMs: median(noops), allMs: noops, kinds: [...noopKinds] },
+  fullResync: { medianMs: median(resyncs), allMs: resyncs, ops: resyncOps, phases: resyncPhases },
+  setDest: { medianMs: median(setDest), allMs: setDest },
 };
 const text = JSON.stringify(result, null, 2);
 if (args.out) writeFileSync(args.out, text);

@@ -1,8 +1,9 @@
 /**
  * Director benchmark on real IPVS: boots the QEMU guest (`@tiergate/testkit`) and runs
- * `loadtest/director-bench-guest.ts` in a fresh network namespace: a full apply of services × dests from empty
- * with tiergate's netlink driver against `ipvsadm -R` of the same table (in another fresh namespace), one weight
- * change, and reconcile cycles with nothing to do. Prints the figures and their ratios; asserts nothing.
+ * `loadtest/director-bench-guest.ts` in a fresh network namespace, through the daemon's own path (`Director`):
+ * a full apply of services × dests from empty against `ipvsadm -R` of the same table (in another fresh
+ * namespace), one weight change by a config reload, one real server's health transition, cycles with nothing to
+ * do, and full resyncs. Prints the figures and their ratios; asserts nothing.
  *
  *   node loadtest/director-bench.ts [--services 1000] [--dests 10] [--repeat 5] [--cpu-prof]
  *
@@ -50,29 +51,36 @@ else {
   process.exitCode = 1;
 }
 
+interface GuestResult {
+  services: number;
+  destinations: number;
+  configParseMs: number;
+  fullApplyMs: number;
+  fullApplyOps: number;
+  ipvsadmRestoreMs: number;
+  ipvsadmSaveMedianMs: number;
+  configChange: { parseMedianMs: number; medianMs: number; allMs: number[]; ops: number[]; kinds: string[] };
+  health: { medianDownMs: number; medianUpMs: number; downMs: number[]; upMs: number[]; ops: number[] };
+  noop: { medianMs: number; allMs: number[]; kinds: string[] };
+  fullResync: { medianMs: number; allMs: number[]; ops: number[]; phases: Record<string, number> };
+  setDest: { medianMs: number; allMs: number[] };
+}
+
 async function report(): Promise<void> {
-  const r = JSON.parse(await read('result.json')) as {
-    services: number;
-    destinations: number;
-    fullApplyMs: number;
-    fullApplyOps: number;
-    ipvsadmRestoreMs: number;
-    oneChangeMs: number;
-    oneChangeOps: number;
-    noopMedianMs: number;
-    noopAllMs: number[];
-    oneChangePhases: Record<string, number>;
-    noopPhases: Record<string, number>;
-    ipvsadmSaveMedianMs: number;
-  };
+  const r = JSON.parse(await read('result.json')) as GuestResult;
+  const all = (xs: number[]) => JSON.stringify(xs);
   const lines = [
     `guest boot ${run.bootMs} ms, run ${run.totalMs} ms; node -e 0 in the guest: ${(await read('node-startup-ms.txt')).trim()} ms`,
     `table: ${r.services} services × ${r.destinations / r.services} real servers (${r.destinations} destinations); ` +
       `kernel rows: netlink ${(await read('nl-lines.txt')).trim()}, ipvsadm ${(await read('adm-lines.txt')).trim()} (incl. header)`,
-    `full apply, netlink:     ${r.fullApplyMs} ms (${r.fullApplyOps} ops)`,
+    `config parse (YAML + schema): ${r.configParseMs} ms first, ${r.configChange.parseMedianMs} ms median of the reloads (not in the figures below)`,
+    `full apply (director.start), netlink: ${r.fullApplyMs} ms (${r.fullApplyOps} ops)`,
     `full apply, ipvsadm -R:  ${r.ipvsadmRestoreMs} ms   ratio netlink/ipvsadm = ${(r.fullApplyMs / r.ipvsadmRestoreMs).toFixed(2)}`,
-    `one weight change:       ${r.oneChangeMs} ms (${r.oneChangeOps} op)   phases ${JSON.stringify(r.oneChangePhases)}`,
-    `no-op reconcile:         ${r.noopMedianMs} ms median of ${JSON.stringify(r.noopAllMs)}   phases ${JSON.stringify(r.noopPhases)}`,
+    `one weight change (reload → op applied): ${r.configChange.medianMs} ms median of ${all(r.configChange.allMs)}, ops ${all(r.configChange.ops)}, cycles ${r.configChange.kinds.join('/')}`,
+    `one health transition (→ SET_DEST applied): down ${r.health.medianDownMs} ms of ${all(r.health.downMs)}, up ${r.health.medianUpMs} ms of ${all(r.health.upMs)}, ops ${all(r.health.ops)}`,
+    `no-op cycle:             ${r.noop.medianMs} ms median of ${all(r.noop.allMs)} (${r.noop.kinds.join('/')})`,
+    `full resync cycle:       ${r.fullResync.medianMs} ms median of ${all(r.fullResync.allMs)}, ops ${all(r.fullResync.ops)}; phases ${JSON.stringify(r.fullResync.phases)}`,
+    `bare SET_DEST round trip: ${r.setDest.medianMs} ms median of ${all(r.setDest.allMs)}`,
     `for scale, ipvsadm -S -n of the table: ${r.ipvsadmSaveMedianMs} ms (median; process start included)`,
   ];
   process.stdout.write(`${lines.join('\n')}\n`);

@@ -8,32 +8,42 @@ import { type Op, plan } from './plan.ts';
 import type { DirectorState, StateStore } from './state-store.ts';
 import type { TableModel } from './table-model.ts';
 
-/** What a cycle derives from the config alone. */
+/** What a full cycle derives from the config alone. */
 interface ConfigFacts {
   readonly configured: Set<string>;
   readonly drainTimeouts: Map<string, number>;
-  /** The configured virtual services by service key. */
-  readonly byKey: Map<string, VirtualService>;
 }
 
 /**
- * ConfigFacts per services array: the daemon passes the same array every cycle, and with thousands of real
- * servers recomputing these keys was a visible part of a no-op cycle. A WeakMap, so a reloaded config's facts go
- * with it.
+ * ConfigFacts per services array: the daemon passes the same array to every full cycle, and with thousands of
+ * real servers recomputing these keys was a visible part of a cycle. A WeakMap, so a reloaded config's facts go
+ * with it. (A services cycle derives them for its few services only: a reload must not pay for all of them.)
  */
 const configFacts = new WeakMap<readonly VirtualService[], ConfigFacts>();
 
 function factsOf(services: readonly VirtualService[]): ConfigFacts {
   let facts = configFacts.get(services);
   if (!facts) {
+    const byKey = servicesByKey(services);
     facts = {
       configured: configuredKeys(services),
-      drainTimeouts: new Map(services.map((vs) => [serviceKey(serviceIdOfConfig(vs)), vs.drain_timeout])),
-      byKey: new Map(services.map((vs) => [serviceKey(serviceIdOfConfig(vs)), vs])),
+      drainTimeouts: new Map([...byKey].map(([k, vs]) => [k, vs.drain_timeout])),
     };
     configFacts.set(services, facts);
   }
   return facts;
+}
+
+const indexes = new WeakMap<readonly VirtualService[], ReadonlyMap<string, VirtualService>>();
+
+/** The configured virtual services by service key, computed once per services array. */
+export function servicesByKey(services: readonly VirtualService[]): ReadonlyMap<string, VirtualService> {
+  let byKey = indexes.get(services);
+  if (!byKey) {
+    byKey = new Map(services.map((vs) => [serviceKey(serviceIdOfConfig(vs)), vs]));
+    indexes.set(services, byKey);
+  }
+  return byKey;
 }
 
 export interface CycleInput {
@@ -132,15 +142,17 @@ export interface ServicesCycleResult {
  * (TG_DIRECTOR_APPLY_PARTIAL), after which the model is to be thrown away (the caller resyncs).
  */
 export async function reconcileServices(input: ServicesCycleInput): Promise<ServicesCycleResult> {
-  const facts = factsOf(input.services);
-  const configured = [...input.keys].flatMap((k) => facts.byKey.get(k) ?? []);
+  const byKey = servicesByKey(input.services);
+  const configured = [...input.keys].flatMap((k) => byKey.get(k) ?? []);
+  // Drain needs these only for the services it looks at: those of this cycle.
+  const configuredServers = configuredKeys(configured);
   const wanted = desiredEntries(configured, input.health);
   const previous = new Map(Object.entries(input.saved.draining));
   const actual: IpvsServiceEntry[] = [];
   let reread = 0;
   for (const want of wanted) {
     const key = serviceKey(want.service);
-    if (input.table.get(key) && hasLeftConfig(input.table.get(key) as IpvsServiceEntry, want, facts.configured)) {
+    if (input.table.get(key) && hasLeftConfig(input.table.get(key) as IpvsServiceEntry, want, configuredServers)) {
       await rereadDestinations(input, key);
       reread += 1;
     }
@@ -152,10 +164,10 @@ export async function reconcileServices(input: ServicesCycleInput): Promise<Serv
   const { desired, draining: drainingNow } = withDraining({
     desired: wanted,
     actual,
-    configured: facts.configured,
+    configured: configuredServers,
     draining: previous,
     now: input.now,
-    drainTimeout: (k) => facts.drainTimeouts.get(k) ?? 0,
+    drainTimeout: (k) => byKey.get(k)?.drain_timeout ?? 0,
   });
   // Drain times of the services not reconciled now stay as they were.
   const draining = new Map([...previous].filter(([hk]) => !input.keys.has(hk.slice(0, hk.indexOf(' ')))));
@@ -173,7 +185,7 @@ export async function reconcileServices(input: ServicesCycleInput): Promise<Serv
   const report = await applyOps(input.driver, ops);
   for (const op of report.applied) input.table.apply(op);
   // Services that left the config were deleted just now (or were not in the table): no longer owned.
-  const gone = new Set([...input.keys].filter((k) => !facts.byKey.has(k)));
+  const gone = new Set([...input.keys].filter((k) => !byKey.has(k)));
   const final: DirectorState = gone.size === 0 ? claim : { owned: claim.owned.filter((k) => !gone.has(k)), draining: claim.draining };
   if (!sameState(claim, final)) await input.state.save(final);
   return { desired, ops, report, draining, state: final, reread };

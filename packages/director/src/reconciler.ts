@@ -3,8 +3,8 @@ import { isTgError } from '@tiergate/errors';
 import type { HealthChange } from '@tiergate/health';
 import { describeService, destKey, type IpvsDriver, type IpvsServiceEntry, type IpvsStats, serviceKey } from '@tiergate/ipvs';
 import type { ApplyReport, PartialApplyDetails } from './apply.ts';
-import { reconcileCycle, reconcileServices } from './cycle.ts';
-import { configuredServiceKeys, healthKey, serviceIdOfConfig, type VirtualService } from './desired.ts';
+import { reconcileCycle, reconcileServices, servicesByKey } from './cycle.ts';
+import { healthKey, type VirtualService } from './desired.ts';
 import { type CycleOutcome, endReconcileSpan, healthTransitionSpan, MAX_TRANSITION_LINKS, startReconcileSpan } from './director-spans.ts';
 import { type Logger, silentLogger } from './logger.ts';
 import { DirectorMetrics } from './metrics.ts';
@@ -137,7 +137,7 @@ export class Director implements AsyncDisposable {
     this.#resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
     this.metrics = options.metrics ?? new DirectorMetrics();
     this.#services = options.services;
-    this.#managed = configuredServiceKeys(options.services);
+    this.#managed = new Set(servicesByKey(options.services).keys());
     this.#health = new RealServerHealth(options.services, (key, change) => this.#onHealth(key, change), options.random);
   }
 
@@ -175,12 +175,12 @@ export class Director implements AsyncDisposable {
    * reconciled.
    */
   reload(services: readonly VirtualService[]): Promise<void> {
-    const managed = configuredServiceKeys(services);
+    const byKey = servicesByKey(services);
     const changedChecks = this.#health.update(services);
-    const dirty = changedServices(this.#services, services);
+    const dirty = changedServices(servicesByKey(this.#services), byKey);
     for (const key of [...dirty, ...changedChecks]) this.#dirty.add(key);
     this.#services = services;
-    this.#managed = managed;
+    this.#managed = new Set(byKey.keys());
     return this.reconcileNow();
   }
 
@@ -358,29 +358,38 @@ export class Director implements AsyncDisposable {
 }
 
 /** Service keys that a new config adds, removes or changes (any setting of the service or its real servers). */
-function changedServices(before: readonly VirtualService[], after: readonly VirtualService[]): Set<string> {
-  const old = new Map(before.map((vs) => [serviceKey(serviceIdOfConfig(vs)), vs]));
+function changedServices(before: ReadonlyMap<string, VirtualService>, after: ReadonlyMap<string, VirtualService>): Set<string> {
   const changed = new Set<string>();
-  for (const vs of after) {
-    const key = serviceKey(serviceIdOfConfig(vs));
-    const prev = old.get(key);
-    old.delete(key);
+  for (const [key, vs] of after) {
+    const prev = before.get(key);
     if (prev === undefined || !sameData(prev, vs)) changed.add(key);
   }
-  for (const key of old.keys()) changed.add(key);
+  for (const key of before.keys()) if (!after.has(key)) changed.add(key);
   return changed;
 }
 
-/** Deep equality of plain config data (objects, arrays, primitives), stopping at the first difference. */
+/**
+ * Deep equality of plain config data (objects, arrays, primitives), stopping at the first difference. Hot on a
+ * reload (every setting of every real server): no key arrays are allocated.
+ */
 function sameData(a: unknown, b: unknown): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a) !== Array.isArray(b)) return false;
-  const ka = Object.keys(a);
-  const kb = Object.keys(b);
-  if (ka.length !== kb.length) return false;
-  for (const k of ka) if (!sameData((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
-  return true;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameData(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let keys = 0;
+  for (const k in x) {
+    keys += 1;
+    if (!Object.hasOwn(y, k) || !sameData(x[k], y[k])) return false;
+  }
+  for (const _ in y) keys -= 1;
+  return keys === 0;
 }
 
 /** Ops a failed cycle planned, and did before failing, from TG_DIRECTOR_APPLY_PARTIAL's details (0 and 0 otherwise). */
