@@ -4,11 +4,13 @@ import { context, DiagLogLevel, diag, propagation, trace } from '@opentelemetry/
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
+import { ParentBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
 import { TgError } from '@tiergate/errors';
-import { EXPORTERS } from './exporters/exporter-registry.ts';
+import { PIPELINES } from './exporters/exporter-registry.ts';
 import type { StartTelemetryOptions, TelemetryHandle, TelemetrySettings } from './options.ts';
 import { otlpTracesUrl, resourceAttributes } from './resource-attributes.ts';
+import { PooledRandomIdGenerator } from './sdk/random-ids.ts';
+import { TraceIdThresholdSampler } from './sdk/ratio-sampler.ts';
 
 /**
  * Starts the tracing SDK and registers it as the process-wide OpenTelemetry implementation, so
@@ -18,18 +20,18 @@ import { otlpTracesUrl, resourceAttributes } from './resource-attributes.ts';
 export async function startTracingSdk(settings: TelemetrySettings, options: StartTelemetryOptions): Promise<TelemetryHandle> {
   const { tracing } = settings;
   const exportTimeoutMs = options.exportTimeoutMs ?? 10_000;
-  const exporter = await EXPORTERS[tracing.protocol](otlpTracesUrl(tracing.endpoint), exportTimeoutMs);
+  const spanProcessor = await PIPELINES[tracing.protocol]({
+    tracesUrl: otlpTracesUrl(tracing.endpoint),
+    exportTimeoutMillis: exportTimeoutMs,
+  });
   const attributes = resourceAttributes(settings, options, { hostname: hostname(), defaultInstanceId: randomUUID() });
   const provider = new TracerProvider({
     resource: defaultResource().merge(resourceFromAttributes(attributes)),
     // Parent-based: a request the proxy sampled is traced through every tier, whatever their ratios.
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(tracing.sampling_ratio) }),
-    // Batches of 2048 (the SDK default is 512, queue 2048): at 100 % sampling the proxy ends ~20k spans/s, and
-    // fewer, larger exports cost it ~10 % less throughput (loadtest/tracing-bench.ts). The queue holds two
-    // batches, so one export in flight does not drop the spans ended meanwhile.
-    spanProcessors: [
-      new BatchSpanProcessor({ exporter, exportTimeoutMillis: exportTimeoutMs, maxExportBatchSize: 2048, maxQueueSize: 4096 }),
-    ],
+    sampler: new ParentBasedSampler({ root: new TraceIdThresholdSampler(tracing.sampling_ratio) }),
+    // Every request gets ids, sampled or not: the pooled generator makes that a substring (random-ids.ts).
+    idGenerator: new PooledRandomIdGenerator(),
+    spanProcessors: [spanProcessor],
   });
   const contextManager = new AsyncLocalStorageContextManager().enable();
   if (options.onDiagnostic) installDiagLogger(options.onDiagnostic);

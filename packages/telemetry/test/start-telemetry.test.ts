@@ -95,6 +95,22 @@ describe('startTelemetry in-process', () => {
     });
     trace.getTracer('t').startSpan('lost').end();
     await expect(handle.shutdown()).resolves.toBeUndefined();
+    expect(heard.join('\n')).toMatch(/^error: exporting 1 span failed: .*ECONNREFUSED/m);
+  });
+
+  it('with http/json, a failed final flush is reported as such (the SDK batch processor rejects it)', async () => {
+    const receiver = await startOtlpReceiver();
+    const deadUrl = receiver.url;
+    await receiver.close();
+    const heard: string[] = [];
+    const handle = await startTelemetry(settings({ enabled: true, endpoint: deadUrl, protocol: 'http/json' }), {
+      tier: 'proxy',
+      version: '1',
+      exportTimeoutMs: 300,
+      onDiagnostic: (level, message) => heard.push(`${level}: ${message}`),
+    });
+    trace.getTracer('t').startSpan('lost').end();
+    await expect(handle.shutdown()).resolves.toBeUndefined();
     expect(heard.join('\n')).toMatch(/^error: flushing spans at shutdown failed: /m);
   });
 });

@@ -1,19 +1,46 @@
-import type { SpanExporter } from '@opentelemetry/sdk-trace';
+import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { TelemetryConfig } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 
 export type TracingProtocol = TelemetryConfig['tracing']['protocol'];
 
-/** Makes the span exporter for one `telemetry.tracing.protocol`, loading its module only when asked. */
-export type ExporterFactory = (tracesUrl: string, timeoutMillis: number) => Promise<SpanExporter>;
+/** How ended spans are batched and exported. */
+export interface PipelineOptions {
+  readonly tracesUrl: string;
+  readonly exportTimeoutMillis: number;
+}
+
+/** Makes the span processor (batching + exporter) for one `telemetry.tracing.protocol`, loading its modules lazily. */
+export type PipelineFactory = (options: PipelineOptions) => Promise<SpanProcessor>;
+
+/**
+ * Batches of 2048 spans (the SDK default is 512, queue 2048): at 100 % sampling the proxy ends ~20k spans/s, and
+ * fewer, larger exports cost it less throughput (loadtest/tracing-bench.ts). The queue holds two batches, so one
+ * export in flight does not drop the spans ended meanwhile. The delay is the SDK's default.
+ */
+export const BATCH = { maxExportBatchSize: 2048, maxQueueSize: 4096, scheduledDelayMillis: 5000 } as const;
 
 /**
  * One entry per protocol the config schema accepts. Each loads its exporter package lazily, so a
  * process pays only for the exporter it uses.
  */
-export const EXPORTERS: Readonly<Record<TracingProtocol, ExporterFactory>> = {
-  'http/protobuf': async (url, timeout) => (await import('./otlp-proto-exporter.ts')).createOtlpProtoExporter(url, timeout),
-  'http/json': async (url, timeout) => (await import('./otlp-json-exporter.ts')).createOtlpJsonExporter(url, timeout),
+export const PIPELINES: Readonly<Record<TracingProtocol, PipelineFactory>> = {
+  'http/protobuf': async ({ tracesUrl, exportTimeoutMillis }) => {
+    const [{ EncodingSpanProcessor }, { createOtlpProtoExporter }] = await Promise.all([
+      import('./encoding-span-processor.ts'),
+      import('./otlp-proto-exporter.ts'),
+    ]);
+    return new EncodingSpanProcessor({ exporter: createOtlpProtoExporter(tracesUrl, exportTimeoutMillis), ...BATCH });
+  },
+  // JSON is for collectors or proxies that want text, not for volume: the SDK's own batch processor and exporter.
+  'http/json': async ({ tracesUrl, exportTimeoutMillis }) => {
+    const { createOtlpJsonExporter } = await import('./otlp-json-exporter.ts');
+    return new BatchSpanProcessor({
+      exporter: createOtlpJsonExporter(tracesUrl, exportTimeoutMillis),
+      exportTimeoutMillis,
+      ...BATCH,
+    });
+  },
   // OTLP/gRPC needs @grpc/grpc-js, @grpc/proto-loader and a second protobufjs (~15 packages) for
   // no gain here: Jaeger and the Collector take OTLP/HTTP on 4318. Refused loudly, not downgraded.
   grpc: async () => {

@@ -1,0 +1,123 @@
+import { context, DiagLogLevel, diag, TraceFlags, trace } from '@opentelemetry/api';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { TracerProvider } from '@opentelemetry/sdk-trace';
+import { collectSpans, decodeTraceRequestProtobuf } from '@tiergate/testkit';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { type EncodedBatch, EncodingSpanProcessor } from '../src/exporters/encoding-span-processor.ts';
+
+/** An exporter that keeps what it is given; `hold` keeps exports pending until released. */
+function recordingExporter(hold = false) {
+  const batches: EncodedBatch[] = [];
+  const pending: (() => void)[] = [];
+  let shutdowns = 0;
+  return {
+    batches,
+    release: () => {
+      for (const r of pending.splice(0)) r();
+    },
+    shutdowns: () => shutdowns,
+    names: () => batches.map((b) => collectSpans(decodeTraceRequestProtobuf(b.body), 'protobuf').map((s) => s.name)),
+    exporter: {
+      export: (batch: EncodedBatch) => {
+        // The body must stay valid after the processor goes on encoding: copy nothing, check later.
+        batches.push(batch);
+        return hold ? new Promise<void>((r) => pending.push(r)) : Promise.resolve();
+      },
+      shutdown: async () => {
+        shutdowns++;
+      },
+    },
+  };
+}
+
+function setup(exporter: ReturnType<typeof recordingExporter>['exporter'], o: { batch?: number; queue?: number; delay?: number } = {}) {
+  const processor = new EncodingSpanProcessor({
+    exporter,
+    maxExportBatchSize: o.batch ?? 3,
+    maxQueueSize: o.queue ?? 100,
+    scheduledDelayMillis: o.delay ?? 1000,
+  });
+  const provider = new TracerProvider({ resource: resourceFromAttributes({ 'service.name': 'p' }), spanProcessors: [processor] });
+  return { processor, provider, tracer: provider.getTracer('t'), other: provider.getTracer('other') };
+}
+
+afterEach(() => {
+  vi.useRealTimers();
+  diag.disable();
+});
+
+describe('EncodingSpanProcessor', () => {
+  it('sends a request every maxExportBatchSize spans, each a valid OTLP request with those spans in order', async () => {
+    const rec = recordingExporter();
+    const { tracer, other } = setup(rec.exporter, { batch: 3 });
+    for (let i = 0; i < 7; i++) (i === 4 ? other : tracer).startSpan(`s${i}`).end();
+    expect(rec.batches.map((b) => b.spans)).toEqual([3, 3]);
+    // Spans of two tracers in one batch: two ScopeSpans, grouped per scope.
+    expect(rec.names()).toEqual([
+      ['s0', 's1', 's2'],
+      ['s3', 's5', 's4'],
+    ]);
+    const second = collectSpans(decodeTraceRequestProtobuf(rec.batches[1]!.body), 'protobuf');
+    expect(second.map((s) => s.scope)).toEqual(['t', 't', 'other']);
+    expect(second[0]!.serviceName).toBe('p');
+  });
+
+  it('sends a partial batch after scheduledDelayMillis, and what is left on forceFlush and shutdown', async () => {
+    vi.useFakeTimers();
+    const rec = recordingExporter();
+    const { tracer, processor } = setup(rec.exporter, { batch: 10, delay: 1000 });
+    tracer.startSpan('a').end();
+    vi.advanceTimersByTime(999);
+    expect(rec.batches).toHaveLength(0);
+    vi.advanceTimersByTime(1);
+    expect(rec.names()).toEqual([['a']]);
+    tracer.startSpan('b').end();
+    await processor.forceFlush();
+    expect(rec.names()).toEqual([['a'], ['b']]);
+    tracer.startSpan('c').end();
+    await processor.shutdown();
+    expect(rec.names()).toEqual([['a'], ['b'], ['c']]);
+    expect(rec.shutdowns()).toBe(1);
+    tracer.startSpan('after shutdown').end();
+    await processor.forceFlush();
+    expect(rec.batches).toHaveLength(3);
+  });
+
+  it('ignores spans that are not sampled', async () => {
+    const rec = recordingExporter();
+    const { tracer, processor } = setup(rec.exporter);
+    const unsampled = trace.setSpanContext(context.active(), {
+      traceId: '1'.repeat(32),
+      spanId: '2'.repeat(16),
+      traceFlags: TraceFlags.NONE,
+      isRemote: true,
+    });
+    // The default sampler is parent-based: a child of an unsampled remote parent is not recorded, and a
+    // recording-but-unsampled span cannot reach onEnd with the SAMPLED flag either.
+    tracer.startSpan('child of unsampled', {}, unsampled).end();
+    tracer.startSpan('kept').end();
+    await processor.forceFlush();
+    expect(rec.names()).toEqual([['kept']]);
+  });
+
+  it('drops spans beyond maxQueueSize while exports are pending, and says how many', async () => {
+    const warnings: string[] = [];
+    diag.setLogger(
+      { error: () => {}, warn: (m) => warnings.push(m), info: () => {}, debug: () => {}, verbose: () => {} },
+      DiagLogLevel.WARN,
+    );
+    const rec = recordingExporter(true);
+    const { tracer, processor } = setup(rec.exporter, { batch: 2, queue: 4 });
+    for (let i = 0; i < 10; i++) tracer.startSpan(`s${i}`).end();
+    // Two batches in flight fill the queue of 4: the other 6 spans are dropped.
+    expect(rec.batches.map((b) => b.spans)).toEqual([2, 2]);
+    rec.release();
+    await processor.forceFlush();
+    tracer.startSpan('after').end();
+    const flushed = processor.forceFlush();
+    rec.release();
+    await flushed;
+    expect(rec.names()).toEqual([['s0', 's1'], ['s2', 's3'], ['after']]);
+    expect(warnings).toEqual(['dropped 6 spans: the export queue (max_queue_size 4) was full']);
+  });
+});
