@@ -140,11 +140,13 @@ for (let i = 0; i < repeat; i++) {
 // One weight change through a config reload, back and forth: each reload is a one-destination change, and each
 // gets a freshly parsed config, as a SIGHUP does (nothing derived from the previous one is reused).
 const configChange = { parseMs: [] as number[], allMs: [] as number[], ops: [] as number[], kinds: new Set<string>() };
+let current = base.services;
 for (let i = 0; i < repeat; i++) {
   const next = parse(configText(i % 2 === 0 ? 5 : 1, checkPort));
   configChange.parseMs.push(next.parseMs);
   t0 = performance.now();
   await director.reload(next.services);
+  current = next.services;
   configChange.allMs.push(ms(t0));
   configChange.ops.push(lastOps());
   configChange.kinds.add(lastKind());
@@ -205,7 +207,7 @@ async function fullPhases(svcs: readonly VirtualService[]) {
   const ops = plan(desired, actual, new Set());
   return { dump, desired: desiredMs, plan: ms(t), ops: ops.length };
 }
-const resyncPhases = await fullPhases(base.services);
+const resyncPhases = await fullPhases(current);
 
 // The bare netlink round trip of one SET_DEST (service 1's first real server, to its current weight).
 const svc1 = base.services[1] as VirtualService;

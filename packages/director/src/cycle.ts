@@ -2,7 +2,8 @@ import { isTgError } from '@tiergate/errors';
 import type { IpvsDriver, IpvsServiceEntry } from '@tiergate/ipvs';
 import { destKey, serviceKey } from '@tiergate/ipvs';
 import { type ApplyReport, applyOps, type IpvsWriter } from './apply.ts';
-import { configuredKeys, desiredEntries, type HealthSnapshot, healthKey, serviceIdOfConfig, type VirtualService } from './desired.ts';
+import { servicesByKey } from './config-diff.ts';
+import { configuredKeys, desiredEntries, type HealthSnapshot, healthKey, type VirtualService } from './desired.ts';
 import { withDraining } from './drain.ts';
 import { type Op, plan } from './plan.ts';
 import type { DirectorState, StateStore } from './state-store.ts';
@@ -32,18 +33,6 @@ function factsOf(services: readonly VirtualService[]): ConfigFacts {
     configFacts.set(services, facts);
   }
   return facts;
-}
-
-const indexes = new WeakMap<readonly VirtualService[], ReadonlyMap<string, VirtualService>>();
-
-/** The configured virtual services by service key, computed once per services array. */
-export function servicesByKey(services: readonly VirtualService[]): ReadonlyMap<string, VirtualService> {
-  let byKey = indexes.get(services);
-  if (!byKey) {
-    byKey = new Map(services.map((vs) => [serviceKey(serviceIdOfConfig(vs)), vs]));
-    indexes.set(services, byKey);
-  }
-  return byKey;
 }
 
 export interface CycleInput {

@@ -3,7 +3,8 @@ import { isTgError } from '@tiergate/errors';
 import type { HealthChange } from '@tiergate/health';
 import { describeService, destKey, type IpvsDriver, type IpvsServiceEntry, type IpvsStats, serviceKey } from '@tiergate/ipvs';
 import type { ApplyReport, PartialApplyDetails } from './apply.ts';
-import { reconcileCycle, reconcileServices, servicesByKey } from './cycle.ts';
+import { diffServices, servicesByKey } from './config-diff.ts';
+import { reconcileCycle, reconcileServices } from './cycle.ts';
 import { healthKey, type VirtualService } from './desired.ts';
 import { type CycleOutcome, endReconcileSpan, healthTransitionSpan, MAX_TRANSITION_LINKS, startReconcileSpan } from './director-spans.ts';
 import { type Logger, silentLogger } from './logger.ts';
@@ -175,10 +176,9 @@ export class Director implements AsyncDisposable {
    * reconciled.
    */
   reload(services: readonly VirtualService[]): Promise<void> {
-    const byKey = servicesByKey(services);
     const changedChecks = this.#health.update(services);
-    const dirty = changedServices(servicesByKey(this.#services), byKey);
-    for (const key of [...dirty, ...changedChecks]) this.#dirty.add(key);
+    const { byKey, changed } = diffServices(this.#services, services);
+    for (const key of [...changed, ...changedChecks]) this.#dirty.add(key);
     this.#services = services;
     this.#managed = new Set(byKey.keys());
     return this.reconcileNow();
@@ -355,41 +355,6 @@ export class Director implements AsyncDisposable {
   [Symbol.asyncDispose](): Promise<void> {
     return this.stop();
   }
-}
-
-/** Service keys that a new config adds, removes or changes (any setting of the service or its real servers). */
-function changedServices(before: ReadonlyMap<string, VirtualService>, after: ReadonlyMap<string, VirtualService>): Set<string> {
-  const changed = new Set<string>();
-  for (const [key, vs] of after) {
-    const prev = before.get(key);
-    if (prev === undefined || !sameData(prev, vs)) changed.add(key);
-  }
-  for (const key of before.keys()) if (!after.has(key)) changed.add(key);
-  return changed;
-}
-
-/**
- * Deep equality of plain config data (objects, arrays, primitives), stopping at the first difference. Hot on a
- * reload (every setting of every real server): no key arrays are allocated.
- */
-function sameData(a: unknown, b: unknown): boolean {
-  if (a === b) return true;
-  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
-  if (Array.isArray(a)) {
-    if (!Array.isArray(b) || a.length !== b.length) return false;
-    for (let i = 0; i < a.length; i++) if (!sameData(a[i], b[i])) return false;
-    return true;
-  }
-  if (Array.isArray(b)) return false;
-  const x = a as Record<string, unknown>;
-  const y = b as Record<string, unknown>;
-  let keys = 0;
-  for (const k in x) {
-    keys += 1;
-    if (!Object.hasOwn(y, k) || !sameData(x[k], y[k])) return false;
-  }
-  for (const _ in y) keys -= 1;
-  return keys === 0;
 }
 
 /** Ops a failed cycle planned, and did before failing, from TG_DIRECTOR_APPLY_PARTIAL's details (0 and 0 otherwise). */

@@ -1,0 +1,75 @@
+import { serviceKey } from '@tiergate/ipvs';
+import { serviceIdOfConfig, type VirtualService } from './desired.ts';
+
+const indexes = new WeakMap<readonly VirtualService[], ReadonlyMap<string, VirtualService>>();
+
+/** The configured virtual services by service key, computed once per services array. */
+export function servicesByKey(services: readonly VirtualService[]): ReadonlyMap<string, VirtualService> {
+  let byKey = indexes.get(services);
+  if (!byKey) {
+    byKey = new Map(services.map((vs) => [keyOf(vs), vs]));
+    indexes.set(services, byKey);
+  }
+  return byKey;
+}
+
+function keyOf(vs: VirtualService): string {
+  return serviceKey(serviceIdOfConfig(vs));
+}
+
+/**
+ * What a reload changes: the service keys a new config adds, removes, or whose settings (of the service or of
+ * any of its real servers) differ, and the new config's index. A reload's cost outside the kernel is this
+ * comparison, linear in the size of the config; a file usually keeps its services in order, so a service equal
+ * to the one at the same position keeps that one's key, and only changed services have their key derived.
+ * Throws TG_CONFIG_INVALID on a service without an identity.
+ */
+export function diffServices(
+  before: readonly VirtualService[],
+  after: readonly VirtualService[],
+): { byKey: ReadonlyMap<string, VirtualService>; changed: Set<string> } {
+  const old = servicesByKey(before);
+  const oldKeys = [...old.keys()];
+  const byKey = new Map<string, VirtualService>();
+  const changed = new Set<string>();
+  for (const [i, vs] of after.entries()) {
+    const same = before[i];
+    if (same !== undefined && oldKeys.length === before.length && sameData(same, vs)) {
+      byKey.set(oldKeys[i] as string, vs);
+      continue;
+    }
+    const key = keyOf(vs);
+    byKey.set(key, vs);
+    const prev = old.get(key);
+    if (prev === undefined || !sameData(prev, vs)) changed.add(key);
+  }
+  for (const key of oldKeys) if (!byKey.has(key)) changed.add(key);
+  indexes.set(after, byKey);
+  return { byKey, changed };
+}
+
+/**
+ * Deep equality of plain config data (objects, arrays, primitives), stopping at the first difference. Hot on a
+ * reload (every setting of every real server): no key arrays are allocated, primitives compare inline.
+ */
+export function sameData(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i] && !sameData(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const x = a as Record<string, unknown>;
+  const y = b as Record<string, unknown>;
+  let keys = 0;
+  for (const k in x) {
+    keys += 1;
+    const u = x[k];
+    const v = y[k];
+    if (u === v ? u === undefined && !Object.hasOwn(y, k) : !sameData(u, v)) return false;
+  }
+  for (const _ in y) keys -= 1;
+  return keys === 0;
+}

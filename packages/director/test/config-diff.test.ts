@@ -1,0 +1,48 @@
+import { validateConfig } from '@tiergate/config';
+import { describe, expect, it } from 'vitest';
+import { diffServices, sameData } from '../src/config-diff.ts';
+import type { VirtualService } from '../src/desired.ts';
+
+const config = (services: unknown[]) => validateConfig({ version: 1, virtual_services: services }).virtual_services as VirtualService[];
+const svc = (last: number, extra: Record<string, unknown> = {}) => ({
+  address: `10.0.0.${last}`,
+  port: 80,
+  scheduler: 'rr',
+  real_servers: [{ address: '10.0.1.1' }, { address: '10.0.1.2', weight: 2 }],
+  ...extra,
+});
+
+describe('diffServices (what a reload changes)', () => {
+  it('finds nothing in an equal config, also with its services in another order', () => {
+    const before = config([svc(1), svc(2), svc(3)]);
+    expect(diffServices(before, config([svc(1), svc(2), svc(3)])).changed).toEqual(new Set());
+    const moved = diffServices(before, config([svc(3), svc(1), svc(2)]));
+    expect(moved.changed).toEqual(new Set());
+    expect([...moved.byKey.keys()]).toEqual(['tcp/10.0.0.3:80', 'tcp/10.0.0.1:80', 'tcp/10.0.0.2:80']);
+  });
+
+  it('names a service whose own or real-server setting changed, an added and a removed one', () => {
+    const before = config([svc(1), svc(2), svc(3), svc(4)]);
+    const after = config([
+      svc(1, { real_servers: [{ address: '10.0.1.1' }, { address: '10.0.1.2', weight: 3 }] }),
+      svc(2, { scheduler: 'wrr' }),
+      svc(3, { health_check: { type: 'tcp' } }),
+      svc(5),
+    ]);
+    expect(diffServices(before, after).changed).toEqual(
+      new Set(['tcp/10.0.0.1:80', 'tcp/10.0.0.2:80', 'tcp/10.0.0.3:80', 'tcp/10.0.0.5:80', 'tcp/10.0.0.4:80']),
+    );
+  });
+});
+
+describe('sameData', () => {
+  it('is deep equality of plain data: a missing key is not an undefined one, arrays are not objects', () => {
+    expect(sameData({ a: [1, { b: 'x' }] }, { a: [1, { b: 'x' }] })).toBe(true);
+    expect(sameData({ a: [1, { b: 'x' }] }, { a: [1, { b: 'y' }] })).toBe(false);
+    expect(sameData({ a: undefined }, { b: undefined })).toBe(false);
+    expect(sameData({ a: 1 }, { a: 1, b: 2 })).toBe(false);
+    expect(sameData([1], { 0: 1 })).toBe(false);
+    expect(sameData([1, 2], [1])).toBe(false);
+    expect(sameData(null, {})).toBe(false);
+  });
+});
