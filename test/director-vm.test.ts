@@ -34,6 +34,7 @@ directors:
     interface: eth0
     vips: [${VIP}]
     reconcile_interval: 500ms
+    resync_interval: 2s
     admin: { address: 127.0.0.1, port: 9902 }
 virtual_services:
   - name: web
@@ -66,6 +67,8 @@ const cfg2 = cfg1
   .replace(`{ address: ${rs(1)}, weight: 3 }`, `{ address: ${rs(1)}, weight: 5 }`)
   .replace(`real_servers: [{ address: ${rs(3)}, weight: 2 }]`, `real_servers: [{ address: ${rs(1)}, weight: 2 }]`);
 const bad = cfg1.replace('scheduler: wrr', 'scheduler: nope');
+// A reload of the running daemon (SIGHUP): rs2 on :81 re-weighted.
+const cfg3 = cfg2.replace(`{ address: ${rs(2)}, weight: 1 }`, `{ address: ${rs(2)}, weight: 4 }`);
 
 /** NAT and TUN: a second director entry (its own state file), so the DR services above are foreign to it. */
 const NAT_VIP = `${GUEST_NET.prefix}.102`;
@@ -190,8 +193,11 @@ touch dr-apply.done
 
 const daemonScenario = `
 step dr-daemon
-# the daemon takes over the table that the apply scenario left (cfg2)
-D $TG director run -c cfg2.yaml > run1.log 2>&1 &
+# the daemon takes over the table that the apply scenario left (cfg2); live.yaml is what a SIGHUP re-reads
+# (not through D: a backgrounded shell function is a subshell, and $! would be the subshell, not the daemon that
+# SIGHUP/SIGTERM are for)
+cp cfg2.yaml live.yaml
+ip netns exec director $TG director run -c live.yaml > run1.log 2>&1 &
 DAEMON=$!
 poll "cycles_at_least 2"
 # 4) health: stop rs2's server, its weight on :80 goes to 0; restart, back to 1
@@ -210,11 +216,33 @@ poll "D ipvsadm -Ln -t $TG_VIP:80 | grep -Eq '${rs(2)}:80 +Route +1 '"
 echo $(( ($(date +%s%N) - t0) / 1000000 )) > up-ms.txt
 D bash -c 'http_get 9902 /metrics' > metrics.txt
 
+# 9) drift: changes made behind the daemon's back on owned services are repaired at the next resync (2 s)
+# (the daemon is stopped while the table drifts, so the evidence cannot race with a resync)
+save > before-drift.txt
+kill -STOP $DAEMON
+D ipvsadm -e -t $TG_VIP:81 -r ${rs(1)}:81 -g -w 9
+D ipvsadm -d -t $TG_VIP:82 -r ${rs(3)}:82
+save > drifted.txt
+kill -CONT $DAEMON
+t0=$(date +%s%N)
+poll "save | cmp -s - before-drift.txt"
+echo $(( ($(date +%s%N) - t0) / 1000000 )) > drift-repair-ms.txt
+
+# 10) a reload (SIGHUP) applies what changed in the file; an invalid file is refused and changes nothing
+cp cfg3.yaml live.yaml; kill -HUP $DAEMON
+poll "D ipvsadm -Ln -t $TG_VIP:81 | grep -Eq '${rs(2)}:81 +Route +4 '"
+save > reloaded.txt
+cp bad.yaml live.yaml; kill -HUP $DAEMON
+poll "grep -q 'config reload rejected' run1.log"
+save > after-bad-reload.txt
+cp cfg2.yaml live.yaml; kill -HUP $DAEMON
+poll "save | cmp -s - before-drift.txt"
+
 # 7) a restart of the daemon leaves the table as it is
 save > before-restart.txt
 kill -TERM $DAEMON; wait $DAEMON || true
 save > after-stop.txt
-D $TG director run -c cfg2.yaml > run2.log 2>&1 &
+ip netns exec director $TG director run -c cfg2.yaml > run2.log 2>&1 &
 DAEMON=$!
 poll "cycles_at_least 3"
 save > after-restart.txt
@@ -317,6 +345,7 @@ describe('director against real IPVS (QEMU guest, one boot)', () => {
         'cfg1.yaml': cfg1,
         'cfg2.yaml': cfg2,
         'bad.yaml': bad,
+        'cfg3.yaml': cfg3,
         'nat-tun.yaml': cfgNatTun,
         'director-echo.cjs': guestFile('director-echo.cjs'),
         'director-client.cjs': guestFile('director-client.cjs'),
@@ -421,6 +450,22 @@ describe('director against real IPVS (QEMU guest, one boot)', () => {
     expect(metrics).toContain(`tiergate_director_health_transitions_total{service="tcp/${VIP}:80",state="down"} 1`);
     expect(metrics).toContain(`tiergate_director_health_transitions_total{service="tcp/${VIP}:80",state="up"} 1`);
     console.info(`health: down seen after ${(await read('down-ms.txt')).trim()} ms, up after ${(await read('up-ms.txt')).trim()} ms`);
+
+    // 9) the drift (a weight set by `ipvsadm -e`, a destination deleted by `ipvsadm -d`) happened, and the next
+    //    resync put the table back exactly as it was
+    const beforeDrift = await read('before-drift.txt');
+    const drifted = (await read('drifted.txt')).split('\n');
+    expect(drifted).toContain(`-a -t ${VIP}:81 -r ${rs(1)}:81 -g -w 9`);
+    expect(drifted).not.toContain(`-a -t ${VIP}:82 -r ${rs(3)}:82 -g -w 1`);
+    expect(beforeDrift.split('\n')).toContain(`-a -t ${VIP}:82 -r ${rs(3)}:82 -g -w 1`);
+    console.info(`drift repaired after ${(await read('drift-repair-ms.txt')).trim()} ms (resync_interval 2s)`);
+
+    // 10) SIGHUP: the one changed weight applied and nothing else; an invalid file changed nothing
+    const reloaded = (await read('reloaded.txt')).split('\n');
+    expect(reloaded.filter((l) => !beforeDrift.split('\n').includes(l))).toEqual([`-a -t ${VIP}:81 -r ${rs(2)}:81 -g -w 4`]);
+    expect(await read('after-bad-reload.txt')).toBe(await read('reloaded.txt'));
+    const rejected = (await read('run1.log')).split('\n').find((l) => l.includes('config reload rejected'));
+    expect(rejected).toContain('virtual_services[1].scheduler');
 
     // 7) stopping and restarting the daemon leaves the table intact; the daemon found nothing to change in
     //    the table `director apply` left
