@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { Span, Tracer } from '@opentelemetry/api';
 import type { ErrorCode } from '@tiergate/errors';
-import type { Dispatcher } from 'undici';
+import { type Dispatcher, errors } from 'undici';
 import { type AttemptEvent, attemptChannel, type RequestEvent, requestChannel } from './channels.ts';
 import { isTrusted, realClientAddress, unmapIPv4 } from './client-address.ts';
 import { sendError } from './error-response.ts';
@@ -71,10 +72,31 @@ class BodyTooLargeError extends Error {
 
 // Listeners are module functions reading the exchange from the response, so a request costs no closures.
 function onResponseDrain(this: TaggedResponse): void {
-  this[kExchange]?.current?.controller?.resume();
+  this[kExchange]?.current?.resume();
 }
 function onResponseClose(this: TaggedResponse): void {
   if (!this.writableFinished) this[kExchange]?.clientClosed();
+}
+
+/**
+ * How often expireAttempts runs (proxy-server.ts): the upstream response-headers and idle timeouts fire
+ * up to this much late.
+ */
+export const TIMEOUT_SWEEP_MS = 100;
+
+/**
+ * Fails every attempt whose deadline has passed, as undici would (the same errors, so the same 504s,
+ * retries and passive-health faults). The proxy keeps these deadlines itself instead of undici's
+ * headersTimeout/bodyTimeout: undici arms a timer object per request, and a cleared one stays in its
+ * timer list for up to a second, so under load thousands of them outlive the young generation each
+ * second; the old generation then grew ~1 MiB/s and its mark-compacts set the p99 (loadtest/README.md).
+ * A deadline is a number on the attempt, and this one sweep per proxy checks them all.
+ */
+export function expireAttempts(ctx: ProxyContext, now: number): void {
+  for (const ex of ctx.inFlight) {
+    const a = ex.current;
+    if (a !== undefined && a.deadline <= now) a.expire();
+  }
 }
 
 /** Entry point for one client request on one listener. */
@@ -243,7 +265,7 @@ export class Exchange {
     if (this.#hasBody && (req.headers.expect ?? '').toLowerCase() === '100-continue') res.writeContinue();
     res.on('drain', onResponseDrain);
     // A socket handed over by 'upgrade' has no server wiring its 'drain' to the response.
-    this.#upgrade?.socket.on('drain', () => this.current?.controller?.resume());
+    this.#upgrade?.socket.on('drain', () => this.current?.resume());
     this.#dispatch(index);
   }
 
@@ -279,7 +301,7 @@ export class Exchange {
     this.attempts++;
     if (this.#firstIndex < 0) this.#firstIndex = index;
     this.#tried?.add(index);
-    const attempt = new Attempt(this, index, pool.upstreams[index]!.address, this.ctx.now());
+    const attempt = new Attempt(this, index, pool, this.ctx.now());
     this.current = attempt;
     this.#upstreams.push(attempt.upstream);
     let headers: readonly string[] = this.#headers;
@@ -538,30 +560,74 @@ class Attempt implements Dispatcher.DispatchHandler {
   upgradedAt: number | undefined;
   /** This attempt's CLIENT span, when the request is traced and sampled. */
   span: Span | undefined;
+  /**
+   * performance.now() by which the upstream must make progress (expireAttempts): until the response
+   * headers, `response_headers` after the request (or its last body chunk) went out; then `idle` after
+   * each body chunk. Infinity when nothing is awaited: not yet sent, paused by the client's backpressure,
+   * upgraded, or the timeout is 0.
+   */
+  deadline = Number.POSITIVE_INFINITY;
+  readonly #headersMs: number;
+  readonly #idleMs: number;
+  #awaitingHeaders = true;
 
-  constructor(ex: Exchange, index: number, upstream: string, startedAt: number) {
+  constructor(ex: Exchange, index: number, pool: UpstreamPool, startedAt: number) {
     this.ex = ex;
     this.index = index;
-    this.upstream = upstream;
+    this.upstream = pool.upstreams[index]!.address;
     this.startedAt = startedAt;
+    this.#headersMs = pool.headersTimeoutMs;
+    this.#idleMs = pool.idleTimeoutMs;
+  }
+
+  #arm(ms: number): void {
+    this.deadline = ms > 0 ? performance.now() + ms : Number.POSITIVE_INFINITY;
+  }
+
+  /** The deadline passed: fail like undici's headersTimeout/bodyTimeout (abort also destroys the upstream socket). */
+  expire(): void {
+    this.deadline = Number.POSITIVE_INFINITY;
+    this.controller?.abort(this.#awaitingHeaders ? new errors.HeadersTimeoutError() : new errors.BodyTimeoutError());
+  }
+
+  /** The client drained what it was sent: the upstream may go on, and is timed again. */
+  resume(): void {
+    const c = this.controller;
+    if (!c?.paused) return;
+    this.#arm(this.#idleMs);
+    c.resume();
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.ex.clientGone) controller.abort(new ClientGoneError('client closed the connection'));
+    else this.#arm(this.#headersMs);
+  }
+
+  onRequestSent(): void {
+    if (this.#awaitingHeaders) this.#arm(this.#headersMs);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, _headers: unknown, statusText?: string): void {
+    // 1xx answers are not passed to handlers (undici), so this is the final response.
+    this.#awaitingHeaders = false;
+    this.#arm(this.#idleMs);
     this.ex.onHeaders(this, status, statusText, controller.rawHeaders as Buffer[]);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.retryTo >= 0) return;
     this.ex.bytesSent += chunk.length;
-    if (!this.ex.res.write(chunk)) controller.pause();
+    if (this.ex.res.write(chunk)) this.#arm(this.#idleMs);
+    else {
+      // Waiting on the client, not the upstream: no idle timeout until it drains (undici's rule too).
+      this.deadline = Number.POSITIVE_INFINITY;
+      controller.pause();
+    }
   }
 
   onRequestUpgrade(controller: Dispatcher.DispatchController, status: number, _headers: unknown, socket: Duplex): void {
+    this.deadline = Number.POSITIVE_INFINITY; // the tunnel has its own idle timeout (tunnel.ts)
     this.upgradedAt = this.ex.ctx.now();
     this.ex.onUpgrade(this, status, '', controller.rawHeaders as Buffer[], socket);
   }
@@ -576,6 +642,7 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onBodySent(chunk: Buffer): void {
     const ex = this.ex;
+    if (this.#awaitingHeaders) this.#arm(this.#headersMs);
     ex.bodyBytes += chunk.length;
     const max = ex.maxBodySize;
     if (max > 0 && ex.bodyBytes > max && !ex.bodyTooLarge) {

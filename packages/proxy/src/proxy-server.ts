@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
 import { type DeepReadonly, type ListenerConfig, type ProxyConfig, toBlockList } from '@tiergate/config';
@@ -10,11 +11,13 @@ import type { RequestEvent } from './channels.ts';
 import {
   type CompiledRoute,
   type Exchange,
+  expireAttempts,
   type Generation,
   handleRequest,
   handleUpgrade,
   type ListenerInfo,
   type ProxyContext,
+  TIMEOUT_SWEEP_MS,
 } from './exchange.ts';
 import { compileHeaderRules } from './forward-headers.ts';
 import { TokenBucketLimiter } from './rate-limiter.ts';
@@ -115,6 +118,8 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     throw err;
   }
   for (const p of pools.values()) p.activate();
+  // Upstream response-headers and idle timeouts (exchange.ts); stopped once the last request is done.
+  const sweep = setInterval(() => expireAttempts(ctx, performance.now()), TIMEOUT_SWEEP_MS).unref();
   const addresses = (): BoundAddress[] =>
     servers.map(({ server, tls }) => {
       const a = server.address() as AddressInfo;
@@ -125,7 +130,9 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
   let closing: Promise<void> | undefined;
   let reloading: Promise<void> = Promise.resolve();
   const close = (): Promise<void> => {
-    closing ??= shutdown(ctx, servers, live, current.config.shutdown_timeout, options.idleCloseGraceMs ?? IDLE_CLOSE_GRACE_MS, log);
+    closing ??= shutdown(ctx, servers, live, current.config.shutdown_timeout, options.idleCloseGraceMs ?? IDLE_CLOSE_GRACE_MS, log).finally(
+      () => clearInterval(sweep),
+    );
     return closing;
   };
   const reloadOnce = async (next: ProxySection): Promise<void> => {

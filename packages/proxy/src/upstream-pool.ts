@@ -87,6 +87,9 @@ export class UpstreamPool {
   /** Attempts per request, first included (nginx proxy_next_upstream_tries; 0 = servers). */
   readonly tries: number;
   readonly triesTimeoutMs: number;
+  /** `timeouts.response_headers` and `timeouts.idle` (ms, 0 = none), enforced by the exchange, not by undici. */
+  readonly headersTimeoutMs: number;
+  readonly idleTimeoutMs: number;
   /** The compiled `hash_key` for the `hash` algorithm. */
   readonly hashKey: KeyFunction | undefined;
   /** keepalive.connections 0: `Connection: close` on every upstream request (nginx without `keepalive`). */
@@ -141,6 +144,8 @@ export class UpstreamPool {
     this.nextUpstream = config.retries.on.reduce((bits, n) => bits | NEXT[n], 0);
     this.tries = config.retries.tries === 0 ? config.servers.length : config.retries.tries;
     this.triesTimeoutMs = config.retries.timeout;
+    this.headersTimeoutMs = config.timeouts.response_headers;
+    this.idleTimeoutMs = config.timeouts.idle;
     this.reset = config.keepalive.connections === 0;
     this.sticky = config.sticky
       ? new StickyCookies(
@@ -291,7 +296,8 @@ function newDispatcher(address: string, config: PoolSection): Pool {
     // The upstream's own Keep-Alive: timeout= hint may shorten but never lengthen ours.
     keepAliveMaxTimeout: config.keepalive.timeout,
     connect: { timeout: t.connect },
-    headersTimeout: t.response_headers,
-    bodyTimeout: t.idle,
+    // Off: exchange.ts keeps these deadlines (expireAttempts) without a timer object per request.
+    headersTimeout: 0,
+    bodyTimeout: 0,
   });
 }

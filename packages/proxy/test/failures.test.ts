@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { fetchText, named, rawExchange, server, startTestProxy, startUpstream } from './helpers.ts';
@@ -72,6 +73,46 @@ describe('upstream failures and timeouts', () => {
     const res = await request(`${p.url}/`);
     expect(res.statusCode).toBe(200);
     await expect(res.body.text()).rejects.toThrow();
+  });
+
+  it('a response-headers timeout is retried on another server', async () => {
+    await using silent = await startUpstream(() => {});
+    await using good = await startUpstream(named('good'));
+    await using p = await startTestProxy({
+      pools: {
+        app: { algorithm: 'round_robin', servers: [server(silent), server(good)], timeouts: { response_headers: '300ms' } },
+      },
+    });
+    const r = await fetchText(`${p.url}/`);
+    expect([r.status, r.body, silent.seen.length]).toEqual([200, 'good', 1]);
+  });
+
+  it('the response-headers timeout counts from the last request body chunk sent, not from the start', async () => {
+    await using echo = await startUpstream((req, res) => {
+      let n = 0;
+      req.on('data', (c: Buffer) => (n += c.length));
+      req.on('end', () => res.end(String(n)));
+    });
+    await using p = await startTestProxy({ pools: { app: { servers: [server(echo)], timeouts: { response_headers: '300ms' } } } });
+    // 4 chunks 200 ms apart: the upload takes ~800 ms, longer than response_headers, with no gap as long.
+    async function* slowly() {
+      for (let i = 0; i < 4; i++) {
+        yield Buffer.alloc(1000, 'u');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    const res = await request(`${p.url}/`, { method: 'PUT', body: Readable.from(slowly()) });
+    expect([res.statusCode, await res.body.text()]).toEqual([200, '4000']);
+  });
+
+  it('a client too slow to read is no idle upstream: the response completes', async () => {
+    const body = Buffer.alloc(64 * 1024 ** 2, 'b'); // more than the loopback socket buffers hold
+    await using big = await startUpstream((_req, res) => res.end(body));
+    await using p = await startTestProxy({ pools: { app: { servers: [server(big)], timeouts: { idle: '300ms' } } } });
+    const res = await request(`${p.url}/`);
+    // Not reading for 1 s: the proxy is paused by backpressure far longer than `idle`.
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await res.body.arrayBuffer()).byteLength).toBe(body.length);
   });
 
   it('upstream dying mid-body (chunked) → no terminating chunk reaches the client', async () => {
