@@ -9,7 +9,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import {
   type Attributes,
-  isSpanContextValid,
+  INVALID_SPANID,
+  INVALID_TRACEID,
   propagation,
   ROOT_CONTEXT,
   type Span,
@@ -179,10 +180,15 @@ export function endAttemptSpan(span: Span, status: number, code: string | undefi
  */
 export function withTraceContext(headers: readonly string[], span: Span): readonly string[] {
   const sc = span.spanContext();
-  if (!isSpanContextValid(sc)) return headers;
+  // The API's invalid context (no SDK registered); ids from the SDK or a validated traceparent are well-formed,
+  // so the API's regex check (isSpanContextValid) is not paid per request.
+  if (sc.traceId === INVALID_TRACEID || sc.spanId === INVALID_SPANID) return headers;
   const out = headers.slice();
-  out.push('traceparent', `00-${sc.traceId}-${sc.spanId}-${(sc.traceFlags & 0xff).toString(16).padStart(2, '0')}`);
+  out.push('traceparent', `00-${sc.traceId}-${sc.spanId}${FLAGS_SUFFIX[sc.traceFlags & 0xff]}`);
   const state = sc.traceState?.serialize();
   if (state) out.push('tracestate', state);
   return out;
 }
+
+/** `-<flags>` for every trace-flags byte, as traceparent ends. */
+const FLAGS_SUFFIX = Array.from({ length: 256 }, (_, flags) => `-${flags.toString(16).padStart(2, '0')}`);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { context, DiagLogLevel, diag, propagation, trace } from '@opentelemetry/api';
+import { type TracerProvider as ApiTracerProvider, context, DiagLogLevel, diag, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
@@ -9,6 +9,7 @@ import { TgError } from '@tiergate/errors';
 import { PIPELINES } from './exporters/exporter-registry.ts';
 import type { StartTelemetryOptions, TelemetryHandle, TelemetrySettings } from './options.ts';
 import { otlpTracesUrl, resourceAttributes } from './resource-attributes.ts';
+import { HeadSamplingTracerProvider } from './sdk/head-sampling.ts';
 import { PooledRandomIdGenerator } from './sdk/random-ids.ts';
 import { TraceIdThresholdSampler } from './sdk/ratio-sampler.ts';
 
@@ -25,18 +26,22 @@ export async function startTracingSdk(settings: TelemetrySettings, options: Star
     exportTimeoutMillis: exportTimeoutMs,
   });
   const attributes = resourceAttributes(settings, options, { hostname: hostname(), defaultInstanceId: randomUUID() });
+  const ids = new PooledRandomIdGenerator();
+  const rootSampler = new TraceIdThresholdSampler(tracing.sampling_ratio);
   const provider = new TracerProvider({
     resource: defaultResource().merge(resourceFromAttributes(attributes)),
     // Parent-based: a request the proxy sampled is traced through every tier, whatever their ratios.
-    sampler: new ParentBasedSampler({ root: new TraceIdThresholdSampler(tracing.sampling_ratio) }),
+    sampler: new ParentBasedSampler({ root: rootSampler }),
     // Every request gets ids, sampled or not: the pooled generator makes that a substring (random-ids.ts).
-    idGenerator: new PooledRandomIdGenerator(),
+    idGenerator: ids,
     spanProcessors: [spanProcessor],
   });
+  // What libraries get from the API: the SDK with dropped roots decided before entering it (head-sampling.ts).
+  const headSampling = new HeadSamplingTracerProvider(provider, ids, rootSampler);
   const contextManager = new AsyncLocalStorageContextManager().enable();
   if (options.onDiagnostic) installDiagLogger(options.onDiagnostic);
   const registered = [
-    trace.setGlobalTracerProvider(provider) && (() => trace.disable()),
+    trace.setGlobalTracerProvider(headSampling) && (() => trace.disable()),
     context.setGlobalContextManager(contextManager) && (() => context.disable()),
     propagation.setGlobalPropagator(
       new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
@@ -48,7 +53,7 @@ export async function startTracingSdk(settings: TelemetrySettings, options: Star
     await provider.shutdown();
     throw new TgError('TG_TELEMETRY_SETUP', 'another OpenTelemetry SDK is already registered in this process');
   }
-  const stopInstrumentation = options.tier === 'app' ? await instrumentIoredis(provider) : () => {};
+  const stopInstrumentation = options.tier === 'app' ? await instrumentIoredis(headSampling) : () => {};
 
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
@@ -75,7 +80,7 @@ export async function startTracingSdk(settings: TelemetrySettings, options: Star
  * in-thread loader hook (module.registerHooks, Node >= 24.11.1) is what lets the instrumentation
  * patch it. Only modules imported after this runs are patched, hence "start telemetry first".
  */
-async function instrumentIoredis(provider: TracerProvider): Promise<() => void> {
+async function instrumentIoredis(provider: ApiTracerProvider): Promise<() => void> {
   const [{ register, supportsSyncHooks }, { IORedisInstrumentation }] = await Promise.all([
     import('import-in-the-middle/register-hooks.mjs'),
     import('@opentelemetry/instrumentation-ioredis'),

@@ -19,11 +19,25 @@ export class PooledRandomIdGenerator implements IdGenerator {
   readonly #bytes = Buffer.allocUnsafe(POOL_BYTES);
   #hex = '';
   #pos = 0;
+  #reused: string | undefined;
 
   generateTraceId(): string {
+    const reused = this.#reused;
+    if (reused !== undefined) {
+      this.#reused = undefined;
+      return reused;
+    }
     const id = this.#take(32);
     // All zeros is the invalid id (W3C §3.2.2.3): one chance in 2^128, still never handed out.
     return id === ALL_ZERO_TRACE_ID ? this.generateTraceId() : id;
+  }
+
+  /**
+   * Makes the next generateTraceId() return `traceId` again: the head-sampling tracer (head-sampling.ts) draws a
+   * root's trace id to decide on it, and hands it back for the SDK to build the kept span with.
+   */
+  reuse(traceId: string): void {
+    this.#reused = traceId;
   }
 
   generateSpanId(): string {

@@ -35,10 +35,15 @@ export class TraceIdThresholdSampler implements Sampler {
     _attributes?: Attributes,
     _links?: Link[],
   ): SamplingResult {
+    return this.keeps(traceId) ? SAMPLED : DROPPED;
+  }
+
+  /** The decision alone, for a root trace id (32 lowercase hex digits). */
+  keeps(traceId: string): boolean {
     const t = this.#threshold;
-    if (t === undefined) return SAMPLED;
-    if (t === null || traceId.length !== 32) return DROPPED;
-    return traceId.slice(32 - RANDOM_HEX_CHARS) >= t ? SAMPLED : DROPPED;
+    if (t === undefined) return true;
+    if (t === null || traceId.length !== 32) return false;
+    return traceId.slice(32 - RANDOM_HEX_CHARS) >= t;
   }
 
   toString(): string {
