@@ -10,11 +10,11 @@ import { type ErrorCode, httpStatusOf, TgError } from '@tiergate/errors';
 import type { RequestEvent } from './channels.ts';
 import {
   type CompiledRoute,
-  type Exchange,
   expireAttempts,
   type Generation,
   handleRequest,
   handleUpgrade,
+  InFlight,
   type ListenerInfo,
   type ProxyContext,
   TIMEOUT_SWEEP_MS,
@@ -106,7 +106,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     gen: newGeneration(config, pools, log),
     now: deps.now,
     draining: false,
-    inFlight: new Set<Exchange>(),
+    inFlight: new InFlight(),
     trustIncoming: options.trustIncomingTraceContext ?? false,
   };
   const servers: { server: Server; tls: boolean }[] = [];
@@ -363,7 +363,9 @@ async function shutdown(
   if (!drained) log?.warn({ inFlight: ctx.inFlight.size }, 'shutdown timeout: cutting requests in flight');
   for (const { server } of servers) server.closeAllConnections();
   // Upgraded connections are no longer the http server's: cut open tunnels here.
-  for (const ex of ctx.inFlight) ex.destroyTunnel();
+  ctx.inFlight.forEach((ex) => {
+    ex.destroyTunnel();
+  });
   await closed;
   await Promise.all([...pools].map((p) => p.close(!drained)));
   log?.info({}, 'proxy stopped');
