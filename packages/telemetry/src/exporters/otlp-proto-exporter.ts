@@ -1,26 +1,34 @@
 import { ExportResultCode } from '@opentelemetry/core';
-import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
-import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
+import {
+  createOtlpNetworkExportDelegate,
+  getSharedConfigurationDefaults,
+  mergeOtlpSharedConfigurationWithDefaults,
+  OTLPExporterBase,
+} from '@opentelemetry/otlp-exporter-base';
+import { createOtlpHttpExporterMetrics } from '@opentelemetry/otlp-exporter-base/node-http';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { EncodedBatch, EncodedBatchExporter } from './encoding-span-processor.ts';
+import { createUndiciTransport } from './undici-transport.ts';
+
+const USER_AGENT = 'tiergate OTel-OTLP-Exporter-JavaScript';
 
 /**
  * OTLP/HTTP with binary protobuf bodies (what Jaeger and the Collector take on port 4318) for batches that
- * EncodingSpanProcessor already encoded: the transport is the OTLP exporter's own (createOtlpHttpExportDelegate,
- * as the OTLPTraceExporter of @opentelemetry/exporter-trace-otlp-proto builds it: retries with backoff, the
- * timeout, OTEL_EXPORTER_OTLP_TRACES_* settings), only the serializer passes the bytes through.
+ * EncodingSpanProcessor already encoded. The export delegate is the OTLP exporter's (bounded concurrency, the
+ * export timeout, the SDK's export result codes); the serializer passes the bytes through and the transport is
+ * undici (undici-transport.ts says why).
  */
 export function createOtlpProtoExporter(url: string, timeoutMillis: number): EncodedBatchExporter {
+  const metricsHelper = { name: 'span' as const, countItems: (batches: EncodedBatch[]) => batches.reduce((n, b) => n + b.spans, 0) };
   const base = new OTLPExporterBase<EncodedBatch[]>(
-    createOtlpHttpExportDelegate(
-      convertLegacyHttpOptions({ url, timeoutMillis }, 'TRACES', 'v1/traces', { 'Content-Type': 'application/x-protobuf' }),
+    createOtlpNetworkExportDelegate(
+      mergeOtlpSharedConfigurationWithDefaults({ timeoutMillis }, {}, getSharedConfigurationDefaults()),
       {
-        serializeRequest: (batches) => (batches.length === 1 ? batches[0]!.body : concat(batches.map((b) => b.body))),
+        serializeRequest: (batches) => (batches.length === 1 ? batches[0]!.body : Buffer.concat(batches.map((b) => b.body))),
         deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
       },
-      'otlp_http_span_exporter',
-      { name: 'span', countItems: (batches) => batches.reduce((n, b) => n + b.spans, 0) },
-      undefined,
+      createOtlpHttpExporterMetrics('otlp_http_span_exporter', metricsHelper, url, undefined),
+      createUndiciTransport({ url, headers: { 'content-type': 'application/x-protobuf', 'user-agent': USER_AGENT } }),
     ),
   );
   return {
@@ -32,9 +40,4 @@ export function createOtlpProtoExporter(url: string, timeoutMillis: number): Enc
       ),
     shutdown: () => base.shutdown(),
   };
-}
-
-/** Concatenated ExportTraceServiceRequest bodies are one request (protobuf merges repeated fields). */
-function concat(bodies: Uint8Array[]): Uint8Array {
-  return Buffer.concat(bodies);
 }
