@@ -15,7 +15,7 @@ describe('token bucket (fake clock)', () => {
     expect(l.take('a', 10_000)).toBe(0);
   });
 
-  it('keeps at most maxBuckets (least recently used out) and sweeps buckets that refilled', () => {
+  it('keeps at most maxBuckets (oldest out) and sweeps buckets that refilled', () => {
     const l = new TokenBucketLimiter({ rate: 1, burst: 1 }, 3);
     for (const k of ['a', 'b', 'c', 'd']) l.take(k, 0);
     expect(l.size).toBe(3);
@@ -26,6 +26,24 @@ describe('token bucket (fake clock)', () => {
     const many = new TokenBucketLimiter({ rate: 10, burst: 5 }, 1000);
     for (let i = 0; i < 100_000; i++) many.take(`10.0.${i >> 8}.${i & 255}`, i);
     expect(many.size).toBeLessThanOrEqual(1000);
+  });
+
+  it('refills a known key in place: using a bucket does not make it younger, and a busy key keeps its tokens', () => {
+    const l = new TokenBucketLimiter({ rate: 1, burst: 2 }, 3);
+    for (const k of ['a', 'b', 'c']) l.take(k, 0);
+    expect(l.take('a', 100)).toBe(0); // a's second token
+    expect(l.take('a', 200)).toBe(800);
+    l.take('d', 300); // full: the oldest bucket, a (in use or not), is forgotten
+    expect(l.take('b', 300)).toBe(0); // b's second token: b was kept
+    expect(l.take('b', 300)).toBe(700);
+    expect(l.take('a', 300)).toBe(0); // a starts full again, and b, the oldest bucket now, goes
+    expect(l.take('a', 300)).toBe(0);
+    expect(l.take('a', 300)).toBe(1000);
+    // The sweep due at 2 s drops only the buckets full by then: c (last used at 0) goes, d and a (at 300) stay.
+    expect(l.take('d', 2_200)).toBe(0);
+    expect(l.size).toBe(2);
+    expect(l.take('a', 2_200)).toBe(0);
+    expect(l.size).toBe(2);
   });
 });
 
