@@ -25,15 +25,7 @@ const MAX_INT64 = 2 ** 63;
 /** Writes the body of one `Span` message (without its tag and length). */
 export function encodeSpan(w: ProtoWriter, span: ReadableSpan): void {
   const ctx = span.spanContext();
-  w.tag(1, LEN);
-  w.hexBytes(ctx.traceId);
-  w.tag(2, LEN);
-  w.hexBytes(ctx.spanId);
-  const traceState = ctx.traceState?.serialize();
-  if (traceState) {
-    w.tag(3, LEN);
-    w.string(traceState);
-  }
+  contextFields(w, ctx);
   const parent = span.parentSpanContext;
   if (parent?.spanId) {
     w.tag(4, LEN);
@@ -147,6 +139,17 @@ function encodeEvent(w: ProtoWriter, event: TimedEvent): void {
 function encodeLink(w: ProtoWriter, link: Link & { droppedAttributesCount?: number }): void {
   const start = w.begin();
   const ctx = link.context;
+  contextFields(w, ctx);
+  if (link.attributes) attributes(w, link.attributes, 4);
+  w.tag(5, VARINT);
+  w.varint(link.droppedAttributesCount ?? 0);
+  w.tag(6, FIXED32);
+  w.fixed32(spanFlags(ctx, ctx.isRemote));
+  w.end(start);
+}
+
+/** Fields 1–3 of Span and of Span.Link alike: trace_id, span_id, trace_state. */
+function contextFields(w: ProtoWriter, ctx: SpanContext): void {
   w.tag(1, LEN);
   w.hexBytes(ctx.traceId);
   w.tag(2, LEN);
@@ -156,12 +159,6 @@ function encodeLink(w: ProtoWriter, link: Link & { droppedAttributesCount?: numb
     w.tag(3, LEN);
     w.string(traceState);
   }
-  if (link.attributes) attributes(w, link.attributes, 4);
-  w.tag(5, VARINT);
-  w.varint(link.droppedAttributesCount ?? 0);
-  w.tag(6, FIXED32);
-  w.fixed32(spanFlags(ctx, ctx.isRemote));
-  w.end(start);
 }
 
 function encodeStatus(w: ProtoWriter, status: SpanStatus): void {
