@@ -6,7 +6,9 @@ const exchange = (): Exchange => ({ slot: -1 }) as Exchange;
 
 function members(set: InFlight): Exchange[] {
   const seen: Exchange[] = [];
-  set.forEach((ex) => seen.push(ex));
+  set.forEach((ex) => {
+    seen.push(ex);
+  });
   return seen;
 }
 
