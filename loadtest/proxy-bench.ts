@@ -44,12 +44,16 @@ const SOAK = Number(args.soak);
 const TARGETS = args.targets.split(',');
 /**
  * Node flags of a tiergate variant, from its name: `-ss<N>` caps the young generation's semi-space at N MiB
- * (`--max-semi-space-size`, docs/operations.md "Memory"), `-nmr` turns V8's memory reducer off (README.md).
+ * (`--max-semi-space-size`, docs/operations.md "Memory"), `-ios<N>` starts the old generation's limit at N MiB
+ * (`--initial-old-space-size`: the first mark-compact comes sooner), `-nmr` turns V8's memory reducer off
+ * (README.md).
  */
 function targetFlags(name: string): string[] {
   const flags: string[] = [];
   const ss = /-ss(\d+)/.exec(name);
   if (ss) flags.push(`--max-semi-space-size=${ss[1]}`);
+  const ios = /-ios(\d+)/.exec(name);
+  if (ios) flags.push(`--initial-old-space-size=${ios[1]}`);
   if (name.endsWith('-nmr')) flags.push('--no-memory-reducer');
   return flags;
 }
