@@ -1,7 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { hostname as osHostname } from 'node:os';
-import { type Session, type SessionReply, type SessionStore, sessionMiddleware, withSession } from '@tiergate/session';
+import { type Session, type SessionOptions, type SessionReply, type SessionStore, sessionMiddleware, withSession } from '@tiergate/session';
 import { newCaptchaCode, type RandomInt, renderCaptchaSvg } from './captcha.ts';
 import { clientAddress, parseTrustedProxies } from './client-address.ts';
 import { renderHomePage } from './home-page.ts';
@@ -25,8 +25,12 @@ export interface DemoAppOptions {
   users?: Readonly<Record<string, string>>;
   /** CIDRs whose X-Real-IP header is believed (default: none). */
   trustedProxies?: readonly string[];
-  /** Mark the cookie Secure (default false: the local stack speaks plain HTTP). */
-  secureCookies?: boolean;
+  /**
+   * The session cookie and renewal, as `sessions.cookie` and `sessions.rolling` configure them
+   * (sessionOptionsFromConfig): name, attributes, rolling. Default: `tg.sid`, HttpOnly, SameSite=Lax, not Secure
+   * (the local stack speaks plain HTTP), rolling.
+   */
+  session?: Pick<SessionOptions, 'cookieName' | 'cookie' | 'rolling'>;
   /** Shown on the page (default: os.hostname()). */
   hostname?: string;
   /** Randomness for captcha codes (tests pin it). */
@@ -66,9 +70,10 @@ export function createDemoApp(options: DemoAppOptions): Server {
     users: options.users ?? DEFAULT_USERS,
   };
   const sessions = sessionMiddleware({
+    cookie: { secure: false },
+    ...options.session,
     store: options.store,
     secrets: options.secrets ?? [DEMO_SECRET],
-    cookie: { secure: options.secureCookies ?? false },
   });
   const withSessionRoutes = withSession(sessions, (req, session) => route(context, req, session));
   return createServer((req, res) => {

@@ -124,3 +124,27 @@ describe('demo app', () => {
     expect(health.headers['set-cookie']).toBeUndefined();
   });
 });
+
+describe('demo app session cookie', () => {
+  it('uses the configured cookie name, attributes and rolling (sessions.cookie, sessions.rolling)', async () => {
+    await using demo = await startDemoApp({
+      instanceId: 'web-1',
+      store: new MemoryStore(),
+      randomInt: () => 0,
+      session: { cookieName: 'shop.sid', cookie: { sameSite: 'strict', path: '/', secure: true, httpOnly: true }, rolling: false },
+    });
+    const browser = new Browser();
+    const first = await browser.call(`${demo.url}/captcha`);
+    const cookie = String(first.headers['set-cookie']);
+    expect(cookie).toMatch(/^shop\.sid=/);
+    expect(cookie).toMatch(/; Path=\//i);
+    expect(cookie).toMatch(/; SameSite=Strict/i);
+    expect(cookie).toMatch(/; Secure/i);
+    expect(cookie).toMatch(/; HttpOnly/i);
+    expect(browser.cookies.has('tg.sid')).toBe(false);
+    // Not rolling: a request that saves the existing session (a new captcha) does not send the cookie again.
+    const again = await browser.call(`${demo.url}/captcha`);
+    expect(again.status).toBe(200);
+    expect(again.headers['set-cookie']).toBeUndefined();
+  });
+});

@@ -55,7 +55,7 @@ async function runDemoApp(opts: DemoAppOpts): Promise<void> {
 
 /** Runs the app until SIGTERM/SIGINT; `config.sessions` was checked to be present. */
 async function serve(opts: DemoAppOpts, port: number, config: Config, log: Logger): Promise<void> {
-  const [{ startDemoApp }, { createSessionStore, RedisSessionStore, sessionErrorChannel }] = await Promise.all([
+  const [{ startDemoApp }, { createSessionStore, RedisSessionStore, sessionErrorChannel, sessionOptionsFromConfig }] = await Promise.all([
     import('@tiergate/demo-app'),
     import('@tiergate/session'),
   ]);
@@ -76,7 +76,7 @@ async function serve(opts: DemoAppOpts, port: number, config: Config, log: Logge
     store,
     secrets: sessions.secrets,
     trustedProxies: config.proxy?.trusted_proxies ?? [],
-    secureCookies: sessions.cookie.secure,
+    session: sessionOptionsFromConfig(sessions, store),
   }).catch(async (err: unknown) => {
     await store.close();
     throw new TgError('TG_STACK_START_FAILED', `demo app could not listen on ${opts.host}:${port}: ${(err as Error).message}`, {
