@@ -217,11 +217,21 @@ export const listener = z.strictObject({
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
 });
 
+/** `name:port`, which a route's host refuses (below) rather than calling it a malformed name. */
+const HOST_WITH_PORT = /^(\*\.)?[A-Za-z0-9.-]+:\d*$/;
+
 export const route = z.strictObject({
-  /** Exact host, `*.suffix`, or omitted for any host. */
+  /**
+   * Exact host, `*.suffix`, or omitted for any host. No port: like nginx `server_name`, a route serves every
+   * listener, and the Host header's port is ignored when matching.
+   */
   host: z
     .string()
-    .regex(/^(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/, 'expected a host name or *.suffix')
+    .refine((h) => !HOST_WITH_PORT.test(h), {
+      message: 'a route host takes no port: routes serve every listener (as nginx server_name); ports are proxy.listeners[].port',
+      abort: true,
+    })
+    .regex(/^(\*\.)?[A-Za-z0-9.-]+$/, 'expected a host name or *.suffix')
     .optional(),
   path: z.string().startsWith('/', 'must start with /').default('/'),
   pool: z.string().min(1),

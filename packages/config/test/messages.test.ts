@@ -105,6 +105,19 @@ describe('rules fixed alongside the corpus', () => {
     expect(parseConfig(text).proxy?.listeners).toHaveLength(2);
   });
 
+  it('refuses a port in a route host, pointing to the listeners (nginx server_name takes none)', () => {
+    const route = (host: string) => `version: 1\n${POOL}  routes: [{ host: "${host}", pool: app }]\n`;
+    expect(failure(() => parseConfig(route('api.example.com:8080'))).issues).toEqual([
+      expect.objectContaining({
+        path: 'proxy.routes[0].host',
+        message: 'a route host takes no port: routes serve every listener (as nginx server_name); ports are proxy.listeners[].port',
+      }),
+    ]);
+    expect(failure(() => parseConfig(route('*.example.com:'))).issues[0]?.message).toContain('takes no port');
+    expect(failure(() => parseConfig(route('api_example.com'))).issues[0]?.message).toBe('expected a host name or *.suffix');
+    expect(parseConfig(route('*.Example.com')).proxy?.routes[0]?.host).toBe('*.Example.com');
+  });
+
   it('finds duplicate IPv6 real servers however they are spelled', () => {
     const text =
       "version: 1\nvirtual_services:\n  - address: '2001:db8::1'\n    port: 80\n    real_servers: [{ address: '2001:db8::a' }, { address: '2001:DB8:0::A' }]\n";

@@ -1,7 +1,11 @@
+import { TgError } from '@tiergate/errors';
+
 /**
  * Host + longest-path-prefix routing, compiled once. Lookup order: the exact host, then `*.suffix`
  * wildcards (longest suffix first), then routes without a host; within each, the longest path
  * prefix that matches wins, and a group with no matching prefix falls through to the next.
+ * Hosts are names only, as nginx `server_name`: the table serves every listener, so the Host
+ * header's port is ignored and a route host with a port is refused rather than half-honoured.
  */
 
 interface Entry<T> {
@@ -25,7 +29,7 @@ export class RouteTable<T> {
   constructor(routes: readonly RouteSpec<T>[]) {
     for (const r of routes) {
       const entry = { prefix: r.path, value: r.value };
-      const host = r.host === undefined ? undefined : stripPort(r.host.toLowerCase());
+      const host = r.host === undefined ? undefined : routeHost(r.host);
       if (host === undefined) this.#fallback.push(entry);
       else if (host.startsWith('*.')) {
         const suffix = host.slice(1);
@@ -64,6 +68,14 @@ export class RouteTable<T> {
     }
     return longestPrefix(this.#fallback, path)?.value;
   }
+}
+
+/** A route's host as the table compares it: lower case, no trailing dot; TG_CONFIG_INVALID with a port. */
+function routeHost(host: string): string {
+  const lower = host.toLowerCase();
+  if (lower.includes(':'))
+    throw new TgError('TG_CONFIG_INVALID', `route host '${host}': a route host takes no port (routes serve every listener)`);
+  return lower.endsWith('.') ? lower.slice(0, -1) : lower;
 }
 
 function longestPrefix<T>(entries: readonly Entry<T>[], path: string): Entry<T> | undefined {

@@ -36,6 +36,13 @@ describe('RouteTable', () => {
     expect(new RouteTable([{ host: 'a.test', path: '/', value: 1 }]).match('b.test', '/')).toBeUndefined();
   });
 
+  it('refuses a route host with a port: the table serves every listener, so it could not be honoured', () => {
+    for (const host of ['api.example.com:8080', '*.example.com:443'])
+      expect(() => new RouteTable([{ host, path: '/', value: 1 }])).toThrow(
+        expect.objectContaining({ code: 'TG_CONFIG_INVALID', message: expect.stringContaining('takes no port') }),
+      );
+  });
+
   it('strips ports from names and bracketed IPv6 literals', () => {
     expect(stripPort('example.com:80')).toBe('example.com');
     expect(stripPort('[::1]:8080')).toBe('[::1]');
@@ -55,12 +62,23 @@ describe('routing end to end', () => {
       ],
       pools: { a: { servers: [server(a)] }, b: { servers: [server(b)] } },
     });
-    expect((await fetchText(`${p.url}/`, { headers: { host: 'A.TEST:1234' } })).body).toBe('a');
+    // The Host header's port is ignored, whichever it is (nginx server_name): the route serves every listener.
+    for (const host of ['A.TEST:1234', 'a.test:80', 'a.test', 'a.test.:8443'])
+      expect((await fetchText(`${p.url}/`, { headers: { host } })).body, host).toBe('a');
     expect((await fetchText(`${p.url}/api/x`, { headers: { host: 'x.b.test' } })).body).toBe('b');
     const miss = await fetchText(`${p.url}/other`, { headers: { host: 'x.b.test' } });
     expect(miss.status).toBe(404);
     expect(miss.headers['x-tiergate-error']).toBe('TG_PROXY_NO_ROUTE');
     expect(miss.body).toBe('404 Not Found (TG_PROXY_NO_ROUTE)\n');
+  });
+
+  it('refuses to start with a route host that carries a port, saying where ports belong', async () => {
+    await using a = await startUpstream(named('a'));
+    const routes = [{ host: 'a.test:8080', path: '/', pool: 'a' }];
+    await expect(startTestProxy({ routes, pools: { a: { servers: [server(a)] } } })).rejects.toMatchObject({
+      code: 'TG_CONFIG_INVALID',
+      message: expect.stringContaining('proxy.routes[0].host: a route host takes no port'),
+    });
   });
 
   it('with no routes the single pool takes everything', async () => {
