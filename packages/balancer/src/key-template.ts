@@ -2,7 +2,10 @@ import { TgError } from '@tiergate/errors';
 
 /** The request values a hash key template may read; the proxy implements it per request. */
 export interface KeyVars {
-  /** Normalized path without the query (nginx `$uri`). */
+  /**
+   * nginx `$uri`: the path without the query, `%XX` decoded, `//` merged, `.` and `..` resolved (nginx's
+   * ngx_http_parse_complex_uri with merge_slashes on; the proxy's `nginxUri`, checked against a real nginx).
+   */
   readonly uri: string;
   /** Original path and query as received (nginx `$request_uri`). */
   readonly requestUri: string;
