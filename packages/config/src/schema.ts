@@ -120,6 +120,11 @@ export const director = z.strictObject({
   /** The interface that carries the VIPs (keepalived `interface`). */
   interface: z.string().min(1),
   vips: z.array(ipAddress).default([]),
+  /**
+   * Who adds and removes `vips` on `interface`: the director, or keepalived (VRRP moves them between a pair).
+   * Unset: keepalived when `sync_daemon` is given (a failover pair), else director (see director's vipOwner).
+   */
+  vip_owner: z.enum(['director', 'keepalived']).optional(),
   /** IPVS driver: generic netlink (default) or the ipvsadm binary. */
   driver: z.enum(['netlink', 'ipvsadm']).default('netlink'),
   reconcile_interval: duration.default(5_000),

@@ -73,10 +73,15 @@ export function vipAddress(address: string, dev: string): HostAddress {
   return { address, prefix: isIPv6(address) ? 128 : 32, dev };
 }
 
+/** Whether the device has the address with exactly this prefix. */
+export async function hasAddress(a: HostAddress): Promise<boolean> {
+  const [link] = await listAddresses(a.dev);
+  return link?.addr_info?.some((i) => i.local === a.address && i.prefixlen === a.prefix) ?? false;
+}
+
 /** Adds the address unless the device has it already. Returns whether it was added. */
 export async function ensureAddress(a: HostAddress): Promise<boolean> {
-  const [link] = await listAddresses(a.dev);
-  if (link?.addr_info?.some((i) => i.local === a.address && i.prefixlen === a.prefix)) return false;
+  if (await hasAddress(a)) return false;
   await ip(['addr', 'add', `${a.address}/${a.prefix}`, 'dev', a.dev]);
   return true;
 }
@@ -112,22 +117,51 @@ export function directorSysctls(director: DeepReadonly<DirectorConfig>, services
 export interface HostChanges {
   /** Human-readable lines, one per change made. */
   readonly changes: string[];
+  /** Human-readable lines, one per thing deliberately left to someone else (VIPs keepalived owns). */
+  readonly notes: string[];
+}
+
+/** Who adds and removes a director's VIPs on its interface. */
+export type VipOwner = 'director' | 'keepalived';
+
+/**
+ * `director.vip_owner`, else keepalived when a sync daemon is configured: that makes the director one of a
+ * failover pair, and a VIP held by both directors at once (each answering ARP for it) splits the traffic.
+ */
+export function vipOwner(director: DeepReadonly<DirectorConfig>): VipOwner {
+  return director.vip_owner ?? (director.sync_daemon ? 'keepalived' : 'director');
 }
 
 /**
- * Prepares the director host, idempotently: VIPs as /32 (/128) on `director.interface`, the sysctls above,
- * IPVS timeouts and the sync daemon. Needs ip_vs loaded (the driver's open does that) for net/ipv4/vs/*.
+ * The VIPs as /32 (/128) on `director.interface`, only if absent — unless keepalived owns them: keepalived adds
+ * a VIP on becoming MASTER and removes it on BACKUP, so the director neither adds nor removes it and only says
+ * whether this host holds it now.
+ */
+export async function setupDirectorVips(director: DeepReadonly<DirectorConfig>): Promise<HostChanges> {
+  const changes: string[] = [];
+  const notes: string[] = [];
+  const owner = vipOwner(director);
+  const why = director.vip_owner ? 'vip_owner: keepalived' : 'vip_owner: keepalived, the default with a sync_daemon';
+  for (const vip of director.vips) {
+    const a = vipAddress(vip, director.interface);
+    if (owner === 'keepalived') {
+      const held = await hasAddress(a);
+      notes.push(`VIP ${a.address} left to keepalived (${why}): ${held ? 'held' : 'not held'} on ${a.dev} now`);
+    } else if (await ensureAddress(a)) changes.push(`ip addr add ${a.address}/${a.prefix} dev ${a.dev}`);
+  }
+  return { changes, notes };
+}
+
+/**
+ * Prepares the director host, idempotently: the VIPs (above), the sysctls above, IPVS timeouts and the sync
+ * daemon. Needs ip_vs loaded (the driver's open does that) for net/ipv4/vs/*.
  */
 export async function setupDirectorHost(
   director: DeepReadonly<DirectorConfig>,
   services: readonly VirtualService[],
   driver: Pick<IpvsDriver, 'setTimeouts' | 'listDaemons' | 'startDaemon'>,
 ): Promise<HostChanges> {
-  const changes: string[] = [];
-  for (const vip of director.vips) {
-    const a = vipAddress(vip, director.interface);
-    if (await ensureAddress(a)) changes.push(`ip addr add ${a.address}/${a.prefix} dev ${a.dev}`);
-  }
+  const { changes, notes } = await setupDirectorVips(director);
   for (const [path, value] of directorSysctls(director, services)) {
     const before = await ensureSysctl(path, value);
     if (before !== undefined) changes.push(`sysctl ${path.replaceAll('/', '.')}=${value} (was ${before})`);
@@ -143,7 +177,7 @@ export async function setupDirectorHost(
     await driver.startDaemon({ state: sync.state, interface: sync.interface, syncId: sync.sync_id });
     changes.push(`sync daemon ${sync.state} on ${sync.interface} (id ${sync.sync_id})`);
   }
-  return { changes };
+  return { changes, notes };
 }
 
 // ------------------------------------------------------------------ real-server host

@@ -88,7 +88,7 @@ async function applyCommand(opts: CommonOpts & { dryRun?: boolean }): Promise<vo
     return;
   }
   const host = await setupDirectorHost(director, config.virtual_services, driver);
-  for (const line of host.changes) process.stdout.write(`host: ${line}\n`);
+  for (const line of [...host.changes, ...host.notes]) process.stdout.write(`host: ${line}\n`);
   const { ops, report } = await reconcileCycle(input);
   for (const op of ops) process.stdout.write(`${describeOp(op)}\n`);
   const tolerated = report?.tolerated.length ? `, ${report.tolerated.length} already done` : '';
@@ -114,6 +114,7 @@ async function runDaemon(config: Config, director: DirectorCfg, stateFile: strin
   try {
     const host = await setupDirectorHost(director, config.virtual_services, driver);
     for (const change of host.changes) logger.info({ change }, 'host setup');
+    for (const note of host.notes) logger.info({ note }, 'host setup');
     daemon = new Director({
       name: director.name,
       services: config.virtual_services,
