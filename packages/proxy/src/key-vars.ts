@@ -66,7 +66,8 @@ export function nginxUri(target: string): string {
   const hash = path.indexOf('#');
   const raw = hash < 0 ? path : path.slice(0, hash);
   const decoded = raw.includes('%') ? percentDecode(raw) : raw;
-  return (decoded !== undefined && resolveSegments(decoded)) || path;
+  const resolved = decoded === undefined ? undefined : resolveSegments(decoded);
+  return resolved ?? path;
 }
 
 /** `%XX` decoded (as UTF-8), or undefined where nginx refuses the target: a malformed escape or `%00`. */
