@@ -6,10 +6,12 @@ import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } 
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { ParentBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
 import { TgError } from '@tiergate/errors';
+import { EncodingSpanProcessor } from './exporters/encoding-span-processor.ts';
 import { PIPELINES } from './exporters/exporter-registry.ts';
 import type { StartTelemetryOptions, TelemetryHandle, TelemetrySettings } from './options.ts';
 import { otlpTracesUrl, resourceAttributes } from './resource-attributes.ts';
 import { HeadSamplingTracerProvider } from './sdk/head-sampling.ts';
+import { LightTracerProvider } from './sdk/light-tracer.ts';
 import { PooledRandomIdGenerator } from './sdk/random-ids.ts';
 import { TraceIdThresholdSampler } from './sdk/ratio-sampler.ts';
 
@@ -28,20 +30,26 @@ export async function startTracingSdk(settings: TelemetrySettings, options: Star
   const attributes = resourceAttributes(settings, options, { hostname: hostname(), defaultInstanceId: randomUUID() });
   const ids = new PooledRandomIdGenerator();
   const rootSampler = new TraceIdThresholdSampler(tracing.sampling_ratio);
+  const resource = defaultResource().merge(resourceFromAttributes(attributes));
   const provider = new TracerProvider({
-    resource: defaultResource().merge(resourceFromAttributes(attributes)),
+    resource,
     // Parent-based: a request the proxy sampled is traced through every tier, whatever their ratios.
     sampler: new ParentBasedSampler({ root: rootSampler }),
     // Every request gets ids, sampled or not: the pooled generator makes that a substring (random-ids.ts).
     idGenerator: ids,
     spanProcessors: [spanProcessor],
   });
-  // What libraries get from the API: the SDK with dropped roots decided before entering it (head-sampling.ts).
-  const headSampling = new HeadSamplingTracerProvider(provider, ids, rootSampler);
+  // What libraries get from the API: with the protobuf pipeline, spans that record straight into its encoder
+  // (light-tracer.ts); otherwise the SDK, with dropped roots decided before entering it (head-sampling.ts). The SDK
+  // provider owns the processor either way: its shutdown flushes it.
+  const apiProvider =
+    spanProcessor instanceof EncodingSpanProcessor
+      ? new LightTracerProvider(resource, ids, rootSampler, spanProcessor)
+      : new HeadSamplingTracerProvider(provider, ids, rootSampler);
   const contextManager = new AsyncLocalStorageContextManager().enable();
   if (options.onDiagnostic) installDiagLogger(options.onDiagnostic);
   const registered = [
-    trace.setGlobalTracerProvider(headSampling) && (() => trace.disable()),
+    trace.setGlobalTracerProvider(apiProvider) && (() => trace.disable()),
     context.setGlobalContextManager(contextManager) && (() => context.disable()),
     propagation.setGlobalPropagator(
       new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
@@ -53,7 +61,7 @@ export async function startTracingSdk(settings: TelemetrySettings, options: Star
     await provider.shutdown();
     throw new TgError('TG_TELEMETRY_SETUP', 'another OpenTelemetry SDK is already registered in this process');
   }
-  const stopInstrumentation = options.tier === 'app' ? await instrumentIoredis(headSampling) : () => {};
+  const stopInstrumentation = options.tier === 'app' ? await instrumentIoredis(apiProvider) : () => {};
 
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {

@@ -29,6 +29,7 @@ async function makeSpans(): Promise<ReadableSpan[]> {
     'http.request.method': 'GET',
     'url.path': `/${'é'.repeat(100)}/日本`, // multi-byte UTF-8, > 127 bytes: a widened length prefix
     'server.port': 8080,
+    'tiergate.short': 'abc→d', // short, ASCII first then not: the writer's ASCII loop gives up mid-way
     'tiergate.negative': -42,
     'tiergate.big': 2 ** 40,
     'tiergate.ratio': 0.25,

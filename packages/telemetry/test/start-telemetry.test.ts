@@ -4,6 +4,7 @@ import { isTgError } from '@tiergate/errors';
 import { startOtlpReceiver } from '@tiergate/testkit';
 import { describe, expect, it } from 'vitest';
 import { logContext, otlpTracesUrl, resourceAttributes, startTelemetry, type TelemetrySettings } from '../src/index.ts';
+import { LightSpan } from '../src/sdk/light-tracer.ts';
 
 const settings = (tracing: Record<string, unknown>, rest: Record<string, unknown> = {}): TelemetrySettings =>
   validateConfig({ version: 1, telemetry: { tracing, ...rest } }).telemetry;
@@ -67,6 +68,8 @@ describe('startTelemetry in-process', () => {
     expect(isTgError(again, 'TG_TELEMETRY_SETUP')).toBe(true);
 
     trace.getTracer('t').startActiveSpan('first', (span) => {
+      // http/protobuf (the default): spans record straight into the encoder, not through SDK span objects.
+      expect(span).toBeInstanceOf(LightSpan);
       expect(logContext()).toEqual({ trace_id: span.spanContext().traceId, span_id: span.spanContext().spanId, trace_flags: '01' });
       span.end();
     });
@@ -109,7 +112,9 @@ describe('startTelemetry in-process', () => {
       exportTimeoutMs: 300,
       onDiagnostic: (level, message) => heard.push(`${level}: ${message}`),
     });
-    trace.getTracer('t').startSpan('lost').end();
+    const span = trace.getTracer('t').startSpan('lost');
+    expect(span).not.toBeInstanceOf(LightSpan); // http/json keeps the SDK's spans and batch processor
+    span.end();
     await expect(handle.shutdown()).resolves.toBeUndefined();
     expect(heard.join('\n')).toMatch(/^error: flushing spans at shutdown failed: /m);
   });

@@ -20,7 +20,9 @@ describe('tracing off', () => {
     const on = lastJson<Probe>(await runChild('module-probe-child.ts', { TG_TELEMETRY: tracingOn(receiver.url) }));
     expect(on.enabled).toBe(true);
     expect(on.recording).toBe(true);
-    expect(on.modules).toEqual(expect.arrayContaining(['@opentelemetry/sdk-trace', '@opentelemetry/otlp-exporter-base']));
+    expect(on.modules).toContain('@opentelemetry/sdk-trace');
+    // The OTLP exporter runs in a thread of its own (worker-exporter.ts), whose imports this thread's hook does not see.
+    expect(on.modules).not.toContain('@opentelemetry/otlp-exporter-base');
     expect(on.modules).not.toContain('@opentelemetry/instrumentation-ioredis'); // proxy tier: no Redis hooks
     expect(receiver.spans().map((s) => s.name)).toEqual(['probe']);
   });

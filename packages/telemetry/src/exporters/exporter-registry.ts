@@ -26,11 +26,12 @@ export const BATCH = { maxExportBatchSize: 2048, maxQueueSize: 4096, scheduledDe
  */
 export const PIPELINES: Readonly<Record<TracingProtocol, PipelineFactory>> = {
   'http/protobuf': async ({ tracesUrl, exportTimeoutMillis }) => {
-    const [{ EncodingSpanProcessor }, { createOtlpProtoExporter }] = await Promise.all([
+    const [{ EncodingSpanProcessor }, { WorkerExporter }] = await Promise.all([
       import('./encoding-span-processor.ts'),
-      import('./otlp-proto-exporter.ts'),
+      import('./worker-exporter.ts'),
     ]);
-    return new EncodingSpanProcessor({ exporter: createOtlpProtoExporter(tracesUrl, exportTimeoutMillis), ...BATCH });
+    // Encoded on this thread as spans end, sent from a thread of its own (worker-exporter.ts says why).
+    return new EncodingSpanProcessor({ exporter: new WorkerExporter(tracesUrl, exportTimeoutMillis), ...BATCH });
   },
   // JSON is for collectors or proxies that want text, not for volume: the SDK's own batch processor and exporter.
   'http/json': async ({ tracesUrl, exportTimeoutMillis }) => {

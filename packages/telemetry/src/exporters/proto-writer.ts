@@ -8,6 +8,14 @@
  * varints, a length byte reserved and widened when a message turns out ≥ 128 bytes), which the tests check
  * byte for byte against ProtobufTraceSerializer.
  */
+/** Strings up to this many UTF-16 units are tried as ASCII in JavaScript first (string()). */
+const SHORT_STRING = 64;
+
+/** The value of each hex digit by character code (0–9, a–f, A–F); 0 for anything else (ids arrive validated). */
+const HEX_VALUE = new Uint8Array(128);
+for (let d = 0; d < 10; d++) HEX_VALUE[48 + d] = d;
+for (let d = 0; d < 6; d++) HEX_VALUE[97 + d] = HEX_VALUE[65 + d] = 10 + d;
+
 export class ProtoWriter {
   buf: Buffer;
   pos = 0;
@@ -85,9 +93,27 @@ export class ProtoWriter {
 
   /** A length-delimited UTF-8 string. */
   string(value: string): void {
+    const n = value.length;
     // Reserve the worst case (3 bytes per UTF-16 unit) and a length prefix, write, then fix the prefix.
-    this.ensure(value.length * 3 + 5);
+    this.ensure(n * 3 + 5);
     const start = this.begin();
+    // Span names, attribute keys and most values are short ASCII: copied here byte by byte, which is cheaper than
+    // a call into Buffer#write's native UTF-8 encoder. Anything else (or long) goes to the encoder from the start.
+    if (n <= SHORT_STRING) {
+      const b = this.buf;
+      let pos = this.pos;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = value.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[pos++] = c;
+      }
+      if (i === n) {
+        this.pos = pos;
+        this.end(start);
+        return;
+      }
+    }
     this.pos += this.buf.write(value, this.pos, 'utf8');
     this.end(start);
   }
@@ -100,12 +126,15 @@ export class ProtoWriter {
     this.pos += value.length;
   }
 
-  /** A length-delimited hex id (trace/span id) as its bytes. */
+  /** A length-delimited hex id (trace/span id) as its bytes (decoded here: ids are 16 or 32 characters). */
   hexBytes(hex: string): void {
     const n = hex.length >>> 1;
     this.varint(n);
     this.ensure(n);
-    this.pos += this.buf.write(hex, this.pos, n, 'hex');
+    const b = this.buf;
+    let pos = this.pos;
+    for (let i = 0; i < hex.length; i += 2) b[pos++] = (HEX_VALUE[hex.charCodeAt(i)]! << 4) | HEX_VALUE[hex.charCodeAt(i + 1)]!;
+    this.pos = pos;
   }
 
   /** Starts a length-delimited field's payload: one length byte reserved, returns where it is. */
