@@ -8,6 +8,7 @@ import type {
   IpvsServiceId,
   IpvsTimeouts,
 } from './model.ts';
+import type { IpvsOp, IpvsOpResult } from './ops.ts';
 
 /** The identity of a destination within its service. */
 export type IpvsDestinationId = Pick<IpvsDestination, 'address' | 'port' | 'family'>;
@@ -36,6 +37,13 @@ export interface IpvsDriver extends AsyncDisposable {
   addDestination(id: IpvsServiceId, dest: IpvsDestination): Promise<void>;
   updateDestination(id: IpvsServiceId, dest: IpvsDestination): Promise<void>;
   deleteDestination(id: IpvsServiceId, dest: IpvsDestinationId): Promise<void>;
+  /**
+   * Executes ops in order and answers for each: applied, or the error its own method would throw. Every op is
+   * attempted, whatever the ones before it answered (an add-destination after its service's failed add fails
+   * too): a caller whose later ops depend on earlier ones batches only up to that dependency. The netlink driver
+   * packs them into a few netlink datagrams; the ipvsadm driver runs them one at a time (applyIpvsOpsInTurn).
+   */
+  applyBatch(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]>;
   getTimeouts(): Promise<IpvsTimeouts>;
   /** A 0 or missing value keeps the current timeout. */
   setTimeouts(timeouts: Partial<IpvsTimeouts>): Promise<void>;

@@ -52,3 +52,15 @@ export function ipvsErrnoError(ctx: IpvsOpContext, errno: number, cause: unknown
     details: { op: ctx.op, object: ctx.object, errno, errnoName: errnoName(errno), extAckMessage },
   });
 }
+
+/**
+ * The TgError for an op of a batch whose ACK never came (TG_IPVS_KERNEL): the kernel may or may not have
+ * applied it, so the caller must re-read the table rather than trust either answer.
+ */
+export function ipvsLostAckError(ctx: IpvsOpContext, errno: number): TgError {
+  const what = ctx.object ? `${ctx.op} ${ctx.object}` : ctx.op;
+  const why = errno === ERRNO.ENOBUFS ? 'the netlink receive buffer overran' : `waiting for it failed with ${errnoName(errno)}`;
+  return new TgError('TG_IPVS_KERNEL', `${what}: no answer from the kernel (${why}): whether it was applied is unknown`, {
+    details: { op: ctx.op, object: ctx.object, errno, errnoName: errnoName(errno), lost: true },
+  });
+}

@@ -26,7 +26,7 @@ import {
   serviceKey,
 } from './model.ts';
 import { ERRNO } from './netlink/constants.ts';
-import type { IpvsOp } from './ops.ts';
+import { applyIpvsOpsInTurn, type IpvsOp, type IpvsOpResult } from './ops.ts';
 
 export interface IpvsadmDriverOptions {
   /** Path or name of the binary (default `ipvsadm`, looked up in PATH). */
@@ -196,6 +196,11 @@ export class IpvsadmDriver implements IpvsDriver {
   deleteDestination(service: IpvsServiceId, destination: IpvsDestinationId): Promise<void> {
     const what = `delete destination ${destKey(destination)} from ${describeService(service)}`;
     return this.#op({ kind: 'delete-destination', service, destination }, what);
+  }
+
+  /** One ipvsadm run per op (`-R` stops at the first failing line, so it cannot answer for every op). */
+  applyBatch(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {
+    return applyIpvsOpsInTurn(this, ops);
   }
 
   async getTimeouts(): Promise<IpvsTimeouts> {

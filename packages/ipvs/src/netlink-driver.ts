@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { isTgError, TgError } from '@tiergate/errors';
 import type { IpvsDestinationId, IpvsDriver } from './driver.ts';
-import { ipvsErrnoError } from './errors.ts';
+import { ipvsErrnoError, ipvsLostAckError } from './errors.ts';
 import {
   describeService,
   destKey,
@@ -15,11 +15,12 @@ import {
   type IpvsServiceId,
   type IpvsTimeouts,
 } from './model.ts';
-import { ERRNO, IPVS_CMD_ATTR, IPVS_GENL_NAME } from './netlink/constants.ts';
+import { ERRNO, IPVS_CMD_ATTR, IPVS_GENL_NAME, NETLINK_GENERIC } from './netlink/constants.ts';
 import { decodeDaemon, decodeDestination, decodeInfo, decodeService, decodeTimeouts } from './netlink/ipvs-decode.ts';
 import { encodeIpvsRequest, type IpvsRequest, ipvsRequests } from './netlink/ipvs-encode.ts';
 import { type GenlBody, parseGenl } from './netlink/message.ts';
-import { NetlinkErrnoError, NetlinkSocket } from './netlink-socket.ts';
+import { type NetlinkAck, NetlinkErrnoError, NetlinkSocket } from './netlink-socket.ts';
+import type { IpvsOp, IpvsOpResult } from './ops.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -28,6 +29,11 @@ export interface NetlinkIpvsDriverOptions {
   timeoutMs?: number;
   /** Run `modprobe ip_vs` once when the family is missing (default true), as kube-proxy and moby do. */
   modprobe?: boolean;
+  /**
+   * At most this many ops per netlink datagram in applyBatch(); default as many as the socket's receive buffer
+   * holds ACKs of, up to 1024. 1 sends every op on its own.
+   */
+  batchMessages?: number;
 }
 
 /** Loads ip_vs; failure is expected where the kernel has no module, and reported through the retry. */
@@ -90,7 +96,7 @@ export class NetlinkIpvsDriver implements IpvsDriver {
   static async open(options: NetlinkIpvsDriverOptions = {}): Promise<NetlinkIpvsDriver> {
     let socket: NetlinkSocket;
     try {
-      socket = NetlinkSocket.open();
+      socket = NetlinkSocket.open(NETLINK_GENERIC, { batchMessages: options.batchMessages });
     } catch (err) {
       throw toIpvsError(err, 'open netlink socket');
     }
@@ -141,16 +147,22 @@ export class NetlinkIpvsDriver implements IpvsDriver {
     }
   }
 
-  async addService(svc: IpvsService): Promise<void> {
-    await this.#run(ipvsRequests.newService(svc), 'add service', () => describeService(svc));
+  /** One write op as a request on its own (the single-op methods). */
+  async #write(op: IpvsOp): Promise<void> {
+    const w = writeRequest(op);
+    await this.#run(w.req, w.op, w.object);
   }
 
-  async updateService(svc: IpvsService): Promise<void> {
-    await this.#run(ipvsRequests.setService(svc), 'update service', () => describeService(svc));
+  async addService(service: IpvsService): Promise<void> {
+    await this.#write({ kind: 'add-service', service });
   }
 
-  async deleteService(id: IpvsServiceId): Promise<void> {
-    await this.#run(ipvsRequests.delService(id), 'delete service', () => describeService(id));
+  async updateService(service: IpvsService): Promise<void> {
+    await this.#write({ kind: 'update-service', service });
+  }
+
+  async deleteService(service: IpvsServiceId): Promise<void> {
+    await this.#write({ kind: 'delete-service', service });
   }
 
   async listDestinations(id: IpvsServiceId): Promise<IpvsDestination[]> {
@@ -165,16 +177,44 @@ export class NetlinkIpvsDriver implements IpvsDriver {
     return bodies.map((b) => decodeDestination(nest(b, IPVS_CMD_ATTR.DEST), svc.family));
   }
 
-  async addDestination(id: IpvsServiceId, dest: IpvsDestination): Promise<void> {
-    await this.#run(ipvsRequests.newDest(id, dest), 'add destination', () => destObject(id, dest));
+  async addDestination(service: IpvsServiceId, destination: IpvsDestination): Promise<void> {
+    await this.#write({ kind: 'add-destination', service, destination });
   }
 
-  async updateDestination(id: IpvsServiceId, dest: IpvsDestination): Promise<void> {
-    await this.#run(ipvsRequests.setDest(id, dest), 'update destination', () => destObject(id, dest));
+  async updateDestination(service: IpvsServiceId, destination: IpvsDestination): Promise<void> {
+    await this.#write({ kind: 'update-destination', service, destination });
   }
 
-  async deleteDestination(id: IpvsServiceId, dest: IpvsDestinationId): Promise<void> {
-    await this.#run(ipvsRequests.delDest(id, dest), 'delete destination', () => destObject(id, dest, 'from'));
+  async deleteDestination(service: IpvsServiceId, destination: IpvsDestinationId): Promise<void> {
+    await this.#write({ kind: 'delete-destination', service, destination });
+  }
+
+  /**
+   * The ops as do-requests packed into as few netlink datagrams as the socket's buffers allow (one sendto()
+   * for up to ~1,000 ops instead of one each), each answered by its own ACK: the same result per op as its
+   * single-op method. An op that cannot be encoded fails alone and is not sent.
+   */
+  async applyBatch(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {
+    const results = new Array<IpvsOpResult>(ops.length);
+    const messages: Buffer[] = [];
+    const sent: { index: number; write: WriteRequest }[] = [];
+    for (const [index, op] of ops.entries()) {
+      try {
+        const write = writeRequest(op);
+        messages.push(encodeIpvsRequest(this.#familyId, 0, write.req));
+        sent.push({ index, write });
+      } catch (error) {
+        results[index] = { ok: false, error };
+      }
+    }
+    const acks = await this.#socket.requestBatch(messages, this.#timeoutMs);
+    for (const [i, { index, write }] of sent.entries()) results[index] = resultOf(acks[i] as NetlinkAck, write);
+    return results;
+  }
+
+  /** Syscalls and requests of the driver's netlink socket so far (what batching saved). */
+  get socketStats() {
+    return this.#socket.stats;
   }
 
   async getTimeouts(): Promise<IpvsTimeouts> {
@@ -183,19 +223,15 @@ export class NetlinkIpvsDriver implements IpvsDriver {
   }
 
   async setTimeouts(timeouts: Partial<IpvsTimeouts>): Promise<void> {
-    await this.#run(ipvsRequests.setConfig(timeouts), 'set timeouts');
+    await this.#write({ kind: 'set-timeouts', timeouts });
   }
 
   async startDaemon(daemon: IpvsDaemon): Promise<void> {
-    await this.#run(
-      ipvsRequests.newDaemon(daemon),
-      'start sync daemon',
-      () => `${daemon.state} on ${daemon.interface} syncid ${daemon.syncId}`,
-    );
+    await this.#write({ kind: 'start-daemon', daemon });
   }
 
   async stopDaemon(state: IpvsDaemonState): Promise<void> {
-    await this.#run(ipvsRequests.delDaemon(state), 'stop sync daemon', () => state);
+    await this.#write({ kind: 'stop-daemon', state });
   }
 
   async listDaemons(): Promise<IpvsDaemon[]> {
@@ -203,12 +239,12 @@ export class NetlinkIpvsDriver implements IpvsDriver {
     return bodies.map((b) => decodeDaemon(nest(b, IPVS_CMD_ATTR.DAEMON)));
   }
 
-  async zero(id?: IpvsServiceId): Promise<void> {
-    await this.#run(ipvsRequests.zero(id), 'zero counters of', () => (id === undefined ? 'all services' : describeService(id)));
+  async zero(service?: IpvsServiceId): Promise<void> {
+    await this.#write(service === undefined ? { kind: 'zero' } : { kind: 'zero', service });
   }
 
   async flush(): Promise<void> {
-    await this.#run(ipvsRequests.flush(), 'flush all services');
+    await this.#write({ kind: 'flush' });
   }
 
   async info(): Promise<IpvsInfo> {
@@ -223,6 +259,75 @@ export class NetlinkIpvsDriver implements IpvsDriver {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** A write op as its netlink request, with what its errors name: the op and (lazily: success builds no text) the object. */
+interface WriteRequest {
+  readonly req: IpvsRequest;
+  readonly op: string;
+  readonly object?: () => string;
+}
+
+/** Throws TG_IPVS_INVALID for an op the encoder refuses (e.g. an address of the wrong family). */
+function writeRequest(op: IpvsOp): WriteRequest {
+  switch (op.kind) {
+    case 'add-service':
+      return { req: ipvsRequests.newService(op.service), op: 'add service', object: () => describeService(op.service) };
+    case 'update-service':
+      return { req: ipvsRequests.setService(op.service), op: 'update service', object: () => describeService(op.service) };
+    case 'delete-service':
+      return { req: ipvsRequests.delService(op.service), op: 'delete service', object: () => describeService(op.service) };
+    case 'add-destination':
+      return {
+        req: ipvsRequests.newDest(op.service, op.destination),
+        op: 'add destination',
+        object: () => destObject(op.service, op.destination),
+      };
+    case 'update-destination':
+      return {
+        req: ipvsRequests.setDest(op.service, op.destination),
+        op: 'update destination',
+        object: () => destObject(op.service, op.destination),
+      };
+    case 'delete-destination':
+      return {
+        req: ipvsRequests.delDest(op.service, op.destination),
+        op: 'delete destination',
+        object: () => destObject(op.service, op.destination, 'from'),
+      };
+    case 'set-timeouts':
+      return { req: ipvsRequests.setConfig(op.timeouts), op: 'set timeouts' };
+    case 'start-daemon': {
+      const d = op.daemon;
+      return { req: ipvsRequests.newDaemon(d), op: 'start sync daemon', object: () => `${d.state} on ${d.interface} syncid ${d.syncId}` };
+    }
+    case 'stop-daemon':
+      return { req: ipvsRequests.delDaemon(op.state), op: 'stop sync daemon', object: () => op.state };
+    case 'zero': {
+      const id = op.service;
+      return {
+        req: ipvsRequests.zero(id),
+        op: 'zero counters of',
+        object: () => (id === undefined ? 'all services' : describeService(id)),
+      };
+    }
+    case 'flush':
+      return { req: ipvsRequests.flush(), op: 'flush all services' };
+  }
+}
+
+const APPLIED: IpvsOpResult = Object.freeze({ ok: true });
+
+/** One op's ACK as its result: the same TgError its single-op method throws, or a lost-ACK error. */
+function resultOf(ack: NetlinkAck, w: WriteRequest): IpvsOpResult {
+  if (ack.errno === 0) return APPLIED;
+  const ctx = { op: w.op, object: w.object?.() };
+  if (ack.lost) return { ok: false, error: ipvsLostAckError(ctx, ack.errno) };
+  const cause = new NetlinkErrnoError('netlink', ack.errno, `kernel answered errno ${ack.errno}`, {
+    message: ack.extAckMessage,
+    offset: ack.extAckOffset,
+  });
+  return { ok: false, error: ipvsErrnoError(ctx, ack.errno, cause, ack.extAckMessage) };
 }
 
 function destObject(id: IpvsServiceId, dest: IpvsDestinationId, preposition = 'to'): string {

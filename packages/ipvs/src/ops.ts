@@ -18,6 +18,28 @@ export type IpvsOp =
   | { kind: 'zero'; service?: IpvsServiceId }
   | { kind: 'flush' };
 
+/** What the kernel answered one op of a batch: applied, or the driver's error (a TgError naming the op). */
+export type IpvsOpResult = { readonly ok: true } | { readonly ok: false; readonly error: unknown };
+
+const APPLIED: IpvsOpResult = Object.freeze({ ok: true });
+
+/**
+ * `IpvsDriver.applyBatch` for a driver without a cheaper way: every op in order, one at a time, each attempted
+ * whatever the ones before it answered.
+ */
+export async function applyIpvsOpsInTurn(driver: IpvsDriver, ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {
+  const results: IpvsOpResult[] = [];
+  for (const op of ops) {
+    try {
+      await applyIpvsOp(driver, op);
+      results.push(APPLIED);
+    } catch (error) {
+      results.push({ ok: false, error });
+    }
+  }
+  return results;
+}
+
 /** Executes one op on a driver. */
 export async function applyIpvsOp(driver: IpvsDriver, op: IpvsOp): Promise<void> {
   switch (op.kind) {

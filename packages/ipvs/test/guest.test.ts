@@ -1,17 +1,22 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runInGuest } from '@tiergate/testkit';
-import { describe, expect, it } from 'vitest';
+import { type GuestRun, runInGuest } from '@tiergate/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROUNDTRIP = new URL('./guest/ipvs-roundtrip.ts', import.meta.url).pathname;
+const BATCH = new URL('./guest/ipvs-batch.ts', import.meta.url).pathname;
 
-// One boot (TCG costs ~10 s each): the round-trip script does the writes and its own comparisons,
-// then the real ipvsadm prints the table it left behind for the assertions below.
+// One boot (TCG costs ~10 s each) for both tests: the round-trip script does the writes and its own comparisons,
+// then the real ipvsadm prints the table it left behind for the assertions below; the batch script runs in a
+// network namespace of its own.
 const script = `set -uo pipefail
 node ${ROUNDTRIP} > roundtrip.out 2> roundtrip.err
 echo $? > roundtrip.rc
 ipvsadm -Ln > ln.txt 2>&1
 ipvsadm -Ln --thresholds > thresholds.txt 2>&1
+ip netns add batch
+ip netns exec batch node ${BATCH} > batch.out 2> batch.err
+echo $? > batch.rc
 `;
 
 const squash = (text: string) =>
@@ -21,9 +26,16 @@ const squash = (text: string) =>
     .filter(Boolean);
 
 describe('netlink IPVS driver against the real kernel (QEMU guest)', () => {
+  let run: GuestRun;
+  const read = (f: string) => readFile(join(run.scratchDir, f), 'utf8');
+  beforeAll(async () => {
+    run = await runInGuest({ script, timeoutMs: 240_000 });
+  }, 260_000);
+  afterAll(async () => {
+    await run?.[Symbol.asyncDispose]();
+  });
+
   it('writes every kind of service, reads it back through netlink and ipvsadm, and maps kernel errnos', async () => {
-    await using run = await runInGuest({ script, timeoutMs: 180_000 });
-    const read = (f: string) => readFile(join(run.scratchDir, f), 'utf8');
     expect(run.exitCode, `guest script failed\nstderr:\n${run.stderr}\nconsole:\n${run.console}`).toBe(0);
     const out = await read('roundtrip.out');
     const summary = JSON.parse(out.trim().split('\n').at(-1) as string) as { ok: boolean; checks: number; failures: unknown[] };
@@ -71,5 +83,59 @@ describe('netlink IPVS driver against the real kernel (QEMU guest)', () => {
       ]),
     );
     expect(squash(await read('thresholds.txt'))).toContain('-> 10.99.0.12:80 100 50 0 0');
-  }, 200_000);
+  });
+
+  it('applies a batch in one sendto() with an answer per op, failures in the middle included, and loses no ACK of a big one', async () => {
+    expect(run.exitCode, `guest script failed\nstderr:\n${run.stderr}\nconsole:\n${run.console}`).toBe(0);
+    expect(await read('batch.rc'), await read('batch.err')).toBe('0\n');
+    const out = JSON.parse(await read('batch.out')) as {
+      mixed: { results: { ok: boolean; code?: string; message?: string }[]; sendCalls: number; ln: string };
+      ipvsadm: { results: { ok: boolean; reason?: string }[]; ln: string };
+      big: { ops: number; failureCount: number; failures: unknown[]; sendCalls: number; ln: string };
+    };
+
+    // Each op's own ACK: the three failures in the middle, and the ops after each applied.
+    expect(out.mixed.sendCalls).toBe(1);
+    expect(out.mixed.results).toEqual([
+      { ok: true },
+      { ok: true },
+      {
+        ok: false,
+        code: 'TG_IPVS_NO_SERVICE',
+        message: 'add destination 10.97.1.2:80 to TCP 10.97.0.2:80: no such service (ESRCH)',
+      },
+      { ok: true },
+      { ok: false, code: 'TG_IPVS_EXISTS', message: 'add service TCP 10.97.0.1:80: it already exists (EEXIST)' },
+      {
+        ok: false,
+        code: 'TG_IPVS_RANGE',
+        message: expect.stringMatching(/^add destination 10\.97\.1\.4:80 to TCP 10\.97\.0\.1:80: value out of range/),
+      },
+      { ok: true },
+    ]);
+    // What the real ipvsadm lists: exactly the ops reported applied.
+    const mixedLn = squash(out.mixed.ln);
+    expect(mixedLn.filter((l) => l.startsWith('TCP'))).toEqual(['TCP 10.97.0.1:80 wrr']);
+    expect(mixedLn.filter((l) => l.startsWith('->') && !l.includes('RemoteAddress'))).toEqual([
+      '-> 10.97.1.1:80 Route 1 0 0',
+      '-> 10.97.1.3:80 Route 1 0 0',
+      '-> 10.97.1.5:80 Route 1 0 0',
+    ]);
+    // The ipvsadm driver's batch (one run per op) answers alike and leaves the same table.
+    expect(out.ipvsadm.results.map((r) => r.ok)).toEqual(out.mixed.results.map((r) => r.ok));
+    expect(out.ipvsadm.results[2]).toMatchObject({ reason: 'no-service' });
+    expect(out.ipvsadm.results[4]).toMatchObject({ reason: 'exists' });
+    expect(squash(out.ipvsadm.ln)).toEqual(mixedLn);
+
+    // 3,300 ACKs are ~12 times what net.core.rmem_default holds: the socket's larger buffer and the datagram
+    // limit keep every one (a lost ACK would be a TG_IPVS_KERNEL failure), in a few sendto() calls.
+    expect(out.big.failures).toEqual([]);
+    expect(out.big.failureCount).toBe(0);
+    expect(out.big.ops).toBe(3300);
+    expect(out.big.sendCalls).toBeGreaterThan(1);
+    expect(out.big.sendCalls).toBeLessThanOrEqual(10);
+    const bigLn = squash(out.big.ln);
+    expect(bigLn.filter((l) => l.startsWith('TCP'))).toHaveLength(300);
+    expect(bigLn.filter((l) => /^-> 10\.95\./.test(l))).toHaveLength(3000);
+  });
 });

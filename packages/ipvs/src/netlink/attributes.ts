@@ -29,31 +29,36 @@ export function bytesAttr(type: number, value: Uint8Array): NlAttr {
   return { type, value };
 }
 
+// Scalar payloads come from Buffer's shared pool (allocUnsafe; every byte is written): a full apply encodes
+// ~100,000 attributes, and a fresh ArrayBuffer for each (Buffer.alloc) was most of the cost of encoding.
+
 export function u8Attr(type: number, value: number): NlAttr {
-  return { type, value: Buffer.of(checkUint(value, 0xff, `attribute ${type}`)) };
+  const b = Buffer.allocUnsafe(1);
+  b[0] = checkUint(value, 0xff, `attribute ${type}`);
+  return { type, value: b };
 }
 
 export function u16Attr(type: number, value: number): NlAttr {
-  const b = Buffer.alloc(2);
+  const b = Buffer.allocUnsafe(2);
   b.writeUInt16LE(checkUint(value, 0xffff, `attribute ${type}`));
   return { type, value: b };
 }
 
 /** A u16 in network byte order (ports). */
 export function be16Attr(type: number, value: number): NlAttr {
-  const b = Buffer.alloc(2);
+  const b = Buffer.allocUnsafe(2);
   b.writeUInt16BE(checkUint(value, 0xffff, `attribute ${type}`));
   return { type, value: b };
 }
 
 export function u32Attr(type: number, value: number): NlAttr {
-  const b = Buffer.alloc(4);
+  const b = Buffer.allocUnsafe(4);
   b.writeUInt32LE(checkUint(value, 0xffffffff, `attribute ${type}`));
   return { type, value: b };
 }
 
 export function u64Attr(type: number, value: bigint): NlAttr {
-  const b = Buffer.alloc(8);
+  const b = Buffer.allocUnsafe(8);
   b.writeBigUInt64LE(value);
   return { type, value: b };
 }
@@ -68,19 +73,33 @@ export function nestedAttr(type: number, children: readonly NlAttr[]): NlAttr {
   return { type: type | NLA_F_NESTED, value: encodeAttrs(children) };
 }
 
-/** Serialises attributes back to back, each padded to 4 bytes. */
-export function encodeAttrs(attrs: readonly NlAttr[]): Buffer {
-  const size = attrs.reduce((n, a) => n + align4(4 + a.value.length), 0);
-  const out = Buffer.alloc(size);
-  let off = 0;
+/** Bytes the attributes take encoded, each padded to 4 bytes. */
+export function attrsSize(attrs: readonly NlAttr[]): number {
+  let size = 0;
+  for (const a of attrs) size += align4(4 + a.value.length);
+  return size;
+}
+
+/** Writes attributes back to back into `out` from `off` (padding zeroed); returns the offset after them. */
+export function writeAttrs(out: Buffer, off: number, attrs: readonly NlAttr[]): number {
+  let at = off;
   for (const a of attrs) {
     const len = 4 + a.value.length;
     if (len > 0xffff) throw new TgError('TG_IPVS_INVALID', `attribute ${a.type} is too long (${len} bytes)`);
-    out.writeUInt16LE(len, off);
-    out.writeUInt16LE(a.type, off + 2);
-    out.set(a.value, off + 4);
-    off += align4(len);
+    out.writeUInt16LE(len, at);
+    out.writeUInt16LE(a.type, at + 2);
+    out.set(a.value, at + 4);
+    const end = at + align4(len);
+    if (end > at + len) out.fill(0, at + len, end);
+    at = end;
   }
+  return at;
+}
+
+/** Serialises attributes back to back, each padded to 4 bytes. */
+export function encodeAttrs(attrs: readonly NlAttr[]): Buffer {
+  const out = Buffer.allocUnsafe(attrsSize(attrs));
+  writeAttrs(out, 0, attrs);
   return out;
 }
 

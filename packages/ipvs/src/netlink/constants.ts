@@ -31,6 +31,13 @@ export const NLA_TYPE_MASK = 0x3fff;
 export const SOL_NETLINK = 270;
 export const NETLINK_EXT_ACK = 11;
 
+/** `asm-generic/socket.h`: the socket buffer sizes; the FORCE variants ignore net.core.[rw]mem_max (CAP_NET_ADMIN). */
+export const SOL_SOCKET = 1;
+export const SO_SNDBUF = 7;
+export const SO_RCVBUF = 8;
+export const SO_SNDBUFFORCE = 32;
+export const SO_RCVBUFFORCE = 33;
+
 export const GENL_ID_CTRL = 0x10;
 export const CTRL_CMD = { NEWFAMILY: 1, GETFAMILY: 3 } as const;
 export const CTRL_ATTR = { FAMILY_ID: 1, FAMILY_NAME: 2, VERSION: 3, HDRSIZE: 4, MAXATTR: 5, OPS: 6, MCAST_GROUPS: 7 } as const;
@@ -141,6 +148,7 @@ export const ERRNO = {
   ENODEV: 19,
   EINVAL: 22,
   ERANGE: 34,
+  EPROTO: 71,
   EMSGSIZE: 90,
   ENOPROTOOPT: 92,
   EOPNOTSUPP: 95,

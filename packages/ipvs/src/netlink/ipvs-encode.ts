@@ -32,7 +32,7 @@ import {
   IPVS_SVC_ATTR,
   NLM_F,
 } from './constants.ts';
-import { encodeGenlMessage } from './message.ts';
+import { encodeGenlMessage, encodeGenlRequest } from './message.ts';
 
 /** One IPVS request before framing: the command, do-or-dump, and its top-level attributes. */
 export interface IpvsRequest {
@@ -44,7 +44,7 @@ export interface IpvsRequest {
 /** Frames a request as a netlink message: REQUEST|ACK for do commands, REQUEST|DUMP for dumps. */
 export function encodeIpvsRequest(familyId: number, seq: number, req: IpvsRequest): Buffer {
   const flags = req.dump ? NLM_F.REQUEST | NLM_F.DUMP : NLM_F.REQUEST | NLM_F.ACK;
-  return encodeGenlMessage({ family: familyId, flags, seq }, { cmd: req.cmd, version: IPVS_GENL_VERSION }, encodeAttrs(req.attrs));
+  return encodeGenlRequest({ family: familyId, flags, seq }, { cmd: req.cmd, version: IPVS_GENL_VERSION }, req.attrs);
 }
 
 /** nlctrl CTRL_CMD_GETFAMILY for a family name (reference §1.3 golden bytes). */
@@ -66,7 +66,7 @@ export function afOf(family: IpvsFamily): number {
 
 function addressAttr(type: number, address: string, family: IpvsFamily, what: string): NlAttr {
   if (familyOfAddress(address) !== family) throw invalid(`${what} address ${address} is not ${family === 'inet' ? 'IPv4' : 'IPv6'}`);
-  return bytesAttr(type, addressToBytes(address));
+  return bytesAttr(type, addressToBytes(address, family));
 }
 
 /** AF + (FWMARK | PROTOCOL + ADDR + PORT): what selects a service. */
