@@ -4,13 +4,15 @@
  * latency and RSS per target, and each target's ratio to nginx.
  *
  *   node loadtest/proxy-bench.ts [--duration 10] [--connections 50] [--bodies 100,65536] [--workers 1]
- *                                [--soak 0] [--targets nginx,tiergate,tiergate-nmr]
+ *                                [--soak 0] [--memory] [--targets nginx,tiergate,tiergate-nmr]
  *
  * CPU placement (2 cores): the proxy under test on core 0, wrk and the upstream nginx on core 1.
- * Targets: `nginx` (1 worker, upstream keepalive 32, the same forwarding headers), `tiergate` (default flags),
- * `tiergate-nmr` (node --no-memory-reducer: see V8's memory reducer note in loadtest/README.md), `tiergate-ss<N>`
- * (node --max-semi-space-size=N: the young-generation cap of docs/operations.md "Memory"; `workers: 1` runs in
- * the launched process, which gets no flag otherwise), and the two combined as `tiergate-ss<N>-nmr`.
+ * Targets: `nginx` (1 worker, upstream keepalive 32, the same forwarding headers), `tiergate` (the settings
+ * `tiergate proxy` gives itself: docs/operations.md "Memory"), and tiergate variants named by what they set on
+ * top (targetFlags, targetEnv; a setting the variant gives replaces the default), e.g. `tiergate-ss8`,
+ * `tiergate-ios0-arena16` (V8's and glibc's own defaults), `tiergate-nmr`.
+ * `--memory` prints where each peak RSS was (anonymous and file-backed pages, V8 heap, external memory).
+ * `--soak N` runs the first body size N more seconds in 30 s slices: req/s, p99 and peak RSS per slice.
  * Loopback only; every run is bounded by --duration. Not part of `npm test`: performance is measured, not asserted.
  */
 
@@ -31,6 +33,7 @@ const { values: args } = parseArgs({
     bodies: { type: 'string', default: '100,65536' },
     workers: { type: 'string', default: '1' },
     soak: { type: 'string', default: '0' },
+    memory: { type: 'boolean', default: false },
     targets: { type: 'string', default: 'nginx,tiergate,tiergate-nmr' },
     out: { type: 'string', default: join(root, 'loadtest', 'results') },
   },
@@ -42,11 +45,11 @@ const BODIES = args.bodies.split(',').map(Number);
 const WORKERS = Number(args.workers);
 const SOAK = Number(args.soak);
 const TARGETS = args.targets.split(',');
+const MEMORY = args.memory;
 /**
  * Node flags of a tiergate variant, from its name: `-ss<N>` caps the young generation's semi-space at N MiB
  * (`--max-semi-space-size`, docs/operations.md "Memory"), `-ios<N>` starts the old generation's limit at N MiB
- * (`--initial-old-space-size`: the first mark-compact comes sooner), `-nmr` turns V8's memory reducer off
- * (README.md).
+ * (`--initial-old-space-size`; 0 is V8's own first limit), `-nmr` turns V8's memory reducer off (README.md).
  */
 function targetFlags(name: string): string[] {
   const flags: string[] = [];
@@ -56,6 +59,23 @@ function targetFlags(name: string): string[] {
   if (ios) flags.push(`--initial-old-space-size=${ios[1]}`);
   if (name.endsWith('-nmr')) flags.push('--no-memory-reducer');
   return flags;
+}
+/**
+ * glibc malloc settings of a tiergate variant, from its name, as environment variables: `-arena<N>`
+ * (MALLOC_ARENA_MAX: at most N malloc arenas; glibc's own limit is 8 per core, 16 here), `-mmap<K>`
+ * (MALLOC_MMAP_THRESHOLD_: blocks of K KiB and more get their own mapping; fixes the threshold, which glibc
+ * otherwise raises up to 32 MiB as such blocks are freed), `-trim<K>` (MALLOC_TRIM_THRESHOLD_: free memory at
+ * the top of the main heap kept before it is returned). glibc reads them at startup only.
+ */
+function targetEnv(name: string): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  const arena = /-arena(\d+)/.exec(name);
+  if (arena) env.MALLOC_ARENA_MAX = arena[1];
+  const mmap = /-mmap(\d+)/.exec(name);
+  if (mmap) env.MALLOC_MMAP_THRESHOLD_ = String(Number(mmap[1]) * 1024);
+  const trim = /-trim(\d+)/.exec(name);
+  if (trim) env.MALLOC_TRIM_THRESHOLD_ = String(Number(trim[1]) * 1024);
+  return env;
 }
 // One worker: the proxy alone on core 0. More: every core (the machine has 2), shared with wrk and the upstreams.
 const PROXY_CORES = WORKERS > 1 ? '0-1' : '0';
@@ -111,15 +131,83 @@ function treeRssKiB(pid: number): number {
   return total;
 }
 
-async function measure(pid: number, url: string, seconds: number): Promise<WrkResult & { rssMiB: number }> {
+/** Anonymous memory and file-backed RSS (KiB, /proc/PID/smaps_rollup) of a process and its descendants. */
+function treeSmapsKiB(pid: number): { anon: number; file: number } {
+  let anon = 0;
+  let rss = 0;
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop() as number;
+    try {
+      const rollup = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
+      rss += Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      anon += Number(/^Anonymous:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
+      for (const t of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) stack.push(Number(t));
+    } catch {}
+  }
+  return { anon, file: rss - anon };
+}
+
+/** V8's share of the proxy's memory (bytes, summed over workers), from the admin /metrics. */
+async function v8MemoryBytes(adminPort: number): Promise<{ heapTotal: number; heapUsed: number; external: number }> {
+  const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+  const sum = (kind: string) =>
+    [...text.matchAll(new RegExp(`^tiergate_proxy_worker_memory_bytes\\{[^}]*kind="${kind}"[^}]*\\} (\\S+)$`, 'gm'))].reduce(
+      (a, m) => a + Number(m[1]),
+      0,
+    );
+  return { heapTotal: sum('heap_total'), heapUsed: sum('heap_used'), external: sum('external') };
+}
+
+/**
+ * Where the peak RSS of one measurement was (`--memory`), MiB: anonymous and file-backed pages at the peak,
+ * and V8's heap (committed, used) and external memory at the end of the run. Anonymous memory that is not
+ * V8 heap is mostly malloc (glibc arenas, 64 KiB body buffers).
+ */
+interface MemoryBreakdown {
+  anonMiB: number;
+  fileMiB: number;
+  heapTotalMiB: number;
+  heapUsedMiB: number;
+  externalMiB: number;
+}
+
+type Measured = WrkResult & { rssMiB: number; memory?: MemoryBreakdown };
+
+const mib = (kib: number) => Math.round(kib / 102.4) / 10;
+
+async function measure(t: Target, url: string, seconds: number): Promise<Measured> {
+  const pid = t.proc.pid as number;
   let peak = 0;
-  const sampler = setInterval(() => (peak = Math.max(peak, treeRssKiB(pid))), 250);
+  let atPeak = { anon: 0, file: 0 };
+  const sample = () => {
+    const rss = treeRssKiB(pid);
+    if (rss <= peak) return;
+    peak = rss;
+    if (MEMORY) atPeak = treeSmapsKiB(pid);
+  };
+  const sampler = setInterval(sample, 250);
   try {
     const r = await wrk(url, seconds);
-    return { ...r, rssMiB: Math.round(Math.max(peak, treeRssKiB(pid)) / 102.4) / 10 };
+    sample();
+    if (!MEMORY || t.admin === undefined) return { ...r, rssMiB: mib(peak) };
+    const v8 = await v8MemoryBytes(t.admin);
+    const memory = {
+      anonMiB: mib(atPeak.anon),
+      fileMiB: mib(atPeak.file),
+      heapTotalMiB: mib(v8.heapTotal / 1024),
+      heapUsedMiB: mib(v8.heapUsed / 1024),
+      externalMiB: mib(v8.external / 1024),
+    };
+    return { ...r, rssMiB: mib(peak), memory };
   } finally {
     clearInterval(sampler);
   }
+}
+
+function memoryLine(m: MemoryBreakdown | undefined): string {
+  if (!m) return '';
+  return `\n${' '.repeat(16)}at peak: anon ${m.anonMiB} MiB, file ${m.fileMiB} MiB; V8 heap ${m.heapTotalMiB} MiB (used ${m.heapUsedMiB}), external ${m.externalMiB} MiB`;
 }
 
 // ---------------------------------------------------------------- upstreams: one nginx, two ports, fixed bodies
@@ -150,6 +238,8 @@ await waitForPort(up[1] as number);
 interface Target {
   name: string;
   port: number;
+  /** tiergate's admin port (/metrics). */
+  admin?: number;
   proc: ChildProcess;
 }
 
@@ -187,12 +277,17 @@ proxy:
 `,
   );
   const nodeFlags = targetFlags(name);
-  const proc = start(process.execPath, [...nodeFlags, join(root, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg], PROXY_CORES);
+  const proc = start(
+    process.execPath,
+    [...nodeFlags, join(root, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg],
+    PROXY_CORES,
+    targetEnv(name),
+  );
   await waitForPort(port);
-  return { name, port, proc };
+  return { name, port, admin, proc };
 }
 
-const results: Record<string, Record<number, WrkResult & { rssMiB: number }>> = {};
+const results: Record<string, Record<number, Measured>> = {};
 const cpus = WORKERS > 1 ? 'all cores' : 'core 0';
 console.log(
   `proxy benchmark: ${CONNS} connections, ${DURATION}s per run after ${WARMUP}s warm-up, ${WORKERS} worker(s) on ${cpus}, wrk on core 1`,
@@ -203,10 +298,10 @@ for (const name of TARGETS) {
   for (const size of BODIES) {
     const url = `http://127.0.0.1:${t.port}/b${size}`;
     await wrk(url, WARMUP);
-    const r = await measure(t.proc.pid as number, url, DURATION);
+    const r = await measure(t, url, DURATION);
     (results[name] as Record<number, unknown>)[size] = r;
     console.log(
-      `${name.padEnd(14)} ${String(size).padStart(6)} B  ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms  RSS ${r.rssMiB} MiB  errors ${r.errors} non-2xx ${r.non2xx}`,
+      `${name.padEnd(14)} ${String(size).padStart(6)} B  ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms  RSS ${r.rssMiB} MiB  errors ${r.errors} non-2xx ${r.non2xx}${memoryLine(r.memory)}`,
     );
   }
   if (SOAK > 0 && name !== 'nginx') {
@@ -214,13 +309,20 @@ for (const name of TARGETS) {
     const url = `http://127.0.0.1:${t.port}/b${BODIES[0]}`;
     const slices: number[] = [];
     const rss: number[] = [];
+    const p99: number[] = [];
+    const memory: (MemoryBreakdown | undefined)[] = [];
     for (let left = SOAK; left > 0; left -= 30) {
-      const r = await measure(t.proc.pid as number, url, Math.min(30, left));
+      const r = await measure(t, url, Math.min(30, left));
       slices.push(r.rps);
       rss.push(r.rssMiB);
+      p99.push(r.p99ms);
+      memory.push(r.memory);
+      if (MEMORY) console.log(`${name} soak slice ${slices.length}: RSS ${r.rssMiB} MiB${memoryLine(r.memory)}`);
     }
-    console.log(`${name} soak ${SOAK}s: req/s per 30 s slice ${slices.map((s) => s.toFixed(0)).join(' ')}; RSS MiB ${rss.join(' ')}`);
-    (results[name] as Record<string, unknown>).soak = { slices, rss };
+    console.log(
+      `${name} soak ${SOAK}s: req/s per 30 s slice ${slices.map((s) => s.toFixed(0)).join(' ')}; p99 ms ${p99.map((s) => s.toFixed(1)).join(' ')}; RSS MiB ${rss.join(' ')}`,
+    );
+    (results[name] as Record<string, unknown>).soak = { slices, rss, p99, memory };
   }
   await stop(t.proc);
 }

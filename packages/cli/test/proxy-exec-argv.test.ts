@@ -6,9 +6,10 @@ describe('proxyExecArgv', () => {
     expect(proxyExecArgv(['--enable-source-maps'], undefined)).toEqual(['--enable-source-maps', ...PROXY_V8_FLAGS]);
   });
 
-  it('keeps a semi-space size the operator chose on the command line or in NODE_OPTIONS', () => {
-    expect(proxyExecArgv(['--max-semi-space-size=16'], undefined)).toEqual(['--max-semi-space-size=16']);
-    expect(proxyExecArgv(['--max_semi_space_size=2'], undefined)).toEqual(['--max_semi_space_size=2']);
-    expect(proxyExecArgv([], '--no-warnings  --max-semi-space-size=16')).toEqual([]);
+  it('keeps a flag the operator set on the command line or in NODE_OPTIONS, and adds the others', () => {
+    expect(proxyExecArgv(['--max-semi-space-size=16'], undefined)).toEqual(['--max-semi-space-size=16', '--initial-old-space-size=32']);
+    expect(proxyExecArgv(['--max_semi_space_size=2'], undefined)).toEqual(['--max_semi_space_size=2', '--initial-old-space-size=32']);
+    expect(proxyExecArgv([], '--no-warnings  --max-semi-space-size=16')).toEqual(['--initial-old-space-size=32']);
+    expect(proxyExecArgv(['--initial-old-space-size=64'], '--max-semi-space-size=16')).toEqual(['--initial-old-space-size=64']);
   });
 });

@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import { startCommandTelemetry } from '../process-telemetry.ts';
 import { Primary } from './primary.ts';
 import { runSingle } from './single.ts';
-import { reexecWithProxyFlags } from './v8-flags.ts';
+import { proxyMallocEnv, reexecWithProxySettings } from './v8-flags.ts';
 
 /** `workers: auto` is one per CPU the process may use. */
 export function workerCount(workers: ProxySection['workers']): number {
@@ -34,7 +34,7 @@ export async function runProxy(file: string, section: ProxySection, log: Logger)
     const n = workerCount(section.workers);
     const { telemetry: settings } = await loadConfigFile(file);
     if (n <= 1) {
-      reexecWithProxyFlags();
+      reexecWithProxySettings();
       const telemetry = await startCommandTelemetry(settings, 'proxy', log);
       try {
         return await runSingle(file, section, log, onReload, settings.tracing.trust_incoming);
@@ -42,7 +42,9 @@ export async function runProxy(file: string, section: ProxySection, log: Logger)
         await telemetry.shutdown();
       }
     }
-    const primary = new Primary(file, section, n, log, { [TELEMETRY_ENV]: JSON.stringify(settings) });
+    // The workers' malloc settings: the primary serves nothing, so it keeps glibc's defaults.
+    const workerEnv = { ...proxyMallocEnv(process.env), [TELEMETRY_ENV]: JSON.stringify(settings) };
+    const primary = new Primary(file, section, n, log, workerEnv);
     await primary.start();
     await primary.run(onReload);
   } finally {

@@ -1,10 +1,20 @@
 /**
- * V8 flags a proxy process needs and V8 reads only at startup (docs/operations.md, "Memory"): under load V8
- * grows the young generation to 32 MiB semi-spaces, and from then on each scavenge promotes most requests
- * in flight (10–17 MB a time, 20–55 ms pauses): p99 went from ~5 ms to 35–45 ms and RSS past 300 MiB
- * (loadtest/proxy-bench.ts). Capped at 4 MiB, scavenges stay ~1 ms and promote little.
+ * What a proxy process needs set before it starts (docs/operations.md, "Memory"): V8 flags and glibc
+ * malloc settings, all read once, at startup. The operator's own value of any of them wins.
  */
-export const PROXY_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4'];
+
+/**
+ * V8 flags a proxy process needs:
+ * - `--max-semi-space-size=4`: under load V8 grows the young generation to 32 MiB semi-spaces, and from then
+ *   on each scavenge promotes most requests in flight (10–17 MB a time, 20–55 ms pauses): p99 went from ~5 ms
+ *   to 35–45 ms and RSS past 300 MiB (loadtest/proxy-bench.ts). Capped at 4 MiB, scavenges stay ~1 ms and
+ *   promote little.
+ * - `--initial-old-space-size=32`: left to itself V8 lets the old generation reach 60–70 MiB of pages before
+ *   the first mark-compact, a minute or two into steady load, and keeps most of those pages afterwards: the
+ *   5-minute soak peaked at 165–173 MiB. A first limit of 32 MiB brings that mark-compact within seconds;
+ *   from then on V8 sizes the limit from what survives, as usual. A starting point, not a cap.
+ */
+export const PROXY_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--initial-old-space-size=32'];
 
 /** A proxy process's execArgv: `execArgv`, plus the PROXY_V8_FLAGS the operator did not set (execArgv or NODE_OPTIONS). */
 export function proxyExecArgv(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
@@ -15,13 +25,37 @@ export function proxyExecArgv(execArgv: readonly string[], nodeOptions: string |
 }
 
 /**
- * `workers: 1` serves in this process, which started without PROXY_V8_FLAGS (the `tiergate` launcher takes
- * none): re-executes it in place with the flags it lacks. process.execve keeps the PID, stdio, environment
- * and signal targets, so supervisors and scripts see one process, as before; the config is simply read
- * again by the new image. Returns only when nothing is missing or the platform has no process.execve.
+ * glibc malloc settings a proxy process needs, as environment variables. `MALLOC_ARENA_MAX=2`: glibc gives a
+ * thread that mallocs while another holds an arena's lock an arena of its own, up to 8 per core, and each
+ * arena keeps its free memory; V8's GC and compiler threads filled 6 arenas with ~20 MiB. With two (the
+ * main thread's and one the helper threads share) the soak's RSS was 15–20 MiB lower at the same req/s and
+ * p99 (loadtest/README.md).
  */
-export function reexecWithProxyFlags(): void {
+export const PROXY_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+
+/** The GLIBC_TUNABLES name of each PROXY_MALLOC_ENV variable: either way of setting it is the operator's. */
+const TUNABLE: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: 'glibc.malloc.arena_max' };
+
+/** The PROXY_MALLOC_ENV variables `env` leaves unset (neither by name nor in GLIBC_TUNABLES). */
+export function proxyMallocEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const tunables = (env.GLIBC_TUNABLES ?? '').split(':').map((t) => t.split('=')[0]);
+  const missing: Record<string, string> = {};
+  for (const [name, value] of Object.entries(PROXY_MALLOC_ENV))
+    if (env[name] === undefined && !tunables.includes(TUNABLE[name])) missing[name] = value;
+  return missing;
+}
+
+/**
+ * `workers: 1` serves in this process, which started without PROXY_V8_FLAGS and PROXY_MALLOC_ENV (the
+ * `tiergate` launcher sets neither): re-executes it in place with those it lacks. process.execve keeps the
+ * PID, stdio, environment and signal targets, so supervisors and scripts see one process, as before; the
+ * config is simply read again by the new image. Returns only when nothing is missing or the platform has
+ * no process.execve.
+ */
+export function reexecWithProxySettings(): void {
   const execArgv = proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS);
-  if (execArgv.length === process.execArgv.length || typeof process.execve !== 'function') return;
-  process.execve(process.execPath, [process.execPath, ...execArgv, ...process.argv.slice(1)], process.env);
+  const malloc = proxyMallocEnv(process.env);
+  const missing = execArgv.length > process.execArgv.length || Object.keys(malloc).length > 0;
+  if (!missing || typeof process.execve !== 'function') return;
+  process.execve(process.execPath, [process.execPath, ...execArgv, ...process.argv.slice(1)], { ...process.env, ...malloc });
 }
