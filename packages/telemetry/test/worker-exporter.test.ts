@@ -41,15 +41,19 @@ describe('WorkerExporter (OTLP export on its own thread)', () => {
   it('sends the encoded bytes from another thread, and the caller keeps its buffer', async () => {
     await using ep = await endpoint();
     const exporter = new WorkerExporter(ep.url, 5000);
-    expect(exporter.threadId).toBeUndefined(); // started on the first export, not before
+    expect(exporter.threadId).toBeGreaterThan(0); // started with the exporter, not on the first export
     const body = Uint8Array.of(10, 3, 1, 2, 3);
     await exporter.export({ body, spans: 1 });
     expect(exporter.threadId).toBeGreaterThan(0);
     expect(exporter.threadId).not.toBe(threadId);
     expect(ep.bodies).toEqual([Buffer.from(body)]);
     expect([...body]).toEqual([10, 3, 1, 2, 3]); // copied, not detached
-    await exporter.export({ body: Uint8Array.of(10, 0), spans: 1 });
-    expect(ep.bodies).toHaveLength(2);
+    // An owned body (the processor's own request buffer) is transferred, not copied: it is detached here.
+    const owned = new Uint8Array(new ArrayBuffer(64), 0, 2);
+    owned.set([10, 0]);
+    await exporter.export({ body: owned, spans: 1, owned: true });
+    expect(owned.buffer.byteLength).toBe(0);
+    expect(ep.bodies).toEqual([Buffer.from(body), Buffer.from([10, 0])]);
     await exporter.shutdown();
     await expect(exporter.export({ body: Uint8Array.of(10, 0), spans: 1 })).rejects.toThrow('shut down');
   });
@@ -80,9 +84,12 @@ describe('WorkerExporter (OTLP export on its own thread)', () => {
     await using ep = await endpoint();
     const crashing = new URL('./child/crashing-export-worker.ts', import.meta.url);
     const exporter = new WorkerExporter(ep.url, 5000, crashing);
+    const first = exporter.threadId;
     await expect(exporter.export({ body: Uint8Array.of(10, 0), spans: 1 })).rejects.toThrow(/thread exited before the export finished/);
     expect(exporter.threadId).toBeUndefined();
-    await expect(exporter.export({ body: Uint8Array.of(10, 0), spans: 1 })).rejects.toThrow(/thread exited/);
+    const second = exporter.export({ body: Uint8Array.of(10, 0), spans: 1 });
+    expect(exporter.threadId).toBeGreaterThan(first!); // a new thread took the next export
+    await expect(second).rejects.toThrow(/thread exited/);
     await exporter.shutdown();
     expect(ep.bodies).toHaveLength(0);
   });

@@ -21,6 +21,8 @@ import { ProtoWriter } from './proto-writer.ts';
 export interface EncodedBatch {
   readonly body: Uint8Array;
   readonly spans: number;
+  /** The body's ArrayBuffer holds nothing else and nobody else uses it: an exporter may take (transfer) it. */
+  readonly owned?: boolean;
 }
 
 /** Sends one encoded request; rejects when the export failed (after the transport's own retries). */
@@ -107,7 +109,10 @@ export class EncodingSpanProcessor implements SpanProcessor {
     this.#reportDropped();
     const spans = this.#batched;
     if (spans === 0) return;
-    const request = new ProtoWriter(64 * 1024);
+    // Sized for the spans plus the resource and scope framing, so that it is not regrown (and copied) on the way.
+    let encoded = 0;
+    for (const { scopes } of this.#batches.values()) for (const writer of scopes.values()) encoded += writer.pos;
+    const request = new ProtoWriter(encoded + 16 * 1024);
     for (const { resource, scopes } of this.#batches.values()) {
       const scopeBatches: ScopeBatch[] = [];
       for (const [scope, writer] of scopes) {
@@ -120,7 +125,7 @@ export class EncodingSpanProcessor implements SpanProcessor {
     this.#batched = 0;
     this.#inFlight += spans;
     const done = this.#o.exporter
-      .export({ body: request.buf.subarray(0, request.pos), spans })
+      .export({ body: request.buf.subarray(0, request.pos), spans, owned: true })
       .catch((err: unknown) => diag.error(`exporting ${spans} span${spans === 1 ? '' : 's'} failed: ${(err as Error).message}`))
       .finally(() => {
         this.#inFlight -= spans;

@@ -16,12 +16,20 @@ const HEX_VALUE = new Uint8Array(128);
 for (let d = 0; d < 10; d++) HEX_VALUE[48 + d] = d;
 for (let d = 0; d < 6; d++) HEX_VALUE[97 + d] = HEX_VALUE[65 + d] = 10 + d;
 
+/**
+ * A Buffer over an ArrayBuffer of its own, never a slice of Node's shared pool (which Buffer.allocUnsafe uses for
+ * small sizes): a finished request's buffer can then be transferred to the exporter thread as it is.
+ */
+function allocate(bytes: number): Buffer {
+  return Buffer.from(new ArrayBuffer(bytes));
+}
+
 export class ProtoWriter {
   buf: Buffer;
   pos = 0;
 
   constructor(initialBytes = 64 * 1024) {
-    this.buf = Buffer.allocUnsafe(initialBytes);
+    this.buf = allocate(initialBytes);
   }
 
   ensure(bytes: number): void {
@@ -29,7 +37,7 @@ export class ProtoWriter {
     if (needed <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < needed) size *= 2;
-    const grown = Buffer.allocUnsafe(size);
+    const grown = allocate(size);
     this.buf.copy(grown, 0, 0, this.pos);
     this.buf = grown;
   }
