@@ -131,7 +131,8 @@ function checkProxy(proxy: ProxyConfig, report: Report): void {
   proxy.routes.forEach((r, i) => {
     if (!(r.pool in proxy.pools))
       report(['proxy', 'routes', i, 'pool'], `unknown pool '${r.pool}' (pools: ${Object.keys(proxy.pools).join(', ') || 'none'})`);
-    const key = `${r.host?.toLowerCase() ?? '*'} ${r.path}`; // host names are case-insensitive (RFC 9110 §4.2.3)
+    // Host names are case-insensitive (RFC 9110 §4.2.3) and `a.example.` is `a.example` (the proxy's table agrees).
+    const key = `${r.host?.toLowerCase().replace(/\.$/, '') ?? '*'} ${r.path}`;
     if (routes.has(key)) report(['proxy', 'routes', i, 'path'], `duplicate route ${key} (routes[${routes.get(key)}])`);
     routes.set(key, i);
   });

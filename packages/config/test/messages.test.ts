@@ -118,6 +118,13 @@ describe('rules fixed alongside the corpus', () => {
     expect(parseConfig(route('*.Example.com')).proxy?.routes[0]?.host).toBe('*.Example.com');
   });
 
+  it('finds duplicate routes however the host is spelled (case, a trailing dot), as the proxy would match them', () => {
+    const routes = `version: 1\n${POOL}  routes:\n    - { host: "A.example.com", path: /x, pool: app }\n    - { host: "a.example.com.", path: /x, pool: app }\n`;
+    expect(failure(() => parseConfig(routes)).issues).toEqual([
+      expect.objectContaining({ path: 'proxy.routes[1].path', message: 'duplicate route a.example.com /x (routes[0])' }),
+    ]);
+  });
+
   it('finds duplicate IPv6 real servers however they are spelled', () => {
     const text =
       "version: 1\nvirtual_services:\n  - address: '2001:db8::1'\n    port: 80\n    real_servers: [{ address: '2001:db8::a' }, { address: '2001:DB8:0::A' }]\n";
