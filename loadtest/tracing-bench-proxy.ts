@@ -9,6 +9,8 @@ const telemetry = await startTelemetry(config.telemetry, {
   tier: 'proxy',
   version: 'bench',
   onDiagnostic: (level, message) => console.error(`telemetry ${level}: ${message}`),
+  // A variant ending in `i` (tracing-bench.ts) exports inline, from the serving thread.
+  exportThread: process.argv[3] !== 'inline',
 });
 const { startProxy } = await import('@tiergate/proxy');
 const proxy = await startProxy(config.proxy!, { trustIncomingTraceContext: config.telemetry.tracing.trust_incoming });

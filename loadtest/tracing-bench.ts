@@ -6,7 +6,8 @@
  *   node loadtest/tracing-bench.ts [--duration 8] [--warmup 2] [--rounds 3] [--connections 50] [--variants off,1,0.01]
  *                                  [--node-flags='--max-semi-space-size=4 ...'] [--child-log FILE]
  *
- * A variant is `off` (no SDK loaded) or a sampling ratio (SDK on, OTLP/HTTP protobuf export). The spans go to a
+ * A variant is `off` (no SDK loaded) or a sampling ratio (SDK on, OTLP/HTTP protobuf export, from the exporter
+ * thread); a ratio with an `i` after it (`0.01i`) exports inline, from the serving thread, to compare. The spans go to a
  * sink in this process that accepts each export with 200 and an empty ExportTraceServiceResponse without decoding
  * it (decoding would compete with wrk for core 1; the testkit receiver is for correctness, not load).
  * CPU placement (2 cores): the proxy on core 0; wrk and the upstream nginx on core 1.
@@ -123,11 +124,20 @@ async function startVariant(variant: string): Promise<{ proc: ChildProcess; port
       pools: { app: { servers: [{ address: `127.0.0.1:${upPort}` }] } },
     },
     telemetry: {
-      tracing: variant === 'off' ? { enabled: false } : { enabled: true, endpoint: sinkUrl, sampling_ratio: Number(variant) },
+      tracing: variant === 'off' ? { enabled: false } : { enabled: true, endpoint: sinkUrl, sampling_ratio: Number.parseFloat(variant) },
     },
   };
   const flags = args['node-flags'].split(' ').filter((f) => f !== '');
-  const proc = start([process.execPath, ...flags, join(root, 'loadtest/tracing-bench-proxy.ts'), JSON.stringify(config)], '0');
+  const proc = start(
+    [
+      process.execPath,
+      ...flags,
+      join(root, 'loadtest/tracing-bench-proxy.ts'),
+      JSON.stringify(config),
+      variant.endsWith('i') ? 'inline' : 'thread',
+    ],
+    '0',
+  );
   // Read with 'data' rather than for-await: leaving a for-await loop destroys the stream, and --child-log
   // wants the rest of the output.
   const log = args['child-log'];

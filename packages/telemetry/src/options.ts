@@ -21,6 +21,12 @@ export interface StartTelemetryOptions {
    */
   exportTimeoutMs?: number;
   /**
+   * `http/protobuf` only: send from a thread of its own (the default; exporter-registry.ts says why), or from this
+   * thread, which saves the thread's memory (~25–35 MiB RSS) and costs the serving code CPU. The benchmark
+   * (loadtest/tracing-bench.ts) compares the two.
+   */
+  exportThread?: boolean;
+  /**
    * Receives the SDK's own warnings and errors (a failed export, a dropped span): the SDK never
    * throws into the application, so without this they are silent. Typically a pino logger's warn.
    */

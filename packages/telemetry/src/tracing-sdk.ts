@@ -26,6 +26,7 @@ export async function startTracingSdk(settings: TelemetrySettings, options: Star
   const spanProcessor = await PIPELINES[tracing.protocol]({
     tracesUrl: otlpTracesUrl(tracing.endpoint),
     exportTimeoutMillis: exportTimeoutMs,
+    exportThread: options.exportThread ?? true,
   });
   const attributes = resourceAttributes(settings, options, { hostname: hostname(), defaultInstanceId: randomUUID() });
   const ids = new PooledRandomIdGenerator();

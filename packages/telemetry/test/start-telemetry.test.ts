@@ -85,6 +85,18 @@ describe('startTelemetry in-process', () => {
     expect(receiver.spans().map((s) => s.name)).toEqual(['first', 'second']);
   });
 
+  it('exportThread: false exports http/protobuf from this thread, with the same bytes on the wire', async () => {
+    await using receiver = await startOtlpReceiver();
+    const handle = await startTelemetry(settings({ enabled: true, endpoint: receiver.url }), {
+      tier: 'proxy',
+      version: '1',
+      exportThread: false,
+    });
+    trace.getTracer('t').startSpan('inline').end();
+    await handle.shutdown();
+    expect(receiver.spans().map((s) => [s.name, s.encoding])).toEqual([['inline', 'protobuf']]);
+  });
+
   it('a collector that is down does not make shutdown reject; onDiagnostic hears about it', async () => {
     const receiver = await startOtlpReceiver();
     const deadUrl = receiver.url;

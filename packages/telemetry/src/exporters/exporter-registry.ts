@@ -8,6 +8,8 @@ export type TracingProtocol = TelemetryConfig['tracing']['protocol'];
 export interface PipelineOptions {
   readonly tracesUrl: string;
   readonly exportTimeoutMillis: number;
+  /** http/protobuf: export from a worker thread (worker-exporter.ts) rather than the serving thread. */
+  readonly exportThread: boolean;
 }
 
 /** Makes the span processor (batching + exporter) for one `telemetry.tracing.protocol`, loading its modules lazily. */
@@ -25,13 +27,13 @@ export const BATCH = { maxExportBatchSize: 2048, maxQueueSize: 4096, scheduledDe
  * process pays only for the exporter it uses.
  */
 export const PIPELINES: Readonly<Record<TracingProtocol, PipelineFactory>> = {
-  'http/protobuf': async ({ tracesUrl, exportTimeoutMillis }) => {
-    const [{ EncodingSpanProcessor }, { WorkerExporter }] = await Promise.all([
-      import('./encoding-span-processor.ts'),
-      import('./worker-exporter.ts'),
-    ]);
-    // Encoded on this thread as spans end, sent from a thread of its own (worker-exporter.ts says why).
-    return new EncodingSpanProcessor({ exporter: new WorkerExporter(tracesUrl, exportTimeoutMillis), ...BATCH });
+  'http/protobuf': async ({ tracesUrl, exportTimeoutMillis, exportThread }) => {
+    const { EncodingSpanProcessor } = await import('./encoding-span-processor.ts');
+    // Encoded on this thread as spans end; sent from a thread of its own by default (worker-exporter.ts says why).
+    const exporter = exportThread
+      ? new (await import('./worker-exporter.ts')).WorkerExporter(tracesUrl, exportTimeoutMillis)
+      : (await import('./otlp-proto-exporter.ts')).createOtlpProtoExporter(tracesUrl, exportTimeoutMillis);
+    return new EncodingSpanProcessor({ exporter, ...BATCH });
   },
   // JSON is for collectors or proxies that want text, not for volume: the SDK's own batch processor and exporter.
   'http/json': async ({ tracesUrl, exportTimeoutMillis }) => {
