@@ -26,7 +26,7 @@ export async function startTracingSdk(settings: TelemetrySettings, options: Star
   const spanProcessor = await PIPELINES[tracing.protocol]({
     tracesUrl: otlpTracesUrl(tracing.endpoint),
     exportTimeoutMillis: exportTimeoutMs,
-    exportThread: options.exportThread ?? true,
+    exportThread: options.exportThread ?? exportFromThread(tracing.export_thread, tracing.sampling_ratio),
   });
   const attributes = resourceAttributes(settings, options, { hostname: hostname(), defaultInstanceId: randomUUID() });
   const ids = new PooledRandomIdGenerator();
@@ -99,6 +99,18 @@ async function instrumentIoredis(provider: ApiTracerProvider): Promise<() => voi
   instrumentation.setTracerProvider(provider);
   instrumentation.enable();
   return () => instrumentation.disable();
+}
+
+/**
+ * Below this sampling ratio `export_thread: auto` sends from the exporter thread. loadtest/tracing-bench.ts, proxy
+ * pinned to one core, throughput lost against tracing off (docs/telemetry.md): at 1 % 1.0 % with the thread and
+ * 7.5 % inline (rare exports from the serving thread reshape its hot undici code: worker-exporter.ts); at 100 % 24 %
+ * with the thread and 14 % inline (the exporter is hot either way, and the thread competes for the core).
+ */
+export const EXPORT_THREAD_BELOW_RATIO = 0.5;
+
+export function exportFromThread(setting: boolean | 'auto', samplingRatio: number): boolean {
+  return setting === 'auto' ? samplingRatio < EXPORT_THREAD_BELOW_RATIO : setting;
 }
 
 function installDiagLogger(sink: (level: 'warn' | 'error', message: string) => void): void {

@@ -21,9 +21,18 @@ describe('tracing off', () => {
     expect(on.enabled).toBe(true);
     expect(on.recording).toBe(true);
     expect(on.modules).toContain('@opentelemetry/sdk-trace');
-    // The OTLP exporter runs in a thread of its own (worker-exporter.ts), whose imports this thread's hook does not see.
-    expect(on.modules).not.toContain('@opentelemetry/otlp-exporter-base');
+    // Ratio 1 (the default) with export_thread: auto exports from this thread: the OTLP exporter loads here.
+    expect(on.modules).toContain('@opentelemetry/otlp-exporter-base');
     expect(on.modules).not.toContain('@opentelemetry/instrumentation-ioredis'); // proxy tier: no Redis hooks
     expect(receiver.spans().map((s) => s.name)).toEqual(['probe']);
+
+    // With the exporter thread (auto below ratio 0.5, or `true`), the exporter loads in that thread, which this
+    // thread's resolve hook does not see, and the span still arrives.
+    for (const tracing of [{ sampling_ratio: 0.25 }, { export_thread: true }]) {
+      const threaded = lastJson<Probe>(await runChild('module-probe-child.ts', { TG_TELEMETRY: tracingOn(receiver.url, tracing) }));
+      expect(threaded.modules).toContain('@opentelemetry/sdk-trace');
+      expect(threaded.modules).not.toContain('@opentelemetry/otlp-exporter-base');
+    }
+    expect(receiver.spans().filter((s) => s.name === 'probe').length).toBeGreaterThanOrEqual(2);
   });
 });
