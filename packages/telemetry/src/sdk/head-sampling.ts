@@ -12,6 +12,7 @@ import {
 import { isTracingSuppressed } from '@opentelemetry/core';
 import type { PooledRandomIdGenerator } from './random-ids.ts';
 import type { TraceIdThresholdSampler } from './ratio-sampler.ts';
+import { startActiveSpan } from './start-active-span.ts';
 
 /**
  * The SDK's tracer provider with the root-span decision taken up front: a root span whose trace id the root
@@ -72,12 +73,6 @@ class HeadSamplingTracer implements Tracer {
   }
 
   startActiveSpan<F extends (span: Span) => unknown>(name: string, ...args: unknown[]): ReturnType<F> {
-    // The API's overloads: (name, fn), (name, options, fn), (name, options, context, fn).
-    const fn = args.at(-1) as F;
-    const options = (args.length >= 2 ? args[0] : undefined) as SpanOptions | undefined;
-    const parent = (args.length >= 3 ? args[1] : undefined) as Context | undefined;
-    const ctx = parent ?? apiContext.active();
-    const span = this.startSpan(name, options, ctx);
-    return apiContext.with(trace.setSpan(ctx, span), fn as (span: Span) => ReturnType<F>, undefined, span);
+    return startActiveSpan<F>(this, name, args);
   }
 }
