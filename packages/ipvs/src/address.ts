@@ -9,7 +9,8 @@ import type { IpvsFamily } from './model.ts';
 
 /** The family of an IP literal; throws TG_IPVS_INVALID for anything else (host names included). */
 export function familyOfAddress(address: string): IpvsFamily {
-  if (isIPv4(address)) return 'inet';
+  // parseIpv4 first: a full apply asks this ~20,000 times, nearly always of an IPv4 literal.
+  if (parseIpv4(address) !== -1 || isIPv4(address)) return 'inet';
   if (isIPv6(address)) return 'inet6';
   throw new TgError('TG_IPVS_INVALID', `'${address}' is not an IPv4 or IPv6 address`);
 }
@@ -89,4 +90,29 @@ function canonicalIPv6(text: string): string {
 export function formatEndpoint(address: string, port: number): string {
   // Every IPv6 literal has a colon and no IPv4 one does; cheaper than isIPv6's regex on the reconcile hot path.
   return address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+}
+
+/** A dotted quad as a u32 (first octet highest), or -1 unless it is what node:net's isIPv4 accepts. */
+export function parseIpv4(address: string): number {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let c = 0; c < address.length; c++) {
+    const code = address.charCodeAt(c);
+    if (code === 46) {
+      if (digits === 0 || dots === 3) return -1;
+      value = value * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots += 1;
+    } else if (code >= 48 && code <= 57) {
+      if (digits > 0 && octet === 0) return -1; // a leading zero
+      octet = octet * 10 + code - 48;
+      digits += 1;
+      if (octet > 255) return -1;
+    } else return -1;
+  }
+  if (digits === 0 || dots !== 3) return -1;
+  return value * 256 + octet;
 }

@@ -11,6 +11,7 @@ export * from './netlink/constants.ts';
 export * from './netlink/ipvs-decode.ts';
 export * from './netlink/ipvs-encode.ts';
 export * from './netlink/message.ts';
+export * from './netlink/writer.ts';
 export * from './netlink-driver.ts';
 export * from './netlink-socket.ts';
 export * from './ops.ts';

@@ -17,8 +17,17 @@ import {
 } from './model.ts';
 import { ERRNO, IPVS_CMD_ATTR, IPVS_GENL_NAME, NETLINK_GENERIC } from './netlink/constants.ts';
 import { decodeDaemon, decodeDestination, decodeInfo, decodeService, decodeTimeouts } from './netlink/ipvs-decode.ts';
-import { encodeIpvsRequest, type IpvsRequest, ipvsRequests } from './netlink/ipvs-encode.ts';
+import {
+  encodeIpvsRequest,
+  type IpvsCommand,
+  type IpvsRequest,
+  ipvsCommands,
+  ipvsRequests,
+  toIpvsRequest,
+  writeIpvsMessage,
+} from './netlink/ipvs-encode.ts';
 import { type GenlBody, parseGenl } from './netlink/message.ts';
+import { NlWriter } from './netlink/writer.ts';
 import { type NetlinkAck, NetlinkErrnoError, NetlinkSocket } from './netlink-socket.ts';
 import type { IpvsOp, IpvsOpResult } from './ops.ts';
 
@@ -31,7 +40,7 @@ export interface NetlinkIpvsDriverOptions {
   modprobe?: boolean;
   /**
    * At most this many ops per netlink datagram in applyBatch(); default as many as the socket's receive buffer
-   * holds ACKs of, up to 1024. 1 sends every op on its own.
+   * holds ACKs of, up to 256. 1 sends every op on its own.
    */
   batchMessages?: number;
 }
@@ -150,7 +159,7 @@ export class NetlinkIpvsDriver implements IpvsDriver {
   /** One write op as a request on its own (the single-op methods). */
   async #write(op: IpvsOp): Promise<void> {
     const w = writeRequest(op);
-    await this.#run(w.req, w.op, w.object);
+    await this.#run(toIpvsRequest(w.command), w.op, w.object);
   }
 
   async addService(service: IpvsService): Promise<void> {
@@ -191,23 +200,28 @@ export class NetlinkIpvsDriver implements IpvsDriver {
 
   /**
    * The ops as do-requests packed into as few netlink datagrams as the socket's buffers allow (one sendto()
-   * for up to ~1,000 ops instead of one each), each answered by its own ACK: the same result per op as its
+   * for up to 256 ops instead of one each), each answered by its own ACK: the same result per op as its
    * single-op method. An op that cannot be encoded fails alone and is not sent.
    */
   async applyBatch(ops: readonly IpvsOp[]): Promise<IpvsOpResult[]> {
     const results = new Array<IpvsOpResult>(ops.length);
-    const messages: Buffer[] = [];
-    const sent: { index: number; write: WriteRequest }[] = [];
+    // Every message straight into one buffer (~140 bytes per destination op), then a view of each.
+    const w = new NlWriter(ops.length * 160);
+    const sent: { index: number; write: WriteRequest; start: number; end: number }[] = [];
     for (const [index, op] of ops.entries()) {
+      const start = w.length;
       try {
         const write = writeRequest(op);
-        messages.push(encodeIpvsRequest(this.#familyId, 0, write.req));
-        sent.push({ index, write });
+        writeIpvsMessage(w, this.#familyId, 0, write.command);
+        sent.push({ index, write, start, end: w.length });
       } catch (error) {
         results[index] = { ok: false, error };
       }
     }
-    const acks = await this.#socket.requestBatch(messages, this.#timeoutMs);
+    const acks = await this.#socket.requestBatch(
+      sent.map((m) => w.subarray(m.start, m.end)),
+      this.#timeoutMs,
+    );
     for (const [i, { index, write }] of sent.entries()) results[index] = resultOf(acks[i] as NetlinkAck, write);
     return results;
   }
@@ -261,58 +275,62 @@ export class NetlinkIpvsDriver implements IpvsDriver {
   }
 }
 
-/** A write op as its netlink request, with what its errors name: the op and (lazily: success builds no text) the object. */
+/** A write op as its IPVS command, with what its errors name: the op and (lazily: success builds no text) the object. */
 interface WriteRequest {
-  readonly req: IpvsRequest;
+  readonly command: IpvsCommand;
   readonly op: string;
   readonly object?: () => string;
 }
 
-/** Throws TG_IPVS_INVALID for an op the encoder refuses (e.g. an address of the wrong family). */
+/** The command of a write op; encoding it throws TG_IPVS_INVALID for a value the kernel cannot take. */
 function writeRequest(op: IpvsOp): WriteRequest {
   switch (op.kind) {
     case 'add-service':
-      return { req: ipvsRequests.newService(op.service), op: 'add service', object: () => describeService(op.service) };
+      return { command: ipvsCommands.newService(op.service), op: 'add service', object: () => describeService(op.service) };
     case 'update-service':
-      return { req: ipvsRequests.setService(op.service), op: 'update service', object: () => describeService(op.service) };
+      return { command: ipvsCommands.setService(op.service), op: 'update service', object: () => describeService(op.service) };
     case 'delete-service':
-      return { req: ipvsRequests.delService(op.service), op: 'delete service', object: () => describeService(op.service) };
+      return { command: ipvsCommands.delService(op.service), op: 'delete service', object: () => describeService(op.service) };
     case 'add-destination':
       return {
-        req: ipvsRequests.newDest(op.service, op.destination),
+        command: ipvsCommands.newDest(op.service, op.destination),
         op: 'add destination',
         object: () => destObject(op.service, op.destination),
       };
     case 'update-destination':
       return {
-        req: ipvsRequests.setDest(op.service, op.destination),
+        command: ipvsCommands.setDest(op.service, op.destination),
         op: 'update destination',
         object: () => destObject(op.service, op.destination),
       };
     case 'delete-destination':
       return {
-        req: ipvsRequests.delDest(op.service, op.destination),
+        command: ipvsCommands.delDest(op.service, op.destination),
         op: 'delete destination',
         object: () => destObject(op.service, op.destination, 'from'),
       };
     case 'set-timeouts':
-      return { req: ipvsRequests.setConfig(op.timeouts), op: 'set timeouts' };
+      return { command: ipvsCommands.setConfig(op.timeouts), op: 'set timeouts' };
     case 'start-daemon': {
       const d = op.daemon;
-      return { req: ipvsRequests.newDaemon(d), op: 'start sync daemon', object: () => `${d.state} on ${d.interface} syncid ${d.syncId}` };
+      return {
+        command: ipvsCommands.newDaemon(d),
+        op: 'start sync daemon',
+        object: () => `${d.state} on ${d.interface} syncid ${d.syncId}`,
+      };
     }
     case 'stop-daemon':
-      return { req: ipvsRequests.delDaemon(op.state), op: 'stop sync daemon', object: () => op.state };
+      return { command: ipvsCommands.delDaemon(op.state), op: 'stop sync daemon', object: () => op.state };
     case 'zero': {
       const id = op.service;
       return {
-        req: ipvsRequests.zero(id),
+        command: ipvsCommands.zero(id),
         op: 'zero counters of',
         object: () => (id === undefined ? 'all services' : describeService(id)),
       };
     }
     case 'flush':
-      return { req: ipvsRequests.flush(), op: 'flush all services' };
+      return { command: ipvsCommands.flush(), op: 'flush all services' };
   }
 }
 

@@ -42,13 +42,18 @@ const MAX_DUMP_ATTEMPTS = 5;
 const WANTED_RCVBUF = 4 << 20;
 const WANTED_SNDBUF = 1 << 20;
 /**
- * What one ACK costs the receive buffer at most (its skb's truesize). An error ACK echoes the request and carries
- * the extended-ack text: measured in the guest (Debian 6.12, x86_64), an IPVS error ACK is 1,280 bytes of
- * truesize and a success ACK 768; /proc/net/netlink's Rmem after an unread batch shows it.
+ * What one ACK costs the receive buffer at most (its skb's truesize; /proc/net/netlink's Rmem after an unread
+ * batch shows it): 768 bytes per IPVS ACK, success or EEXIST, on the guest's Debian 6.1 kernel; 832 per nlctrl
+ * error ACK on 6.18. An error ACK echoes its request and may carry an extended-ack text: 1,280 leaves room.
  */
 const ACK_TRUESIZE = 1280;
-/** Past a few hundred requests a batch saves nothing measurable (loadtest/director-bench.ts, TCG). */
-const MAX_BATCH_MESSAGES = 1024;
+/**
+ * Requests per datagram at most. Under TCG, 11,000 IPVS adds took 2.0–2.05 s in datagrams of 256, 2.3–2.5 s in
+ * datagrams of 1,024, 2.0–2.6 s of 24 or 64, and 2.1–2.35 s one at a time (two runs each, encoding included): the
+ * kernel's own work dominates, and a datagram past ~26 requests is a vmalloc'd skb. 256 also bounds how long one
+ * sendto() keeps the event loop.
+ */
+const MAX_BATCH_MESSAGES = 256;
 /** netlink_sendmsg refuses a datagram longer than the send buffer minus this. */
 const SNDBUF_OVERHEAD = 32;
 
@@ -142,7 +147,7 @@ export interface NetlinkSocketOptions {
   receiveBuffer?: number;
   /**
    * At most this many requests per sendto() in requestBatch(). Default: as many as the receive buffer holds
-   * ACKs of (up to 1024). A larger value than the buffer holds makes the kernel drop ACKs; requestBatch then
+   * ACKs of (up to 256). A larger value than the buffer holds makes the kernel drop ACKs; requestBatch then
    * reports those requests as lost instead of guessing.
    */
   batchMessages?: number;

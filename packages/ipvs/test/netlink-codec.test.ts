@@ -1,3 +1,4 @@
+import { isIPv4 } from 'node:net';
 import { isTgError } from '@tiergate/errors';
 import { describe, expect, it } from 'vitest';
 import {
@@ -15,17 +16,22 @@ import {
   type IpvsDestination,
   type IpvsService,
   type IpvsServiceId,
+  ipvsCommands,
   ipvsRequests,
   NlAttrs,
+  NlWriter,
   nestedAttr,
   parseGenl,
+  parseIpv4,
   parseNlError,
   splitMessages,
   stringAttr,
+  toIpvsRequest,
   u8Attr,
   u16Attr,
   u32Attr,
   u64Attr,
+  writeIpvsMessage,
 } from '../src/index.ts';
 
 const hex = (s: string) => Buffer.from(s.replace(/\s+/g, ''), 'hex');
@@ -103,6 +109,103 @@ describe('attributes', () => {
     } catch (err) {
       expect(isTgError(err, 'TG_IPVS_INVALID')).toBe(true);
     }
+  });
+});
+
+describe('NlWriter', () => {
+  it('writes the same bytes as encodeAttrs of the same attributes, padding zeroed in a reused buffer', () => {
+    const w = new NlWriter(8); // grows as it goes
+    w.u32(9, 0xdeadbeef); // garbage for the reset to leave behind
+    w.string(9, 'garbage!');
+    w.reset();
+    w.u8(1, 7);
+    w.u16(2, 0x1234);
+    w.be16(3, 8080);
+    w.u32(4, 0xfffffffe);
+    w.bytes(5, Buffer.of(1, 2, 3));
+    w.string(6, 'wrr');
+    const nest = w.beginNested(7);
+    w.u32(8, 9);
+    w.ipv4(9, '192.0.2.10');
+    w.endNested(nest);
+    const expected = encodeAttrs([
+      u8Attr(1, 7),
+      u16Attr(2, 0x1234),
+      bytesAttr(3, Buffer.of(0x1f, 0x90)),
+      u32Attr(4, 0xfffffffe),
+      bytesAttr(5, Buffer.of(1, 2, 3)),
+      stringAttr(6, 'wrr'),
+      nestedAttr(7, [u32Attr(8, 9), bytesAttr(9, Buffer.from('c000020a000000000000000000000000', 'hex'))]),
+    ]);
+    expect(toHex(w.take())).toBe(toHex(expected));
+    expect(w.length).toBe(expected.length);
+  });
+
+  it('refuses a value its wire type cannot hold, and an IPv4 literal node:net would refuse', () => {
+    const w = new NlWriter();
+    expect(() => w.u16(1, 70000)).toThrow(/between 0 and 65535/);
+    expect(() => w.u32(1, -1)).toThrow(/between 0 and 4294967295/);
+    for (const text of [
+      '10.0.0.1',
+      '0.0.0.0',
+      '255.255.255.255',
+      '1.2.3',
+      '1.2.3.4.5',
+      '01.2.3.4',
+      '1.2.3.256',
+      '1..3.4',
+      '',
+      '1.2.3.4 ',
+      '::1',
+      'a.b.c.d',
+    ]) {
+      expect(parseIpv4(text) !== -1, text).toBe(isIPv4(text));
+    }
+    expect(parseIpv4('192.0.2.10')).toBe(0xc000020a);
+    expect(w.ipv4(1, '10.0.0.01')).toBe(false);
+    expect(w.length).toBe(0);
+  });
+});
+
+describe('batch encoding (writeIpvsMessage)', () => {
+  const id: IpvsServiceId = { family: 'inet', protocol: 'tcp', address: '192.0.2.10', port: 80 };
+  const dest = (address: string): IpvsDestination => ({
+    address,
+    port: 80,
+    family: 'inet',
+    forward: 'route',
+    weight: 1,
+    upperThreshold: 0,
+    lowerThreshold: 0,
+  });
+
+  it('writes messages back to back, each the bytes encodeIpvsRequest gives, the shared service nest included', () => {
+    const w = new NlWriter(16);
+    const commands = [
+      ipvsCommands.newService(tcpWlc),
+      ipvsCommands.newDest(id, dest('10.0.0.1')),
+      ipvsCommands.newDest(id, dest('10.0.0.2')), // the same identity object: its nest is copied
+      ipvsCommands.delDest({ ...id }, dest('10.0.0.3')), // an equal one: written again
+    ];
+    const ends: number[] = [];
+    for (const [i, c] of commands.entries()) {
+      writeIpvsMessage(w, 42, 100 + i, c);
+      ends.push(w.length);
+    }
+    const expected = commands.map((c, i) => encodeIpvsRequest(42, 100 + i, toIpvsRequest(c)));
+    expect(toHex(w.take())).toBe(toHex(Buffer.concat(expected)));
+    expect(ends).toEqual(expected.map((_, i) => expected.slice(0, i + 1).reduce((n, m) => n + m.length, 0)));
+  });
+
+  it('leaves nothing of a command that fails to encode, and writes on after it', () => {
+    const w = new NlWriter();
+    writeIpvsMessage(w, 42, 1, ipvsCommands.newDest(id, dest('10.0.0.1')));
+    const before = w.take();
+    expect(() => writeIpvsMessage(w, 42, 2, ipvsCommands.newDest(id, dest('2001:db8::1')))).toThrow(/not IPv4/);
+    expect(() => writeIpvsMessage(w, 42, 2, ipvsCommands.delService({ ...id, protocol: 'icmp' as 'tcp' }))).toThrow(/unknown protocol/);
+    expect(toHex(w.take())).toBe(toHex(before));
+    writeIpvsMessage(w, 42, 3, ipvsCommands.newDest(id, dest('10.0.0.2')));
+    expect(splitMessages(w.take()).map((m) => m.seq)).toEqual([1, 3]);
   });
 });
 

@@ -18,7 +18,8 @@ export function align4(n: number): number {
   return (n + 3) & ~3;
 }
 
-function checkUint(value: number, max: number, what: string): number {
+/** `value` when it is an integer in 0..max; TG_IPVS_INVALID naming `what` otherwise. */
+export function checkUint(value: number, max: number, what: string): number {
   if (!Number.isInteger(value) || value < 0 || value > max) {
     throw new TgError('TG_IPVS_INVALID', `${what} must be an integer between 0 and ${max}, got ${value}`);
   }

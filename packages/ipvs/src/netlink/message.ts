@@ -1,5 +1,5 @@
 import { TgError } from '@tiergate/errors';
-import { align4, attrsSize, type NlAttr, NlAttrs, writeAttrs } from './attributes.ts';
+import { align4, NlAttrs } from './attributes.ts';
 import { NLM_F, NLMSG, NLMSGERR_ATTR } from './constants.ts';
 
 /** Size of `struct nlmsghdr`. */
@@ -40,29 +40,6 @@ export function encodeGenlMessage(
   payload.writeUInt8(genl.version, 1);
   payload.set(attrs, GENL_HDRLEN);
   return encodeMessage({ type: header.family, flags: header.flags, seq: header.seq }, payload);
-}
-
-/**
- * encodeGenlMessage of attributes not yet encoded, written straight into the message: one buffer per
- * request (a full apply encodes ~11,000), not one for the attributes and another for the message.
- */
-export function encodeGenlRequest(
-  header: { family: number; flags: number; seq: number },
-  genl: { cmd: number; version: number },
-  attrs: readonly NlAttr[],
-): Buffer {
-  const len = NLMSG_HDRLEN + GENL_HDRLEN + attrsSize(attrs);
-  const out = Buffer.allocUnsafe(len);
-  out.writeUInt32LE(len, 0);
-  out.writeUInt16LE(header.family, 4);
-  out.writeUInt16LE(header.flags, 6);
-  out.writeUInt32LE(header.seq >>> 0, 8);
-  out.writeUInt32LE(0, 12);
-  out[16] = genl.cmd;
-  out[17] = genl.version;
-  out.writeUInt16LE(0, 18);
-  writeAttrs(out, NLMSG_HDRLEN + GENL_HDRLEN, attrs);
-  return out;
 }
 
 /**
