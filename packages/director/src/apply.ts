@@ -2,11 +2,8 @@ import { isTgError, TgError } from '@tiergate/errors';
 import type { IpvsDriver } from '@tiergate/ipvs';
 import { describeOp, type Op, orderOps } from './plan.ts';
 
-/** The part of an IPVS driver that apply writes through. */
-export type IpvsWriter = Pick<
-  IpvsDriver,
-  'addService' | 'updateService' | 'deleteService' | 'addDestination' | 'updateDestination' | 'deleteDestination'
->;
+/** The part of an IPVS driver that apply writes through: ops in batches, an answer per op. */
+export type IpvsWriter = Pick<IpvsDriver, 'applyBatch'>;
 
 export interface ApplyReport {
   /** Ops done, in order (including the tolerated ones). */
@@ -20,48 +17,57 @@ export interface ApplyReport {
 
 /** What TG_DIRECTOR_APPLY_PARTIAL carries in `details`. */
 export interface PartialApplyDetails {
+  /** Every op the kernel took, in order (those of the failing step included). */
   readonly applied: string[];
-  readonly failed: { readonly op: string; readonly code: string; readonly message: string };
+  /** Every op of the failing step that failed, each with its own error. */
+  readonly failed: { readonly op: string; readonly code: string; readonly message: string }[];
+  /** The ops of the steps after it. */
   readonly notAttempted: string[];
 }
 
 /**
- * Executes ops in the safe order (OP_ORDER), one at a time. Idempotent in the kube-proxy way: an add that finds
- * the object present and a delete that finds it gone count as done. Any other failure stops the run and throws
- * TG_DIRECTOR_APPLY_PARTIAL (cause = the driver error) whose details list exactly the ops applied, the op that
- * failed and those not attempted; the table is left as it is, and the next reconcile converges from there.
+ * Executes ops in the safe order (OP_ORDER), one step per kind of op: each step is one `applyBatch` (a few
+ * netlink datagrams for thousands of ops), and within a step no op depends on another, so the kernel goes on
+ * past a failure and answers for every op. Idempotent in the kube-proxy way: an add that finds the object present
+ * and a delete that finds it gone count as done. Any other failure ends the run after its step and throws
+ * TG_DIRECTOR_APPLY_PARTIAL (cause = the first failure's driver error) whose details list exactly the ops
+ * applied, every op that failed and those not attempted: a failed add-service stops before its destinations,
+ * a failed add-destination before any removal. The table is left as it is; the next reconcile converges.
  */
 export async function applyOps(writer: IpvsWriter, ops: readonly Op[]): Promise<ApplyReport> {
   const ordered = orderOps(ops);
   const applied: Op[] = [];
   const tolerated: Op[] = [];
-  for (const [i, op] of ordered.entries()) {
-    try {
-      await execute(writer, op);
-    } catch (err) {
-      if (!alreadyDone(op, err)) throw partial(applied, op, ordered.slice(i + 1), err);
-      tolerated.push(op);
+  for (let start = 0; start < ordered.length; ) {
+    const end = stepEnd(ordered, start);
+    const step = ordered.slice(start, end);
+    const results = await writer.applyBatch(step);
+    const failed: Failure[] = [];
+    for (const [i, op] of step.entries()) {
+      const r = results[i] ?? { ok: false, error: new Error('the driver gave no answer for this op') };
+      if (r.ok) applied.push(op);
+      else if (alreadyDone(op, r.error)) {
+        applied.push(op);
+        tolerated.push(op);
+      } else failed.push({ op, error: r.error });
     }
-    applied.push(op);
+    if (failed.length > 0) throw partial(applied, failed, ordered.slice(end));
+    start = end;
   }
   return { applied, tolerated };
 }
 
-function execute(w: IpvsWriter, op: Op): Promise<void> {
-  switch (op.kind) {
-    case 'add-service':
-      return w.addService(op.service);
-    case 'update-service':
-      return w.updateService(op.service);
-    case 'delete-service':
-      return w.deleteService(op.service);
-    case 'add-destination':
-      return w.addDestination(op.service, op.destination);
-    case 'update-destination':
-      return w.updateDestination(op.service, op.destination);
-    case 'delete-destination':
-      return w.deleteDestination(op.service, op.destination);
-  }
+interface Failure {
+  readonly op: Op;
+  readonly error: unknown;
+}
+
+/** The end (exclusive) of the run of ops of one kind starting at `start` (ops are in OP_ORDER). */
+function stepEnd(ops: readonly Op[], start: number): number {
+  const kind = (ops[start] as Op).kind;
+  let end = start + 1;
+  while (end < ops.length && (ops[end] as Op).kind === kind) end += 1;
+  return end;
 }
 
 /** Reference §2.10: EEXIST on add, ESRCH (service) / ENOENT (destination) on delete mean the goal already holds. */
@@ -72,17 +78,19 @@ function alreadyDone(op: Op, err: unknown): boolean {
   return false;
 }
 
-function partial(applied: readonly Op[], failed: Op, rest: readonly Op[], err: unknown): TgError {
-  const code = isTgError(err) ? err.code : 'unknown';
-  const message = err instanceof Error ? err.message : String(err);
-  const details: PartialApplyDetails = {
-    applied: applied.map(describeOp),
-    failed: { op: describeOp(failed), code, message },
-    notAttempted: rest.map(describeOp),
-  };
+function partial(applied: readonly Op[], failed: readonly Failure[], rest: readonly Op[]): TgError {
+  const described = failed.map(({ op, error }) => ({
+    op: describeOp(op),
+    code: isTgError(error) ? error.code : 'unknown',
+    message: error instanceof Error ? error.message : String(error),
+  }));
+  const details: PartialApplyDetails = { applied: applied.map(describeOp), failed: described, notAttempted: rest.map(describeOp) };
+  const [first] = described as [PartialApplyDetails['failed'][number]];
+  const more = failed.length > 1 ? ` (and ${failed.length - 1} more op${failed.length > 2 ? 's' : ''} failed)` : '';
+  const total = applied.length + failed.length + rest.length;
   return new TgError(
     'TG_DIRECTOR_APPLY_PARTIAL',
-    `apply stopped after ${applied.length} of ${applied.length + 1 + rest.length} ops: ${details.failed.op} failed: ${message}`,
-    { cause: err, details },
+    `apply stopped with ${applied.length} of ${total} ops applied: ${first.op} failed: ${first.message}${more}`,
+    { cause: failed[0]?.error, details },
   );
 }

@@ -35,9 +35,11 @@ export const OP_ORDER: readonly OpKind[] = [
   'delete-service',
 ];
 
-/** Sorts ops into OP_ORDER, keeping the relative order of ops of one kind. */
+/** Sorts ops into OP_ORDER, keeping the relative order of ops of one kind (one pass: a full apply has ~11,000). */
 export function orderOps(ops: readonly Op[]): Op[] {
-  return [...ops].sort((a, b) => OP_ORDER.indexOf(a.kind) - OP_ORDER.indexOf(b.kind));
+  const byKind = new Map<OpKind, Op[]>(OP_ORDER.map((k) => [k, []]));
+  for (const op of ops) (byKind.get(op.kind) as Op[]).push(op);
+  return OP_ORDER.flatMap((k) => byKind.get(k) as Op[]);
 }
 
 /** A one-line human description: `add-destination TCP 10.0.0.100:80 -> 10.0.0.11:80 route w=5`. */
@@ -97,7 +99,8 @@ export function plan(desired: readonly IpvsServiceEntry[], actual: readonly Ipvs
     const cur = have.get(key);
     if (!cur) {
       ops.push({ kind: 'add-service', service: want.service });
-      for (const dest of want.destinations) ops.push({ kind: 'add-destination', service: serviceIdOf(want.service), destination: dest });
+      const service = serviceIdOf(want.service);
+      for (const dest of want.destinations) ops.push({ kind: 'add-destination', service, destination: dest });
       continue;
     }
     if (serviceSettingsDiffer(want.service, cur.service)) ops.push({ kind: 'update-service', service: want.service });

@@ -17,17 +17,7 @@ import { TableModel } from './table-model.ts';
 export interface DirectorOptions {
   readonly name: string;
   readonly services: readonly VirtualService[];
-  readonly driver: Pick<
-    IpvsDriver,
-    | 'listServices'
-    | 'listDestinations'
-    | 'addService'
-    | 'updateService'
-    | 'deleteService'
-    | 'addDestination'
-    | 'updateDestination'
-    | 'deleteDestination'
-  >;
+  readonly driver: Pick<IpvsDriver, 'listServices' | 'listDestinations' | 'applyBatch'>;
   readonly state: StateStore;
   /** `director.reconcile_interval` (ms): how often the daemon looks for work (drain progress, a resync due). */
   readonly intervalMs: number;
@@ -142,10 +132,14 @@ export class Director implements AsyncDisposable {
     this.#health = new RealServerHealth(options.services, (key, change) => this.#onHealth(key, change), options.random);
   }
 
-  /** Starts health checks and runs the first (full) cycle (its failure is logged, not thrown: the loop retries). */
+  /**
+   * Runs the first (full) cycle, then starts the health checks (a failed cycle is logged, not thrown: the loop
+   * retries). The table goes in first: every real server starts healthy, so no probe could change what that
+   * cycle writes, and a first round of probes (one connection per checked real server) would only compete with it.
+   */
   async start(): Promise<void> {
-    this.#health.start();
     await this.reconcileNow();
+    if (!this.#stopped) this.#health.start();
   }
 
   /**
@@ -361,7 +355,7 @@ export class Director implements AsyncDisposable {
 function partialCounts(err: unknown): { planned: number; applied: number } {
   const details = isTgError(err) && err.code === 'TG_DIRECTOR_APPLY_PARTIAL' ? (err.details as PartialApplyDetails) : undefined;
   if (!details) return { planned: 0, applied: 0 };
-  return { planned: details.applied.length + 1 + details.notAttempted.length, applied: details.applied.length };
+  return { planned: details.applied.length + details.failed.length + details.notAttempted.length, applied: details.applied.length };
 }
 
 export function statsJson(s: IpvsStats | undefined): StatsJson | null {

@@ -78,7 +78,7 @@ describe('applyOps', () => {
     { service: { ...web, port: 443 }, destinations: [d('10.0.0.11', 1)] },
   ];
 
-  it('runs in the safe order: services, destinations, updates, removals', async () => {
+  it('runs in the safe order (services, destinations, updates, removals), one batch per kind of op', async () => {
     const kernel = new FakeIpvs([{ service: { ...web, port: 8080 }, destinations: [] }]);
     await applyOps(kernel, plan(desired, await kernel.listServices(), new Set(['tcp/10.0.0.100:8080'])));
     expect(kernel.calls).toEqual([
@@ -89,6 +89,7 @@ describe('applyOps', () => {
       'addDestination tcp/10.0.0.100:443 10.0.0.11:80 w=1',
       'deleteService tcp/10.0.0.100:8080',
     ]);
+    expect(kernel.batches).toEqual([2, 3, 1]);
   });
 
   it('treats EEXIST on add and ESRCH/ENOENT on delete as done, and reports them as tolerated', async () => {
@@ -105,33 +106,58 @@ describe('applyOps', () => {
     expect(plan(desired, await kernel.listServices(), new Set())).toEqual([]);
   });
 
-  it('stops at the first real failure with TG_DIRECTOR_APPLY_PARTIAL listing applied, failed and not attempted ops', async () => {
-    const kernel = new FakeIpvs();
-    kernel.failOn = { match: /10\.0\.0\.12/, error: new TgError('TG_IPVS_RANGE', 'value out of range (ERANGE)') };
-    let caught: unknown;
+  /** Runs applyOps expecting TG_DIRECTOR_APPLY_PARTIAL; its error. */
+  async function partialApply(kernel: FakeIpvs, ops: Parameters<typeof applyOps>[1]): Promise<TgError> {
     try {
-      await applyOps(kernel, plan(desired, [], new Set()));
+      await applyOps(kernel, ops);
     } catch (err) {
-      caught = err;
+      if (isTgError(err, 'TG_DIRECTOR_APPLY_PARTIAL')) return err;
+      throw err;
     }
-    expect(isTgError(caught, 'TG_DIRECTOR_APPLY_PARTIAL')).toBe(true);
-    const details = (caught as TgError).details as PartialApplyDetails;
-    expect(details).toEqual({
+    throw new Error('expected TG_DIRECTOR_APPLY_PARTIAL');
+  }
+
+  it('on a real failure finishes that kind of op, reports each op, and attempts no later kind', async () => {
+    const kernel = new FakeIpvs([{ service: { ...web, port: 8080 }, destinations: [] }]);
+    kernel.failOn = { match: /10\.0\.0\.12/, error: new TgError('TG_IPVS_RANGE', 'value out of range (ERANGE)') };
+    const err = await partialApply(kernel, plan(desired, await kernel.listServices(), new Set(['tcp/10.0.0.100:8080'])));
+    expect(err.details as PartialApplyDetails).toEqual({
       applied: [
         'add-service TCP 10.0.0.100:80 rr',
         'add-service TCP 10.0.0.100:443 rr',
         'add-destination TCP 10.0.0.100:80 -> 10.0.0.11:80 route w=1',
+        // The other destinations were in the same batch: the kernel went on past the failure.
+        'add-destination TCP 10.0.0.100:443 -> 10.0.0.11:80 route w=1',
       ],
-      failed: {
-        op: 'add-destination TCP 10.0.0.100:80 -> 10.0.0.12:80 route w=2',
-        code: 'TG_IPVS_RANGE',
-        message: 'value out of range (ERANGE)',
-      },
-      notAttempted: ['add-destination TCP 10.0.0.100:443 -> 10.0.0.11:80 route w=1'],
+      failed: [
+        {
+          op: 'add-destination TCP 10.0.0.100:80 -> 10.0.0.12:80 route w=2',
+          code: 'TG_IPVS_RANGE',
+          message: 'value out of range (ERANGE)',
+        },
+      ],
+      // New capacity failed to land: no removal runs.
+      notAttempted: ['delete-service TCP 10.0.0.100:8080'],
     });
-    expect((caught as TgError).cause).toBeInstanceOf(TgError);
+    expect(err.message).toBe(
+      'apply stopped with 4 of 6 ops applied: add-destination TCP 10.0.0.100:80 -> 10.0.0.12:80 route w=2 failed: value out of range (ERANGE)',
+    );
+    expect(err.cause).toBeInstanceOf(TgError);
+    expect(kernel.table.has('tcp/10.0.0.100:8080')).toBe(true);
     kernel.failOn = undefined;
     await applyOps(kernel, plan(desired, await kernel.listServices(), new Set()));
     expect(plan(desired, await kernel.listServices(), new Set())).toEqual([]);
+  });
+
+  it('does not send the destinations of a service whose add failed, and lists every failure of the step', async () => {
+    const kernel = new FakeIpvs();
+    kernel.failOn = { match: /addService/, error: new TgError('TG_IPVS_NOT_FOUND', 'no such scheduler (ENOENT)') };
+    const err = await partialApply(kernel, plan(desired, [], new Set()));
+    const details = err.details as PartialApplyDetails;
+    expect(details.applied).toEqual([]);
+    expect(details.failed.map((f) => f.op)).toEqual(['add-service TCP 10.0.0.100:80 rr', 'add-service TCP 10.0.0.100:443 rr']);
+    expect(details.notAttempted).toHaveLength(3);
+    expect(err.message).toMatch(/failed: no such scheduler \(ENOENT\) \(and 1 more op failed\)$/);
+    expect(kernel.calls.filter((c) => c.startsWith('addDestination'))).toEqual([]);
   });
 });

@@ -1,7 +1,8 @@
 import { TgError } from '@tiergate/errors';
-import type { IpvsDriver } from '@tiergate/ipvs';
+import type { IpvsDriver, IpvsOpResult } from '@tiergate/ipvs';
 import { destKey, type IpvsDestination, type IpvsService, type IpvsServiceEntry, type IpvsServiceId, serviceKey } from '@tiergate/ipvs';
 import type { IpvsWriter } from '../src/apply.ts';
+import type { Op } from '../src/plan.ts';
 
 /**
  * An in-memory stand-in for the kernel's IPVS table, for the pure ordering and partial-failure logic of apply
@@ -11,11 +12,45 @@ import type { IpvsWriter } from '../src/apply.ts';
 export class FakeIpvs implements IpvsWriter, Pick<IpvsDriver, 'listServices' | 'listDestinations'> {
   readonly table = new Map<string, IpvsServiceEntry>();
   readonly calls: string[] = [];
+  /** The size of each applyBatch, in order. */
+  readonly batches: number[] = [];
   /** Throw this error for the call whose log line matches. */
   failOn: { match: RegExp; error: Error } | undefined;
 
   constructor(initial: readonly IpvsServiceEntry[] = []) {
     for (const e of initial) this.table.set(serviceKey(e.service), structuredClone(e));
+  }
+
+  /** Like the kernel with a batch: every op is attempted, in order, whatever the ones before it answered. */
+  async applyBatch(ops: readonly Op[]): Promise<IpvsOpResult[]> {
+    this.batches.push(ops.length);
+    const results: IpvsOpResult[] = [];
+    for (const op of ops) {
+      try {
+        await this.#apply(op);
+        results.push({ ok: true });
+      } catch (error) {
+        results.push({ ok: false, error });
+      }
+    }
+    return results;
+  }
+
+  #apply(op: Op): Promise<void> {
+    switch (op.kind) {
+      case 'add-service':
+        return this.addService(op.service);
+      case 'update-service':
+        return this.updateService(op.service);
+      case 'delete-service':
+        return this.deleteService(op.service);
+      case 'add-destination':
+        return this.addDestination(op.service, op.destination);
+      case 'update-destination':
+        return this.updateDestination(op.service, op.destination);
+      case 'delete-destination':
+        return this.deleteDestination(op.service, op.destination);
+    }
   }
 
   async listServices(): Promise<IpvsServiceEntry[]> {

@@ -131,6 +131,33 @@ describe('Director: dirty tracking and the model of the table', () => {
     expect(d.status().lastCycle).toMatchObject({ kind: 'idle' });
   });
 
+  it('writes the table before its first health probe, and probes after', async () => {
+    let probes = 0;
+    const server = createServer((s) => {
+      probes += 1;
+      s.end();
+    }).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    await using _server = { [Symbol.asyncDispose]: () => new Promise<void>((r) => server.close(() => r())) };
+    const port = (server.address() as { port: number }).port;
+    const check = { type: 'tcp', port, interval: 20, timeout: 500, rise: 1, fall: 1, jitter: 0 };
+    const seenByApply: number[] = [];
+    // A kernel slow enough for probes to run while it writes (each batch yields to the event loop for 50 ms).
+    class SlowDriver extends RecordingDriver {
+      override async applyBatch(ops: Parameters<FakeIpvs['applyBatch']>[0]) {
+        await new Promise((r) => setTimeout(r, 50));
+        seenByApply.push(probes);
+        return super.applyBatch(ops);
+      }
+    }
+    await using d = director(new SlowDriver(), config([{ ...web([1]), real_servers: [{ address: '127.0.0.1' }], health_check: check }]));
+    await d.start();
+    expect(seenByApply).toEqual([0, 0]); // add-service, add-destination: no probe yet
+    const deadline = Date.now() + 10_000;
+    while (probes === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(probes).toBeGreaterThan(0);
+  });
+
   it('a reload with one weight changed plans that service only: one op, no read', async () => {
     const driver = new RecordingDriver();
     await using d = director(driver, config([web([1, 1]), other]));
@@ -210,16 +237,17 @@ describe('Director: dirty tracking and the model of the table', () => {
 
     driver.failOn = { match: /updateDestination .*10\.0\.0\.12/, error: new Error('EPERM') };
     await d.reload(config([web([2, 2, 2])]));
-    expect(driver.take()).toEqual([`updateDestination ${SVC} 10.0.0.11:80 w=2`, `updateDestination ${SVC} 10.0.0.12:80 w=2`]);
-    expect(d.status().lastCycle).toMatchObject({ kind: 'services', error: { code: 'TG_DIRECTOR_APPLY_PARTIAL' } });
-
-    driver.failOn = undefined;
-    await d.reconcileNow();
+    // One batch: the kernel answers each op, so the one after the failure is applied too.
     expect(driver.take()).toEqual([
-      'listServices',
+      `updateDestination ${SVC} 10.0.0.11:80 w=2`,
       `updateDestination ${SVC} 10.0.0.12:80 w=2`,
       `updateDestination ${SVC} 10.0.0.13:80 w=2`,
     ]);
+    expect(d.status().lastCycle).toMatchObject({ kind: 'services', ops: 3, error: { code: 'TG_DIRECTOR_APPLY_PARTIAL' } });
+
+    driver.failOn = undefined;
+    await d.reconcileNow();
+    expect(driver.take()).toEqual(['listServices', `updateDestination ${SVC} 10.0.0.12:80 w=2`]);
     await d.reconcileNow();
     expect(driver.take()).toEqual([]);
   });
