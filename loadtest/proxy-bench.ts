@@ -17,7 +17,7 @@
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -46,10 +46,15 @@ const WORKERS = Number(args.workers);
 const SOAK = Number(args.soak);
 const TARGETS = args.targets.split(',');
 const MEMORY = args.memory;
+const RUN_ID = `proxy-bench-${new Date().toISOString().replace(/[:.]/g, '-')}`;
 /**
  * Node flags of a tiergate variant, from its name: `-ss<N>` caps the young generation's semi-space at N MiB
  * (`--max-semi-space-size`, docs/operations.md "Memory"), `-ios<N>` starts the old generation's limit at N MiB
- * (`--initial-old-space-size`; 0 is V8's own first limit), `-nmr` turns V8's memory reducer off (README.md).
+ * (`--initial-old-space-size`; 0 is V8's own first limit), `-hgp<N>` makes each old-generation limit N % above
+ * what survived the last mark-compact (`--heap-growing-percent`; V8 otherwise picks 10–300 % by its GC speed),
+ * `-mos<N>` caps the old generation at N MiB (`--max-old-space-size`, which also lowers V8's largest growth step),
+ * `-nmr` turns V8's memory reducer off (README.md), `-tgc` logs every GC (`--trace-gc`, the proxy's stdout)
+ * to a file next to the results.
  */
 function targetFlags(name: string): string[] {
   const flags: string[] = [];
@@ -57,7 +62,12 @@ function targetFlags(name: string): string[] {
   if (ss) flags.push(`--max-semi-space-size=${ss[1]}`);
   const ios = /-ios(\d+)/.exec(name);
   if (ios) flags.push(`--initial-old-space-size=${ios[1]}`);
-  if (name.endsWith('-nmr')) flags.push('--no-memory-reducer');
+  const mos = /-mos(\d+)/.exec(name);
+  if (mos) flags.push(`--max-old-space-size=${mos[1]}`);
+  const hgp = /-hgp(\d+)/.exec(name);
+  if (hgp) flags.push(`--heap-growing-percent=${hgp[1]}`);
+  if (/-nmr\b/.test(name)) flags.push('--no-memory-reducer');
+  if (/-tgc\b/.test(name)) flags.push('--trace-gc');
   return flags;
 }
 /**
@@ -105,8 +115,14 @@ async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
 const stop = (c: ChildProcess) => stopChild(c);
 const wrk = (url: string, seconds: number) => runWrk({ url, seconds, connections: CONNS });
 
-function start(cmd: string, argv: string[], core: number | string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const c = spawn('taskset', ['-c', String(core), cmd, ...argv], { stdio: ['ignore', 'ignore', 'pipe'], env });
+function start(
+  cmd: string,
+  argv: string[],
+  core: number | string,
+  env: NodeJS.ProcessEnv = process.env,
+  stdout: number | 'ignore' = 'ignore',
+): ChildProcess {
+  const c = spawn('taskset', ['-c', String(core), cmd, ...argv], { stdio: ['ignore', stdout, 'pipe'], env });
   let err = '';
   c.stderr?.on('data', (d) => (err = (err + d).slice(-4000)));
   c.on('exit', (code) => {
@@ -277,12 +293,21 @@ proxy:
 `,
   );
   const nodeFlags = targetFlags(name);
+  let stdout: number | 'ignore' = 'ignore';
+  if (nodeFlags.includes('--trace-gc')) {
+    mkdirSync(args.out, { recursive: true });
+    const log = join(args.out, `${RUN_ID}-${name}.gc.log`);
+    stdout = openSync(log, 'w');
+    console.log(`${name}: GC trace in ${log}`);
+  }
   const proc = start(
     process.execPath,
     [...nodeFlags, join(root, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg],
     PROXY_CORES,
     targetEnv(name),
+    stdout,
   );
+  if (typeof stdout === 'number') closeSync(stdout);
   await waitForPort(port);
   return { name, port, admin, proc };
 }
@@ -341,7 +366,7 @@ if (results.nginx) {
   }
 }
 mkdirSync(args.out, { recursive: true });
-const outFile = join(args.out, `proxy-bench-${new Date().toISOString().replace(/[:.]/g, '-')}.json`);
+const outFile = join(args.out, `${RUN_ID}.json`);
 const nginxVersion = spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim();
 writeFileSync(
   outFile,

@@ -7,9 +7,9 @@ describe('proxyExecArgv', () => {
   });
 
   it('keeps a flag the operator set on the command line or in NODE_OPTIONS, and adds the others', () => {
-    expect(proxyExecArgv(['--max-semi-space-size=16'], undefined)).toEqual(['--max-semi-space-size=16', '--initial-old-space-size=32']);
-    expect(proxyExecArgv(['--max_semi_space_size=2'], undefined)).toEqual(['--max_semi_space_size=2', '--initial-old-space-size=32']);
-    expect(proxyExecArgv([], '--no-warnings  --max-semi-space-size=16')).toEqual(['--initial-old-space-size=32']);
+    expect(proxyExecArgv(['--max-semi-space-size=16'], undefined)).toEqual(['--max-semi-space-size=16', '--initial-old-space-size=40']);
+    expect(proxyExecArgv(['--max_semi_space_size=2'], undefined)).toEqual(['--max_semi_space_size=2', '--initial-old-space-size=40']);
+    expect(proxyExecArgv([], '--no-warnings  --max-semi-space-size=16')).toEqual(['--initial-old-space-size=40']);
     expect(proxyExecArgv(['--initial-old-space-size=64'], '--max-semi-space-size=16')).toEqual(['--initial-old-space-size=64']);
   });
 });

@@ -9,12 +9,16 @@
  *   on each scavenge promotes most requests in flight (10–17 MB a time, 20–55 ms pauses): p99 went from ~5 ms
  *   to 35–45 ms and RSS past 300 MiB (loadtest/proxy-bench.ts). Capped at 4 MiB, scavenges stay ~1 ms and
  *   promote little.
- * - `--initial-old-space-size=32`: left to itself V8 lets the old generation reach 60–70 MiB of pages before
- *   the first mark-compact, a minute or two into steady load, and keeps most of those pages afterwards: the
- *   5-minute soak peaked at 165–173 MiB. A first limit of 32 MiB brings that mark-compact within seconds;
- *   from then on V8 sizes the limit from what survives, as usual. A starting point, not a cap.
+ * - `--initial-old-space-size=40`: the old generation's first limit. Left to V8, the first real mark-compact
+ *   of a loaded proxy comes from the memory reducer's 100 s watchdog, after ~0.45 MiB/s of promotion (mostly
+ *   undici's per-client queue arrays) took the old generation from ~22 to 55–75 MiB: soak peaks of
+ *   165–190 MiB. With 40 MiB the first mark-compact comes at ~35 MiB, seconds into load, and V8 sizes the
+ *   limits after it from real allocation and GC speeds. It must sit well above what starting the proxy
+ *   allocates (~25 MiB): 32 was too close, a mark-compact while starting sometimes came first, and a limit
+ *   V8 derives then, with no speeds measured yet, is 4× what survived. V8 also keeps later limits at or
+ *   above it. A starting point, not a cap.
  */
-export const PROXY_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--initial-old-space-size=32'];
+export const PROXY_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--initial-old-space-size=40'];
 
 /** A proxy process's execArgv: `execArgv`, plus the PROXY_V8_FLAGS the operator did not set (execArgv or NODE_OPTIONS). */
 export function proxyExecArgv(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
