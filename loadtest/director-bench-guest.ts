@@ -1,13 +1,15 @@
 /**
- * The director benchmark's guest half: run as root on a kernel with IPVS, in a fresh network namespace for the
- * netlink side (`loadtest/director-bench.ts` boots the QEMU guest and runs it; it also works on any IPVS host):
+ * The director benchmark's guest half: run as root on a kernel with IPVS, in a fresh network namespace
+ * (`loadtest/director-bench.ts` boots the QEMU guest, times `ipvsadm -R` of the same table beforehand, and runs
+ * this; it also works on any IPVS host):
  *
- *   ip netns exec NS node loadtest/director-bench-guest.ts --services 1000 --dests 10 --adm-netns NS2 --out FILE
+ *   ip netns exec NS node loadtest/director-bench-guest.ts --services 1000 --dests 10 --out FILE
  *
  * Everything goes through the daemon's own path (`Director` with the netlink driver and a state file), in this
- * process (Node's startup excluded; the host script reports it apart):
+ * process (Node's startup excluded; the host script reports it apart). The driver is wrapped to time the calls
+ * the daemon makes (kernel writes `applyBatch`, table reads `listServices`), so each figure says how much of it
+ * is kernel I/O:
  * - `full`: `director.start()` on an empty table: the first (full) cycle creates services × dests;
- * - `ipvsadm-R`: `ipvsadm -R` of the same table (from the dry-run renderer) in the namespace `--adm-netns`;
  * - `configChange`: `director.reload(config)` with one real server's weight changed, from handing it the parsed
  *   config to the op applied (the YAML parse of the new file is timed apart);
  * - `health`: one real server of service 0 (checked by TCP on loopback) stops answering, then answers again:
@@ -36,14 +38,14 @@ import {
   serviceIdOfConfig,
   type VirtualService,
 } from '@tiergate/director';
-import { formatIpvsadmRestore } from '@tiergate/ipvs';
+import type { IpvsDriver, NetlinkIpvsDriver } from '@tiergate/ipvs';
+import { checkedAddress, configText as tableConfig } from './director-bench-table.ts';
 
 const { values: args } = parseArgs({
   options: {
     services: { type: 'string', default: '1000' },
     dests: { type: 'string', default: '10' },
     repeat: { type: 'string', default: '5' },
-    'adm-netns': { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -51,29 +53,8 @@ const nServices = Number(args.services);
 const nDests = Number(args.dests);
 const repeat = Number(args.repeat);
 
-/** Where service 0's real servers answer their TCP health check (127.0.1.x, on lo; IPVS accepts local addresses). */
-const CHECKED = (d: number) => `127.0.1.${d}`;
-
-/**
- * Services on 10.200.0.0/16 (port 80), real servers on 10.201.0.0/16, except service 0, whose real servers are
- * on loopback and health-checked on `checkPort`. `changedWeight` is the weight of service 1's first real server.
- */
-function configText(changedWeight: number, checkPort: number): string {
-  const lines = ['version: 1', 'virtual_services:'];
-  for (let s = 0; s < nServices; s++) {
-    const check =
-      s === 0 ? `, health_check: { type: tcp, port: ${checkPort}, interval: 200ms, timeout: 200ms, rise: 1, fall: 1, jitter: 0 }` : '';
-    lines.push(`  - { address: 10.200.${s >> 8}.${s & 255}, port: 80, scheduler: wrr${check}, real_servers: [`);
-    const rs: string[] = [];
-    for (let d = 0; d < nDests; d++) {
-      const i = s * nDests + d;
-      const address = s === 0 ? CHECKED(d) : `10.201.${(i >> 8) & 255}.${i & 255}`;
-      rs.push(`{ address: ${address}, weight: ${s === 1 && d === 0 ? changedWeight : 1} }`);
-    }
-    lines.push(`      ${rs.join(', ')}] }`);
-  }
-  return `${lines.join('\n')}\n`;
-}
+const CHECKED = checkedAddress;
+const configText = (changedWeight: number, checkPort: number) => tableConfig(nServices, nDests, changedWeight, checkPort);
 
 const ms = (t0: number) => Math.round((performance.now() - t0) * 10) / 10;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
@@ -104,10 +85,34 @@ const parse = (text: string) => {
 };
 const base = parse(configText(1, checkPort));
 await using driver = await openIpvsDriver('netlink');
+const socketStats = () => (driver as NetlinkIpvsDriver).socketStats;
+
+/** Time the daemon spends in kernel writes (encode + netlink, per applyBatch) and table reads, summed. */
+const io = { applyMs: 0, applyCalls: 0, readMs: 0 };
+const timedDriver: Pick<IpvsDriver, 'listServices' | 'listDestinations' | 'applyBatch'> = {
+  async listServices() {
+    const t = performance.now();
+    try {
+      return await driver.listServices();
+    } finally {
+      io.readMs += performance.now() - t;
+    }
+  },
+  listDestinations: (id) => driver.listDestinations(id),
+  async applyBatch(ops) {
+    const t = performance.now();
+    try {
+      return await driver.applyBatch(ops);
+    } finally {
+      io.applyMs += performance.now() - t;
+      io.applyCalls += 1;
+    }
+  },
+};
 const director = new Director({
   name: 'bench',
   services: base.services,
-  driver,
+  driver: timedDriver,
   state: new FileStateStore(join(mkdtempSync(join(tmpdir(), 'tg-bench-')), 'state.json')),
   // Cycles here run when the benchmark asks (or on a health transition), never on a timer.
   intervalMs: 3_600_000,
@@ -117,19 +122,19 @@ const director = new Director({
 const lastOps = () => director.status().lastCycle?.ops ?? -1;
 const lastKind = () => director.status().lastCycle?.kind ?? 'none';
 
+const sent = socketStats();
 let t0 = performance.now();
 await director.start();
-const full = { ms: ms(t0), ops: lastOps(), kind: lastKind() };
+const full = {
+  ms: ms(t0),
+  ops: lastOps(),
+  kind: lastKind(),
+  applyMs: Math.round(io.applyMs * 10) / 10,
+  batches: io.applyCalls,
+  readMs: Math.round(io.readMs * 10) / 10,
+  sendCalls: socketStats().sendCalls - sent.sendCalls,
+};
 
-// The same table for ipvsadm -R, rendered from the plan from empty (what a dry run prints).
-let ipvsadmR: number | null = null;
-if (args['adm-netns']) {
-  const restore = formatIpvsadmRestore(plan(desiredEntries(base.services, new Map()), [], new Set()));
-  t0 = performance.now();
-  const r = spawnSync('ip', ['netns', 'exec', args['adm-netns'], 'ipvsadm', '-R'], { input: restore, encoding: 'utf8' });
-  ipvsadmR = ms(t0);
-  if (r.status !== 0) throw new Error(`ipvsadm -R failed: ${r.stderr}`);
-}
 const saves: number[] = [];
 for (let i = 0; i < repeat; i++) {
   t0 = performance.now();
@@ -229,7 +234,7 @@ const result = {
   fullApplyMs: full.ms,
   fullApplyOps: full.ops,
   fullApplyKind: full.kind,
-  ipvsadmRestoreMs: ipvsadmR,
+  fullApplyIo: { applyMs: full.applyMs, batches: full.batches, readMs: full.readMs, sendCalls: full.sendCalls },
   ipvsadmSaveMedianMs: median(saves),
   configChange: {
     parseMedianMs: median(configChange.parseMs),

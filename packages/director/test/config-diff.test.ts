@@ -1,6 +1,6 @@
-import { validateConfig } from '@tiergate/config';
+import { tiergateConfigSchema, validateConfig } from '@tiergate/config';
 import { describe, expect, it } from 'vitest';
-import { diffServices, sameData } from '../src/config-diff.ts';
+import { diffServices, sameData, sameService } from '../src/config-diff.ts';
 import type { VirtualService } from '../src/desired.ts';
 
 const config = (services: unknown[]) => validateConfig({ version: 1, virtual_services: services }).virtual_services as VirtualService[];
@@ -32,6 +32,40 @@ describe('diffServices (what a reload changes)', () => {
     expect(diffServices(before, after).changed).toEqual(
       new Set(['tcp/10.0.0.1:80', 'tcp/10.0.0.2:80', 'tcp/10.0.0.3:80', 'tcp/10.0.0.5:80', 'tcp/10.0.0.4:80']),
     );
+  });
+});
+
+describe('sameService', () => {
+  /** The real server fields the schema has (`realServer` in @tiergate/config), read from the schema itself. */
+  function schemaRealServerFields(): string[] {
+    type Zod = { def: { innerType?: Zod }; shape?: Record<string, Zod>; element?: Zod };
+    const unwrap = (z: Zod | undefined) => z?.def.innerType ?? z; // a .default() wraps its schema
+    const services = unwrap((tiergateConfigSchema as unknown as Zod).shape?.virtual_services)?.element;
+    const servers = unwrap(services?.shape?.real_servers)?.element;
+    return Object.keys(servers?.shape ?? {});
+  }
+
+  it('sees a change of every real-server field the schema has (it compares them one by one)', () => {
+    const base = { address: '10.0.1.1', port: 8080, weight: 2, upper_threshold: 10, lower_threshold: 5 };
+    const other: Record<string, unknown> = { address: '10.0.1.9', port: 8081, weight: 3, upper_threshold: 11, lower_threshold: 4 };
+    const fields = schemaRealServerFields();
+    expect(fields.length).toBeGreaterThan(0);
+    const [before] = config([svc(1, { forwarding: 'nat', real_servers: [base] })]);
+    for (const field of fields) {
+      expect(other, `no other value for the new real-server field '${field}': add one here`).toHaveProperty(field);
+      const [after] = config([svc(1, { forwarding: 'nat', real_servers: [{ ...base, [field]: other[field] }] })]);
+      expect(sameService(before as VirtualService, after as VirtualService), field).toBe(false);
+    }
+    const [same] = config([svc(1, { forwarding: 'nat', real_servers: [{ ...base }] })]);
+    expect(sameService(before as VirtualService, same as VirtualService)).toBe(true);
+  });
+
+  it('sees a change of the service itself, and of the number of its real servers', () => {
+    const [before] = config([svc(1)]) as [VirtualService];
+    const [scheduler] = config([svc(1, { scheduler: 'wrr' })]) as [VirtualService];
+    const [check] = config([svc(1, { health_check: { type: 'tcp' } })]) as [VirtualService];
+    const [fewer] = config([svc(1, { real_servers: [{ address: '10.0.1.1' }] })]) as [VirtualService];
+    for (const after of [scheduler, check, fewer]) expect(sameService(before, after)).toBe(false);
   });
 });
 
