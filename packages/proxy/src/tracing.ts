@@ -9,6 +9,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import {
   type Attributes,
+  type Context,
   INVALID_SPANID,
   INVALID_TRACEID,
   propagation,
@@ -29,6 +30,9 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT'
 /** SERVER span names per known method, and the start options: built once, not per request. */
 const SERVER_SPAN_NAMES = new Map([...KNOWN_METHODS].map((m) => [m, `HTTP ${m}`]));
 const SERVER_SPAN_OPTIONS = { kind: SpanKind.SERVER } as const;
+const CLIENT_SPAN_OPTIONS = { kind: SpanKind.CLIENT } as const;
+/** CLIENT span names per known method (`_OTHER` is named `upstream`). */
+const CLIENT_SPAN_NAMES = new Map([...KNOWN_METHODS].map((m) => [m, `upstream ${m}`]));
 
 type DelegatingProvider = TracerProvider & { getDelegateTracer?(name: string): Tracer | undefined };
 
@@ -77,24 +81,21 @@ export function startServerSpan(tracer: Tracer, facts: ServerSpanFacts, headers:
   const parent = trustedParent && headers.traceparent !== undefined ? propagation.extract(ROOT_CONTEXT, headers) : ROOT_CONTEXT;
   const name = SERVER_SPAN_NAMES.get(facts.method);
   const span = tracer.startSpan(name ?? 'HTTP', SERVER_SPAN_OPTIONS, parent);
-  if (span.isRecording()) span.setAttributes(serverAttributes(facts, name !== undefined));
+  if (span.isRecording()) setServerAttributes(span, facts, name !== undefined);
   return span;
 }
 
-function serverAttributes(facts: ServerSpanFacts, knownMethod: boolean): Attributes {
-  const method = knownMethod ? facts.method : '_OTHER';
+/** One setAttribute per fact: no attributes object is built only to be copied into the span. */
+function setServerAttributes(span: Span, facts: ServerSpanFacts, knownMethod: boolean): void {
   const q = facts.url.indexOf('?');
-  const attributes: Attributes = {
-    'http.request.method': method,
-    // Without the query: it may hold secrets.
-    'url.path': q < 0 ? facts.url : facts.url.slice(0, q),
-    'url.scheme': facts.scheme,
-    'client.address': facts.clientAddress,
-    'server.port': facts.serverPort,
-  };
-  if (facts.serverAddress) attributes['server.address'] = facts.serverAddress;
-  if (!knownMethod) attributes['http.request.method_original'] = facts.method;
-  return attributes;
+  span.setAttribute('http.request.method', knownMethod ? facts.method : '_OTHER');
+  // Without the query: it may hold secrets.
+  span.setAttribute('url.path', q < 0 ? facts.url : facts.url.slice(0, q));
+  span.setAttribute('url.scheme', facts.scheme);
+  span.setAttribute('client.address', facts.clientAddress);
+  span.setAttribute('server.port', facts.serverPort);
+  if (facts.serverAddress) span.setAttribute('server.address', facts.serverAddress);
+  if (!knownMethod) span.setAttribute('http.request.method_original', facts.method);
 }
 
 /** Route facts known once the request is matched; a no-op on a span that is not recording. */
@@ -142,17 +143,45 @@ export function startAttemptSpan(tracer: Tracer, server: Span, facts: AttemptFac
   const colon = facts.upstream.lastIndexOf(':');
   const host = facts.upstream.slice(0, colon);
   const method = KNOWN_METHODS.has(facts.method) ? facts.method : '_OTHER';
-  const attributes: Attributes = {
-    'http.request.method': method,
-    'server.address': host.charCodeAt(0) === 91 ? host.slice(1, -1) : host,
-    'server.port': Number(facts.upstream.slice(colon + 1)),
-    'tiergate.attempt': facts.attempt,
-    'tiergate.pool': facts.pool,
-    'tiergate.balancer.algorithm': facts.algorithm,
-  };
-  if (facts.retryReason !== undefined) attributes['tiergate.retry_reason'] = facts.retryReason;
-  const parent = trace.setSpan(ROOT_CONTEXT, server);
-  return tracer.startSpan(method === '_OTHER' ? 'upstream' : `upstream ${method}`, { kind: SpanKind.CLIENT, attributes }, parent);
+  const name = CLIENT_SPAN_NAMES.get(method) ?? 'upstream';
+  const span = tracer.startSpan(name, CLIENT_SPAN_OPTIONS, new ServerSpanContext(server));
+  // Set one by one after the start, as on the SERVER span (the sampler does not read them: the parent decides).
+  span.setAttribute('http.request.method', method);
+  span.setAttribute('server.address', host.charCodeAt(0) === 91 ? host.slice(1, -1) : host);
+  span.setAttribute('server.port', Number(facts.upstream.slice(colon + 1)));
+  span.setAttribute('tiergate.attempt', facts.attempt);
+  span.setAttribute('tiergate.pool', facts.pool);
+  span.setAttribute('tiergate.balancer.algorithm', facts.algorithm);
+  if (facts.retryReason !== undefined) span.setAttribute('tiergate.retry_reason', facts.retryReason);
+  return span;
+}
+
+/** The context key the API keeps the active span under (`createContextKey` is `Symbol.for` of this name). */
+const SPAN_KEY = Symbol.for('OpenTelemetry Context Key SPAN');
+
+/**
+ * ROOT_CONTEXT with the SERVER span set: what `trace.setSpan(ROOT_CONTEXT, server)` returns, as one small object.
+ * The API's context copies a Map on every setValue, once per attempt here; a tracer only reads the span back.
+ * Anything derived from it (setValue, deleteValue) is an ordinary API context.
+ */
+class ServerSpanContext implements Context {
+  readonly #span: Span;
+
+  constructor(span: Span) {
+    this.#span = span;
+  }
+
+  getValue(key: symbol): unknown {
+    return key === SPAN_KEY ? this.#span : undefined;
+  }
+
+  setValue(key: symbol, value: unknown): Context {
+    return trace.setSpan(ROOT_CONTEXT, this.#span).setValue(key, value);
+  }
+
+  deleteValue(key: symbol): Context {
+    return key === SPAN_KEY ? ROOT_CONTEXT : this;
+  }
 }
 
 /**

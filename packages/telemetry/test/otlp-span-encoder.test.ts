@@ -105,6 +105,31 @@ describe('OTLP span encoder', () => {
   });
 });
 
+describe('OTLP span encoder: attribute keys', () => {
+  it('matches the SDK bytes with keys seen before (cached), past the cache bound, and over 128 characters', async () => {
+    const memory = new InMemorySpanExporter();
+    const provider = new TracerProvider({ spanProcessors: [new SimpleSpanProcessor({ exporter: memory })] });
+    const tracer = provider.getTracer('keys');
+    // 10 spans × 120 keys of their own (1,200 distinct: over the bound of 1,024), each also setting keys of the first
+    // span (cached by then), and a 203-character key with multi-byte characters (never cached).
+    for (let n = 0; n < 10; n++) {
+      const span = tracer.startSpan(`s${n}`);
+      for (let i = 0; i < 120; i++) span.setAttribute(`k.${n}.${i}`, i);
+      for (let i = 0; i < 3; i++) span.setAttribute(`k.0.${i}`, `again ${n}`);
+      span.setAttribute('é'.repeat(3) + 'l'.repeat(200), n);
+      span.end();
+    }
+    await provider.forceFlush();
+    const spans = memory.getFinishedSpans();
+    expect(spans).toHaveLength(10);
+    const sdk = ProtobufTraceSerializer.serializeRequest(spans)!;
+    // Twice: the second pass finds every key of the first that fit in the cache.
+    for (let pass = 0; pass < 2; pass++) {
+      expect(Buffer.from(encodeLikeTheProcessor(spans)).toString('hex')).toBe(Buffer.from(sdk).toString('hex'));
+    }
+  });
+});
+
 describe('ProtoWriter', () => {
   it('writes varints like protobuf: small, 32-bit, 64-bit and negative (ten bytes, two’s complement)', () => {
     const hex = (f: (w: ProtoWriter) => void) => {

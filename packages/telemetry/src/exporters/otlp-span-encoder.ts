@@ -22,8 +22,17 @@ const TWO_POW_32 = 4294967296;
 const MIN_INT64 = -(2 ** 63);
 const MAX_INT64 = 2 ** 63;
 
+/**
+ * A span that keeps its attributes as two parallel lists (the light tracer's LightSpan): encoded from the lists,
+ * without building the `attributes` object.
+ */
+interface ListedAttributes {
+  readonly attributeKeys: readonly string[];
+  readonly attributeValues: readonly unknown[];
+}
+
 /** Writes the body of one `Span` message (without its tag and length). */
-export function encodeSpan(w: ProtoWriter, span: ReadableSpan): void {
+export function encodeSpan(w: ProtoWriter, span: ReadableSpan | (ReadableSpan & ListedAttributes)): void {
   const ctx = span.spanContext();
   contextFields(w, ctx);
   const parent = span.parentSpanContext;
@@ -43,7 +52,8 @@ export function encodeSpan(w: ProtoWriter, span: ReadableSpan): void {
   hrTime(w, span.startTime);
   w.tag(8, FIXED64);
   hrTime(w, span.endTime);
-  attributes(w, span.attributes, 9);
+  if ('attributeKeys' in span) listedAttributes(w, span.attributeKeys, span.attributeValues, 9);
+  else attributes(w, span.attributes, 9);
   w.tag(10, VARINT);
   w.varint(span.droppedAttributesCount);
   for (const event of span.events) {
@@ -196,9 +206,33 @@ function attributes(w: ProtoWriter, attrs: Attributes, field: number): void {
   }
 }
 
+function listedAttributes(w: ProtoWriter, keys: readonly string[], values: readonly unknown[], field: number): void {
+  for (let i = 0; i < keys.length; i++) {
+    w.tag(field, LEN);
+    const start = w.begin();
+    keyValue(w, keys[i] as string, values[i]);
+    w.end(start);
+  }
+}
+
+/**
+ * The encoded `KeyValue.key` field (tag, length, UTF-8) of attribute keys seen so far. A tracer writes the same few
+ * dozen keys on every span; copying their bytes is cheaper than encoding the string each time. Bounded: keys
+ * beyond the first KEY_CACHE_MAX, and keys over 128 characters, are encoded every time (an instrumentation that
+ * makes up keys per span).
+ */
+const keyFields = new Map<string, Uint8Array>();
+const KEY_CACHE_MAX = 1024;
+
 function keyValue(w: ProtoWriter, key: string, value: unknown): void {
-  w.tag(1, LEN);
-  w.string(key);
+  const field = keyFields.get(key);
+  if (field !== undefined) w.small(field);
+  else {
+    const start = w.pos;
+    w.tag(1, LEN);
+    w.string(key);
+    if (keyFields.size < KEY_CACHE_MAX && key.length <= 128) keyFields.set(key, Uint8Array.prototype.slice.call(w.buf, start, w.pos));
+  }
   w.tag(2, LEN);
   const start = w.begin();
   anyValue(w, value);

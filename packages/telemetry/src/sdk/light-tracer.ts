@@ -44,7 +44,6 @@ import {
   trace,
 } from '@opentelemetry/api';
 import {
-  addHrTimes,
   cleanAttributes,
   cleanSimpleAttributes,
   type InstrumentationScope,
@@ -65,6 +64,10 @@ const LIMIT = 128;
 const DEFAULT_LIMITS = { attributeCountLimit: LIMIT, attributeValueLengthLimit: Number.POSITIVE_INFINITY } as const;
 /** The event name and attribute keys of a recorded exception (OTel semantic conventions, as the SDK writes them). */
 const EXCEPTION_EVENT = 'exception';
+
+const NO_EVENTS: TimedEvent[] = Object.freeze([]) as unknown as TimedEvent[];
+const NO_LINKS: Link[] = Object.freeze([]) as unknown as Link[];
+const UNSET: SpanStatus = Object.freeze({ code: SpanStatusCode.UNSET });
 
 /** Where ended spans go: the encoding processor (encoding-span-processor.ts). */
 export interface EndedSpanSink {
@@ -111,8 +114,11 @@ class LightTracer implements Tracer {
   startSpan(name: string, options: SpanOptions = {}, ctx: Context = apiContext.active()): Span {
     if (isTracingSuppressed(ctx)) return trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
     const { ids, root } = this.#shared;
-    const candidate = options.root ? undefined : trace.getSpanContext(ctx);
-    const parent = candidate !== undefined && trace.isSpanContextValid(candidate) ? candidate : undefined;
+    const parentSpan = options.root ? undefined : trace.getSpan(ctx);
+    // A span of this tracer has valid ids by construction; any other context is checked (the API's regexes).
+    const candidate = parentSpan?.spanContext();
+    const parent =
+      candidate !== undefined && (parentSpan instanceof LightSpan || trace.isSpanContextValid(candidate)) ? candidate : undefined;
     let traceId: string;
     let sampled: boolean;
     if (parent) {
@@ -145,17 +151,25 @@ export class LightSpan implements Span, ReadableSpan {
   readonly parentSpanContext: SpanContext | undefined;
   readonly kind: SpanKind;
   name: string;
-  readonly attributes: Attributes;
-  #attributeCount: number;
+  /**
+   * The attributes as two parallel lists, in the order first set (what a plain object gives for non-numeric keys).
+   * The encoder reads these (`attributeKeys`/`attributeValues`); `attributes` builds the SDK's object on demand.
+   * An object filled with a dozen keys per span cost a keyed store and an own-property check per attribute.
+   */
+  readonly attributeKeys: string[] = [];
+  readonly attributeValues: AttributeValue[] = [];
   #droppedAttributes: number;
-  events: TimedEvent[] = [];
+  /** Shared empty lists and status until a span has its own (most have none): three objects fewer per span. */
+  events: TimedEvent[] = NO_EVENTS;
   #droppedEvents = 0;
   links: Link[];
   #droppedLinks = 0;
-  status: SpanStatus = { code: SpanStatusCode.UNSET };
+  status: SpanStatus = UNSET;
   /** Wall-clock start in ms (Date.now()), or an explicit start time. */
   readonly #startMs: number;
-  readonly #startHr: HrTime | undefined;
+  /** The start as HrTime: an explicit start time, else made from #startMs when first read. */
+  #startHr: HrTime | undefined;
+  readonly #explicitStart: boolean;
   /** performance.now() at the start, for the duration. */
   readonly #startPerf: number;
   #endTime: HrTime | undefined;
@@ -176,12 +190,11 @@ export class LightSpan implements Span, ReadableSpan {
     this.kind = options.kind ?? SpanKind.INTERNAL;
     this.#startPerf = performance.now();
     this.#startMs = Date.now();
+    this.#explicitStart = options.startTime !== undefined;
     this.#startHr = options.startTime === undefined ? undefined : timeInputToHrTime(options.startTime);
-    this.attributes = {};
-    this.#attributeCount = 0;
     this.#droppedAttributes = 0;
     if (options.attributes) this.setAttributes(options.attributes);
-    this.links = [];
+    this.links = NO_LINKS;
     if (options.links) for (const link of options.links) this.addLink(link);
   }
 
@@ -191,27 +204,32 @@ export class LightSpan implements Span, ReadableSpan {
 
   setAttribute(key: string, value: AttributeValue | undefined): this {
     if (this.#endedWarning()) return this;
-    // The common case, a primitive, without the SDK helper's option object; the rest goes through the helper.
+    // The common case, a primitive, without the SDK helper; the rest goes through the helper (validation, copies).
     const type = typeof value;
     if ((type === 'string' || type === 'number' || type === 'boolean') && key.length > 0) {
-      const attributes = this.attributes;
-      if (!Object.hasOwn(attributes, key)) {
-        if (this.#attributeCount >= LIMIT) return this.#dropAttribute();
-        this.#attributeCount++;
-      }
-      attributes[key] = value;
+      this.#store(key, value as AttributeValue);
       return this;
     }
-    const decision = maybeAddAttribute({
-      key,
-      value,
-      attributes: this.attributes,
-      limits: DEFAULT_LIMITS,
-      currentAttributesCount: this.#attributeCount,
-    });
+    // The helper's checks in its order (undefined, empty key, the limit for a new key, the value), on a scratch
+    // object: it then holds the cleaned copy, stored here as a new key or over the old value.
+    const one: Attributes = {};
+    const count = this.attributeKeys.includes(key) ? 0 : this.attributeKeys.length;
+    const decision = maybeAddAttribute({ key, value, attributes: one, limits: DEFAULT_LIMITS, currentAttributesCount: count });
     if (decision === 2) return this.#dropAttribute(); // AddAttributeDecision.DROP_LIMIT_REACHED
-    if (decision === 3) this.#attributeCount++; // AddAttributeDecision.ADD_NEW
+    if (decision === 3) this.#store(key, one[key] as AttributeValue); // AddAttributeDecision.ADD_NEW
     return this;
+  }
+
+  /** Sets a valid attribute: replaces the value of a key already set, else adds it while under the limit. */
+  #store(key: string, value: AttributeValue): void {
+    const keys = this.attributeKeys;
+    const i = keys.indexOf(key);
+    if (i >= 0) this.attributeValues[i] = value;
+    else if (keys.length >= LIMIT) this.#dropAttribute();
+    else {
+      keys.push(key);
+      this.attributeValues.push(value);
+    }
   }
 
   setAttributes(attributes: Attributes): this {
@@ -224,6 +242,7 @@ export class LightSpan implements Span, ReadableSpan {
     let attributes: Attributes | undefined;
     if (isTimeInput(attributesOrTime)) time ??= attributesOrTime;
     else attributes = attributesOrTime;
+    if (this.events === NO_EVENTS) this.events = [];
     if (this.events.length >= LIMIT) {
       this.events.shift();
       this.#droppedEvents++;
@@ -235,6 +254,7 @@ export class LightSpan implements Span, ReadableSpan {
 
   addLink(link: Link): this {
     if (this.#endedWarning()) return this;
+    if (this.links === NO_LINKS) this.links = [];
     if (this.links.length >= LIMIT) {
       this.links.shift();
       this.#droppedLinks++;
@@ -293,8 +313,17 @@ export class LightSpan implements Span, ReadableSpan {
 
   // ---- ReadableSpan (what the encoder and the processor read)
 
+  /** The attributes as the SDK's object (a new one per call; the encoder reads the lists instead). */
+  get attributes(): Attributes {
+    const out: Attributes = {};
+    const keys = this.attributeKeys;
+    for (let i = 0; i < keys.length; i++) out[keys[i] as string] = this.attributeValues[i];
+    return out;
+  }
+
   get startTime(): HrTime {
-    return this.#startHr ?? millisToHrTime(this.#startMs);
+    if (this.#startHr === undefined) this.#startHr = millisToHrTime(this.#startMs);
+    return this.#startHr;
   }
 
   get endTime(): HrTime {
@@ -336,8 +365,17 @@ export class LightSpan implements Span, ReadableSpan {
 
   /** Now: the start plus the monotonic time since (the SDK's rule), or the wall clock after an explicit start. */
   #now(): HrTime {
-    if (this.#startHr !== undefined) return millisToHrTime(Date.now());
-    return addHrTimes(millisToHrTime(this.#startMs), millisToHrTime(performance.now() - this.#startPerf));
+    if (this.#explicitStart) return millisToHrTime(Date.now());
+    // addHrTimes(millisToHrTime(start), millisToHrTime(elapsed)), the SDK's arithmetic, with one array made, not three.
+    const start = this.#startMs;
+    const elapsed = performance.now() - this.#startPerf;
+    let seconds = Math.trunc(start / 1000) + Math.trunc(elapsed / 1000);
+    let nanos = Math.round((start % 1000) * 1e6) + Math.round((elapsed % 1000) * 1e6);
+    if (nanos >= 1e9) {
+      nanos -= 1e9;
+      seconds += 1;
+    }
+    return [seconds, nanos];
   }
 
   #dropAttribute(): this {
