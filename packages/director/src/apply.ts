@@ -1,6 +1,6 @@
 import { isTgError, TgError } from '@tiergate/errors';
 import type { IpvsDriver } from '@tiergate/ipvs';
-import { describeOp, type Op, orderOps } from './plan.ts';
+import { describeOp, OP_ORDER, type Op, orderOps } from './plan.ts';
 
 /** The part of an IPVS driver that apply writes through: ops in batches, an answer per op. */
 export type IpvsWriter = Pick<IpvsDriver, 'applyBatch'>;
@@ -35,7 +35,7 @@ export interface PartialApplyDetails {
  * a failed add-destination before any removal. The table is left as it is; the next reconcile converges.
  */
 export async function applyOps(writer: IpvsWriter, ops: readonly Op[]): Promise<ApplyReport> {
-  const ordered = orderOps(ops);
+  const ordered = inOrder(ops) ? ops : orderOps(ops);
   const applied: Op[] = [];
   const tolerated: Op[] = [];
   for (let start = 0; start < ordered.length; ) {
@@ -43,7 +43,8 @@ export async function applyOps(writer: IpvsWriter, ops: readonly Op[]): Promise<
     const step = ordered.slice(start, end);
     const results = await writer.applyBatch(step);
     const failed: Failure[] = [];
-    for (const [i, op] of step.entries()) {
+    for (let i = 0; i < step.length; i++) {
+      const op = step[i] as Op;
       const r = results[i] ?? { ok: false, error: new Error('the driver gave no answer for this op') };
       if (r.ok) applied.push(op);
       else if (alreadyDone(op, r.error)) {
@@ -60,6 +61,17 @@ export async function applyOps(writer: IpvsWriter, ops: readonly Op[]): Promise<
 interface Failure {
   readonly op: Op;
   readonly error: unknown;
+}
+
+/** Whether ops are in OP_ORDER already (plan's are): checking is one pass, sorting a full apply's ops is not free. */
+function inOrder(ops: readonly Op[]): boolean {
+  let rank = 0;
+  for (let i = 0; i < ops.length; i++) {
+    const r = OP_ORDER.indexOf((ops[i] as Op).kind);
+    if (r < rank) return false;
+    rank = r;
+  }
+  return true;
 }
 
 /** The end (exclusive) of the run of ops of one kind starting at `start` (ops are in OP_ORDER). */

@@ -29,12 +29,13 @@ export function diffServices(
   after: readonly VirtualService[],
 ): { byKey: ReadonlyMap<string, VirtualService>; changed: Set<string> } {
   const old = servicesByKey(before);
-  const oldKeys = [...old.keys()];
+  // Keys by position hold only when `before` has no duplicate key (then its index has one entry per service).
+  const oldKeys = old.size === before.length ? [...old.keys()] : [];
   const byKey = new Map<string, VirtualService>();
   const changed = new Set<string>();
-  for (const [i, vs] of after.entries()) {
-    const same = before[i];
-    if (same !== undefined && oldKeys.length === before.length && sameService(same, vs)) {
+  for (let i = 0; i < after.length; i++) {
+    const vs = after[i] as VirtualService;
+    if (i < oldKeys.length && sameService(before[i] as VirtualService, vs)) {
       byKey.set(oldKeys[i] as string, vs);
       continue;
     }
@@ -43,7 +44,8 @@ export function diffServices(
     const prev = old.get(key);
     if (prev === undefined || !sameService(prev, vs)) changed.add(key);
   }
-  for (const key of oldKeys) if (!byKey.has(key)) changed.add(key);
+  for (let i = 0; i < oldKeys.length; i++) if (!byKey.has(oldKeys[i] as string)) changed.add(oldKeys[i] as string);
+  if (oldKeys.length === 0) for (const key of old.keys()) if (!byKey.has(key)) changed.add(key);
   indexes.set(after, byKey);
   return { byKey, changed };
 }
@@ -55,10 +57,24 @@ export function diffServices(
  * changes each field the schema has and expects a difference, so a new one cannot be missed here.
  */
 export function sameService(a: VirtualService, b: VirtualService): boolean {
+  if (a === b) return true;
   const ra = a.real_servers;
   const rb = b.real_servers;
   if (ra.length !== rb.length) return false;
-  for (let i = 0; i < ra.length; i++) if (!sameRealServer(ra[i] as RealServer, rb[i] as RealServer)) return false;
+  // One loop, no call per real server: a reload runs this cold (interpreted) over every real server of the file.
+  for (let i = 0; i < ra.length; i++) {
+    const x = ra[i] as RealServer;
+    const y = rb[i] as RealServer;
+    if (
+      x !== y &&
+      (x.address !== y.address ||
+        x.port !== y.port ||
+        x.weight !== y.weight ||
+        x.upper_threshold !== y.upper_threshold ||
+        x.lower_threshold !== y.lower_threshold)
+    )
+      return false;
+  }
   let keys = 0;
   for (const k in a) {
     keys += 1;
@@ -72,17 +88,6 @@ export function sameService(a: VirtualService, b: VirtualService): boolean {
 }
 
 type RealServer = VirtualService['real_servers'][number];
-
-function sameRealServer(a: RealServer, b: RealServer): boolean {
-  return (
-    a === b ||
-    (a.address === b.address &&
-      a.port === b.port &&
-      a.weight === b.weight &&
-      a.upper_threshold === b.upper_threshold &&
-      a.lower_threshold === b.lower_threshold)
-  );
-}
 
 /**
  * Deep equality of plain config data (objects, arrays, primitives), stopping at the first difference. Hot on a

@@ -9,30 +9,22 @@ import { type Op, plan } from './plan.ts';
 import type { DirectorState, StateStore } from './state-store.ts';
 import type { TableModel } from './table-model.ts';
 
-/** What a full cycle derives from the config alone. */
-interface ConfigFacts {
-  readonly configured: Set<string>;
-  readonly drainTimeouts: Map<string, number>;
-}
-
 /**
- * ConfigFacts per services array: the daemon passes the same array to every full cycle, and with thousands of
- * real servers recomputing these keys was a visible part of a cycle. A WeakMap, so a reloaded config's facts go
- * with it. (A services cycle derives them for its few services only: a reload must not pay for all of them.)
+ * healthKeys of every configured real server (`configuredKeys`), per services array: the daemon passes the same
+ * array to every full cycle, and with thousands of real servers these keys were a visible part of a cycle. Built
+ * on first use, since drain asks only about a destination the config does not want (none on a start from an
+ * empty table, none on a resync that finds the table as planned). A WeakMap, so a reloaded config's keys go with
+ * it. (A services cycle derives them for its few services only: a reload must not pay for all of them.)
  */
-const configFacts = new WeakMap<readonly VirtualService[], ConfigFacts>();
+const configuredMemo = new WeakMap<readonly VirtualService[], Set<string>>();
 
-function factsOf(services: readonly VirtualService[]): ConfigFacts {
-  let facts = configFacts.get(services);
-  if (!facts) {
-    const byKey = servicesByKey(services);
-    facts = {
-      configured: configuredKeys(services),
-      drainTimeouts: new Map([...byKey].map(([k, vs]) => [k, vs.drain_timeout])),
-    };
-    configFacts.set(services, facts);
+function configuredOf(services: readonly VirtualService[]): ReadonlySet<string> {
+  let keys = configuredMemo.get(services);
+  if (!keys) {
+    keys = configuredKeys(services);
+    configuredMemo.set(services, keys);
   }
-  return facts;
+  return keys;
 }
 
 export interface CycleInput {
@@ -69,16 +61,18 @@ export async function reconcileCycle(input: CycleInput): Promise<CycleResult> {
   const actual = await input.driver.listServices();
   const saved = await input.state.load();
   const wanted = desiredEntries(input.services, input.health);
-  const wantedKeys = wanted.map((e) => serviceKey(e.service));
-  const owned = new Set([...saved.owned, ...wantedKeys]);
-  const facts = factsOf(input.services);
+  // The config's index has every wanted key already (one per service; the state keeps each key once).
+  const byKey = servicesByKey(input.services);
+  const wantedKeys = [...byKey.keys()];
+  const owned = new Set(saved.owned);
+  for (const k of wantedKeys) owned.add(k);
   const { desired, draining } = withDraining({
     desired: wanted,
     actual,
-    configured: facts.configured,
+    configured: { has: (key) => configuredOf(input.services).has(key) },
     draining: new Map(Object.entries(saved.draining)),
     now: input.now,
-    drainTimeout: (k) => facts.drainTimeouts.get(k) ?? 0,
+    drainTimeout: (k) => byKey.get(k)?.drain_timeout ?? 0,
   });
   const ops = plan(desired, actual, owned);
   if (input.dryRun) return { actual, desired, ops, draining };
@@ -87,7 +81,7 @@ export async function reconcileCycle(input: CycleInput): Promise<CycleResult> {
   const claim: DirectorState = { owned: [...owned].sort(), draining: drainingRecord };
   if (!sameState(saved, claim)) await input.state.save(claim);
   const report = await applyOps(input.driver, ops);
-  const final: DirectorState = { owned: [...new Set(wantedKeys)].sort(), draining: drainingRecord };
+  const final: DirectorState = { owned: wantedKeys.sort(), draining: drainingRecord };
   if (!sameState(claim, final)) await input.state.save(final);
   return { actual, desired, ops, report, draining, state: final };
 }
@@ -172,7 +166,7 @@ export async function reconcileServices(input: ServicesCycleInput): Promise<Serv
   };
   if (!sameState(input.saved, claim)) await input.state.save(claim);
   const report = await applyOps(input.driver, ops);
-  for (const op of report.applied) input.table.apply(op);
+  input.table.applyAll(report.applied);
   // Services that left the config were deleted just now (or were not in the table): no longer owned.
   const gone = new Set([...input.keys].filter((k) => !byKey.has(k)));
   const final: DirectorState = gone.size === 0 ? claim : { owned: claim.owned.filter((k) => !gone.has(k)), draining: claim.draining };

@@ -68,7 +68,8 @@ function destination(
   address: string,
   port: number | undefined,
   weight: number,
-  thresholds: [number, number],
+  upperThreshold: number,
+  lowerThreshold: number,
 ): IpvsDestination {
   const forward = FORWARD[vs.forwarding];
   const dest: IpvsDestination = {
@@ -77,8 +78,8 @@ function destination(
     family: familyOfAddress(address) as IpvsFamily,
     forward,
     weight,
-    upperThreshold: thresholds[0],
-    lowerThreshold: thresholds[1],
+    upperThreshold,
+    lowerThreshold,
   };
   if (forward === 'tunnel') {
     const t = vs.tunnel;
@@ -94,28 +95,43 @@ function destination(
  * Pure.
  */
 export function desiredEntries(services: readonly VirtualService[], health: HealthSnapshot): IpvsServiceEntry[] {
-  return services.map((vs) => {
+  const checked = servicesIn(health);
+  const out: IpvsServiceEntry[] = [];
+  for (let s = 0; s < services.length; s++) {
+    const vs = services[s] as VirtualService;
     const service = serviceOfConfig(vs);
     const key = serviceKey(service);
+    // A service with no server in the snapshot is all healthy: no health key is built for its servers.
+    const known = checked.has(key);
     const destinations: IpvsDestination[] = [];
     let healthyCount = 0;
-    for (const rs of vs.real_servers) {
-      const dest = destination(vs, rs.address, rs.port, rs.weight, [rs.upper_threshold, rs.lower_threshold]);
-      const healthy = health.get(healthKey(key, destKey(dest))) ?? true;
+    const servers = vs.real_servers;
+    for (let r = 0; r < servers.length; r++) {
+      const rs = servers[r] as VirtualService['real_servers'][number];
+      const dest = destination(vs, rs.address, rs.port, rs.weight, rs.upper_threshold, rs.lower_threshold);
+      const healthy = !known || (health.get(healthKey(key, destKey(dest))) ?? true);
       if (healthy) healthyCount += 1;
       if (!healthy && vs.health_check?.on_failure === 'remove') continue;
       destinations.push(healthy ? dest : { ...dest, weight: 0 });
     }
     const sorry = vs.sorry_server;
     if (sorry && healthyCount === 0) {
-      const dest = destination(vs, sorry.address, sorry.port, 1, [0, 0]);
+      const dest = destination(vs, sorry.address, sorry.port, 1, 0, 0);
       // A sorry server that is also a real server of this service is already present (at weight 0).
       const existing = destinations.findIndex((d) => destKey(d) === destKey(dest));
       if (existing === -1) destinations.push(dest);
       else destinations[existing] = dest;
     }
-    return { service, destinations };
-  });
+    out.push({ service, destinations });
+  }
+  return out;
+}
+
+/** The service keys a health snapshot has servers of (the part of a healthKey before its space). */
+function servicesIn(health: HealthSnapshot): Set<string> {
+  const keys = new Set<string>();
+  for (const hk of health.keys()) keys.add(hk.slice(0, hk.indexOf(' ')));
+  return keys;
 }
 
 /** healthKeys of every real server and sorry server in config (see `withDraining`). Pure. */

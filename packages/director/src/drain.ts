@@ -10,7 +10,7 @@ export interface DrainInput {
   /** What the kernel holds now. */
   readonly actual: readonly IpvsServiceEntry[];
   /** healthKeys of every real server and sorry server in config: their absence is deliberate, never a drain. */
-  readonly configured: ReadonlySet<string>;
+  readonly configured: Pick<ReadonlySet<string>, 'has'>;
   /** The previous cycle's drain times. */
   readonly draining: DrainTimes;
   readonly now: number;

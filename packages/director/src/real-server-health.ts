@@ -2,6 +2,7 @@ import type { DeepReadonly, L4HealthCheckConfig } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import { type HealthChange, type HealthCheckSpec, HealthMonitor, type StatusRange, type TargetHealth } from '@tiergate/health';
 import { destKey, serviceKey } from '@tiergate/ipvs';
+import { sameService } from './config-diff.ts';
 import { destPortOf, type HealthSnapshot, healthKey, serviceIdOfConfig, type VirtualService } from './desired.ts';
 
 /** A config health check in @tiergate/health terms (durations are ms in both). */
@@ -44,6 +45,8 @@ interface Watched {
   readonly targets: Map<string, { host: string; port: number }>;
   /** The check and its targets, as text: a reload keeps the monitor (and its health) when this is unchanged. */
   readonly fingerprint: string;
+  /** The service as configured: an equal one in a reload has the same fingerprint (nothing to derive again). */
+  readonly vs: VirtualService;
 }
 
 /** One real server's health as /status shows it. */
@@ -88,6 +91,11 @@ export class RealServerHealth {
       const hc = vs.health_check;
       if (!hc) continue;
       const svcKey = serviceKey(serviceIdOfConfig(vs));
+      const same = this.#watched.get(svcKey);
+      if (same !== undefined && sameService(same.vs, vs)) {
+        next.set(svcKey, { vs, targets: same.targets, fingerprint: same.fingerprint });
+        continue;
+      }
       const targets = targetsOf(vs, svcKey);
       next.set(svcKey, { vs, targets, fingerprint: JSON.stringify([hc, [...targets]]) });
     }
@@ -117,7 +125,7 @@ export class RealServerHealth {
       random: this.#random,
       onChange: (change) => this.#onChange(byTarget.get(`${change.target.host}:${change.target.port}`) ?? '', change),
     });
-    return { monitor, targets, fingerprint };
+    return { monitor, targets, fingerprint, vs };
   }
 
   start(): void {

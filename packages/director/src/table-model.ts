@@ -1,4 +1,4 @@
-import { destKey, type IpvsDestination, type IpvsServiceEntry, type IpvsStats, serviceKey } from '@tiergate/ipvs';
+import { canonicalAddress, type IpvsDestination, type IpvsServiceEntry, type IpvsStats, serviceKey } from '@tiergate/ipvs';
 import type { Op } from './plan.ts';
 
 /**
@@ -37,9 +37,29 @@ export class TableModel {
     return this.#entries.size;
   }
 
+  /**
+   * Mirrors ops the kernel accepted, in order. A full apply mirrors ~11,000 ops, and the planner gives every
+   * destination op of one service the same service object: its key is derived once per run of such ops.
+   */
+  applyAll(ops: readonly Op[]): void {
+    let service: Op['service'] | undefined;
+    let key = '';
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i] as Op;
+      if (op.service !== service) {
+        service = op.service;
+        key = serviceKey(service);
+      }
+      this.#applyAt(key, op);
+    }
+  }
+
   /** Mirrors one op the kernel accepted (or answered "already so"): the table now holds what the op asked for. */
   apply(op: Op): void {
-    const key = serviceKey(op.service);
+    this.#applyAt(serviceKey(op.service), op);
+  }
+
+  #applyAt(key: string, op: Op): void {
     const e = this.#entries.get(key);
     switch (op.kind) {
       case 'add-service':
@@ -53,8 +73,7 @@ export class TableModel {
         return;
     }
     if (!e) return;
-    const dKey = destKey(op.destination);
-    const i = e.destinations.findIndex((d) => destKey(d) === dKey);
+    const i = indexOfDest(e.destinations, op.destination);
     const old = i === -1 ? undefined : e.destinations[i];
     if (op.kind === 'delete-destination') {
       if (i !== -1) e.destinations.splice(i, 1);
@@ -71,6 +90,25 @@ export class TableModel {
     if (i === -1) e.destinations.push(kept);
     else e.destinations[i] = kept;
   }
+}
+
+/**
+ * Where `want` is in `dests` (`destKey` equality), without building a key per destination: the scan is per op,
+ * so keys would make a full apply quadratic in strings. IPv4 literals are their own canonical form; only two
+ * IPv6 literals (both have a colon) can be equal in a different spelling.
+ */
+function indexOfDest(dests: readonly IpvsDestination[], want: Pick<IpvsDestination, 'address' | 'port'>): number {
+  const address = want.address;
+  const port = want.port;
+  const v6 = address.includes(':');
+  const canonical = v6 ? canonicalAddress(address) : address;
+  for (let i = 0; i < dests.length; i++) {
+    const d = dests[i] as IpvsDestination;
+    if (d.port !== port) continue;
+    if (d.address === address) return i;
+    if (v6 && d.address.includes(':') && canonicalAddress(d.address) === canonical) return i;
+  }
+  return -1;
 }
 
 function withStats<T extends { stats?: IpvsStats }>(settings: T, stats: IpvsStats | undefined): T {
