@@ -26,6 +26,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { parseConfig } from '@tiergate/config';
 import {
@@ -88,7 +89,17 @@ await using driver = await openIpvsDriver('netlink');
 const socketStats = () => (driver as NetlinkIpvsDriver).socketStats;
 
 /** Time the daemon spends in kernel writes (encode + netlink, per applyBatch) and table reads, summed. */
-const io = { applyMs: 0, applyCalls: 0, readMs: 0 };
+const io = { applyMs: 0, applyCalls: 0, readMs: 0, lastApply: { at: 0, ms: 0 } };
+
+/** Garbage collections (start, duration), to tell a reload's own work from a collection it happened to meet. */
+const gcs: { at: number; ms: number }[] = [];
+const gcObserver = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcs.push({ at: e.startTime, ms: e.duration });
+});
+gcObserver.observe({ entryTypes: ['gc'] });
+/** ms of garbage collection that started in [from, to). */
+const gcWithin = (from: number, to: number) =>
+  Math.round(gcs.filter((g) => g.at >= from && g.at < to).reduce((sum, g) => sum + g.ms, 0) * 10) / 10;
 const timedDriver: Pick<IpvsDriver, 'listServices' | 'listDestinations' | 'applyBatch'> = {
   async listServices() {
     const t = performance.now();
@@ -106,6 +117,7 @@ const timedDriver: Pick<IpvsDriver, 'listServices' | 'listDestinations' | 'apply
     } finally {
       io.applyMs += performance.now() - t;
       io.applyCalls += 1;
+      io.lastApply = { at: t, ms: performance.now() - t };
     }
   },
 };
@@ -144,7 +156,13 @@ for (let i = 0; i < repeat; i++) {
 
 // One weight change through a config reload, back and forth: each reload is a one-destination change, and each
 // gets a freshly parsed config, as a SIGHUP does (nothing derived from the previous one is reused).
-const configChange = { parseMs: [] as number[], allMs: [] as number[], ops: [] as number[], kinds: new Set<string>() };
+const configChange = {
+  parseMs: [] as number[],
+  allMs: [] as number[],
+  ops: [] as number[],
+  kinds: new Set<string>(),
+  windows: [] as { from: number; kernelAt: number; kernelMs: number; to: number }[],
+};
 let current = base.services;
 for (let i = 0; i < repeat; i++) {
   const next = parse(configText(i % 2 === 0 ? 5 : 1, checkPort));
@@ -153,6 +171,7 @@ for (let i = 0; i < repeat; i++) {
   await director.reload(next.services);
   current = next.services;
   configChange.allMs.push(ms(t0));
+  configChange.windows.push({ from: t0, kernelAt: io.lastApply.at, kernelMs: io.lastApply.ms, to: performance.now() });
   configChange.ops.push(lastOps());
   configChange.kinds.add(lastKind());
 }
@@ -226,6 +245,17 @@ for (let i = 0; i < repeat && dest1; i++) {
 
 await director.stop();
 for (const s of servers) s.close();
+// GC entries arrive on a later turn of the event loop.
+await new Promise((r) => setTimeout(r, 50));
+gcObserver.disconnect();
+const r1 = (x: number) => Math.round(x * 10) / 10;
+/** Each reload as: before its kernel write (diff, plan), the write, after it; and the GC that ran inside it. */
+const reloadParts = configChange.windows.map((w) => ({
+  beforeKernelMs: r1(w.kernelAt - w.from),
+  kernelMs: r1(w.kernelMs),
+  afterKernelMs: r1(w.to - w.kernelAt - w.kernelMs),
+  gcMs: gcWithin(w.from, w.to),
+}));
 
 const result = {
   services: nServices,
@@ -242,6 +272,7 @@ const result = {
     allMs: configChange.allMs,
     ops: configChange.ops,
     kinds: [...configChange.kinds],
+    parts: reloadParts,
   },
   health: { medianDownMs: median(health.downMs), medianUpMs: median(health.upMs), ...health },
   noop: { medianMs: median(noops), allMs: noops, kinds: [...noopKinds] },

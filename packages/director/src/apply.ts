@@ -1,6 +1,6 @@
 import { isTgError, TgError } from '@tiergate/errors';
 import type { IpvsDriver } from '@tiergate/ipvs';
-import { describeOp, OP_ORDER, type Op, orderOps } from './plan.ts';
+import { describeOp, OP_ORDER, type Op, type OpKind, orderOps } from './plan.ts';
 
 /** The part of an IPVS driver that apply writes through: ops in batches, an answer per op. */
 export type IpvsWriter = Pick<IpvsDriver, 'applyBatch'>;
@@ -65,10 +65,14 @@ interface Failure {
 
 /** Whether ops are in OP_ORDER already (plan's are): checking is one pass, sorting a full apply's ops is not free. */
 function inOrder(ops: readonly Op[]): boolean {
+  let kind: OpKind | undefined;
   let rank = 0;
   for (let i = 0; i < ops.length; i++) {
-    const r = OP_ORDER.indexOf((ops[i] as Op).kind);
+    const k = (ops[i] as Op).kind;
+    if (k === kind) continue;
+    const r = OP_ORDER.indexOf(k);
     if (r < rank) return false;
+    kind = k;
     rank = r;
   }
   return true;

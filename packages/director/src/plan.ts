@@ -90,40 +90,66 @@ export function destSettingsDiffer(want: IpvsDestination, have: IpvsDestination)
  * Invariant (property-tested): `plan(d, applyOps(a, plan(d, a, o)), o)` is empty.
  */
 export function plan(desired: readonly IpvsServiceEntry[], actual: readonly IpvsServiceEntry[], owned: ReadonlySet<string>): Op[] {
-  const have = new Map(actual.map((e) => [serviceKey(e.service), e]));
+  const have = new Map<string, IpvsServiceEntry>();
+  for (let i = 0; i < actual.length; i++) {
+    const e = actual[i] as IpvsServiceEntry;
+    have.set(serviceKey(e.service), e);
+  }
   const wanted = new Set<string>();
-  const ops: Op[] = [];
-  for (const want of desired) {
+  // One list per kind, in OP_ORDER: the result needs no sort (a full apply plans ~11,000 ops).
+  const out = new OpLists();
+  for (let i = 0; i < desired.length; i++) {
+    const want = desired[i] as IpvsServiceEntry;
     const key = serviceKey(want.service);
     wanted.add(key);
     const cur = have.get(key);
     if (!cur) {
-      ops.push({ kind: 'add-service', service: want.service });
+      out.addService.push({ kind: 'add-service', service: want.service });
       const service = serviceIdOf(want.service);
-      for (const dest of want.destinations) ops.push({ kind: 'add-destination', service, destination: dest });
+      const dests = want.destinations;
+      for (let d = 0; d < dests.length; d++)
+        out.addDestination.push({ kind: 'add-destination', service, destination: dests[d] as IpvsDestination });
       continue;
     }
-    if (serviceSettingsDiffer(want.service, cur.service)) ops.push({ kind: 'update-service', service: want.service });
-    ops.push(...planDestinations(want, cur));
+    if (serviceSettingsDiffer(want.service, cur.service)) out.updateService.push({ kind: 'update-service', service: want.service });
+    planDestinations(want, cur, out);
   }
   for (const [key, cur] of have) {
-    if (!wanted.has(key) && owned.has(key)) ops.push({ kind: 'delete-service', service: serviceIdOf(cur.service) });
+    if (!wanted.has(key) && owned.has(key)) out.deleteService.push({ kind: 'delete-service', service: serviceIdOf(cur.service) });
   }
-  return orderOps(ops);
+  return out.ordered();
 }
 
-function planDestinations(want: IpvsServiceEntry, cur: IpvsServiceEntry): Op[] {
+/** Planned ops by kind; `ordered()` concatenates them in OP_ORDER. */
+class OpLists {
+  readonly addService: Op[] = [];
+  readonly updateService: Op[] = [];
+  readonly addDestination: Op[] = [];
+  readonly updateDestination: Op[] = [];
+  readonly deleteDestination: Op[] = [];
+  readonly deleteService: Op[] = [];
+
+  ordered(): Op[] {
+    return this.addService.concat(
+      this.updateService,
+      this.addDestination,
+      this.updateDestination,
+      this.deleteDestination,
+      this.deleteService,
+    );
+  }
+}
+
+function planDestinations(want: IpvsServiceEntry, cur: IpvsServiceEntry, out: OpLists): void {
   const service = serviceIdOf(want.service);
   const haveDests = new Map(cur.destinations.map((d) => [destKey(d), d]));
-  const ops: Op[] = [];
   const seen = new Set<string>();
   for (const dest of want.destinations) {
     const key = destKey(dest);
     seen.add(key);
     const h = haveDests.get(key);
-    if (!h) ops.push({ kind: 'add-destination', service, destination: dest });
-    else if (destSettingsDiffer(dest, h)) ops.push({ kind: 'update-destination', service, destination: dest });
+    if (!h) out.addDestination.push({ kind: 'add-destination', service, destination: dest });
+    else if (destSettingsDiffer(dest, h)) out.updateDestination.push({ kind: 'update-destination', service, destination: dest });
   }
-  for (const [key, h] of haveDests) if (!seen.has(key)) ops.push({ kind: 'delete-destination', service, destination: h });
-  return ops;
+  for (const [key, h] of haveDests) if (!seen.has(key)) out.deleteDestination.push({ kind: 'delete-destination', service, destination: h });
 }
