@@ -128,11 +128,14 @@ async function report(): Promise<void> {
   ];
   process.stdout.write(`${lines.join('\n')}\n`);
   if (args['cpu-prof'])
-    process.stdout.write(`\nself time by function (whole guest process):\n${await topFunctions(join(run.scratchDir, 'prof'))}\n`);
+    process.stdout.write(
+      `\nself time by function (whole guest process):\n${await topFunctions(join(run.scratchDir, 'prof'))}\n` +
+        `\nof which in packages/director:\n${await topFunctions(join(run.scratchDir, 'prof'), 'packages/director/')}\n`,
+    );
 }
 
-/** The 25 functions with the most self time in the V8 CPU profile written to `dir`. */
-async function topFunctions(dir: string): Promise<string> {
+/** The 25 functions with the most self time in the V8 CPU profile written to `dir` (of files under `only`, if given). */
+async function topFunctions(dir: string, only?: string): Promise<string> {
   const { readdir } = await import('node:fs/promises');
   const [file] = await readdir(dir);
   const p = JSON.parse(await readFile(join(dir, file as string), 'utf8')) as {
@@ -144,6 +147,7 @@ async function topFunctions(dir: string): Promise<string> {
   for (const [i, id] of p.samples.entries()) self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
   const byFn = new Map<string, number>();
   for (const n of p.nodes) {
+    if (only !== undefined && !n.callFrame.url.includes(only)) continue;
     const where = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.replace(`file://${root}/`, '')}:${n.callFrame.lineNumber + 1}`;
     byFn.set(where, (byFn.get(where) ?? 0) + (self.get(n.id) ?? 0));
   }

@@ -155,9 +155,9 @@ export async function reconcileServices(input: ServicesCycleInput): Promise<Serv
   // Drain times of the services not reconciled now stay as they were.
   const draining = new Map([...previous].filter(([hk]) => !input.keys.has(hk.slice(0, hk.indexOf(' ')))));
   for (const [hk, since] of drainingNow) draining.set(hk, since);
-  const owned = new Set(input.saved.owned);
-  const newlyOwned = wanted.map((e) => serviceKey(e.service)).filter((k) => !owned.has(k));
-  for (const k of newlyOwned) owned.add(k);
+  const ownedBefore = ownedSetOf(input.saved.owned);
+  const newlyOwned = wanted.map((e) => serviceKey(e.service)).filter((k) => !ownedBefore.has(k));
+  const owned = newlyOwned.length === 0 ? ownedBefore : new Set([...ownedBefore, ...newlyOwned]);
   const ops = plan(desired, actual, owned);
   // Usually nothing new is owned: keep the saved list (no sort of every owned key per cycle).
   const claim: DirectorState = {
@@ -172,6 +172,21 @@ export async function reconcileServices(input: ServicesCycleInput): Promise<Serv
   const final: DirectorState = gone.size === 0 ? claim : { owned: claim.owned.filter((k) => !gone.has(k)), draining: claim.draining };
   if (!sameState(claim, final)) await input.state.save(final);
   return { desired, ops, report, draining, state: final, reread };
+}
+
+/**
+ * The saved owned keys as a set, per saved list: a services cycle keeps the list it was given when nothing new is
+ * owned, so the set of a thousand keys is built once, not on every health transition and reload.
+ */
+const ownedSets = new WeakMap<readonly string[], ReadonlySet<string>>();
+
+function ownedSetOf(owned: readonly string[]): ReadonlySet<string> {
+  let set = ownedSets.get(owned);
+  if (!set) {
+    set = new Set(owned);
+    ownedSets.set(owned, set);
+  }
+  return set;
 }
 
 /** Whether the table holds a real server of this service that its config no longer has (a drain candidate). */

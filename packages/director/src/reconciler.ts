@@ -101,7 +101,8 @@ export class Director implements AsyncDisposable {
   readonly #resyncMs: number;
   readonly #health: RealServerHealth;
   #services: readonly VirtualService[];
-  #managed: Set<string>;
+  /** The configured services by key (what status calls managed): the config's index, not a copy of its keys. */
+  #managed: ReadonlyMap<string, VirtualService>;
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<void> | null = null;
   #again = false;
@@ -128,7 +129,7 @@ export class Director implements AsyncDisposable {
     this.#resyncMs = options.resyncMs ?? DEFAULT_RESYNC_MS;
     this.metrics = options.metrics ?? new DirectorMetrics();
     this.#services = options.services;
-    this.#managed = new Set(servicesByKey(options.services).keys());
+    this.#managed = servicesByKey(options.services);
     this.#health = new RealServerHealth(options.services, (key, change) => this.#onHealth(key, change), options.random);
   }
 
@@ -174,7 +175,7 @@ export class Director implements AsyncDisposable {
     const { byKey, changed } = diffServices(this.#services, services);
     for (const key of [...changed, ...changedChecks]) this.#dirty.add(key);
     this.#services = services;
-    this.#managed = new Set(byKey.keys());
+    this.#managed = byKey;
     return this.reconcileNow();
   }
 
@@ -380,7 +381,8 @@ export function buildStatus(
   name: string,
   table: readonly IpvsServiceEntry[],
   ctx: {
-    managed: ReadonlySet<string>;
+    /** Keys of the services tiergate manages (a set, or the config's index by key). */
+    managed: Pick<ReadonlySet<string>, 'has'>;
     health: ReadonlyMap<string, boolean>;
     draining: ReadonlyMap<string, number>;
     cycles: number;
