@@ -88,7 +88,14 @@ interface GuestResult {
     allMs: number[];
     ops: number[];
     kinds: string[];
-    parts: { beforeKernelMs: number; kernelMs: number; afterKernelMs: number; gcMs: number }[];
+    parts: {
+      beforeKernelMs: number;
+      kernelMs: number;
+      afterKernelMs: number;
+      gcMs: number;
+      mainCpuMs: number;
+      otherThreadsCpuMs: number;
+    }[];
   };
   health: { medianDownMs: number; medianUpMs: number; downMs: number[]; upMs: number[]; ops: number[] };
   noop: { medianMs: number; allMs: number[]; kinds: string[] };
@@ -117,8 +124,8 @@ async function report(): Promise<void> {
     `one weight change (reload → op applied): ${r.configChange.medianMs} ms median of ${all(r.configChange.allMs)} ` +
       `(first ${r.configChange.allMs[0]} ms, median of the others ${median(r.configChange.allMs.slice(1))} ms), ` +
       `ops ${all(r.configChange.ops)}, cycles ${r.configChange.kinds.join('/')}`,
-    `  each reload as before the kernel write + the write + after it (GC inside): ${r.configChange.parts
-      .map((p) => `${p.beforeKernelMs} + ${p.kernelMs} + ${p.afterKernelMs} (GC ${p.gcMs})`)
+    `  each reload as before the kernel write + the write + after it (GC pauses; CPU of the main thread / of other threads): ${r.configChange.parts
+      .map((p) => `${p.beforeKernelMs} + ${p.kernelMs} + ${p.afterKernelMs} (GC ${p.gcMs}; CPU ${p.mainCpuMs} / ${p.otherThreadsCpuMs})`)
       .join(', ')}`,
     `one health transition (→ SET_DEST applied): down ${r.health.medianDownMs} ms of ${all(r.health.downMs)}, up ${r.health.medianUpMs} ms of ${all(r.health.upMs)}, ops ${all(r.health.ops)}`,
     `no-op cycle:             ${r.noop.medianMs} ms median of ${all(r.noop.allMs)} (${r.noop.kinds.join('/')})`,

@@ -87,7 +87,9 @@ export class RealServerHealth {
    */
   update(services: readonly VirtualService[]): Set<string> {
     const next = new Map<string, { vs: VirtualService; targets: Map<string, { host: string; port: number }>; fingerprint: string }>();
-    for (const vs of services) {
+    // Every service of a reload passes here, most without a check: an index loop, no iterator.
+    for (let i = 0; i < services.length; i++) {
+      const vs = services[i] as VirtualService;
       const hc = vs.health_check;
       if (!hc) continue;
       const svcKey = serviceKey(serviceIdOfConfig(vs));
