@@ -51,17 +51,20 @@ export function diffServices(
 }
 
 /**
- * Whether two configured virtual services are equal. A reload compares every real server of the file (ten times
- * as many objects as services), so real servers are compared field by field, which V8 keeps monomorphic, and
- * the rest of the service with sameData. The fields are the schema's (`realServer` in @tiergate/config); the test
- * changes each field the schema has and expects a difference, so a new one cannot be missed here.
+ * Whether two configured virtual services are equal. A reload compares every service and real server of the file,
+ * the first time with V8 not having optimized this code yet: so each field is compared on its own, with nothing
+ * called for a field that is equal (no loop over keys), and real servers in one loop. The fields are the schema's
+ * (`virtualService` and `realServer` in @tiergate/config); the tests change each field the schema has and
+ * expect a difference, so a new one cannot be missed here. Nested settings (persistence, tunnel, the check,
+ * the sorry server) compare with sameData when not the same object.
  */
 export function sameService(a: VirtualService, b: VirtualService): boolean {
   if (a === b) return true;
-  const ra = a.real_servers;
-  const rb = b.real_servers;
+  return sameRealServers(a.real_servers, b.real_servers) && sameSettings(a, b);
+}
+
+function sameRealServers(ra: readonly RealServer[], rb: readonly RealServer[]): boolean {
   if (ra.length !== rb.length) return false;
-  // One loop, no call per real server: a reload runs this cold (interpreted) over every real server of the file.
   for (let i = 0; i < ra.length; i++) {
     const x = ra[i] as RealServer;
     const y = rb[i] as RealServer;
@@ -75,16 +78,35 @@ export function sameService(a: VirtualService, b: VirtualService): boolean {
     )
       return false;
   }
-  let keys = 0;
-  for (const k in a) {
-    keys += 1;
-    if (k === 'real_servers') continue;
-    const u = a[k as keyof VirtualService];
-    const v = b[k as keyof VirtualService];
-    if (u === v ? u === undefined && !Object.hasOwn(b, k) : !sameData(u, v)) return false;
-  }
-  for (const _ in b) keys -= 1;
-  return keys === 0;
+  return true;
+}
+
+/** The service's own settings (all but its real servers). */
+function sameSettings(a: VirtualService, b: VirtualService): boolean {
+  return (
+    a.address === b.address &&
+    a.port === b.port &&
+    a.protocol === b.protocol &&
+    a.fwmark === b.fwmark &&
+    a.family === b.family &&
+    a.name === b.name &&
+    a.scheduler === b.scheduler &&
+    a.one_packet === b.one_packet &&
+    a.forwarding === b.forwarding &&
+    a.drain_timeout === b.drain_timeout &&
+    sameFlags(a.scheduler_flags, b.scheduler_flags) &&
+    (a.persistence === b.persistence || sameData(a.persistence, b.persistence)) &&
+    (a.tunnel === b.tunnel || sameData(a.tunnel, b.tunnel)) &&
+    (a.health_check === b.health_check || sameData(a.health_check, b.health_check)) &&
+    (a.sorry_server === b.sorry_server || sameData(a.sorry_server, b.sorry_server))
+  );
+}
+
+function sameFlags(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 type RealServer = VirtualService['real_servers'][number];

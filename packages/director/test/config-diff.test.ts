@@ -60,6 +60,54 @@ describe('sameService', () => {
     expect(sameService(before as VirtualService, same as VirtualService)).toBe(true);
   });
 
+  /** The virtual service fields the schema has (`virtualService` in @tiergate/config), read from the schema itself. */
+  function schemaServiceFields(): string[] {
+    type Zod = { def: { innerType?: Zod }; shape?: Record<string, Zod>; element?: Zod };
+    const unwrap = (z: Zod | undefined) => z?.def.innerType ?? z;
+    return Object.keys(unwrap((tiergateConfigSchema as unknown as Zod).shape?.virtual_services)?.element?.shape ?? {});
+  }
+
+  it('sees a change of every service field the schema has (it compares them one by one)', () => {
+    const [before] = config([
+      svc(1, {
+        name: 'web',
+        forwarding: 'tun',
+        tunnel: { type: 'gue', port: 6080 },
+        persistence: { timeout: 60_000 },
+        health_check: { type: 'tcp', port: 8080 },
+        sorry_server: { address: '10.0.2.1' },
+      }),
+    ]) as [VirtualService];
+    // Other values of every field, set on a copy of the validated service (sameService does not validate).
+    const other: Record<string, unknown> = {
+      name: 'api',
+      address: '10.0.0.9',
+      port: 81,
+      protocol: 'udp',
+      fwmark: 7,
+      family: 'inet6',
+      scheduler: 'wrr',
+      scheduler_flags: ['sh-port'],
+      one_packet: true,
+      persistence: { timeout: 61_000 },
+      forwarding: 'nat',
+      tunnel: { type: 'gue', port: 6081, checksum: 'nocsum' },
+      real_servers: [{ address: '10.0.1.1', weight: 1, upper_threshold: 0, lower_threshold: 0 }],
+      health_check: { ...before.health_check, port: 8081 },
+      sorry_server: { address: '10.0.2.2' },
+      drain_timeout: 1,
+    };
+    const fields = schemaServiceFields();
+    expect(fields.length).toBeGreaterThan(10);
+    for (const field of fields) {
+      expect(other, `no other value for the new service field '${field}': add one here`).toHaveProperty(field);
+      const after = { ...before, [field]: other[field] } as VirtualService;
+      expect(sameService(before, after), field).toBe(false);
+      expect(sameService(after, before), field).toBe(false);
+    }
+    expect(sameService(before, { ...before, health_check: { ...before.health_check } } as VirtualService)).toBe(true);
+  });
+
   it('sees a change of the service itself, and of the number of its real servers', () => {
     const [before] = config([svc(1)]) as [VirtualService];
     const [scheduler] = config([svc(1, { scheduler: 'wrr' })]) as [VirtualService];
