@@ -96,6 +96,7 @@ interface GuestResult {
       mainCpuMs: number;
       otherThreadsCpuMs: number;
     }[];
+    settled: { medianMs: number; allMs: number[]; settleMs: number[]; ops: number[] };
   };
   health: { medianDownMs: number; medianUpMs: number; downMs: number[]; upMs: number[]; ops: number[] };
   noop: { medianMs: number; allMs: number[]; kinds: string[] };
@@ -127,6 +128,8 @@ async function report(): Promise<void> {
     `  each reload as before the kernel write + the write + after it (GC pauses; CPU of the main thread / of other threads): ${r.configChange.parts
       .map((p) => `${p.beforeKernelMs} + ${p.kernelMs} + ${p.afterKernelMs} (GC ${p.gcMs}; CPU ${p.mainCpuMs} / ${p.otherThreadsCpuMs})`)
       .join(', ')}`,
+    `one weight change once the parse's leftover work on other threads is done: ${r.configChange.settled.medianMs} ms median of ` +
+      `${all(r.configChange.settled.allMs)}, ops ${all(r.configChange.settled.ops)} (waited ${all(r.configChange.settled.settleMs)} ms for it)`,
     `one health transition (→ SET_DEST applied): down ${r.health.medianDownMs} ms of ${all(r.health.downMs)}, up ${r.health.medianUpMs} ms of ${all(r.health.upMs)}, ops ${all(r.health.ops)}`,
     `no-op cycle:             ${r.noop.medianMs} ms median of ${all(r.noop.allMs)} (${r.noop.kinds.join('/')})`,
     `full resync cycle:       ${r.fullResync.medianMs} ms median of ${all(r.fullResync.allMs)}, ops ${all(r.fullResync.ops)}; phases ${JSON.stringify(r.fullResync.phases)}`,
