@@ -31,7 +31,7 @@ export async function startAdminServer(
         res.writeHead(200, { 'content-type': director.metrics.registry.contentType }).end(body);
       } else if (req.method === 'POST' && path === '/reconcile') {
         await director.reconcileNow({ full: true });
-        res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(director.status().lastCycle)}\n`);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(director.lastCycle)}\n`);
       } else {
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}\n');
       }

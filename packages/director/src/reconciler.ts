@@ -325,6 +325,11 @@ export class Director implements AsyncDisposable {
     }
   }
 
+  /** What the last cycle did (null before the first), as `status()` has it, without building the table's status. */
+  get lastCycle(): DirectorStatus['lastCycle'] {
+    return this.#last;
+  }
+
   /** The table as the daemon models it (counters as of their last read), with health and drain state. */
   status(): DirectorStatus {
     return this.#statusOf(this.#table.entries());

@@ -88,6 +88,7 @@ describe('Director: dirty tracking and the model of the table', () => {
       `addDestination ${OTHER} 10.0.0.21:80 w=1`,
     ]);
     expect(d.status().lastCycle).toMatchObject({ kind: 'full', ops: 5, error: null });
+    expect(d.lastCycle).toEqual(d.status().lastCycle);
 
     await d.reconcileNow();
     await d.reconcileNow();
