@@ -8,6 +8,7 @@ export {
   loadConfigFile,
   parseConfig,
   validateConfig,
+  virtualServiceSourceText,
 } from './load.ts';
 export {
   ALGORITHM_NAMES,

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { TgError } from '@tiergate/errors';
-import { isMap, isNode, isPair, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
+import { type Document, isMap, isNode, isPair, isScalar, isSeq, LineCounter, type Node, parseDocument, visit } from 'yaml';
 import type { z } from 'zod';
 import { checkRules } from './rules.ts';
 import { type TiergateConfig, tiergateConfigSchema } from './schema.ts';
@@ -56,7 +56,44 @@ export function parseConfig(text: string, file = '<config>'): Config {
     issues.sort((a, b) => a.line - b.line || a.column - b.column);
     throw invalid('TG_CONFIG_INVALID', file, issues);
   }
-  return deepFreeze(result.data) as Config;
+  const config = deepFreeze(result.data) as Config;
+  recordSourceTexts(doc, text, config);
+  return config;
+}
+
+/**
+ * The YAML text each virtual service of a parsed file was read from, by the parsed (frozen) service object. A
+ * service's value depends on its own text only (its schema reads nothing else in the file), so two services with
+ * the same text are equal, and a director reload tells the services a file kept from the ones it changed with one
+ * string comparison each instead of comparing every field of every real server (docs/director.md). Not recorded
+ * for a file with any alias (`*name`, `<<: *name`) or a %TAG directive: the same text could then mean another value.
+ */
+const sourceTexts = new WeakMap<object, string>();
+
+/** The YAML text `service` (a virtual service of a config from parseConfig) was read from, when recorded. */
+export function virtualServiceSourceText(service: object): string | undefined {
+  return sourceTexts.get(service);
+}
+
+function recordSourceTexts(doc: Document, text: string, config: Config): void {
+  const items = doc.get('virtual_services', true);
+  // A %TAG directive gives tag handles a meaning declared outside the service's text.
+  if (!isSeq(items) || items.items.length !== config.virtual_services.length || text.includes('%TAG')) return;
+  // An alias is written with `*`: a file without one has none, and its tree need not be walked.
+  let aliases = false;
+  if (text.includes('*'))
+    visit(doc, {
+      Alias: () => {
+        aliases = true;
+        return visit.BREAK;
+      },
+    });
+  if (aliases) return;
+  for (let i = 0; i < items.items.length; i++) {
+    const node = items.items[i];
+    const range = isNode(node) ? node.range : undefined;
+    if (range) sourceTexts.set(config.virtual_services[i] as object, text.slice(range[0], range[1]));
+  }
 }
 
 /** Validates an in-memory object (e.g. a topology built by code) the same way. */

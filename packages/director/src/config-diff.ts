@@ -1,3 +1,4 @@
+import { virtualServiceSourceText } from '@tiergate/config';
 import { serviceKey } from '@tiergate/ipvs';
 import { serviceIdOfConfig, type VirtualService } from './desired.ts';
 
@@ -60,6 +61,9 @@ export function diffServices(
  */
 export function sameService(a: VirtualService, b: VirtualService): boolean {
   if (a === b) return true;
+  // Both read from a file with the same text: equal, without looking at a field (parseConfig records the text).
+  const text = virtualServiceSourceText(a);
+  if (text !== undefined && text === virtualServiceSourceText(b)) return true;
   return sameRealServers(a.real_servers, b.real_servers) && sameSettings(a, b);
 }
 

@@ -1,4 +1,4 @@
-import { tiergateConfigSchema, validateConfig } from '@tiergate/config';
+import { parseConfig, tiergateConfigSchema, validateConfig, virtualServiceSourceText } from '@tiergate/config';
 import { describe, expect, it } from 'vitest';
 import { diffServices, sameData, sameService } from '../src/config-diff.ts';
 import type { VirtualService } from '../src/desired.ts';
@@ -32,6 +32,45 @@ describe('diffServices (what a reload changes)', () => {
     expect(diffServices(before, after).changed).toEqual(
       new Set(['tcp/10.0.0.1:80', 'tcp/10.0.0.2:80', 'tcp/10.0.0.3:80', 'tcp/10.0.0.5:80', 'tcp/10.0.0.4:80']),
     );
+  });
+});
+
+describe('diffServices on parsed files (services compared by their YAML text first)', () => {
+  const file = (weight: number, comment = '') => `version: 1
+virtual_services:
+  - address: 10.0.0.1
+    port: 80
+    real_servers: [{ address: 10.0.1.1, weight: ${weight} }]${comment}
+  - { address: 10.0.0.2, port: 80, real_servers: [{ address: 10.0.1.2 }] }
+`;
+  const parsed = (text: string) => parseConfig(text).virtual_services as VirtualService[];
+
+  it('records each service’s own text, and finds the one service whose text and value changed', () => {
+    const before = parsed(file(1));
+    expect(virtualServiceSourceText(before[1] as VirtualService)).toBe(
+      '{ address: 10.0.0.2, port: 80, real_servers: [{ address: 10.0.1.2 }] }',
+    );
+    expect(diffServices(before, parsed(file(1))).changed).toEqual(new Set());
+    expect(diffServices(before, parsed(file(2))).changed).toEqual(new Set(['tcp/10.0.0.1:80']));
+  });
+
+  it('compares the fields when the texts differ but the values do not (a comment, the spacing)', () => {
+    const before = parsed(file(1));
+    const after = parsed(file(1, '   # same weight').replace('port: 80, real', 'port:   80, real'));
+    expect(virtualServiceSourceText(after[0] as VirtualService)).not.toBe(virtualServiceSourceText(before[0] as VirtualService));
+    expect(diffServices(before, after).changed).toEqual(new Set());
+  });
+
+  it('does not trust the text in a file with aliases: the same text can then mean another value', () => {
+    // The second service's text stays the same while its weight follows the anchor in the first.
+    const aliased = (weight: number) => `version: 1
+virtual_services:
+  - { address: 10.0.0.1, port: 80, real_servers: [{ address: 10.0.1.1, weight: &w ${weight} }] }
+  - { address: 10.0.0.2, port: 80, real_servers: [{ address: 10.0.1.2, weight: *w }] }
+`;
+    const before = parsed(aliased(1));
+    expect(virtualServiceSourceText(before[1] as VirtualService)).toBeUndefined();
+    expect(diffServices(before, parsed(aliased(2))).changed).toEqual(new Set(['tcp/10.0.0.1:80', 'tcp/10.0.0.2:80']));
   });
 });
 
