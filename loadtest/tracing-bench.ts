@@ -1,7 +1,8 @@
 /**
  * What tracing costs the proxy: throughput and latency with tracing off, at 100 % and at 1 % sampling, one
  * proxy process per variant, the variants interleaved over several rounds so that drift on a shared machine
- * hits all of them alike. Reports the median req/s per variant and its cost relative to `off`.
+ * hits all of them alike. Reports the median req/s per variant and its cost relative to `off`, and the median of each
+ * round's cost against that round's `off`.
  *
  *   node loadtest/tracing-bench.ts [--duration 8] [--warmup 2] [--rounds 3] [--connections 50] [--variants off,1,0.01]
  *                                  [--node-flags='--max-semi-space-size=4 ...'] [--child-log FILE]
@@ -14,7 +15,7 @@
  * Loopback only; every run is bounded by --duration. Performance is measured here, never asserted.
  */
 
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { appendFileSync, chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -81,6 +82,38 @@ function cpuSeconds(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }
+
+/** Jiffies per CPU line of /proc/stat (`cpu0`, `cpu1`): busy (user+nice+system+irq+softirq), idle (+iowait), steal. */
+function coreTimes(): Map<string, { busy: number; idle: number; steal: number }> {
+  const out = new Map<string, { busy: number; idle: number; steal: number }>();
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const m = /^(cpu\d+) (.*)$/.exec(line);
+    if (!m) continue;
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = m[2]!.trim().split(/\s+/).map(Number) as number[];
+    out.set(m[1]!, { busy: user! + nice! + system! + irq! + softirq!, idle: idle! + iowait!, steal: steal! });
+  }
+  return out;
+}
+
+/** `core0 99 % busy, core1 71 %, steal 0 %` between two coreTimes() readings. */
+function coreReport(before: ReturnType<typeof coreTimes>, after: ReturnType<typeof coreTimes>): string {
+  const parts: string[] = [];
+  let steal = 0;
+  let all = 0;
+  for (const [cpu, a] of after) {
+    const b = before.get(cpu)!;
+    const busy = a.busy - b.busy;
+    const total = busy + a.idle - b.idle + a.steal - b.steal;
+    steal += a.steal - b.steal;
+    all += total;
+    parts.push(`${cpu} ${total ? ((busy * 100) / total).toFixed(0) : '?'} %`);
+  }
+  return `${parts.join(', ')}, steal ${all ? ((steal * 100) / all).toFixed(1) : '?'} %`;
+}
+
+// This process (the OTLP sink, the orchestration) stays off the proxy's core: on core 1, with wrk and the upstream,
+// where the collector's side of an export belongs (in the stack it is another machine).
+spawnSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 
 // ---------------------------------------------------------------- the OTLP sink (counts requests and bytes only)
 
@@ -165,7 +198,9 @@ for (let round = 1; round <= ROUNDS; round++) {
     await wrk(url, WARMUP);
     const before = exports;
     const cpuBefore = cpuSeconds(proc.pid!);
+    const coresBefore = coreTimes();
     const r = await wrk(url, DURATION);
+    const cores = coreReport(coresBefore, coreTimes());
     const us = ((cpuSeconds(proc.pid!) - cpuBefore) / r.requests) * 1e6;
     if (variant !== 'off') await new Promise((r) => setTimeout(r, 5500)); // one more batch-export period, so the run's spans are counted
     const exported = exports - before;
@@ -174,7 +209,7 @@ for (let round = 1; round <= ROUNDS; round++) {
     cpuUs.get(variant)!.push(us);
     console.log(
       `round ${round} ${variant.padEnd(5)} ${r.rps.toFixed(0).padStart(7)} req/s  ${us.toFixed(1).padStart(6)} µs CPU/req  ` +
-        `p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms  errors ${r.errors}  exports ${exported}`,
+        `p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms  errors ${r.errors}  exports ${exported}  (${cores})`,
     );
   }
 }
@@ -190,6 +225,20 @@ for (const variant of VARIANTS) {
   console.log(
     `${variant.padEnd(5)} ${r.toFixed(0).padStart(7)} (${cost(baseRps, r, 1)})   ${c.toFixed(1).padStart(6)} (${cost(baseCpu, c, -1)})`,
   );
+}
+if (rps.has('off') && ROUNDS > 1) {
+  // Each round's cost against the same round's `off`: drift between rounds cancels out of these.
+  console.log("\nper round, throughput lost vs that round's off: median [range]");
+  const off = rps.get('off')!;
+  for (const variant of VARIANTS) {
+    if (variant === 'off') continue;
+    const costs = rps.get(variant)!.map((r, i) => ((off[i]! - r) * 100) / off[i]!);
+    const sorted = [...costs].sort((a, b) => a - b);
+    console.log(
+      `${variant.padEnd(5)} ${median(costs).toFixed(1).padStart(5)} %  [${sorted[0]!.toFixed(1)} … ${sorted.at(-1)!.toFixed(1)}]  ` +
+        `rounds: ${costs.map((c) => c.toFixed(1)).join(' ')}`,
+    );
+  }
 }
 console.log(`OTLP sink: ${exports} export requests, ${(exportBytes / 1e6).toFixed(1)} MB`);
 sink.close();

@@ -5,8 +5,11 @@ import { collectSpans, decodeTraceRequestProtobuf } from '@tiergate/testkit';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type EncodedBatch, EncodingSpanProcessor } from '../src/exporters/encoding-span-processor.ts';
 
-/** An exporter that keeps what it is given; `hold` keeps exports pending until released. */
-function recordingExporter(hold = false) {
+/**
+ * An exporter that keeps what it is given; `hold` keeps exports pending until released. `handBack`: each body is
+ * copied as it is exported and its buffer handed back, as the OTLP exporters do once a request was answered.
+ */
+function recordingExporter(hold = false, handBack = false) {
   const batches: EncodedBatch[] = [];
   const pending: (() => void)[] = [];
   let shutdowns = 0;
@@ -18,10 +21,11 @@ function recordingExporter(hold = false) {
     shutdowns: () => shutdowns,
     names: () => batches.map((b) => collectSpans(decodeTraceRequestProtobuf(b.body), 'protobuf').map((s) => s.name)),
     exporter: {
-      export: (batch: EncodedBatch) => {
-        // The body must stay valid after the processor goes on encoding: copy nothing, check later.
-        batches.push(batch);
-        return hold ? new Promise<void>((r) => pending.push(r)) : Promise.resolve();
+      export: (batch: EncodedBatch): Promise<ArrayBuffer | undefined> => {
+        // Without handBack the body must stay valid after the processor goes on encoding: copy nothing, check later.
+        batches.push(handBack ? { ...batch, body: new Uint8Array(batch.body) } : batch); // a copy (Buffer#slice is not)
+        const back = handBack ? (batch.body.buffer as ArrayBuffer) : undefined;
+        return hold ? new Promise((r) => pending.push(() => r(back))) : Promise.resolve(back);
       },
       shutdown: async () => {
         shutdowns++;
@@ -119,5 +123,61 @@ describe('EncodingSpanProcessor', () => {
     await flushed;
     expect(rec.names()).toEqual([['s0', 's1'], ['s2', 's3'], ['after']]);
     expect(warnings).toEqual(['dropped 6 spans: the export queue (max_queue_size 4) was full']);
+  });
+  it('writes the next request over a buffer the exporter handed back, and never over one still being exported', async () => {
+    const rec = recordingExporter(true, true);
+    const { tracer, processor } = setup(rec.exporter, { batch: 2 });
+    const seen: ArrayBuffer[] = [];
+    const export_ = rec.exporter.export;
+    rec.exporter.export = (batch) => {
+      seen.push(batch.body.buffer as ArrayBuffer);
+      return export_(batch);
+    };
+    for (let i = 0; i < 4; i++) tracer.startSpan(`s${i}`).end();
+    // Two exports pending: two buffers of their own.
+    expect(seen[1]).not.toBe(seen[0]);
+    rec.release();
+    await processor.forceFlush();
+    for (let i = 4; i < 8; i++) tracer.startSpan(`s${i}`).end();
+    // Both came back: the next two requests are written over them, not in new buffers.
+    expect(new Set(seen.slice(2))).toEqual(new Set(seen.slice(0, 2)));
+    rec.release();
+    await processor.forceFlush();
+    expect(rec.names()).toEqual([
+      ['s0', 's1'],
+      ['s2', 's3'],
+      ['s4', 's5'],
+      ['s6', 's7'],
+    ]);
+  });
+
+  it('takes a new buffer when the one handed back is too small, or when the export failed', async () => {
+    diag.setLogger({ error: () => {}, warn: () => {}, info: () => {}, debug: () => {}, verbose: () => {} }, DiagLogLevel.ERROR);
+    const seen: ArrayBuffer[] = [];
+    let fail = true;
+    const exporter = {
+      export: async (batch: EncodedBatch) => {
+        const buffer = batch.body.buffer as ArrayBuffer;
+        seen.push(buffer);
+        if (fail) throw new Error('collector down');
+        return buffer;
+      },
+      shutdown: async () => {},
+    };
+    const { tracer, processor } = setup(exporter, { batch: 1 });
+    tracer.startSpan('a').end();
+    await processor.forceFlush();
+    fail = false;
+    tracer.startSpan('b').end();
+    await processor.forceFlush();
+    expect(seen[1]).not.toBe(seen[0]); // the failed export's buffer was not taken back
+    tracer.startSpan('c').end();
+    await processor.forceFlush();
+    expect(seen[2]).toBe(seen[1]);
+    // A span far larger than the buffer: the request is written in a new buffer, of the size it needs.
+    tracer.startSpan('big', { attributes: { blob: 'x'.repeat(seen[2]!.byteLength) } }).end();
+    await processor.forceFlush();
+    expect(seen[3]).not.toBe(seen[2]);
+    expect(seen[3]!.byteLength).toBeGreaterThan(seen[2]!.byteLength);
   });
 });

@@ -1,26 +1,9 @@
 import { execFile } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { threadId } from 'node:worker_threads';
 import { type DiagLogger, DiagLogLevel, diag } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 import { WorkerExporter } from '../src/exporters/worker-exporter.ts';
-
-/** A real OTLP/HTTP endpoint on port 0: records each body and answers with the next scripted reply (else 200). */
-async function endpoint(replies: ((res: ServerResponse) => void)[] = []) {
-  const bodies: Buffer[] = [];
-  const server = createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const c of req) chunks.push(c as Buffer);
-    bodies.push(Buffer.concat(chunks));
-    (replies.shift() ?? ((r: ServerResponse) => r.writeHead(200, { 'content-type': 'application/x-protobuf' }).end()))(res);
-  });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`;
-  return { url, bodies, [Symbol.asyncDispose]: () => new Promise<void>((r) => server.close(() => r())) };
-}
+import { endpoint } from './otlp-endpoint.ts';
 
 /** Collects what reaches the main thread's diag logger while `fn` runs. */
 async function diagnostics<T>(fn: () => Promise<T>): Promise<{ result: T; logged: string[] }> {
@@ -43,16 +26,19 @@ describe('WorkerExporter (OTLP export on its own thread)', () => {
     const exporter = new WorkerExporter(ep.url, 5000);
     expect(exporter.threadId).toBeGreaterThan(0); // started with the exporter, not on the first export
     const body = Uint8Array.of(10, 3, 1, 2, 3);
-    await exporter.export({ body, spans: 1 });
+    expect(await exporter.export({ body, spans: 1 })).toBeUndefined(); // a copy: nothing handed back
     expect(exporter.threadId).toBeGreaterThan(0);
     expect(exporter.threadId).not.toBe(threadId);
     expect(ep.bodies).toEqual([Buffer.from(body)]);
     expect([...body]).toEqual([10, 3, 1, 2, 3]); // copied, not detached
-    // An owned body (the processor's own request buffer) is transferred, not copied: it is detached here.
+    // An owned body (the processor's own request buffer) is transferred, not copied: it is detached here, and comes
+    // back whole, transferred again, once the request was answered.
     const owned = new Uint8Array(new ArrayBuffer(64), 0, 2);
     owned.set([10, 0]);
-    await exporter.export({ body: owned, spans: 1, owned: true });
+    const back = await exporter.export({ body: owned, spans: 1, owned: true });
     expect(owned.buffer.byteLength).toBe(0);
+    expect(back?.byteLength).toBe(64);
+    expect([...new Uint8Array(back!, 0, 2)]).toEqual([10, 0]);
     expect(ep.bodies).toEqual([Buffer.from(body), Buffer.from([10, 0])]);
     await exporter.shutdown();
     await expect(exporter.export({ body: Uint8Array.of(10, 0), spans: 1 })).rejects.toThrow('shut down');
@@ -65,7 +51,7 @@ describe('WorkerExporter (OTLP export on its own thread)', () => {
       (res) => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(Buffer.from([0xff, 0xff, 0xff])),
     ]);
     const exporter = new WorkerExporter(ep.url, 5000);
-    const outcome = (p: Promise<void>) =>
+    const outcome = (p: Promise<unknown>) =>
       p.then(
         () => 'exported',
         (err: Error) => err.message,

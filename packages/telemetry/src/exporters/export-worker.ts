@@ -11,7 +11,7 @@ import type { ExportWorkerData, FromExportWorker, ToExportWorker } from './worke
 const port = parentPort;
 if (!port) throw new Error('export-worker.ts runs as a worker thread (worker-exporter.ts starts it)');
 const { url, timeoutMillis } = workerData as ExportWorkerData;
-const post = (message: FromExportWorker): void => port.postMessage(message);
+const post = (message: FromExportWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
 
 const forward =
   (level: 'error' | 'warn'): DiagLogger['error'] =>
@@ -25,8 +25,9 @@ const exporter = createOtlpProtoExporter(url, timeoutMillis);
 port.on('message', (message: ToExportWorker) => {
   if (message.type === 'export') {
     const { id, body, spans } = message;
-    exporter.export({ body, spans }).then(
-      () => post({ type: 'exported', id }),
+    // The body was transferred here: it is this thread's, and goes back (transferred again) once sent.
+    exporter.export({ body, spans, owned: true }).then(
+      (buffer) => post({ type: 'exported', id, buffer }, buffer ? [buffer] : []),
       (err: unknown) => post({ type: 'exported', id, error: err instanceof Error ? err.message : String(err) }),
     );
   } else {

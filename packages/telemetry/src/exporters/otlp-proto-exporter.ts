@@ -32,10 +32,14 @@ export function createOtlpProtoExporter(url: string, timeoutMillis: number): Enc
     ),
   );
   return {
+    // An owned body is handed back once its request was answered: the transport's last attempt is over, so nothing
+    // reads it any more. After a failure or a timeout an attempt may still be sending it: it is not handed back.
     export: (batch) =>
       new Promise((resolve, reject) =>
         base.export([batch], (result) =>
-          result.code === ExportResultCode.SUCCESS ? resolve() : reject(result.error ?? new Error('export failed')),
+          result.code === ExportResultCode.SUCCESS
+            ? resolve(batch.owned ? (batch.body.buffer as ArrayBuffer) : undefined)
+            : reject(result.error ?? new Error('export failed')),
         ),
       ),
     shutdown: () => base.shutdown(),

@@ -28,8 +28,9 @@ export class ProtoWriter {
   buf: Buffer;
   pos = 0;
 
-  constructor(initialBytes = 64 * 1024) {
-    this.buf = allocate(initialBytes);
+  /** `initial`: the size of a new buffer, or a buffer to write over (used again: its old bytes are overwritten). */
+  constructor(initial: number | ArrayBuffer = 64 * 1024) {
+    this.buf = typeof initial === 'number' ? allocate(initial) : Buffer.from(initial);
   }
 
   ensure(bytes: number): void {

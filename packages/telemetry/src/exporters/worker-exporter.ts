@@ -27,7 +27,7 @@ export interface ExportWorkerData {
 export type ToExportWorker = { type: 'export'; id: number; body: Uint8Array; spans: number } | { type: 'shutdown' };
 
 export type FromExportWorker =
-  | { type: 'exported'; id: number; error?: string }
+  | { type: 'exported'; id: number; error?: string; buffer?: ArrayBuffer }
   | { type: 'diag'; level: 'error' | 'warn'; message: string }
   | { type: 'stopped' };
 
@@ -38,8 +38,10 @@ export type FromExportWorker =
 const WORKER_LIMITS = { maxYoungGenerationSizeMb: 4, maxOldGenerationSizeMb: 64 } as const;
 
 interface Pending {
-  resolve(): void;
+  resolve(buffer: ArrayBuffer | undefined): void;
   reject(err: Error): void;
+  /** The body was the caller's to give (`owned`): its buffer, sent back by the thread, goes back to the caller. */
+  readonly owned: boolean;
 }
 
 export class WorkerExporter implements EncodedBatchExporter {
@@ -63,16 +65,17 @@ export class WorkerExporter implements EncodedBatchExporter {
   }
 
   /**
-   * Sends one request. An `owned` body's ArrayBuffer is transferred to the thread (it is empty here afterwards);
-   * any other body is copied first, and the caller keeps it.
+   * Sends one request. An `owned` body's ArrayBuffer is transferred to the thread (it is empty here afterwards) and
+   * back once the request was answered: the promise resolves with it. Any other body is copied first, and the
+   * caller keeps it.
    */
-  export(batch: EncodedBatch): Promise<void> {
+  export(batch: EncodedBatch): Promise<ArrayBuffer | undefined> {
     if (this.#shutdown) return Promise.reject(new Error('the exporter is shut down'));
     const worker = this.#ensureWorker();
     const id = this.#nextId++;
     const body = batch.owned ? batch.body : ownCopy(batch.body);
-    return new Promise<void>((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject });
+    return new Promise<ArrayBuffer | undefined>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject, owned: batch.owned === true });
       if (this.#pending.size === 1) worker.ref();
       worker.postMessage({ type: 'export', id, body, spans: batch.spans } satisfies ToExportWorker, [body.buffer as ArrayBuffer]);
     });
@@ -116,7 +119,7 @@ export class WorkerExporter implements EncodedBatchExporter {
       if (!pending) return;
       this.#pending.delete(m.id);
       if (this.#pending.size === 0 && !this.#shutdown) worker.unref();
-      if (m.error === undefined) pending.resolve();
+      if (m.error === undefined) pending.resolve(pending.owned ? m.buffer : undefined);
       else pending.reject(new Error(m.error));
     }
   }
