@@ -198,40 +198,79 @@ function hrTime(w: ProtoWriter, [seconds, nanos]: HrTime): void {
 
 function attributes(w: ProtoWriter, attrs: Attributes, field: number): void {
   for (const key in attrs) {
-    if (!Object.hasOwn(attrs, key)) continue;
-    w.tag(field, LEN);
-    const start = w.begin();
-    keyValue(w, key, attrs[key]);
-    w.end(start);
+    if (Object.hasOwn(attrs, key)) attributeField(w, field, key, attrs[key]);
   }
 }
 
 function listedAttributes(w: ProtoWriter, keys: readonly string[], values: readonly unknown[], field: number): void {
-  for (let i = 0; i < keys.length; i++) {
-    w.tag(field, LEN);
-    const start = w.begin();
-    keyValue(w, keys[i] as string, values[i]);
-    w.end(start);
-  }
+  for (let i = 0; i < keys.length; i++) attributeField(w, field, keys[i] as string, values[i]);
 }
 
 /**
- * The encoded `KeyValue.key` field (tag, length, UTF-8) of attribute keys seen so far. A tracer writes the same few
- * dozen keys on every span; copying their bytes is cheaper than encoding the string each time. Bounded: keys
- * beyond the first KEY_CACHE_MAX, and keys over 128 characters, are encoded every time (an instrumentation that
- * makes up keys per span).
+ * What the encoder keeps of an attribute key it has seen: its encoded `KeyValue.key` field (tag, length, UTF-8), and
+ * the encoded length-prefixed `KeyValue` of each short value written with it. A tracer writes the same few dozen
+ * keys on every span, most with a handful of values (a method, a port, a pool, a status): copying their bytes is
+ * cheaper than encoding the strings each time.
  */
-const keyFields = new Map<string, Uint8Array>();
-const KEY_CACHE_MAX = 1024;
+interface KeyCache {
+  readonly field: Uint8Array;
+  /** Undefined once the key had VALUES_PER_KEY values (a path, an address): its values are encoded every time. */
+  values: Map<unknown, Uint8Array> | undefined;
+}
 
+/**
+ * Bounded: keys beyond the first KEY_CACHE_MAX, and keys over 128 characters, are encoded every time (an
+ * instrumentation that makes up keys per span); a key keeps at most VALUES_PER_KEY values of at most
+ * VALUE_CACHE_CHARS characters, and all keys together at most VALUE_CACHE_MAX (~1 MB at most).
+ */
+const keyCache = new Map<string, KeyCache>();
+const KEY_CACHE_MAX = 1024;
+const VALUES_PER_KEY = 64;
+const VALUE_CACHE_CHARS = 64;
+const VALUE_CACHE_MAX = 4096;
+let cachedValues = 0;
+
+/** One attribute as field `field` of the message being written: tag, length, KeyValue. */
+function attributeField(w: ProtoWriter, field: number, key: string, value: unknown): void {
+  w.tag(field, LEN);
+  const cache = keyCache.get(key);
+  const values = cache?.values;
+  const type = typeof value;
+  if (
+    values === undefined ||
+    !(type === 'number' || type === 'boolean' || (type === 'string' && (value as string).length <= VALUE_CACHE_CHARS))
+  ) {
+    const start = w.begin();
+    keyValue(w, key, value);
+    w.end(start);
+    return;
+  }
+  const bytes = values.get(value);
+  if (bytes !== undefined) {
+    w.small(bytes);
+    return;
+  }
+  const from = w.pos;
+  const start = w.begin();
+  keyValue(w, key, value);
+  w.end(start);
+  if (values.size < VALUES_PER_KEY && cachedValues < VALUE_CACHE_MAX) {
+    values.set(value, Uint8Array.prototype.slice.call(w.buf, from, w.pos));
+    cachedValues++;
+  } else cache!.values = undefined;
+}
+
+/** A KeyValue message body; the key's field from the cache (and put there, while it has room). */
 function keyValue(w: ProtoWriter, key: string, value: unknown): void {
-  const field = keyFields.get(key);
-  if (field !== undefined) w.small(field);
+  const cache = keyCache.get(key);
+  if (cache !== undefined) w.small(cache.field);
   else {
     const start = w.pos;
     w.tag(1, LEN);
     w.string(key);
-    if (keyFields.size < KEY_CACHE_MAX && key.length <= 128) keyFields.set(key, Uint8Array.prototype.slice.call(w.buf, start, w.pos));
+    if (keyCache.size < KEY_CACHE_MAX && key.length <= 128) {
+      keyCache.set(key, { field: Uint8Array.prototype.slice.call(w.buf, start, w.pos), values: new Map() });
+    }
   }
   w.tag(2, LEN);
   const start = w.begin();

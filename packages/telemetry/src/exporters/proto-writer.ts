@@ -83,15 +83,24 @@ export class ProtoWriter {
 
   fixed32(value: number): void {
     this.ensure(4);
-    this.buf.writeUInt32LE(value >>> 0, this.pos);
+    this.#u32(value, this.pos);
     this.pos += 4;
   }
 
   fixed64(low: number, high: number): void {
     this.ensure(8);
-    this.buf.writeUInt32LE(low >>> 0, this.pos);
-    this.buf.writeUInt32LE(high >>> 0, this.pos + 4);
+    this.#u32(low, this.pos);
+    this.#u32(high, this.pos + 4);
     this.pos += 8;
+  }
+
+  /** Little-endian uint32 at `at`, stored byte by byte: Buffer#writeUInt32LE range-checks its value per call. */
+  #u32(value: number, at: number): void {
+    const b = this.buf;
+    b[at] = value;
+    b[at + 1] = value >>> 8;
+    b[at + 2] = value >>> 16;
+    b[at + 3] = value >>> 24;
   }
 
   double(value: number): void {
