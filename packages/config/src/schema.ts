@@ -326,7 +326,7 @@ export const telemetry = z
         sampling_ratio: z.number().min(0).max(1).default(1),
         /** Continue incoming traceparent from any client (default: only from trusted proxies). */
         trust_incoming: z.boolean().default(false),
-        /** http/protobuf: send from a thread of its own (`auto`: when sampling_ratio is low; docs/telemetry.md). */
+        /** http/protobuf: send from a thread of its own (`auto`, the default: yes; docs/telemetry.md). */
         export_thread: z.union([z.literal('auto'), z.boolean()]).default('auto'),
         resource_attributes: z.record(z.string(), z.string()).default({}),
       })

@@ -312,7 +312,10 @@ export class Exchange {
   #startTrace(tracer: Tracer): void {
     const { req } = this;
     this.#tracer = tracer;
-    const trusted = this.ctx.trustIncoming || isTrusted(this.gen.trusted, unmapIPv4(req.socket.remoteAddress ?? ''));
+    // Asked only of a request that brings a trace context to continue.
+    const trusted =
+      req.headers.traceparent !== undefined &&
+      (this.ctx.trustIncoming || isTrusted(this.gen.trusted, unmapIPv4(req.socket.remoteAddress ?? '')));
     const facts = {
       method: req.method ?? '',
       url: req.url ?? '',
@@ -345,15 +348,17 @@ export class Exchange {
     this.#upstreams.push(attempt.upstream);
     let headers: readonly string[] = this.#headers;
     if (this.#span) {
-      const facts = {
-        method: this.req.method ?? '',
-        upstream: attempt.upstream,
-        attempt: this.attempts,
-        pool: pool.name,
-        algorithm: pool.balancer.algorithm,
-        retryReason: this.#retryReason,
-      };
-      attempt.span = startAttemptSpan(this.#tracer!, this.#span, facts);
+      // A CLIENT span only under a recording SERVER span; an unsampled request sends the SERVER span's context.
+      if (this.#span.isRecording()) {
+        attempt.span = startAttemptSpan(this.#tracer!, this.#span, {
+          method: this.req.method ?? '',
+          upstream: attempt.upstream,
+          attempt: this.attempts,
+          pool: pool.name,
+          algorithm: pool.balancer.algorithm,
+          retryReason: this.#retryReason,
+        });
+      }
       headers = withTraceContext(headers, attempt.span ?? this.#span);
     }
     const opts: Dispatcher.DispatchOptions = {

@@ -26,7 +26,7 @@ export async function startTracingSdk(settings: TelemetrySettings, options: Star
   const spanProcessor = await PIPELINES[tracing.protocol]({
     tracesUrl: otlpTracesUrl(tracing.endpoint),
     exportTimeoutMillis: exportTimeoutMs,
-    exportThread: options.exportThread ?? exportFromThread(tracing.export_thread, tracing.sampling_ratio),
+    exportThread: options.exportThread ?? exportFromThread(tracing.export_thread),
   });
   const attributes = resourceAttributes(settings, options, { hostname: hostname(), defaultInstanceId: randomUUID() });
   const ids = new PooledRandomIdGenerator();
@@ -102,15 +102,15 @@ async function instrumentIoredis(provider: ApiTracerProvider): Promise<() => voi
 }
 
 /**
- * Below this sampling ratio `export_thread: auto` sends from the exporter thread. loadtest/tracing-bench.ts, proxy
- * pinned to one core, throughput lost against tracing off (docs/telemetry.md): at 1 % 1.0 % with the thread and
- * 7.5 % inline (rare exports from the serving thread reshape its hot undici code: worker-exporter.ts); at 100 % 24 %
- * with the thread and 14 % inline (the exporter is hot either way, and the thread competes for the core).
+ * `export_thread: auto` (the default) sends from the exporter thread, at every ratio. loadtest/tracing-bench.ts,
+ * proxy pinned to one core, throughput lost against tracing off (docs/telemetry.md): at 1 % ~1–5 % with the thread
+ * and 7.5 % inline (rare exports from the serving thread reshape its hot undici code: worker-exporter.ts); at 100 %,
+ * since request buffers go back and forth between the threads instead of being allocated per batch, 13.8 % with
+ * the thread and 21.5 % inline (9 rounds, one run), with the same p99 as tracing off. `false` saves the thread's
+ * ~25–35 MiB of RSS.
  */
-export const EXPORT_THREAD_BELOW_RATIO = 0.5;
-
-export function exportFromThread(setting: boolean | 'auto', samplingRatio: number): boolean {
-  return setting === 'auto' ? samplingRatio < EXPORT_THREAD_BELOW_RATIO : setting;
+export function exportFromThread(setting: boolean | 'auto'): boolean {
+  return setting !== false;
 }
 
 function installDiagLogger(sink: (level: 'warn' | 'error', message: string) => void): void {
