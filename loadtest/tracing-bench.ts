@@ -202,9 +202,9 @@ for (let round = 1; round <= ROUNDS; round++) {
     const r = await wrk(url, DURATION);
     const cores = coreReport(coresBefore, coreTimes());
     const us = ((cpuSeconds(proc.pid!) - cpuBefore) / r.requests) * 1e6;
-    if (variant !== 'off') await new Promise((r) => setTimeout(r, 5500)); // one more batch-export period, so the run's spans are counted
-    const exported = exports - before;
+    // SIGTERM flushes what is batched (tracing-bench-proxy.ts): once the proxy has exited, the run's spans are counted.
     await stop(proc);
+    const exported = exports - before;
     rps.get(variant)!.push(r.rps);
     cpuUs.get(variant)!.push(us);
     console.log(
