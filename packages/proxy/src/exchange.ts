@@ -348,17 +348,15 @@ export class Exchange {
     this.#upstreams.push(attempt.upstream);
     let headers: readonly string[] = this.#headers;
     if (this.#span) {
-      // A CLIENT span only under a recording SERVER span; an unsampled request sends the SERVER span's context.
-      if (this.#span.isRecording()) {
-        attempt.span = startAttemptSpan(this.#tracer!, this.#span, {
-          method: this.req.method ?? '',
-          upstream: attempt.upstream,
-          attempt: this.attempts,
-          pool: pool.name,
-          algorithm: pool.balancer.algorithm,
-          retryReason: this.#retryReason,
-        });
-      }
+      // Undefined under an unsampled SERVER span, whose context then goes upstream.
+      attempt.span = startAttemptSpan(this.#tracer!, this.#span, {
+        method: this.req.method ?? '',
+        upstream: attempt.upstream,
+        attempt: this.attempts,
+        pool: pool.name,
+        algorithm: pool.balancer.algorithm,
+        retryReason: this.#retryReason,
+      });
       headers = withTraceContext(headers, attempt.span ?? this.#span);
     }
     const opts: Dispatcher.DispatchOptions = {

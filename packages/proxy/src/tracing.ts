@@ -8,7 +8,6 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import {
-  type Attributes,
   type Context,
   INVALID_SPANID,
   INVALID_TRACEID,
