@@ -55,9 +55,12 @@ export async function runWrk(opts: {
   c.stdout.on('data', (d) => (out += d));
   c.stderr.on('data', (d) => (out += d));
   const [code] = (await Promise.race([
-    once(c, 'exit'),
+    // 'close', not 'exit': the report is on stdout, which may still be unread when the process has exited.
+    once(c, 'close'),
     once(c, 'error').then(([e]) => Promise.reject(new Error(`wrk could not run (apt-get install -y wrk): ${(e as Error).message}`))),
   ])) as [number | null];
   if (code !== 0) throw new Error(`wrk exited ${code}: ${out}`);
-  return parseWrk(out);
+  const r = parseWrk(out);
+  if (!Number.isFinite(r.rps) || !Number.isFinite(r.requests)) throw new Error(`wrk's report not understood: ${out}`);
+  return r;
 }

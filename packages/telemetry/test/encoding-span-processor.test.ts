@@ -87,6 +87,41 @@ describe('EncodingSpanProcessor', () => {
     expect(rec.batches).toHaveLength(3);
   });
 
+  it('encodes ended spans in chunks: every span is sent, in order per scope, whatever chunk boundary it fell on', async () => {
+    vi.useFakeTimers();
+    const rec = recordingExporter();
+    // 300 spans per batch, the encoder's chunk is 64: the batches below end mid-chunk, and one after a whole chunk.
+    const { tracer, other, processor } = setup(rec.exporter, { batch: 300, queue: 1000, delay: 1000 });
+    const made: string[][] = [[], []];
+    const end = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const name = `s${made[0]!.length + made[1]!.length}`;
+        made[i % 5 === 4 ? 1 : 0]!.push(name);
+        (i % 5 === 4 ? other : tracer).startSpan(name).end();
+      }
+    };
+    end(130); // two chunks encoded, two spans waiting
+    vi.advanceTimersByTime(1000); // the scheduled send takes the waiting ones too
+    end(64); // exactly one chunk
+    await processor.forceFlush();
+    end(299);
+    end(1); // the 300th: a full batch, sent at once, 43 of them still unencoded until then
+    expect(rec.batches.map((b) => b.spans)).toEqual([130, 64, 300]);
+    // Per batch: the first scope's spans, then the other's, each in the order they ended.
+    const sent = rec.names().flat();
+    expect(sent).toHaveLength(494);
+    const expected = [
+      [0, 130],
+      [130, 194],
+      [194, 494],
+    ].flatMap(([from, to]) => {
+      const inBatch = (name: string) => Number(name.slice(1)) >= from! && Number(name.slice(1)) < to!;
+      return [...made[0]!.filter(inBatch), ...made[1]!.filter(inBatch)];
+    });
+    expect(sent).toEqual(expected);
+    await processor.shutdown();
+  });
+
   it('ignores spans that are not sampled', async () => {
     const rec = recordingExporter();
     const { tracer, processor } = setup(rec.exporter);
