@@ -2,13 +2,14 @@
  * What tracing costs the proxy: throughput with tracing off, at 100 % and at 1 % sampling, measured as paired costs.
  *
  * The machine this runs on is shared and drifts by ±6 % (standard deviation) between one 4-second window and the
- * next, within one process (session 6 in docs/telemetry.md), more than the 3 % to be resolved. So a round starts one
- * proxy process per variant, warms each, then measures them in alternation: a cycle is one short wrk slice per
- * variant, back to back, and each cycle's cost is the variant's req/s against `off` in the same cycle, measured
- * seconds apart. Over several rounds (fresh processes, for the per-process spread) and many cycles it reports each
- * cost's median and mean ± standard error. A second `off` (`off#b`) is the method's own noise floor.
+ * next within one process, more than the 3 % to be resolved (docs/telemetry.md). So each variant is measured beside
+ * a fresh `off` proxy: both on core 0 at the same time, in equal cpu cgroups and under SCHED_BATCH, each loaded by its
+ * own wrk, so that the host's drift hits both and their req/s ratio is their CPU-per-request ratio. A round is one
+ * such pair per variant (fresh processes, warmed, then measured in slices); the summary is each variant's mean cost
+ * over rounds ± its standard error, and the slices' median. `off#b` (`off` beside `off`) is the method's own noise.
+ * Needs root (cgroups).
  *
- *   node loadtest/tracing-bench.ts [--rounds 4] [--slices 8] [--slice 1] [--warmup 2] [--connections 50]
+ *   node loadtest/tracing-bench.ts [--rounds 6] [--slices 10] [--slice 3] [--warmup 5] [--connections 50]
  *                                  [--variants off,1,0.01] [--node-flags='--max-semi-space-size=4 ...'] [--child-log FILE]
  *
  * A variant is `off` (no SDK loaded) or a sampling ratio (SDK on, OTLP/HTTP protobuf export, from the exporter
@@ -16,14 +17,25 @@
  * any variant makes a separate one of the same kind. The spans go to a sink in this process that accepts each export
  * with 200 and an empty ExportTraceServiceResponse without decoding it (decoding would compete with wrk for core 1;
  * the testkit receiver is for correctness, not load); it counts the export requests of each variant.
- * CPU placement (2 cores): every proxy on core 0 (one is loaded at a time); wrk, the upstream nginx and this process
- * on core 1. Loopback only; every wrk run is bounded by --slice or --warmup seconds. Performance is measured here,
+ * CPU placement (2 cores): the proxies on core 0 (one pair loaded at a time); wrk, the upstream nginx and this
+ * process on core 1. Loopback only; every wrk run is bounded by --slice or --warmup seconds. Performance is measured here,
  * never asserted.
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -59,7 +71,8 @@ const work = mkdtempSync(join(tmpdir(), 'tg-trace-bench-'));
 chmodSync(work, 0o755);
 const children: ChildProcess[] = [];
 process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  // nginx gets SIGTERM: its master then stops its worker, which a SIGKILLed master would leave running.
+  for (const c of children) if (c.exitCode === null) c.kill(c === upstream ? 'SIGTERM' : 'SIGKILL');
   rmSync(work, { recursive: true, force: true });
 });
 
@@ -156,7 +169,7 @@ http { access_log off; keepalive_requests 100000;
   server { listen 127.0.0.1:${upPort}; root ${work}/www; location / { default_type text/plain; } } }
 `,
 );
-start(['nginx', '-c', conf, '-p', work], '1');
+const upstream = start(['nginx', '-c', conf, '-p', work], '1');
 
 // ---------------------------------------------------------------- one proxy per variant
 
@@ -182,6 +195,19 @@ function cpuGroup(i: number): string {
   throw new Error('tracing-bench needs a cpu cgroup (run as root, with the cpu controller mounted)');
 }
 const groups = new Set<string>();
+// Groups a run that crashed left behind (their proxies were still exiting when it did): empty now, removed.
+for (const dir of ['/sys/fs/cgroup/cpu', '/sys/fs/cgroup']) {
+  if (!existsSync(dir)) continue;
+  for (const name of readdirSync(dir)) {
+    const pid = /^tiergate-bench-(\d+)-\d+$/.exec(name)?.[1];
+    if (pid === undefined || existsSync(`/proc/${pid}`)) continue;
+    try {
+      rmdirSync(join(dir, name));
+    } catch {
+      // Still has a task: left for the run after this one.
+    }
+  }
+}
 process.on('exit', () => {
   for (const g of groups) {
     try {
