@@ -105,7 +105,7 @@ describe('EncodingSpanProcessor', () => {
     end(64); // exactly one chunk
     await processor.forceFlush();
     end(299);
-    end(1); // the 300th: a full batch, sent at once, 43 of them still unencoded until then
+    end(1); // the 300th: a full batch, sent at once, its last 44 (300 − 4 × 64) unencoded until then
     expect(rec.batches.map((b) => b.spans)).toEqual([130, 64, 300]);
     // Per batch: the first scope's spans, then the other's, each in the order they ended.
     const sent = rec.names().flat();

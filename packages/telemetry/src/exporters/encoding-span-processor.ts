@@ -1,7 +1,7 @@
 /**
  * The span pipeline for `protocol: http/protobuf`: spans are encoded to OTLP protobuf soon after they end (64 at a
- * time, ENCODE_CHUNK), into a per-scope buffer, and the buffers are framed into one ExportTraceServiceRequest per batch and sent by the OTLP
- * exporter's own HTTP transport (retries, timeout, compression, OTEL_EXPORTER_OTLP_* settings).
+ * time, ENCODE_CHUNK), into a per-scope buffer, and the buffers are framed into one ExportTraceServiceRequest per
+ * batch and sent by the OTLP exporter's own HTTP transport (retries, timeout, compression, OTEL_EXPORTER_OTLP_* settings).
  *
  * Why not the SDK's BatchSpanProcessor + OTLPTraceExporter: that pipeline keeps every ended span object alive until
  * its batch is exported. At 100 % sampling the proxy ends ~20k spans/s, so those objects outlive several young-
@@ -43,8 +43,8 @@ export interface EncodedBatchExporter {
 const SPARE_BUFFERS = 2;
 /**
  * Ended spans are encoded this many at a time (and all of them before a send), not one by one as they end. The
- * encoder's code then runs in one stretch per chunk instead of between every two requests, and finds its code and
- * data in the caches the proxy's own work evicts: at 100 % sampling 16.1 ± 0.4 % of throughput lost one span at a
+ * encoder's code then runs in one stretch per chunk instead of between every two requests (likely why it is cheaper:
+ * its code and data stay in the caches for the chunk; not verified, no PMU here): at 100 % sampling 16.1 ± 0.4 % of throughput lost one span at a
  * time, 13.4–14.6 % in chunks of 64 (16: 14.6 %, 32: 15.0 %, 256: 19.4 %: a chunk of 256 outlives a young-generation
  * cycle); at 1 %, 3.9 ± 0.3 % against 2.8 ± 0.4 % (loadtest/tracing-bench.ts, docs/telemetry.md). At 100 % a chunk
  * is ~2 ms of spans.
