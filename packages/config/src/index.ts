@@ -12,6 +12,7 @@ export {
 } from './load.ts';
 export {
   ALGORITHM_NAMES,
+  type AppsConfig,
   type DirectorConfig,
   type L4HealthCheckConfig,
   type L7HealthCheckConfig,

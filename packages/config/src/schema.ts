@@ -275,6 +275,17 @@ export const proxy = z.strictObject({
   pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'), pool),
 });
 
+// ---------------------------------------------------------------- the app servers
+
+/**
+ * What the app servers behind the proxy believe (the demo app; any app reading this file). A list of its own: the
+ * proxy's `trusted_proxies` names the peers in front of the proxy, and behind IPVS those are the clients themselves.
+ */
+export const apps = z.strictObject({
+  /** Peers whose X-Real-IP the app believes: the proxy nodes only (nginx `set_real_ip_from` on the app's host). */
+  trusted_proxies: z.array(cidr).default([]),
+});
+
 // ---------------------------------------------------------------- sessions
 
 const redisNode = z.strictObject({ host: z.string().min(1), port: port.default(6379) });
@@ -343,6 +354,7 @@ export const tiergateConfigSchema = z.strictObject({
   directors: z.array(director).default([]),
   virtual_services: z.array(virtualService).default([]),
   proxy: proxy.optional(),
+  apps: apps.optional(),
   sessions: sessions.optional(),
   telemetry,
 });
@@ -352,6 +364,7 @@ export type VirtualServiceConfig = z.output<typeof virtualService>;
 export type RealServerConfig = z.output<typeof realServer>;
 export type DirectorConfig = z.output<typeof director>;
 export type ProxyConfig = z.output<typeof proxy>;
+export type AppsConfig = z.output<typeof apps>;
 export type PoolConfig = z.output<typeof pool>;
 export type UpstreamServerConfig = z.output<typeof upstreamServer>;
 export type RouteConfig = z.output<typeof route>;

@@ -23,9 +23,9 @@ function parsePort(text: string): number {
 
 /**
  * `tiergate demo-app --port N -c FILE [--host H] [--instance ID] [--store redis|memory]`: one demo
- * application server with the file's sessions section (secrets, TTL, Redis) and the proxy's trusted
- * ranges, until SIGTERM/SIGINT. `--store memory` gives this process its own memory store: the
- * setting that loses logins behind a round-robin balancer.
+ * application server with the file's sessions section (secrets, TTL, Redis) and `apps.trusted_proxies`
+ * (whose X-Real-IP it believes), until SIGTERM/SIGINT. `--store memory` gives this process its own
+ * memory store: the setting that loses logins behind a round-robin balancer.
  */
 export function registerDemoApp(program: Command): void {
   program
@@ -75,7 +75,8 @@ async function serve(opts: DemoAppOpts, port: number, config: Config, log: Logge
     instanceId,
     store,
     secrets: sessions.secrets,
-    trustedProxies: config.proxy?.trusted_proxies ?? [],
+    // The apps' own list (the proxy nodes), not the proxy's: behind IPVS the proxy's peers are the clients.
+    trustedProxies: config.apps?.trusted_proxies ?? [],
     session: sessionOptionsFromConfig(sessions, store),
   }).catch(async (err: unknown) => {
     await store.close();
