@@ -31,14 +31,26 @@ describe('tiergate validate', () => {
     expect(r.code).toBe(0);
   });
 
-  it('accepts every example in examples/', async () => {
+  it('accepts every example in examples/ (the deployable ones with a warning on their CHANGE_ME secret)', async () => {
     const files = readdirSync(examples)
       .filter((f) => f.endsWith('.yaml'))
       .map((f) => join(examples, f));
     expect(files.length).toBeGreaterThanOrEqual(2);
     const r = await runCli(['validate', ...files]);
-    expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
+    expect(r.stderr.split('\n').filter((l) => l !== '' && !/: warning: is a placeholder/.test(l))).toEqual([]);
+  });
+
+  it('--strict accepts the loopback and L4-only examples and refuses the ones with a CHANGE_ME secret', async () => {
+    const at = (name: string) => join(examples, name);
+    const clean = await runCli(['validate', '--strict', at('local-stack.yaml'), at('nat-and-tun.yaml')]);
+    expect(clean.stderr).toBe('');
+    expect(clean.code).toBe(0);
+    const placeholders = await runCli(['validate', '--strict', at('classic-lvs-dr.yaml'), at('hash-and-sticky.yaml')]);
+    expect(placeholders.code).toBe(1);
+    expect(placeholders.stderr).toContain(`${at('classic-lvs-dr.yaml')}: refused by --strict (1 warning)`);
+    expect(placeholders.stderr).toMatch(/classic-lvs-dr\.yaml:\d+:\d+: sessions\.secrets\[0\]: warning: is a placeholder/);
+    expect(placeholders.stderr).toContain(`${at('hash-and-sticky.yaml')}: refused by --strict (1 warning)`);
   });
 
   it('rejects an invalid file with exit 1 and prints every problem with file:line:column and path', async () => {
@@ -64,6 +76,59 @@ describe('tiergate validate', () => {
       'virtual_services[0].scheduler',
       'virtual_services[0].real_servers[0].weight',
     ]);
+  });
+});
+
+// Valid, with two warnings: a trust range holding the VIP and a proxy node (DR), and a Secure cookie behind plain HTTP.
+const warned = file(
+  'warned.yaml',
+  `version: 1
+virtual_services:
+  - { address: 192.168.10.100, port: 80, forwarding: dr, real_servers: [{ address: 192.168.10.11 }] }
+proxy:
+  listeners: [{ port: 80 }]
+  trusted_proxies: [192.168.10.0/24]
+  pools: { app: { servers: [{ address: "192.168.10.21:8080" }] } }
+sessions:
+  cookie: { secure: true }
+  secrets: [${'k'.repeat(8)}-random-${'q'.repeat(8)}]
+`,
+);
+
+describe('tiergate validate: warnings and --strict', () => {
+  it('prints each warning as file:line:column: path: warning: message and exits 0', async () => {
+    const r = await runCli(['validate', warned]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe(`${warned}: ok (2 warnings)\n`);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(2);
+    expect(lines[0]).toMatch(/: proxy\.trusted_proxies\[0\]: warning: 192\.168\.10\.0\/24 contains the VIP 192\.168\.10\.100/);
+    expect(lines[0]?.startsWith(`  ${warned}:6:21: `)).toBe(true);
+    expect(lines[1]).toMatch(/: sessions\.cookie\.secure: warning: proxy\.listeners\[0\] \(0\.0\.0\.0:80\) is plain HTTP/);
+    expect(lines[1]?.startsWith(`  ${warned}:9:21: `)).toBe(true);
+  });
+
+  it('--strict refuses a file with warnings (exit 1) and still accepts a clean one', async () => {
+    const r = await runCli(['validate', '--strict', good, warned]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe(`${good}: ok\n`);
+    expect(r.stderr).toContain(`${warned}: refused by --strict (2 warnings)\n`);
+    expect(r.stderr).toContain(`${warned}:6:21: proxy.trusted_proxies[0]: warning:`);
+    const clean = await runCli(['validate', '--strict', good]);
+    expect(clean.code).toBe(0);
+    expect(clean.stderr).toBe('');
+  });
+
+  it('--json lists the warnings; with --strict the file is not ok', async () => {
+    const plain = JSON.parse((await runCli(['validate', '--json', warned])).stdout);
+    expect(plain[0]).toMatchObject({ ok: true, issues: [] });
+    expect(plain[0].warnings.map((w: { path: string; line: number }) => [w.path, w.line])).toEqual([
+      ['proxy.trusted_proxies[0]', 6],
+      ['sessions.cookie.secure', 9],
+    ]);
+    const strict = await runCli(['validate', '--json', '--strict', warned]);
+    expect(strict.code).toBe(1);
+    expect(JSON.parse(strict.stdout)[0]).toMatchObject({ ok: false, issues: [] });
   });
 });
 

@@ -1,12 +1,16 @@
 export { familyOf, parseCidr, splitHostPort, toBlockList } from './address.ts';
 export {
+  type CheckedConfig,
   type Config,
   type ConfigIssue,
   type DeepReadonly,
   formatIssue,
   formatPath,
+  formatWarning,
   loadConfigFile,
+  loadConfigFileWithWarnings,
   parseConfig,
+  parseConfigWithWarnings,
   validateConfig,
   virtualServiceSourceText,
 } from './load.ts';
@@ -29,3 +33,4 @@ export {
   type UpstreamServerConfig,
   type VirtualServiceConfig,
 } from './schema.ts';
+export { type ConfigWarning, configWarnings, KNOWN_DEMO_SECRETS } from './warnings.ts';

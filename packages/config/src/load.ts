@@ -4,6 +4,7 @@ import { type Document, isMap, isNode, isPair, isScalar, isSeq, LineCounter, typ
 import type { z } from 'zod';
 import { checkRules } from './rules.ts';
 import { type TiergateConfig, tiergateConfigSchema } from './schema.ts';
+import { configWarnings } from './warnings.ts';
 
 /** One problem in a configuration file. */
 export interface ConfigIssue {
@@ -13,6 +14,12 @@ export interface ConfigIssue {
   /** `virtual_services[0].real_servers[2].weight`; '' for the whole document. */
   readonly path: string;
   readonly message: string;
+}
+
+/** A valid configuration and what `tiergate validate` warns about in it (./warnings.ts), located in the file. */
+export interface CheckedConfig {
+  readonly config: Config;
+  readonly warnings: readonly ConfigIssue[];
 }
 
 /** A validated configuration: deeply frozen, with every default applied. */
@@ -27,13 +34,20 @@ const schema = tiergateConfigSchema.superRefine(checkRules);
 
 /** Reads and validates a tiergate.yaml. Throws TgError TG_CONFIG_UNREADABLE / TG_CONFIG_PARSE / TG_CONFIG_INVALID. */
 export async function loadConfigFile(file: string): Promise<Config> {
-  let text: string;
+  return parseConfig(await readConfigText(file), file);
+}
+
+/** loadConfigFile, and the file's warnings (probable mistakes that are valid), each at its line and column. */
+export async function loadConfigFileWithWarnings(file: string): Promise<CheckedConfig> {
+  return parseConfigWithWarnings(await readConfigText(file), file);
+}
+
+async function readConfigText(file: string): Promise<string> {
   try {
-    text = await readFile(file, 'utf8');
+    return await readFile(file, 'utf8');
   } catch (cause) {
     throw new TgError('TG_CONFIG_UNREADABLE', `${file}: cannot read: ${(cause as Error).message}`, { cause });
   }
-  return parseConfig(text, file);
 }
 
 /**
@@ -41,6 +55,23 @@ export async function loadConfigFile(file: string): Promise<Config> {
  * `file:line:column: path: message`, in `err.details.issues` and in the message.
  */
 export function parseConfig(text: string, file = '<config>'): Config {
+  return parse(text, file).config;
+}
+
+/** parseConfig, and the warnings of the valid file (`file:line:column: path: warning: message` with formatWarning). */
+export function parseConfigWithWarnings(text: string, file = '<config>'): CheckedConfig {
+  const { config, doc, lines } = parse(text, file);
+  const warnings = configWarnings(config).map(({ path, message }) => ({
+    file,
+    ...position(doc.contents, path, lines, false),
+    path: formatPath(path),
+    message,
+  }));
+  warnings.sort((a, b) => a.line - b.line || a.column - b.column);
+  return { config, warnings };
+}
+
+function parse(text: string, file: string): { config: Config; doc: Document; lines: LineCounter } {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
@@ -58,7 +89,7 @@ export function parseConfig(text: string, file = '<config>'): Config {
   }
   const config = deepFreeze(result.data) as Config;
   recordSourceTexts(doc, text, config);
-  return config;
+  return { config, doc, lines };
 }
 
 /**
@@ -116,6 +147,11 @@ function invalid(code: 'TG_CONFIG_PARSE' | 'TG_CONFIG_INVALID', file: string, is
 
 export function formatIssue(i: ConfigIssue): string {
   return `${i.file}:${i.line}:${i.column}: ${i.path ? `${i.path}: ` : ''}${i.message}`;
+}
+
+/** A warning as `tiergate validate` prints it: `file:line:column: path: warning: message`. */
+export function formatWarning(i: ConfigIssue): string {
+  return `${i.file}:${i.line}:${i.column}: ${i.path ? `${i.path}: ` : ''}warning: ${i.message}`;
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {

@@ -33,7 +33,9 @@ describe('examples/', () => {
     expect(cfg.directors[0]?.admin).toEqual({ address: '127.0.0.1', port: 9902 });
     expect(cfg.directors[0]?.timeouts).toEqual({ tcp: 900_000, tcp_fin: 120_000, udp: 300_000 });
     const proxy = cfg.proxy!;
-    expect(proxy.trusted_proxies).toEqual(['192.168.10.0/24']);
+    // LVS-DR: the proxy's peers are the clients, so it trusts no one's X-Forwarded-For; the apps trust the proxy nodes.
+    expect(proxy.trusted_proxies).toEqual([]);
+    expect(cfg.apps?.trusted_proxies).toEqual(['192.168.10.11', '192.168.10.12']);
     expect(proxy.limits).toMatchObject({ max_body_size: 1024 ** 2, max_header_size: 16 * 1024, keepalive_timeout: 75_000 });
     const app = proxy.pools.app!;
     expect(app.servers.map((s) => [s.address, s.weight, s.fail_timeout])).toEqual([
@@ -54,6 +56,7 @@ describe('examples/', () => {
     expect(proxy.listeners).toEqual([{ address: '127.0.0.1', port: 8080 }]);
     expect(proxy.admin).toEqual({ address: '127.0.0.1', port: 9901 });
     expect(proxy.trusted_proxies).toEqual(['127.0.0.0/8', '::1']);
+    expect(cfg.apps?.trusted_proxies).toEqual(['127.0.0.1']);
     expect(proxy.routes).toEqual([]);
     expect(proxy.workers).toBe(1);
     const app = proxy.pools.app!;
