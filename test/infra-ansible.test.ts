@@ -246,6 +246,9 @@ describe('infra: rendered files', () => {
           tiergate_root: `${join(work, 'classic')}/{{ inventory_hostname }}`,
           // 192.168.10.5's eth0 is not this machine's: keepalived's interface check belongs to the local render.
           keepalived_config_test: false,
+          // Given here so the inventory's password lookup writes no credentials/ into the checkout.
+          tiergate_session_secret: 'classic-test-session-secret-0123456789',
+          tiergate_redis_password: 'classic-test-redis-password-0123456789',
         },
         ['--limit', 'lb1,proxy1,app1,redis1,jaeger1'],
       ),
@@ -269,12 +272,13 @@ describe('infra: rendered files', () => {
   it('the classic tiergate.yaml is examples/classic-lvs-dr.yaml, with the VIP given to keepalived and a Redis password', () => {
     const rendered = structuredClone(parseConfig(classic('lb1', CONFIG)));
     const example = structuredClone(parseConfig(read(ROOT, 'examples/classic-lvs-dr.yaml')));
-    expect(rendered.sessions?.redis.password).toBe('replace-me-with-a-long-random-password');
+    expect(rendered.sessions?.redis.password).toBe('classic-test-redis-password-0123456789');
+    expect(rendered.sessions?.secrets).toEqual(['classic-test-session-secret-0123456789']);
     expect(rendered.directors.map((d) => d.vips)).toEqual([[]]);
     const strip = (c: typeof example) => ({
       ...c,
       directors: c.directors.map((d) => ({ ...d, vips: [] })),
-      sessions: c.sessions && { ...c.sessions, redis: { ...c.sessions.redis, password: undefined } },
+      sessions: c.sessions && { ...c.sessions, secrets: [], redis: { ...c.sessions.redis, password: undefined } },
     });
     expect(strip(rendered)).toEqual(strip(example));
   });
