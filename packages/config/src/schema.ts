@@ -242,6 +242,11 @@ export const route = z.strictObject({
   pool: z.string().min(1),
   headers: headerOps,
   max_body_size: size.optional(),
+  /**
+   * The request target sent upstream: `raw` as received when it is unambiguous, else normalised (nginx
+   * `proxy_pass` without a URI); `normalized` always the normalised path routing matched (docs/proxy.md).
+   */
+  forward_path: z.enum(['raw', 'normalized']).default('raw'),
 });
 
 export const proxy = z.strictObject({

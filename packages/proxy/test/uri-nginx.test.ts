@@ -11,7 +11,7 @@ import { type AddressInfo, connect, type NetConnectOpts } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nginxUri } from '../src/key-vars.ts';
+import { nginxUri } from '../src/request-target.ts';
 import { startTestProxy, type TestProxy } from './helpers.ts';
 
 const NGINX = '/usr/sbin/nginx';
