@@ -12,6 +12,7 @@ import { clientResponseHeaders, type HeaderRules, trailerPairs, upstreamRequestH
 import { RequestKeyVars } from './key-vars.ts';
 import type { TokenBucketLimiter } from './rate-limiter.ts';
 import { requestIdOf } from './request-id.ts';
+import { refusedRequest } from './request-screen.ts';
 import { type ForwardPath, parseTarget } from './request-target.ts';
 import type { RouteTable } from './route-table.ts';
 import { activeTracer, endAttemptSpan, endServerSpan, setRoute, startAttemptSpan, startServerSpan, withTraceContext } from './tracing.ts';
@@ -268,7 +269,7 @@ export class Exchange {
     const url = req.url ?? '';
     // Routes match the normalised path, so the route chosen and the path the upstream resolves agree.
     const target = parseTarget(url);
-    if (target === undefined) {
+    if (target === undefined || refusedRequest(req)) {
       this.fail('TG_PROXY_BAD_REQUEST', true);
       return;
     }

@@ -12,6 +12,8 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trail
  * `100 Continue` itself, as nginx does); the forwarding headers are rebuilt below. W3C trace context
  * (`traceparent`, `tracestate`) is forwarded only when `keepTraceContext` says so: otherwise any client
  * could pick the trace id and sampled flag of the app's spans (tracing.ts adds the proxy's own).
+ * `Forwarded` (RFC 7239) says the same as X-Forwarded-*, so it is believed on the same terms: only from a
+ * trusted peer (an application preferring it would otherwise take a client's word for its address).
  */
 const MANAGED = [
   'expect',
@@ -21,6 +23,7 @@ const MANAGED = [
   'x-forwarded-proto',
   'x-forwarded-host',
   'x-forwarded-port',
+  'forwarded',
   'traceparent',
   'tracestate',
 ];
@@ -109,7 +112,9 @@ export interface ForwardContext {
  * minus hop-by-hop and managed fields, then X-Real-IP, X-Forwarded-For/-Proto/-Host/-Port, then the
  * route's `set` and `add` fields. From an untrusted peer, incoming X-Forwarded-* and X-Real-IP are
  * discarded (nothing the client wrote survives); from a trusted peer, X-Forwarded-For gets the peer
- * appended and X-Forwarded-Proto/-Host/-Port are kept when present.
+ * appended and X-Forwarded-Proto/-Host/-Port are kept when present. `Forwarded` from an untrusted peer is
+ * dropped (the proxy does not originate it: X-Forwarded-* carry the same facts); from a trusted peer it is
+ * kept and this hop's element (`for=<peer>;proto=<scheme>`) appended, as RFC 7239 §4 asks of a proxy.
  */
 export function upstreamRequestHeaders(raw: readonly string[], rules: HeaderRules, ctx: ForwardContext): string[] {
   const named = connectionTokens(raw);
@@ -118,6 +123,7 @@ export function upstreamRequestHeaders(raw: readonly string[], rules: HeaderRule
   let proto: string | undefined;
   let fwdHost: string | undefined;
   let fwdPort: string | undefined;
+  let forwarded: string | undefined;
   let host: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
@@ -130,6 +136,7 @@ export function upstreamRequestHeaders(raw: readonly string[], rules: HeaderRule
       else if (lower === 'x-forwarded-proto') proto ??= value;
       else if (lower === 'x-forwarded-host') fwdHost ??= value;
       else if (lower === 'x-forwarded-port') fwdPort ??= value;
+      else if (lower === 'forwarded') forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
     }
     if (drop === 1 && ctx.keepTraceContext && (lower === 'traceparent' || lower === 'tracestate')) {
       out.push(name, value);
@@ -151,8 +158,15 @@ export function upstreamRequestHeaders(raw: readonly string[], rules: HeaderRule
   if (host !== undefined || fwdHost !== undefined)
     pushManaged(out, rules.overridden, 'X-Forwarded-Host', 'x-forwarded-host', (fwdHost ?? host)!);
   pushManaged(out, rules.overridden, 'X-Forwarded-Port', 'x-forwarded-port', fwdPort ?? String(ctx.listenerPort));
+  if (forwarded !== undefined)
+    pushManaged(out, rules.overridden, 'Forwarded', 'forwarded', `${forwarded}, ${forwardedElement(ctx.peerAddress, ctx.scheme)}`);
   for (let i = 0; i < rules.append.length; i++) out.push(rules.append[i]!);
   return out;
+}
+
+/** RFC 7239 §6: an IPv6 node is a quoted `"[addr]"`; an IPv4 one is a token. */
+function forwardedElement(peer: string, scheme: string): string {
+  return peer.includes(':') ? `for="[${peer}]";proto=${scheme}` : `for=${peer};proto=${scheme}`;
 }
 
 function pushManaged(out: string[], overridden: ReadonlySet<string>, name: string, lower: string, value: string): void {
