@@ -28,6 +28,14 @@ const MANAGED = [
   'tracestate',
 ];
 
+/**
+ * The managed names spelled with `_` for some `-` (`X_Forwarded_For`, `X-Real_IP`): CGI-style gateways (WSGI,
+ * PHP-FPM, Rack) map `-` and `_` alike to `HTTP_X_FORWARDED_FOR`, so such a field from a client would stand in
+ * for the one the proxy rebuilt. Dropped from everyone, trusted or not (nginx drops every name with `_` by
+ * default, `underscores_in_headers off`; tiergate only these).
+ */
+const MANAGED_DASHED: ReadonlySet<string> = new Set(MANAGED.filter((n) => n.includes('-')));
+
 /** What to drop from a list: 1 = hop-by-hop/managed, 2 = removed or replaced by a header rule. */
 type DropTable = ReadonlyMap<string, 1 | 2>;
 
@@ -130,6 +138,7 @@ export function upstreamRequestHeaders(raw: readonly string[], rules: HeaderRule
     const value = raw[i + 1]!;
     const lower = name.toLowerCase();
     const drop = rules.requestDrop.get(lower);
+    if (drop === undefined && lower.includes('_') && MANAGED_DASHED.has(lower.replaceAll('_', '-'))) continue;
     if (lower === 'host') host ??= value;
     if (drop === 1 && ctx.peerTrusted) {
       if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;

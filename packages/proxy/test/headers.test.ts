@@ -89,6 +89,19 @@ describe('forwarding headers', () => {
     expect(get(fromTrusted, 'forwarded')).toEqual(['for=6.6.6.6;host=evil.test;proto=https, for=7.7.7.7, for=127.0.0.1;proto=http']);
   });
 
+  it('drops the managed names spelled with _ (X_Forwarded_For reads as X-Forwarded-For in CGI-style apps)', async () => {
+    await using up = await echo();
+    await using p = await startTestProxy({ trusted_proxies: ['127.0.0.1'], pools: { app: { servers: [server(up)] } } });
+    await using untrusted = clientAgent('127.0.0.2');
+    const spoof = { x_forwarded_for: '6.6.6.6', 'x-real_ip': '6.6.6.6', x_forwarded_host: 'evil.test', x_custom: 'kept' };
+    for (const dispatcher of [untrusted, undefined]) {
+      const h = pairs(JSON.parse((await fetchText(`${p.url}/`, { dispatcher, headers: spoof })).body));
+      const names = h.map(([k]) => k.toLowerCase());
+      for (const twin of ['x_forwarded_for', 'x-real_ip', 'x_forwarded_host']) expect(names).not.toContain(twin);
+      expect(get(h, 'x_custom')).toEqual(['kept']);
+    }
+  });
+
   it('Forwarded: a header rule set or remove wins over the proxy, as for X-Forwarded-*', async () => {
     await using up = await echo();
     await using p = await startTestProxy({
