@@ -82,6 +82,30 @@ describe('routing end to end', () => {
     });
   });
 
+  it('refuses a route path that no normalised request path can match, saying why', async () => {
+    await using a = await startUpstream(named('a'));
+    for (const [path, why] of [
+      ['/a%20b', 'write the path decoded'],
+      ['/a//b', 'never matches'],
+      ['/a/../b', 'never matches'],
+      ['/a/./', 'never matches'],
+      ['/a/..', 'never matches'],
+    ])
+      await expect(startTestProxy({ routes: [{ path, pool: 'a' }], pools: { a: { servers: [server(a)] } } }), path).rejects.toMatchObject({
+        code: 'TG_CONFIG_INVALID',
+        message: expect.stringContaining(`proxy.routes[0].path: ${why}`),
+      });
+    // Segments that only start with dots are ordinary names.
+    await using p = await startTestProxy({
+      routes: [
+        { path: '/.well-known/', pool: 'a' },
+        { path: '/a..b', pool: 'a' },
+      ],
+      pools: { a: { servers: [server(a)] } },
+    });
+    expect((await fetchText(`${p.url}/.well-known/x`)).status).toBe(200);
+  });
+
   it('with no routes the single pool takes everything', async () => {
     await using a = await startUpstream(named('a'));
     await using p = await startTestProxy({ pools: { only: { servers: [server(a)] } } });
