@@ -238,10 +238,24 @@ export const route = z.strictObject({
     })
     .regex(/^(\*\.)?[A-Za-z0-9.-]+$/, 'expected a host name or *.suffix')
     .optional(),
-  path: z.string().startsWith('/', 'must start with /').default('/'),
+  /** Matched against the normalised request path (nginx `$uri`), so it must be written in that form. */
+  path: z
+    .string()
+    .startsWith('/', 'must start with /')
+    .refine((p) => !/%[0-9A-Fa-f]{2}/.test(p), 'write the path decoded: requests are matched after %XX decoding (docs/proxy.md, Paths)')
+    .refine(
+      (p) => !/\/\/|\/\.\.?(\/|$)/.test(p),
+      'never matches: requests are matched on the normalised path, without //, . or .. segments (docs/proxy.md, Paths)',
+    )
+    .default('/'),
   pool: z.string().min(1),
   headers: headerOps,
   max_body_size: size.optional(),
+  /**
+   * The request target sent upstream: `raw` as received when it is unambiguous, else normalised (nginx
+   * `proxy_pass` without a URI); `normalized` always the normalised path routing matched (docs/proxy.md).
+   */
+  forward_path: z.enum(['raw', 'normalized']).default('raw'),
 });
 
 export const proxy = z.strictObject({

@@ -12,6 +12,8 @@ import { clientResponseHeaders, type HeaderRules, trailerPairs, upstreamRequestH
 import { RequestKeyVars } from './key-vars.ts';
 import type { TokenBucketLimiter } from './rate-limiter.ts';
 import { requestIdOf } from './request-id.ts';
+import { refusedRequest } from './request-screen.ts';
+import { type ForwardPath, parseTarget } from './request-target.ts';
 import type { RouteTable } from './route-table.ts';
 import { activeTracer, endAttemptSpan, endServerSpan, setRoute, startAttemptSpan, startServerSpan, withTraceContext } from './tracing.ts';
 import { joinSockets } from './tunnel.ts';
@@ -26,6 +28,8 @@ export interface CompiledRoute {
   readonly rules: HeaderRules;
   /** Bytes; 0 = no limit (nginx client_max_body_size 0). */
   readonly maxBodySize: number;
+  /** What target the upstream gets (request-target.ts). */
+  readonly forwardPath: ForwardPath;
 }
 
 /** Everything a request needs from one configuration; a reload swaps it whole. */
@@ -191,6 +195,8 @@ export class Exchange {
   #closeTunnel: (() => void) | undefined;
   #hasBody = false;
   #headers: string[] = [];
+  /** The request target sent upstream: the raw one or the normalised path routing matched. */
+  #target = '';
   #hashKey = '';
   #tried: Set<number> | undefined;
   #firstIndex = -1;
@@ -261,18 +267,19 @@ export class Exchange {
       }
     }
     const url = req.url ?? '';
-    // Only origin-form targets (RFC 9112 §3.2.1); absolute-form is for forward proxies.
-    if (url.charCodeAt(0) !== 47) {
+    // Routes match the normalised path, so the route chosen and the path the upstream resolves agree.
+    const target = parseTarget(url);
+    if (target === undefined || refusedRequest(req)) {
       this.fail('TG_PROXY_BAD_REQUEST', true);
       return;
     }
-    const q = url.indexOf('?');
-    const route = this.gen.routes.match(req.headers.host, q < 0 ? url : url.slice(0, q));
+    const route = this.gen.routes.match(req.headers.host, target.path);
     if (!route) {
       this.fail('TG_PROXY_NO_ROUTE', this.#hasBody);
       return;
     }
     this.#route = route;
+    this.#target = target.rawSafe && route.forwardPath === 'raw' ? url : target.normalized;
     if (this.#span) setRoute(this.#span, route.route, route.pool.name);
     if (route.maxBodySize > 0 && cl !== undefined && Number(cl) > route.maxBodySize) {
       this.fail('TG_PROXY_BODY_TOO_LARGE', true);
@@ -361,7 +368,7 @@ export class Exchange {
     }
     const opts: Dispatcher.DispatchOptions = {
       method: this.req.method as Dispatcher.HttpMethod,
-      path: this.req.url!,
+      path: this.#target,
       headers: headers as string[],
       body: this.#hasBody ? this.req : null,
       reset: pool.reset,

@@ -12,6 +12,8 @@ const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trail
  * `100 Continue` itself, as nginx does); the forwarding headers are rebuilt below. W3C trace context
  * (`traceparent`, `tracestate`) is forwarded only when `keepTraceContext` says so: otherwise any client
  * could pick the trace id and sampled flag of the app's spans (tracing.ts adds the proxy's own).
+ * `Forwarded` (RFC 7239) says the same as X-Forwarded-*, so it is believed on the same terms: only from a
+ * trusted peer (an application preferring it would otherwise take a client's word for its address).
  */
 const MANAGED = [
   'expect',
@@ -21,9 +23,18 @@ const MANAGED = [
   'x-forwarded-proto',
   'x-forwarded-host',
   'x-forwarded-port',
+  'forwarded',
   'traceparent',
   'tracestate',
 ];
+
+/**
+ * The managed names spelled with `_` for some `-` (`X_Forwarded_For`, `X-Real_IP`): CGI-style gateways (WSGI,
+ * PHP-FPM, Rack) map `-` and `_` alike to `HTTP_X_FORWARDED_FOR`, so such a field from a client would stand in
+ * for the one the proxy rebuilt. Dropped from everyone, trusted or not (nginx drops every name with `_` by
+ * default, `underscores_in_headers off`; tiergate only these).
+ */
+const MANAGED_DASHED: ReadonlySet<string> = new Set(MANAGED.filter((n) => n.includes('-')));
 
 /** What to drop from a list: 1 = hop-by-hop/managed, 2 = removed or replaced by a header rule. */
 type DropTable = ReadonlyMap<string, 1 | 2>;
@@ -109,7 +120,9 @@ export interface ForwardContext {
  * minus hop-by-hop and managed fields, then X-Real-IP, X-Forwarded-For/-Proto/-Host/-Port, then the
  * route's `set` and `add` fields. From an untrusted peer, incoming X-Forwarded-* and X-Real-IP are
  * discarded (nothing the client wrote survives); from a trusted peer, X-Forwarded-For gets the peer
- * appended and X-Forwarded-Proto/-Host/-Port are kept when present.
+ * appended and X-Forwarded-Proto/-Host/-Port are kept when present. `Forwarded` from an untrusted peer is
+ * dropped (the proxy does not originate it: X-Forwarded-* carry the same facts); from a trusted peer it is
+ * kept and this hop's element (`for=<peer>;proto=<scheme>`) appended, as RFC 7239 §4 asks of a proxy.
  */
 export function upstreamRequestHeaders(raw: readonly string[], rules: HeaderRules, ctx: ForwardContext): string[] {
   const named = connectionTokens(raw);
@@ -118,18 +131,21 @@ export function upstreamRequestHeaders(raw: readonly string[], rules: HeaderRule
   let proto: string | undefined;
   let fwdHost: string | undefined;
   let fwdPort: string | undefined;
+  let forwarded: string | undefined;
   let host: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
     const lower = name.toLowerCase();
     const drop = rules.requestDrop.get(lower);
+    if (drop === undefined && lower.includes('_') && MANAGED_DASHED.has(lower.replaceAll('_', '-'))) continue;
     if (lower === 'host') host ??= value;
     if (drop === 1 && ctx.peerTrusted) {
       if (lower === 'x-forwarded-for') xff = xff === undefined ? value : `${xff}, ${value}`;
       else if (lower === 'x-forwarded-proto') proto ??= value;
       else if (lower === 'x-forwarded-host') fwdHost ??= value;
       else if (lower === 'x-forwarded-port') fwdPort ??= value;
+      else if (lower === 'forwarded') forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
     }
     if (drop === 1 && ctx.keepTraceContext && (lower === 'traceparent' || lower === 'tracestate')) {
       out.push(name, value);
@@ -151,8 +167,15 @@ export function upstreamRequestHeaders(raw: readonly string[], rules: HeaderRule
   if (host !== undefined || fwdHost !== undefined)
     pushManaged(out, rules.overridden, 'X-Forwarded-Host', 'x-forwarded-host', (fwdHost ?? host)!);
   pushManaged(out, rules.overridden, 'X-Forwarded-Port', 'x-forwarded-port', fwdPort ?? String(ctx.listenerPort));
+  if (forwarded !== undefined)
+    pushManaged(out, rules.overridden, 'Forwarded', 'forwarded', `${forwarded}, ${forwardedElement(ctx.peerAddress, ctx.scheme)}`);
   for (let i = 0; i < rules.append.length; i++) out.push(rules.append[i]!);
   return out;
+}
+
+/** RFC 7239 §6: an IPv6 node is a quoted `"[addr]"`; an IPv4 one is a token. */
+function forwardedElement(peer: string, scheme: string): string {
+  return peer.includes(':') ? `for="[${peer}]";proto=${scheme}` : `for=${peer};proto=${scheme}`;
 }
 
 function pushManaged(out: string[], overridden: ReadonlySet<string>, name: string, lower: string, value: string): void {

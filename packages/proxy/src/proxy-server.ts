@@ -223,14 +223,16 @@ function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, Upstream
   const limit = config.limits.max_body_size;
   if (config.routes.length === 0) {
     const [name, pool] = Object.entries(config.pools)[0]!;
-    const value = { route: '/', pool: pools.get(name)!, rules: compileHeaderRules(pool.headers, undefined), maxBodySize: limit };
+    const rules = compileHeaderRules(pool.headers, undefined);
+    const value = { route: '/', pool: pools.get(name)!, rules, maxBodySize: limit, forwardPath: 'raw' as const };
     specs.push({ path: '/', value });
   }
   for (const r of config.routes) {
     const pool = pools.get(r.pool);
     if (!pool) throw new TgError('TG_CONFIG_INVALID', `route ${r.host ?? '*'}${r.path}: unknown pool '${r.pool}'`);
     const rules = compileHeaderRules(config.pools[r.pool]!.headers, r.headers);
-    specs.push({ host: r.host, path: r.path, value: { route: r.path, pool, rules, maxBodySize: r.max_body_size ?? limit } });
+    const value = { route: r.path, pool, rules, maxBodySize: r.max_body_size ?? limit, forwardPath: r.forward_path };
+    specs.push({ host: r.host, path: r.path, value });
   }
   return new RouteTable(specs);
 }

@@ -77,6 +77,41 @@ describe('forwarding headers', () => {
     expect(get(h, 'x-forwarded-proto')).toEqual(['https']);
   });
 
+  it('Forwarded (RFC 7239): dropped from an untrusted peer; from a trusted one kept, with this hop appended', async () => {
+    await using up = await echo();
+    await using p = await startTestProxy({ trusted_proxies: ['127.0.0.1'], pools: { app: { servers: [server(up)] } } });
+    await using untrusted = clientAgent('127.0.0.2');
+    const spoof = ['Forwarded', 'for=6.6.6.6;host=evil.test;proto=https', 'forwarded', 'for=7.7.7.7', 'host', 'shop.test'];
+    const fromUntrusted = pairs(JSON.parse((await fetchText(`${p.url}/`, { dispatcher: untrusted, headers: spoof })).body));
+    expect(get(fromUntrusted, 'forwarded')).toEqual([]);
+    expect(get(fromUntrusted, 'x-forwarded-host')).toEqual(['shop.test']);
+    const fromTrusted = pairs(JSON.parse((await fetchText(`${p.url}/`, { headers: spoof })).body));
+    expect(get(fromTrusted, 'forwarded')).toEqual(['for=6.6.6.6;host=evil.test;proto=https, for=7.7.7.7, for=127.0.0.1;proto=http']);
+  });
+
+  it('drops the managed names spelled with _ (X_Forwarded_For reads as X-Forwarded-For in CGI-style apps)', async () => {
+    await using up = await echo();
+    await using p = await startTestProxy({ trusted_proxies: ['127.0.0.1'], pools: { app: { servers: [server(up)] } } });
+    await using untrusted = clientAgent('127.0.0.2');
+    const spoof = { x_forwarded_for: '6.6.6.6', 'x-real_ip': '6.6.6.6', x_forwarded_host: 'evil.test', x_custom: 'kept' };
+    for (const dispatcher of [untrusted, undefined]) {
+      const h = pairs(JSON.parse((await fetchText(`${p.url}/`, { dispatcher, headers: spoof })).body));
+      const names = h.map(([k]) => k.toLowerCase());
+      for (const twin of ['x_forwarded_for', 'x-real_ip', 'x_forwarded_host']) expect(names).not.toContain(twin);
+      expect(get(h, 'x_custom')).toEqual(['kept']);
+    }
+  });
+
+  it('Forwarded: a header rule set or remove wins over the proxy, as for X-Forwarded-*', async () => {
+    await using up = await echo();
+    await using p = await startTestProxy({
+      trusted_proxies: ['127.0.0.1'],
+      pools: { app: { servers: [server(up)], headers: { remove: ['Forwarded'] } } },
+    });
+    const h = pairs(JSON.parse((await fetchText(`${p.url}/`, { headers: { forwarded: 'for=6.6.6.6' } })).body));
+    expect(get(h, 'forwarded')).toEqual([]);
+  });
+
   it('removes hop-by-hop request headers and those Connection names; keeps case, order and repeats', async () => {
     await using up = await echo();
     await using p = await startTestProxy({ pools: { app: { servers: [server(up)] } } });
@@ -155,5 +190,44 @@ describe('forwarding headers', () => {
     expect(get(h, 'keep-alive').length).toBeLessThanOrEqual(1);
     expect(get(h, 'upgrade')).toEqual([]);
     expect(get(h, 'content-length')).toEqual(['2']);
+  });
+});
+
+describe('Host (RFC 9112 §3.2)', () => {
+  const request = (host: string) => `GET /x HTTP/1.1\r\n${host}Connection: close\r\n\r\n`;
+  it.each([
+    ['two Host lines', 'Host: a.test\r\nHost: b.test\r\n', 400],
+    ['two equal Host lines', 'Host: a.test\r\nhost: a.test\r\n', 400],
+    ['an empty Host', 'Host:\r\n', 400],
+    ['a port only', 'Host: :80\r\n', 400],
+    ['a slash', 'Host: a.test/x\r\n', 400],
+    ['a space inside', 'Host: a .test\r\n', 400],
+    ['two dots in a row', 'Host: a..test\r\n', 400],
+    ['a name and port', 'Host: A.Test:8080\r\n', 200],
+    ['a trailing dot', 'Host: a.test.\r\n', 200],
+    ['an IPv6 literal with port', 'Host: [::1]:80\r\n', 200],
+  ])('%s (%j) → %d', async (_name, host, status) => {
+    await using up = await echo();
+    await using p = await startTestProxy({ pools: { app: { servers: [server(up)] } } });
+    const reply = await rawExchange(p.proxy.addresses()[0]!.port, request(host));
+    expect(Number(reply.slice(9, 12))).toBe(status);
+    expect(up.seen).toHaveLength(status === 200 ? 1 : 0);
+    if (status === 400) expect(reply).toContain('x-tiergate-error: TG_PROXY_BAD_REQUEST');
+  });
+
+  it('HTTP/1.0 with Transfer-Encoding → 400, nothing forwarded (RFC 9112 §6.1: faulty framing)', async () => {
+    await using up = await echo();
+    await using p = await startTestProxy({ pools: { app: { servers: [server(up)] } } });
+    const smuggle = 'POST /x HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /y HTTP/1.1\r\nHost: a\r\n\r\n';
+    const reply = await rawExchange(p.proxy.addresses()[0]!.port, smuggle);
+    expect(reply.match(/^HTTP\/1\.1 \d+/gm)).toEqual(['HTTP/1.1 400']);
+    expect(up.seen).toEqual([]);
+  });
+
+  it('HTTP/1.0 without Host is still served', async () => {
+    await using up = await echo();
+    await using p = await startTestProxy({ pools: { app: { servers: [server(up)] } } });
+    const reply = await rawExchange(p.proxy.addresses()[0]!.port, 'GET /x HTTP/1.0\r\n\r\n');
+    expect(Number(reply.slice(9, 12))).toBe(200);
   });
 });

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { RouteTable, stripPort } from '../src/index.ts';
-import { fetchText, named, server, startTestProxy, startUpstream } from './helpers.ts';
+import { parseTarget } from '../src/request-target.ts';
+import { fetchText, named, rawExchange, server, startTestProxy, startUpstream } from './helpers.ts';
 
 describe('RouteTable', () => {
   const table = new RouteTable([
@@ -81,10 +82,123 @@ describe('routing end to end', () => {
     });
   });
 
+  it('refuses a route path that no normalised request path can match, saying why', async () => {
+    await using a = await startUpstream(named('a'));
+    for (const [path, why] of [
+      ['/a%20b', 'write the path decoded'],
+      ['/a//b', 'never matches'],
+      ['/a/../b', 'never matches'],
+      ['/a/./', 'never matches'],
+      ['/a/..', 'never matches'],
+    ])
+      await expect(startTestProxy({ routes: [{ path, pool: 'a' }], pools: { a: { servers: [server(a)] } } }), path).rejects.toMatchObject({
+        code: 'TG_CONFIG_INVALID',
+        message: expect.stringContaining(`proxy.routes[0].path: ${why}`),
+      });
+    // Segments that only start with dots are ordinary names.
+    await using p = await startTestProxy({
+      routes: [
+        { path: '/.well-known/', pool: 'a' },
+        { path: '/a..b', pool: 'a' },
+      ],
+      pools: { a: { servers: [server(a)] } },
+    });
+    expect((await fetchText(`${p.url}/.well-known/x`)).status).toBe(200);
+  });
+
   it('with no routes the single pool takes everything', async () => {
     await using a = await startUpstream(named('a'));
     await using p = await startTestProxy({ pools: { only: { servers: [server(a)] } } });
     expect((await fetchText(`${p.url}/anything?q=1`, { headers: { host: 'whatever.test' } })).body).toBe('a');
     expect(a.seen[0]!.url).toBe('/anything?q=1');
+  });
+});
+
+describe('parseTarget: routes match the normalised path', () => {
+  // [target, path routes match, target sent upstream by a `raw` route, by a `normalized` route]; 400 = refused.
+  it.each([
+    ['/a/b?x=1', '/a/b', '/a/b?x=1', '/a/b?x=1'],
+    ['/pub/../admin', '/admin', '/admin', '/admin'],
+    ['/pub/%2e%2e/admin', '/admin', '/admin', '/admin'],
+    ['/pub%2F..%2Fadmin', '/admin', '/admin', '/admin'],
+    // A WHATWG URL parser resolves these to /admin while nginx's rules give /pub/admin: sent normalised.
+    ['/pub%2Fx/../admin', '/pub/admin', '/pub/admin', '/pub/admin'],
+    ['//pub/admin', '/pub/admin', '/pub/admin', '/pub/admin'],
+    ['/a/b//../../c?q', '/c', '/c?q', '/c?q'],
+    ['/a//b', '/a/b', '/a/b', '/a/b'],
+    ['/a/./b/..', '/a/', '/a/', '/a/'],
+    // Escapes alone: the raw target reads the same decoded or not, so a raw route keeps the client's bytes.
+    ['/a%2Fb', '/a/b', '/a%2Fb', '/a/b'],
+    ['/a%20b?q=%2e%2e', '/a b', '/a%20b?q=%2e%2e', '/a%20b?q=%2e%2e'],
+    ['/%C3%A9t%C3%A9', '/été', '/%C3%A9t%C3%A9', '/%C3%A9t%C3%A9'],
+    ['/%FF', '/\uFFFD', '/%FF', '/%FF'],
+    ['/%3F%23%25', '/?#%', '/%3F%23%25', '/%3F%23%25'],
+    ['/.well-known/x', '/.well-known/x', '/.well-known/x', '/.well-known/x'],
+    ['/a;b/...', '/a;b/...', '/a;b/...', '/a;b/...'],
+    // A backslash separates for WHATWG URL parsers and Windows servers: never sent raw.
+    ['/a\\b', '/a\\b', '/a%5Cb', '/a%5Cb'],
+    ['/a%5Cb', '/a\\b', '/a%5Cb', '/a%5Cb'],
+    ['/pub#/../admin', '/pub', '/pub', '/pub'],
+    // nginx answers 400 to these.
+    ['/..', 400],
+    ['/pub/../../x', 400],
+    ['/pub/%2e%2e/%2E%2E/x', 400],
+    ['/a%zz', 400],
+    ['/a%2', 400],
+    ['/a%00b', 400],
+    // tiergate also refuses a segment some upstream still reads as a dot segment after normalisation.
+    ['/pub/..;/admin', 400],
+    ['/pub/.;x/admin', 400],
+    ['/pub\\..\\admin', 400],
+    ['/pub/%5C..%5Cadmin', 400],
+    // Not origin-form.
+    ['*', 400],
+    ['http://a.test/', 400],
+  ])('%s', (target, path, raw?, normalized?) => {
+    const t = parseTarget(target);
+    if (path === 400) expect(t).toBeUndefined();
+    else expect({ path: t?.path, raw: t?.rawSafe ? target : t?.normalized, normalized: t?.normalized }).toEqual({ path, raw, normalized });
+  });
+});
+
+describe('routing on the normalised path, end to end', () => {
+  const get = (port: number, target: string) => rawExchange(port, `GET ${target} HTTP/1.1\r\nHost: h.test\r\nConnection: close\r\n\r\n`);
+  const status = (reply: string) => Number(reply.slice(9, 12));
+
+  it('a dot segment cannot take a route that the resolved path does not match', async () => {
+    await using pub = await startUpstream(named('pub'));
+    await using internal = await startUpstream(named('internal'));
+    await using p = await startTestProxy({
+      routes: [
+        { path: '/pub/', pool: 'pub' },
+        { path: '/internal/', pool: 'internal' },
+      ],
+      pools: { pub: { servers: [server(pub)] }, internal: { servers: [server(internal)] } },
+    });
+    const port = p.proxy.addresses()[0]!.port;
+    for (const target of ['/pub/../admin', '/pub/%2e%2e/admin', '/pub%2F..%2Fadmin', '/pub/./../admin'])
+      expect(status(await get(port, target)), target).toBe(404);
+    for (const target of ['/..', '/pub/../../admin', '/pub/%2e%2e/%2e%2e/admin', '/pub/..;/internal/x', '/pub/a%zz'])
+      expect(status(await get(port, target)), target).toBe(400);
+    expect(pub.seen).toEqual([]);
+    // Resolved into another route: that route's pool gets it, as the path it matched.
+    expect(status(await get(port, '/pub/../internal/x?q=1'))).toBe(200);
+    expect(internal.seen.map((r) => r.url)).toEqual(['/internal/x?q=1']);
+    expect(pub.seen).toEqual([]);
+  });
+
+  it('forward_path: raw sends an unambiguous target as it came, normalized sends the path routing matched', async () => {
+    await using up = await startUpstream(named('up'));
+    await using p = await startTestProxy({
+      routes: [
+        { path: '/raw/', pool: 'app' },
+        { path: '/norm/', pool: 'app', forward_path: 'normalized' },
+      ],
+      pools: { app: { servers: [server(up)] } },
+    });
+    const port = p.proxy.addresses()[0]!.port;
+    for (const target of ['/raw/a%2Fb?x=%2F', '/raw//a/./b', '/norm/a%2Fb?x=%2F', '/norm/%7e%41'])
+      expect(status(await get(port, target)), target).toBe(200);
+    expect(up.seen.map((r) => r.url)).toEqual(['/raw/a%2Fb?x=%2F', '/raw/a/b', '/norm/a/b?x=%2F', '/norm/~A']);
   });
 });

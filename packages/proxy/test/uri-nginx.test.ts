@@ -1,7 +1,7 @@
 /**
  * `$uri` against the real thing: a real nginx (Debian's nginx-light, as the balancer's conformance test
  * runs it: master_process off, unix sockets) answers `return 200 "$uri"` for each tricky target, and our
- * `nginxUri` must give the same bytes. Then the same targets go through nginx `hash $uri` and through a
+ * `nginxUri` (and the path routes match) must give the same bytes. Then the same targets go through nginx `hash $uri` and through a
  * tiergate proxy with `hash_key: $uri` in front of the same upstreams: both must pick the same server.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -11,7 +11,7 @@ import { type AddressInfo, connect, type NetConnectOpts } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nginxUri } from '../src/key-vars.ts';
+import { nginxUri, parseTarget } from '../src/request-target.ts';
 import { startTestProxy, type TestProxy } from './helpers.ts';
 
 const NGINX = '/usr/sbin/nginx';
@@ -125,11 +125,14 @@ describe('$uri equals nginx', () => {
     const real = await get({ path: join(dir, 'uri.sock') }, target);
     if (expected === 400) {
       expect(real.status).toBe(400);
-      // tiergate forwards such a target unchanged; its key is then the raw path (stable, not nginx's).
+      // tiergate refuses such a target too (routing); the key function alone returns the raw path.
+      expect(parseTarget(target)).toBeUndefined();
       expect(nginxUri(target)).toBe(target.split('?')[0]);
     } else {
       expect({ status: real.status, uri: real.body.toString('utf8') }).toEqual({ status: 200, uri: expected });
       expect(nginxUri(target)).toBe(expected);
+      // Routes match the same path.
+      expect(parseTarget(target)?.path).toBe(expected);
     }
   });
 
