@@ -28,3 +28,4 @@ export {
   type UpstreamServerConfig,
   type VirtualServiceConfig,
 } from './schema.ts';
+export { isLoopbackAddress, type SessionCookieFacts, sessionCookieSecure } from './session-cookie.ts';
