@@ -126,12 +126,17 @@ export class Session {
    * had none), atomically in the store: of concurrent requests taking the same key, one gets the
    * value. For one-time values such as a captcha, which `data` (read when the request began) cannot
    * spend safely: two parallel requests would both see it. A local change of `data[key]` is dropped.
+   * Traced as an INTERNAL span `session take` with `tiergate.session.taken` (the key was there).
    */
   async take(key: string): Promise<unknown> {
     delete this.data[key];
     if (this.#isNew || key === CREATED_FIELD) return undefined;
     delete this.#stored[key];
-    const json = await this.#context.store.take(this.#id, key);
+    const json = await inSessionSpan('session take', async (span) => {
+      const value = await this.#context.store.take(this.#id, key);
+      span.setAttribute('tiergate.session.taken', value !== null);
+      return value;
+    });
     if (json === null) return undefined;
     try {
       return JSON.parse(json) as unknown;
