@@ -211,6 +211,12 @@ export const pool = z.strictObject({
       max_age: duration.optional(),
       secure: z.boolean().default(false),
       http_only: z.boolean().default(true),
+      /** nginx plus `sticky cookie … samesite=`: Lax keeps cross-site POSTs and subrequests from carrying it. */
+      same_site: z.enum(['strict', 'lax', 'none']).default('lax'),
+    })
+    .refine((s) => s.same_site !== 'none' || s.secure, {
+      message: 'same_site: none needs secure: true (browsers drop a SameSite=None cookie without Secure)',
+      path: ['same_site'],
     })
     .optional(),
   headers: headerOps,

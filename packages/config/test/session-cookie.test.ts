@@ -66,3 +66,23 @@ describe('sessionCookieSecure: the Secure default follows the listeners', () => 
     expect(['0.0.0.0', '::', '10.0.0.1', '128.0.0.1', 'example.test'].map(isLoopbackAddress)).toEqual([false, false, false, false, false]);
   });
 });
+
+describe('proxy.pools.<name>.sticky.same_site', () => {
+  const withSticky = (sticky: object) =>
+    validateConfig({
+      version: 1,
+      proxy: {
+        listeners: [{ port: 80 }],
+        pools: { app: { servers: [{ address: '127.0.0.1:8081' }], sticky: { cookie: 'srv', secret: SECRET, ...sticky } } },
+      },
+    });
+
+  it('defaults to lax and takes strict, or none with secure', () => {
+    expect(withSticky({}).proxy?.pools.app?.sticky?.same_site).toBe('lax');
+    expect(withSticky({ same_site: 'none', secure: true }).proxy?.pools.app?.sticky?.same_site).toBe('none');
+  });
+
+  it('rejects none without secure, naming the path', () => {
+    expect(() => withSticky({ same_site: 'none' })).toThrow(/proxy\.pools\.app\.sticky\.same_site: same_site: none needs secure: true/);
+  });
+});
