@@ -47,7 +47,8 @@ const wrk = (url: string, seconds: number, script: string) => runWrk({ url, seco
 async function startApp(config: string, store: 'redis' | 'memory'): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
   const argv = ['-c', '0', process.execPath, LAUNCHER, 'demo-app', '--port', String(port), '--instance', store, '-c', config];
-  const child = spawn('taskset', [...argv, '--store', store], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // --demo: the JSON captcha this bench requests (without it the app answers with the SVG image).
+  const child = spawn('taskset', [...argv, '--store', store, '--demo'], { stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(child);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 20_000;

@@ -326,7 +326,11 @@ describe('infra: rendered files', () => {
     expect(proxy).toContain('ExecReload=/bin/kill -HUP $MAINPID\n');
     expect(proxy).toContain('User=tiergate\n');
     expect(proxy).toContain('AmbientCapabilities=CAP_NET_BIND_SERVICE\n');
-    expect(classic('app1', 'etc/systemd/system/tiergate-app.service')).toContain(`ExecStart=${cli} demo-app -c ${CONFIG} --host`);
+    const app = classic('app1', 'etc/systemd/system/tiergate-app.service');
+    expect(app).toContain(`ExecStart=${cli} demo-app -c ${CONFIG} --host`);
+    // app_demo is off by default: the deployed demo app has no built-in users and no JSON captcha.
+    expect(app).not.toContain('--demo');
+    expect(local('etc/systemd/system/tiergate-app.service')).toMatch(/^ExecStart=.* demo-app .* --demo$/m);
   });
 
   it('the installed `tiergate` command runs the release on Node 24', async () => {
@@ -382,6 +386,8 @@ describe('infra: rendered files', () => {
 
     const res = await fetch(`http://127.0.0.1:${ports.proxy}/captcha`, { headers: { accept: 'application/json' } });
     expect(res.status).toBe(200);
+    // The local inventory's app_demo: the unit's --demo answers the captcha in JSON.
+    expect(res.headers.get('content-type')).toBe('application/json');
     expect(res.headers.get('x-instance-id')).toBe('localhost');
     expect(res.headers.get('set-cookie')).toMatch(/^tg\.sid=/);
     const keys = await cli('-a', password, '--no-auth-warning', '--scan', '--pattern', `${config.sessions?.key_prefix}*`);

@@ -30,7 +30,7 @@ describe('tracing: tiergate demo-app', () => {
       file('off.yaml', { tracing: { enabled: false, endpoint: quiet.url } }),
     ]);
     const probeOut = join(dir.path, 'modules.json');
-    const args = (config: string, instance: string) => ['demo-app', '--port', '0', '--instance', instance, '-c', config];
+    const args = (config: string, instance: string) => ['demo-app', '--port', '0', '--instance', instance, '-c', config, '--demo'];
     await using app1 = spawnTiergate(args(sampled, 'app-1'));
     await using app2 = spawnTiergate(args(unsampled, 'app-2'));
     await using app3 = spawnTiergate(args(off, 'app-3'), { nodeArgs: ['--import', MODULE_PROBE], env: { TG_MODULE_PROBE_OUT: probeOut } });
@@ -88,7 +88,12 @@ describe('tracing: tiergate demo-app', () => {
 
     // Session spans are children of the SERVER span; every Redis command is a CLIENT span below one of them.
     const underLogin = descendantsOf(s2!, spans);
-    expect(underLogin.filter((s) => s.parentSpanId === s2!.spanId).map((s) => s.name)).toEqual(['session load', 'session save']);
+    expect(underLogin.filter((s) => s.parentSpanId === s2!.spanId).map((s) => s.name)).toEqual([
+      'session load',
+      'session take',
+      'session save',
+    ]);
+    expect(underLogin.find((s) => s.name === 'session take')?.attributes).toMatchObject({ 'tiergate.session.taken': true });
     expect(underLogin.find((s) => s.name === 'session load')?.attributes).toMatchObject({ 'tiergate.session.hit': true });
     expect(underLogin.find((s) => s.name === 'session save')?.attributes).toMatchObject({ 'tiergate.session.write': 'regenerate' });
     const redisOfLogin = underLogin.filter((s) => s.kind === 'CLIENT');

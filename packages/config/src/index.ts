@@ -34,3 +34,4 @@ export {
   type VirtualServiceConfig,
 } from './schema.ts';
 export { type ConfigWarning, configWarnings, KNOWN_DEMO_SECRETS } from './warnings.ts';
+export { isLoopbackAddress, type SessionCookieFacts, sessionCookieSecure } from './session-cookie.ts';

@@ -211,6 +211,12 @@ export const pool = z.strictObject({
       max_age: duration.optional(),
       secure: z.boolean().default(false),
       http_only: z.boolean().default(true),
+      /** nginx plus `sticky cookie … samesite=`: Lax keeps cross-site POSTs and subrequests from carrying it. */
+      same_site: z.enum(['strict', 'lax', 'none']).default('lax'),
+    })
+    .refine((s) => s.same_site !== 'none' || s.secure, {
+      message: 'same_site: none needs secure: true (browsers drop a SameSite=None cookie without Secure)',
+      path: ['same_site'],
     })
     .optional(),
   headers: headerOps,
@@ -323,12 +329,15 @@ export const sessions = z.strictObject({
   key_prefix: z.string().default('tg:sess:'),
   ttl: duration.default(30 * 60_000),
   rolling: z.boolean().default(true),
+  /** Longest life of a session from its creation however often `rolling` renews it; 0 = none. */
+  absolute_ttl: duration.default(24 * 3_600_000),
   max_size: size.default(64 * 1024),
   cookie: z
     .strictObject({
       name: z.string().default('tg.sid'),
       http_only: z.boolean().default(true),
-      secure: z.boolean().default(false),
+      /** Unset: decided by the listeners (sessionCookieSecure): off only when all are plain HTTP on loopback. */
+      secure: z.boolean().optional(),
       same_site: z.enum(['strict', 'lax', 'none']).default('lax'),
       path: z.string().default('/'),
       domain: z.string().optional(),

@@ -1,6 +1,7 @@
 import { BlockList, isIP } from 'node:net';
 import { parseCidr } from './address.ts';
 import type { Config } from './load.ts';
+import { sessionCookieSecure } from './session-cookie.ts';
 
 type Path = (string | number)[];
 
@@ -124,11 +125,14 @@ function secureCookieWarnings(cfg: Config): ConfigWarning[] {
   if (plain.length === 0) return [];
   const where = `${plain.join(', ')} ${plain.length === 1 ? 'is' : 'are'} plain HTTP`;
   const warnings: ConfigWarning[] = [];
-  if (cfg.sessions?.cookie.secure)
+  // Unset, `secure` takes its default from the listeners (sessionCookieSecure): true unless all are loopback HTTP.
+  if (cfg.sessions && sessionCookieSecure(cfg)) {
+    const explicit = cfg.sessions.cookie.secure !== undefined;
     warnings.push({
-      path: ['sessions', 'cookie', 'secure'],
-      message: `${where}, and browsers send a Secure cookie back over HTTPS only: a login over it loses its session at once (serve only TLS listeners, or set secure: false)`,
+      path: explicit ? ['sessions', 'cookie', 'secure'] : ['sessions'],
+      message: `${where}, and browsers send a Secure cookie back over HTTPS only${explicit ? '' : ' (sessions.cookie.secure is unset, so it defaults to true for a listener beyond loopback)'}: a login over it loses its session at once (serve only TLS listeners, or set secure: false)`,
     });
+  }
   for (const [name, pool] of Object.entries(cfg.proxy?.pools ?? {}))
     if (pool.sticky?.secure)
       warnings.push({

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Config, loadConfigFile } from '../src/index.ts';
+import { type Config, loadConfigFile, sessionCookieSecure } from '../src/index.ts';
 
 /** Every file in the repository's examples/ must load; a few defaults and units are spot-checked. */
 const examples = join(import.meta.dirname, '..', '..', '..', 'examples');
@@ -68,7 +68,9 @@ describe('examples/', () => {
     expect(app.retries).toEqual({ tries: 0, timeout: 0, on: ['error', 'timeout'] });
     expect(cfg.sessions?.redis.url).toBe('redis://127.0.0.1:6399');
     expect(cfg.sessions).toMatchObject({ store: 'redis', key_prefix: 'tg:sess:', max_size: 64 * 1024, rolling: true });
-    expect(cfg.sessions?.cookie).toEqual({ name: 'tg.sid', http_only: true, secure: false, same_site: 'lax', path: '/' });
+    // `secure` unset: decided by the listeners (sessionCookieSecure), here plain HTTP on loopback, so off.
+    expect(cfg.sessions?.cookie).toEqual({ name: 'tg.sid', http_only: true, same_site: 'lax', path: '/' });
+    expect(sessionCookieSecure(cfg)).toBe(false);
     expect(cfg.telemetry.tracing.enabled).toBe(false);
   });
 

@@ -17,8 +17,10 @@ proxy:
   admin: { address: 127.0.0.1, port: 9901 }
   pools: { app: { servers: [{ address: "127.0.0.1:8081" }] } }
 ${extra}`;
+// secure: false so that the plain-HTTP listener's Secure-cookie warning (tested below) stays out of these.
 const sessionsWith = (secret: string, extra = '') => `
 sessions:
+  cookie: { secure: false }
   secrets: [${JSON.stringify(secret)}]
 ${extra}`;
 
@@ -56,6 +58,7 @@ sessions:
   redis:
     url: redis://:local-redis-password-0001@192.0.2.30:6379
     password: Secret
+  cookie: { secure: false }
   secrets: [tiergate-demo-secret-not-for-production!]
 `;
     expect(paths(text)).toEqual([
@@ -112,6 +115,14 @@ sessions:
     expect(out[0]?.message).toMatch(
       /^proxy\.listeners\[1\] \(0\.0\.0\.0:8081\) is plain HTTP, and browsers send a Secure cookie back over HTTPS only/,
     );
+  });
+
+  it('an unset session `secure` defaults to true beyond loopback: reported on sessions; not for a loopback-only stack', () => {
+    const unset = (address: string) => file([false], false).replace('  cookie: { secure: false }\n', '').replace('0.0.0.0', address);
+    const out = warnings(unset('0.0.0.0'));
+    expect(out.map((w) => w.path)).toEqual(['sessions']);
+    expect(out[0]?.message).toContain('sessions.cookie.secure is unset, so it defaults to true');
+    expect(paths(unset('127.0.0.1'))).toEqual([]);
   });
 
   it('a secure sticky cookie with a plain-HTTP listener: reported', () => {

@@ -5,6 +5,7 @@ import { type Session, type SessionOptions, type SessionReply, type SessionStore
 import { newCaptchaCode, type RandomInt, renderCaptchaSvg } from './captcha.ts';
 import { clientAddress, parseTrustedProxies } from './client-address.ts';
 import { renderHomePage } from './home-page.ts';
+import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.ts';
 import { HttpError, readFields, stringField } from './request-body.ts';
 import { withServerSpan } from './server-span.ts';
 
@@ -21,16 +22,27 @@ export interface DemoAppOptions {
   store: SessionStore;
   /** Cookie signing secrets, newest first (default: DEMO_SECRET). */
   secrets?: readonly string[];
-  /** user → password (default: alice/wonderland, bob/builder). */
+  /**
+   * Demo mode (default false): the built-in users (alice/wonderland, bob/builder) and the captcha's
+   * answer as JSON (`GET /captcha` with Accept: application/json), both for scripts and tests of a
+   * throwaway stack. Off, the app knows no users unless `users` names some, and /captcha is an image
+   * only: a deployed app that anybody can reach must not log in with published passwords or hand
+   * its captcha to a script.
+   */
+  demo?: boolean;
+  /** user → password (default: the built-in users in demo mode, none otherwise). */
   users?: Readonly<Record<string, string>>;
+  /** Limits on failed logins (LoginThrottle's defaults: 5 per user, 20 per address, per 5 minutes). */
+  loginThrottle?: LoginThrottleOptions;
   /** CIDRs whose X-Real-IP header is believed (default: none). */
   trustedProxies?: readonly string[];
   /**
-   * The session cookie and renewal, as `sessions.cookie` and `sessions.rolling` configure them
-   * (sessionOptionsFromConfig): name, attributes, rolling. Default: `tg.sid`, HttpOnly, SameSite=Lax, not Secure
-   * (the local stack speaks plain HTTP), rolling.
+   * The session cookie and renewal, as `sessions` configures them (sessionOptionsFromConfig): name,
+   * attributes, rolling, absolute lifetime. Default: `tg.sid`, HttpOnly, SameSite=Lax, rolling, and
+   * Secure unless `secure` says otherwise (createDemoApp does not know where it will listen;
+   * startDemoApp turns Secure off by default only on a loopback address).
    */
-  session?: Pick<SessionOptions, 'cookieName' | 'cookie' | 'rolling'>;
+  session?: Pick<SessionOptions, 'cookieName' | 'cookie' | 'rolling' | 'absoluteTtlSeconds'>;
   /** Shown on the page (default: os.hostname()). */
   hostname?: string;
   /** Randomness for captcha codes (tests pin it). */
@@ -53,24 +65,31 @@ interface Context {
   hostname: string;
   trusted: ReturnType<typeof parseTrustedProxies>;
   users: Readonly<Record<string, string>>;
+  demo: boolean;
+  /** The session cookie carries Secure: what a login without it most likely ran into. */
+  secureCookie: boolean;
+  throttle: LoginThrottle;
 }
 
 /**
- * The demo application server (not listening yet). Routes: GET / (HTML), GET /captcha (SVG, or
- * `{ code }` as JSON for Accept: application/json — a test convenience a real captcha must never
- * offer), POST /login, POST /logout, GET and POST /cart, GET /healthz. Bad input is 400, a session
- * store outage 503, never a stack trace. Each request but /healthz is traced as a SERVER span
- * continuing the incoming traceparent (withServerSpan).
+ * The demo application server (not listening yet). Routes: GET / (HTML), GET /captcha (SVG, or in
+ * demo mode `{ code }` as JSON for Accept: application/json — a test convenience a real captcha must
+ * never offer), POST /login, POST /logout, GET and POST /cart, GET /healthz. Bad input is 400, too
+ * many failed logins 429, a session store outage 503, never a stack trace. Each request but /healthz
+ * is traced as a SERVER span continuing the incoming traceparent (withServerSpan).
  */
 export function createDemoApp(options: DemoAppOptions): Server {
+  const demo = options.demo ?? false;
   const context: Context = {
     options,
     hostname: options.hostname ?? osHostname(),
     trusted: parseTrustedProxies(options.trustedProxies ?? []),
-    users: options.users ?? DEFAULT_USERS,
+    users: options.users ?? (demo ? DEFAULT_USERS : {}),
+    demo,
+    secureCookie: options.session?.cookie?.secure ?? true,
+    throttle: new LoginThrottle(options.loginThrottle),
   };
   const sessions = sessionMiddleware({
-    cookie: { secure: false },
     ...options.session,
     store: options.store,
     secrets: options.secrets ?? [DEMO_SECRET],
@@ -139,7 +158,7 @@ function homePage(context: Context, req: IncomingMessage, session: Session): str
 function captcha(context: Context, req: IncomingMessage, session: Session): SessionReply {
   const code = newCaptchaCode(context.options.randomInt);
   session.data.captcha = code;
-  if (wantsJson(req)) return json(200, { code });
+  if (context.demo && wantsJson(req)) return json(200, { code });
   return { status: 200, headers: { 'content-type': 'image/svg+xml' }, body: renderCaptchaSvg(code) };
 }
 
@@ -148,16 +167,51 @@ async function login(context: Context, req: IncomingMessage, session: Session): 
   const user = stringField(fields, 'user');
   const password = stringField(fields, 'password');
   const given = stringField(fields, 'captcha', 32);
-  const expected = session.data.captcha;
-  // One-time: a captcha is consumed by any attempt, right or wrong, so it cannot be replayed.
-  delete session.data.captcha;
-  if (typeof expected !== 'string' || given.trim().toUpperCase() !== expected) {
-    return failure(req, 401, 'captcha', 'the captcha is wrong or expired; load a new one');
+  const address = clientAddress(req, context.trusted);
+  const wait = context.throttle.retryAfterMs(user, address);
+  if (wait > 0) {
+    const seconds = Math.ceil(wait / 1000);
+    const reply = failure(req, 429, 'throttled', `too many failed logins; try again in ${seconds} s`);
+    return { ...reply, headers: { ...reply.headers, 'retry-after': String(seconds) } };
   }
-  if (!passwordMatches(context.users, user, password)) return failure(req, 401, 'credentials', 'unknown user or wrong password');
+  // One-time, and atomic in the store: a captcha is consumed by any attempt, right or wrong, and of
+  // parallel attempts with one captcha only one gets it (a read of session.data would let all pass).
+  const expected = await session.take('captcha');
+  if (typeof expected !== 'string') return noCaptcha(context, req, session);
+  if (given.trim().toUpperCase() !== expected) return failure(req, 401, 'captcha', 'the captcha is wrong; load a new one');
+  if (!passwordMatches(context.users, user, password)) {
+    context.throttle.fail(user, address);
+    return failure(req, 401, 'credentials', 'unknown user or wrong password');
+  }
+  context.throttle.succeed(user);
   session.regenerate();
   session.data.user = user;
   return wantsJson(req) ? json(200, { user }) : redirectHome();
+}
+
+/**
+ * A login finding no captcha to check. When the request brought no session cookie at all the captcha
+ * is not wrong: the client never sent back the cookie of the session holding it. The usual cause is a
+ * Secure cookie on a plain-HTTP site, which the client keeps for HTTPS; saying "wrong captcha" there
+ * sends people retyping captchas forever.
+ */
+function noCaptcha(context: Context, req: IncomingMessage, session: Session): SessionReply {
+  if (!session.isNew) return failure(req, 401, 'captcha', 'the captcha was already used or never loaded; load a new one');
+  if (session.cookieReceived) {
+    // Also the memory-store bug: the captcha's session lives in another app server's memory.
+    const message =
+      'this app server does not know the session holding the captcha: it expired, or another app server keeps it in its own memory (sessions.store: memory behind a balancer); load a new captcha';
+    return failure(req, 401, 'session-unknown', message);
+  }
+  const why = context.secureCookie
+    ? 'the cookie is Secure (sessions.cookie.secure), so a client sends it back only over HTTPS: use https://, or set sessions.cookie.secure: false on a plain-HTTP site'
+    : 'the client did not keep it (cookies blocked?)';
+  return failure(
+    req,
+    401,
+    'session-cookie',
+    `the session cookie did not come back with this login, so there is no captcha to check: ${why}`,
+  );
 }
 
 /** Constant-time over equal-length digests, and the same work for unknown users. */

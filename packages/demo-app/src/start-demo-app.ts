@@ -1,5 +1,6 @@
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { isLoopbackAddress } from '@tiergate/config';
 import { createDemoApp, type DemoAppOptions } from './demo-app.ts';
 
 export interface StartDemoAppOptions extends DemoAppOptions {
@@ -17,10 +18,16 @@ export interface RunningDemoApp extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** Creates the demo app and listens; the caller owns (and closes) the store. */
+/**
+ * Creates the demo app and listens; the caller owns (and closes) the store. The session cookie is
+ * Secure unless `session.cookie.secure` says otherwise or the app listens on a loopback address (plain
+ * HTTP only this host reaches: the rule of sessionCookieSecure in @tiergate/config).
+ */
 export async function startDemoApp(options: StartDemoAppOptions): Promise<RunningDemoApp> {
-  const server = createDemoApp(options);
   const host = options.host ?? '127.0.0.1';
+  const cookie = options.session?.cookie;
+  const secure = cookie?.secure ?? !isLoopbackAddress(host);
+  const server = createDemoApp({ ...options, session: { ...options.session, cookie: { ...cookie, secure } } });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 0, host, () => {

@@ -1,12 +1,12 @@
 import { MemoryStore } from '@tiergate/session';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
-import { parseTrustedProxies, startDemoApp } from '../src/index.ts';
+import { parseTrustedProxies, type StartDemoAppOptions, startDemoApp } from '../src/index.ts';
 import { Browser } from './helpers.ts';
 
-function app(options: { trustedProxies?: string[] } = {}) {
-  // Pinned randomness: every captcha code is 'AAAAAA'.
-  return startDemoApp({ instanceId: 'web<1>', hostname: 'host-1', store: new MemoryStore(), randomInt: () => 0, ...options });
+function app(options: Partial<StartDemoAppOptions> = {}) {
+  // Pinned randomness: every captcha code is 'AAAAAA'. Demo mode: the built-in users and the JSON captcha.
+  return startDemoApp({ instanceId: 'web<1>', hostname: 'host-1', store: new MemoryStore(), randomInt: () => 0, demo: true, ...options });
 }
 
 describe('demo app', () => {
@@ -45,7 +45,7 @@ describe('demo app', () => {
     expect(svg.text).toMatch(/^<svg [^>]+>.*A<\/text>/);
     const login = { user: 'alice', password: 'wonderland', captcha: 'aaaaaa' };
     expect((await browser.call(`${demo.url}/login`, { json: login })).body).toEqual({ user: 'alice' });
-    await browser.call(`${demo.url}/logout`, { method: 'POST' });
+    // Replayed with the session it was loaded in (the login regenerated the id; the cookie of the new one):
     const replay = await browser.call(`${demo.url}/login`, { json: login });
     expect(replay.status).toBe(401);
     expect(replay.body?.error).toBe('captcha');

@@ -9,7 +9,7 @@ it('answers 503 with a short body while Redis is down, counts it, and recovers w
   const store = new RedisSessionStore({ mode: 'standalone', url: redis.url });
   try {
     await store.ready();
-    await using app = await startDemoApp({ instanceId: 'A', store });
+    await using app = await startDemoApp({ instanceId: 'A', store, demo: true });
     const browser = new Browser();
     expect((await browser.call(`${app.url}/captcha`)).status).toBe(200);
 

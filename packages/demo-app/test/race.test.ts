@@ -12,8 +12,8 @@ it('keeps all 50 items added in parallel to one session through two instances', 
   ];
   try {
     await Promise.all(stores.map((s) => s.ready()));
-    await using a = await startDemoApp({ instanceId: 'A', store: stores[0]! });
-    await using b = await startDemoApp({ instanceId: 'B', store: stores[1]! });
+    await using a = await startDemoApp({ instanceId: 'A', store: stores[0]!, demo: true });
+    await using b = await startDemoApp({ instanceId: 'B', store: stores[1]!, demo: true });
     const next = roundRobin([a.url, b.url]);
     const browser = new Browser();
     const captcha = await browser.call(`${next()}/captcha`);

@@ -3,6 +3,8 @@ import type { DeepReadonly, PoolConfig } from '@tiergate/config';
 
 type StickyConfig = DeepReadonly<NonNullable<PoolConfig['sticky']>>;
 
+const SAME_SITE = { strict: 'Strict', lax: 'Lax', none: 'None' } as const;
+
 /**
  * HAProxy `cookie NAME insert` for one pool. The cookie value names a server by an opaque id that is
  * itself an HMAC-SHA256 (keyed with `secret`) of the pool name and server address, truncated to 128
@@ -26,6 +28,7 @@ export class StickyCookies {
     if (config.max_age !== undefined) attributes += `; Max-Age=${Math.floor(config.max_age / 1000)}`;
     if (config.secure) attributes += '; Secure';
     if (config.http_only) attributes += '; HttpOnly';
+    attributes += `; SameSite=${SAME_SITE[config.same_site]}`;
     this.#attributes = attributes;
   }
 

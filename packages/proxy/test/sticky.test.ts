@@ -11,10 +11,10 @@ function cookieOf(setCookie: string | string[] | undefined): string {
 
 describe('sticky cookie', () => {
   it('ids are opaque, secret-bound and stable; attributes follow the config; strip keeps other cookies', () => {
-    const cfg = { cookie: 'tg_srv', secret: SECRET, max_age: 3_600_000, secure: true, http_only: true };
+    const cfg = { cookie: 'tg_srv', secret: SECRET, max_age: 3_600_000, secure: true, http_only: true, same_site: 'strict' as const };
     const a = new StickyCookies('app', cfg, ['10.0.0.1:80', '10.0.0.2:80']);
     const set = a.setCookie(1);
-    expect(set).toMatch(/^tg_srv=[A-Za-z0-9_-]{22}; Path=\/; Max-Age=3600; Secure; HttpOnly$/);
+    expect(set).toMatch(/^tg_srv=[A-Za-z0-9_-]{22}; Path=\/; Max-Age=3600; Secure; HttpOnly; SameSite=Strict$/);
     expect(set).not.toContain('10.0.0');
     const value = set.slice(0, set.indexOf(';'));
     expect(a.serverOf(`x=1; ${value}; y=2`)).toBe(1);
@@ -45,7 +45,8 @@ describe('sticky cookie', () => {
         () => 0,
       );
       const first = await fetchText(`${p.url}/`);
-      expect(first.headers['set-cookie']).toMatch(/^tg_srv=[A-Za-z0-9_-]{22}; Path=\/; HttpOnly$/);
+      // SameSite=Lax by default (sticky.same_site).
+      expect(first.headers['set-cookie']).toMatch(/^tg_srv=[A-Za-z0-9_-]{22}; Path=\/; HttpOnly; SameSite=Lax$/);
       const cookie = cookieOf(first.headers['set-cookie']);
       const bodies: string[] = [];
       for (let i = 0; i < 6; i++) {

@@ -2,7 +2,7 @@ export { createExpressSessionStore, type ExpressStoreMethods } from './express-s
 export { type FastifyInstanceLike, type FastifyRequestLike, fastifySession, getSession } from './fastify-session-plugin.ts';
 export { MemoryStore, type MemoryStoreOptions } from './memory-store.ts';
 export { createRedisClient, type RedisAddress, RedisSessionStore, type RedisSessionStoreOptions } from './redis-session-store.ts';
-export { Session } from './session.ts';
+export { CREATED_FIELD, Session } from './session.ts';
 export {
   assertSessionSize,
   decodeSession,
@@ -25,6 +25,7 @@ export {
   withSession,
 } from './session-middleware.ts';
 export {
+  DEFAULT_ABSOLUTE_TTL_SECONDS,
   DEFAULT_MAX_BYTES,
   DEFAULT_TTL_SECONDS,
   type SessionFields,

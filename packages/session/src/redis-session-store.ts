@@ -46,19 +46,26 @@ export interface RedisSessionStoreOptions {
 
 type Client = Redis | Cluster;
 
-interface PatchCommand {
-  tgSessionPatch(key: string, ttlMs: number, replace: '0' | '1', setCount: number, ...rest: string[]): Promise<number>;
+interface SessionCommands {
+  tgSessionPatch(key: string, ttlMs: number, mode: PatchMode, setCount: number, ...rest: string[]): Promise<number>;
+  tgSessionTake(key: string, field: string): Promise<string | null>;
 }
+
+/** ARGV[2] of the patch script: merge, replace every field, or merge only into an existing session. */
+type PatchMode = '0' | '1' | '2';
 
 /**
  * The atomic per-key merge: one EVAL applies HSET/HDEL for only the changed top-level keys and renews
  * the TTL, so two app servers saving different keys of one session at once both keep their write
  * (a GET-modify-SET of the whole value would lose one). Runs on one key, so it is Cluster-safe.
- * KEYS[1] hash; ARGV[1] ttl ms; ARGV[2] '1' = replace all fields; ARGV[3] n; then n field/value
- * pairs, then fields to delete.
+ * KEYS[1] hash; ARGV[1] ttl ms; ARGV[2] '1' = replace all fields, '2' = only if the hash exists;
+ * ARGV[3] n; then n field/value pairs, then fields to delete. Returns the field count after the
+ * patch, or -1 when mode '2' found no hash and wrote nothing: without that check the HSETs of a save
+ * racing a logout's DEL would create the session again, with the keys that save changed.
  */
 const PATCH_LUA = `
-if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1])
+elseif ARGV[2] == '2' and redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local n = tonumber(ARGV[3])
 local i = 4
 for _ = 1, n do
@@ -71,6 +78,16 @@ while i <= #ARGV do
 end
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return redis.call('HLEN', KEYS[1])
+`;
+
+/**
+ * HGET + HDEL as one step (Redis 7 has no HGETDEL): two requests that both read the field and then
+ * deleted it would both see the value, and a one-time captcha would log in twice.
+ */
+const TAKE_LUA = `
+local value = redis.call('HGET', KEYS[1], ARGV[1])
+if value then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return value
 `;
 
 /**
@@ -94,6 +111,7 @@ export class RedisSessionStore implements SessionStore {
     // Connection errors surface as failed commands; without a listener ioredis would log each retry.
     this.client.on('error', () => {});
     this.client.defineCommand('tgSessionPatch', { numberOfKeys: 1, lua: PATCH_LUA });
+    this.client.defineCommand('tgSessionTake', { numberOfKeys: 1, lua: TAKE_LUA });
   }
 
   /** Resolves once connected (or rejects with TG_SESSION_STORE_UNAVAILABLE after `timeoutMs`). */
@@ -115,21 +133,26 @@ export class RedisSessionStore implements SessionStore {
     return Object.keys(fields).length === 0 ? null : Object.assign(emptyFields(), fields);
   }
 
-  async set(id: string, patch: SessionPatch, ttlSeconds = this.ttlSeconds): Promise<void> {
+  async set(id: string, patch: SessionPatch, ttlSeconds = this.ttlSeconds): Promise<boolean> {
     assertSessionSize(patch.set, this.maxBytes);
     const pairs = Object.entries(patch.set).flat();
-    const command = this.client as unknown as PatchCommand;
-    await this.#run(() =>
-      command.tgSessionPatch(this.#key(id), ttlSeconds * 1000, patch.replace ? '1' : '0', pairs.length / 2, ...pairs, ...patch.delete),
+    const mode: PatchMode = patch.replace ? '1' : patch.ifExists ? '2' : '0';
+    const fields = await this.#run(() =>
+      this.#commands.tgSessionPatch(this.#key(id), ttlSeconds * 1000, mode, pairs.length / 2, ...pairs, ...patch.delete),
     );
+    return fields !== -1;
+  }
+
+  async take(id: string, field: string): Promise<string | null> {
+    return this.#run(() => this.#commands.tgSessionTake(this.#key(id), field));
   }
 
   async destroy(id: string): Promise<void> {
     await this.#run(() => this.client.del(this.#key(id)));
   }
 
-  async touch(id: string, ttlSeconds = this.ttlSeconds): Promise<void> {
-    await this.#run(() => this.client.pexpire(this.#key(id), ttlSeconds * 1000));
+  async touch(id: string, ttlSeconds = this.ttlSeconds): Promise<boolean> {
+    return (await this.#run(() => this.client.pexpire(this.#key(id), ttlSeconds * 1000))) === 1;
   }
 
   metrics(): SessionStoreMetrics {
@@ -138,6 +161,10 @@ export class RedisSessionStore implements SessionStore {
 
   async close(): Promise<void> {
     this.client.disconnect();
+  }
+
+  get #commands(): SessionCommands {
+    return this.client as unknown as SessionCommands;
   }
 
   #key(id: string): string {

@@ -3,16 +3,19 @@ import { channel } from 'node:diagnostics_channel';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { TgError } from '@tiergate/errors';
 import { parseCookie, stringifySetCookie } from 'cookie';
-import { Session, type SessionContext } from './session.ts';
-import { decodeSession } from './session-codec.ts';
+import { readStoredSession, Session, type SessionContext } from './session.ts';
 import { newSessionId, type RandomBytes, signSessionId, verifySignedSessionId } from './session-id.ts';
 import { inSessionSpan } from './session-span.ts';
-import type { SessionStore } from './session-store.ts';
+import { DEFAULT_ABSOLUTE_TTL_SECONDS, type SessionStore } from './session-store.ts';
 
 export interface SessionCookieOptions {
   /** Default true: scripts cannot read the session id. */
   httpOnly?: boolean;
-  /** Default true: only sent over HTTPS. Turn off only for plain-HTTP development stacks. */
+  /**
+   * Default true (also when given as undefined): only sent over HTTPS. A browser drops a Secure cookie
+   * set over plain HTTP, so a plain-HTTP stack loses every session: tiergate.yaml turns it off by
+   * itself only when every listener is plain HTTP on loopback (sessionCookieSecure in @tiergate/config).
+   */
   secure?: boolean;
   /** Default 'lax'. */
   sameSite?: 'lax' | 'strict' | 'none';
@@ -33,6 +36,15 @@ export interface SessionOptions {
   cookie?: SessionCookieOptions;
   /** Renew the TTL and the cookie's Max-Age on every request that saves (default true). */
   rolling?: boolean;
+  /**
+   * Longest life of a session from its creation (or its last regenerate), however often `rolling`
+   * renews it: each write's TTL is cut to what is left of it (default one day, DEFAULT_ABSOLUTE_TTL_SECONDS;
+   * 0 = none). Without it a session used at least once per TTL, or a stolen cookie replayed that
+   * often, never ends.
+   */
+  absoluteTtlSeconds?: number;
+  /** Clock in milliseconds for the absolute lifetime (tests move it). */
+  now?: () => number;
   /** Source of randomness for ids (tests pin it). */
   randomBytes?: RandomBytes;
 }
@@ -67,14 +79,24 @@ export function sessionMiddleware(options: SessionOptions): SessionManager {
   const cookieName = options.cookieName ?? 'tg.sid';
   const randomBytes = options.randomBytes ?? cryptoRandomBytes;
   const { store } = options;
-  const cookie = { httpOnly: true, secure: true, sameSite: 'lax' as const, path: '/', ...options.cookie };
+  // `??` per attribute, not a spread: `{ secure: undefined }` (an unset config key) must not turn Secure off.
+  const given = options.cookie ?? {};
+  const cookie = {
+    httpOnly: given.httpOnly ?? true,
+    secure: given.secure ?? true,
+    sameSite: given.sameSite ?? ('lax' as const),
+    path: given.path ?? '/',
+    domain: given.domain,
+  };
   const signer = options.secrets[0]!;
+  const absoluteTtlMs = (options.absoluteTtlSeconds ?? DEFAULT_ABSOLUTE_TTL_SECONDS) * 1000;
+  const now = options.now ?? Date.now;
 
-  const setCookieFor = (res: HeaderSink) => (id: string | undefined) => {
+  const setCookieFor = (res: HeaderSink) => (id: string | undefined, maxAgeSeconds: number) => {
     const value = stringifySetCookie({
       name: cookieName,
       value: id === undefined ? '' : signSessionId(id, signer),
-      maxAge: id === undefined ? 0 : store.ttlSeconds,
+      maxAge: id === undefined ? 0 : maxAgeSeconds,
       ...cookie,
     });
     appendSetCookie(res, cookieName, value);
@@ -85,14 +107,22 @@ export function sessionMiddleware(options: SessionOptions): SessionManager {
     store,
     load(req, res) {
       return inSessionSpan('session load', async (span) => {
-        const context: SessionContext = { store, rolling: options.rolling ?? true, randomBytes, sendCookie: setCookieFor(res) };
+        const context: SessionContext = {
+          store,
+          rolling: options.rolling ?? true,
+          randomBytes,
+          absoluteTtlMs,
+          now,
+          sendCookie: setCookieFor(res),
+        };
         const header = req.headers.cookie;
         const signed = header === undefined ? undefined : parseCookie(header)[cookieName];
         const id = signed === undefined ? undefined : verifySignedSessionId(signed, options.secrets);
         const stored = id === undefined ? null : await store.get(id);
-        span.setAttribute('tiergate.session.hit', stored !== null);
-        if (id !== undefined && stored !== null) return new Session(context, id, stored, decodeSession(stored));
-        return new Session(context, newSessionId(randomBytes), null, {});
+        const loaded = stored === null ? undefined : readStoredSession(context, stored);
+        span.setAttribute('tiergate.session.hit', loaded !== undefined);
+        if (id !== undefined && loaded !== undefined) return new Session(context, id, loaded, true);
+        return new Session(context, newSessionId(randomBytes), undefined, signed !== undefined);
       });
     },
   };

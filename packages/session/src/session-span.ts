@@ -5,7 +5,7 @@ import { isTgError } from '@tiergate/errors';
 const tracer = trace.getTracer('@tiergate/session');
 
 /** The span names of the session contract in docs/telemetry.md. */
-export type SessionSpanName = 'session load' | 'session save';
+export type SessionSpanName = 'session load' | 'session take' | 'session save';
 
 /**
  * Runs `work` inside an INTERNAL span that is the active span meanwhile, so the store's Redis commands

@@ -42,14 +42,25 @@ export function createSessionStore(config: SessionsSection): SessionStore {
   return SESSION_STORES[config.store](config);
 }
 
-/** sessionMiddleware options for a `sessions` section and the store built from it. */
-export function sessionOptionsFromConfig(config: SessionsSection, store: SessionStore): SessionOptions {
+/**
+ * sessionMiddleware options for a `sessions` section and the store built from it. `secure` is the
+ * cookie's Secure attribute as the whole file decides it (sessionCookieSecure of @tiergate/config,
+ * which reads the listeners); without it an unset `cookie.secure` stays Secure.
+ */
+export function sessionOptionsFromConfig(config: SessionsSection, store: SessionStore, secure?: boolean): SessionOptions {
   const { cookie } = config;
   return {
     store,
     secrets: config.secrets,
     cookieName: cookie.name,
-    cookie: { httpOnly: cookie.http_only, secure: cookie.secure, sameSite: cookie.same_site, path: cookie.path, domain: cookie.domain },
+    cookie: {
+      httpOnly: cookie.http_only,
+      secure: cookie.secure ?? secure,
+      sameSite: cookie.same_site,
+      path: cookie.path,
+      domain: cookie.domain,
+    },
     rolling: config.rolling,
+    absoluteTtlSeconds: config.absolute_ttl / 1000,
   };
 }

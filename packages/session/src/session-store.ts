@@ -14,6 +14,12 @@ export interface SessionPatch {
   set: SessionFields;
   delete: string[];
   replace?: boolean;
+  /**
+   * Apply only when the session still exists; otherwise write nothing. A save of a session loaded
+   * earlier in the request sets it, so a save that races a destroy (a logout, or a regenerate on
+   * another app server) cannot bring the deleted session back with the keys it changed.
+   */
+  ifExists?: boolean;
 }
 
 /** Counters a store exposes for metrics and tests. */
@@ -37,12 +43,21 @@ export interface SessionStore {
   readonly maxBytes: number;
   /** The stored fields, or null when there is no such session (never saved, expired or destroyed). */
   get(id: string): Promise<SessionFields | null>;
-  /** Applies `patch` atomically and resets the lifetime to `ttlSeconds` (default: the store's). */
-  set(id: string, patch: SessionPatch, ttlSeconds?: number): Promise<void>;
+  /**
+   * Applies `patch` atomically and resets the lifetime to `ttlSeconds` (default: the store's). Resolves
+   * false when nothing was written because `patch.ifExists` found no session, else true.
+   */
+  set(id: string, patch: SessionPatch, ttlSeconds?: number): Promise<boolean>;
+  /**
+   * Removes one field and returns its value, atomically: of concurrent takes of one field exactly one
+   * gets the value (a one-time token such as a captcha is spent once). Null when the field or the
+   * session does not exist.
+   */
+  take(id: string, field: string): Promise<string | null>;
   /** Deletes the session; deleting an absent one is not an error. */
   destroy(id: string): Promise<void>;
-  /** Resets the lifetime of an existing session without changing it. */
-  touch(id: string, ttlSeconds?: number): Promise<void>;
+  /** Resets the lifetime of an existing session without changing it; false when there is none. */
+  touch(id: string, ttlSeconds?: number): Promise<boolean>;
   metrics(): SessionStoreMetrics;
   /** Releases connections; the store is unusable afterwards. */
   close(): Promise<void>;
@@ -52,3 +67,5 @@ export interface SessionStore {
 export const DEFAULT_TTL_SECONDS = 86_400;
 /** Default size limit: 64 KiB. */
 export const DEFAULT_MAX_BYTES = 64 * 1024;
+/** Default absolute lifetime of a session (sessionMiddleware's `absoluteTtlSeconds`): one day. */
+export const DEFAULT_ABSOLUTE_TTL_SECONDS = 86_400;

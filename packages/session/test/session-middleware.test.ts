@@ -2,6 +2,7 @@ import { type RedisServer, startRedis } from '@tiergate/testkit';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  CREATED_FIELD,
   RedisSessionStore,
   type SessionOptions,
   sessionErrorChannel,
@@ -113,7 +114,7 @@ describe('sessionMiddleware over real HTTP and Redis', () => {
     expect(res.statusCode).toBe(413);
     expect(await res.body.text()).toBe('TG_SESSION_TOO_LARGE\n');
     expect(res.headers['set-cookie']).toBeUndefined();
-    expect({ ...(await store.get(first.body.id)) }).toEqual({ user: '"alice"' });
+    expect({ ...(await store.get(first.body.id)) }).toEqual({ user: '"alice"', [CREATED_FIELD]: expect.any(String) });
   });
 
   it('answers 500 TG_SESSION_CORRUPT for a corrupt hash field, without a stack trace', async () => {

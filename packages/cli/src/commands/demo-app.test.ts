@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
@@ -23,11 +26,42 @@ describe('tiergate demo-app', () => {
       const res = await fetch(`${url}/healthz`);
       expect(res.headers.get('x-instance-id')).toBe('unit-1');
       expect(await res.json()).toEqual({ status: 'ok', instance: 'unit-1' });
+      // Without --demo: the captcha is an image even for a JSON client; the listener is loopback, so not Secure.
+      const captcha = await fetch(`${url}/captcha`, { headers: { accept: 'application/json' } });
+      expect(captcha.headers.get('content-type')).toBe('image/svg+xml');
+      expect(captcha.headers.get('set-cookie')).not.toContain('Secure');
+      await captcha.arrayBuffer();
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(stdout).toContain('demo app stopped (SIGTERM)');
     } finally {
       child.kill('SIGKILL');
+    }
+  });
+
+  it('--demo answers the captcha in JSON; the cookie is Secure when the file’s listener is not loopback', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-demo-app-'));
+    const file = join(dir, 'tiergate.yaml');
+    writeFileSync(
+      file,
+      readFileSync(CONFIG, 'utf8').replace('- address: 127.0.0.1\n      port: 8080', '- address: 0.0.0.0\n      port: 8080'),
+    );
+    const args = [LAUNCHER, 'demo-app', '--port', '0', '-c', file, '--store', 'memory', '--demo'];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!/listening on (\S+)/.test(stdout) && child.exitCode === null && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 50));
+      const url = /listening on (\S+) \(sessions: memory, demo mode/.exec(stdout)?.[1];
+      expect(url, stdout).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const captcha = await fetch(`${url}/captcha`, { headers: { accept: 'application/json' } });
+      expect(await captcha.json()).toEqual({ code: expect.stringMatching(/^[A-Z2-9]{6}$/) });
+      expect(captcha.headers.get('set-cookie')).toContain('; Secure');
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

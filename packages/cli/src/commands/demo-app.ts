@@ -1,4 +1,4 @@
-import { type Config, loadConfigFile } from '@tiergate/config';
+import { type Config, loadConfigFile, sessionCookieSecure } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import { type Command, Option } from 'commander';
 import type { Logger } from 'pino';
@@ -13,6 +13,7 @@ interface DemoAppOpts {
   instance?: string;
   config: string;
   store?: 'redis' | 'memory';
+  demo?: boolean;
 }
 
 function parsePort(text: string): number {
@@ -22,10 +23,12 @@ function parsePort(text: string): number {
 }
 
 /**
- * `tiergate demo-app --port N -c FILE [--host H] [--instance ID] [--store redis|memory]`: one demo
- * application server with the file's sessions section (secrets, TTL, Redis) and `apps.trusted_proxies`
- * (whose X-Real-IP it believes), until SIGTERM/SIGINT. `--store memory` gives this process its own
- * memory store: the setting that loses logins behind a round-robin balancer.
+ * `tiergate demo-app --port N -c FILE [--host H] [--instance ID] [--store redis|memory] [--demo]`: one
+ * demo application server with the file's sessions section (secrets, TTL, Redis) and `apps.trusted_proxies`
+ * (whose X-Real-IP it believes), until SIGTERM/SIGINT. `--store memory` gives this process its own memory store: the
+ * setting that loses logins behind a round-robin balancer. `--demo` turns on the built-in users and
+ * the JSON captcha answer (`tiergate up` passes it; a deployed app gets it only from the inventory's
+ * `app_demo`). The session cookie's Secure default follows the file's listeners (sessionCookieSecure).
  */
 export function registerDemoApp(program: Command): void {
   program
@@ -36,6 +39,7 @@ export function registerDemoApp(program: Command): void {
     .option('--instance <id>', 'instance id shown on pages and in X-Instance-Id (default: <host>:<port>)')
     .requiredOption('-c, --config <file>', 'tiergate.yaml with a sessions section')
     .addOption(new Option('--store <kind>', 'override sessions.store').choices(['redis', 'memory']))
+    .option('--demo', 'demo mode: built-in users alice/wonderland and bob/builder, the captcha answer as JSON (never on a reachable host)')
     .action(async (opts: DemoAppOpts) => runDemoApp(opts));
 }
 
@@ -75,9 +79,10 @@ async function serve(opts: DemoAppOpts, port: number, config: Config, log: Logge
     instanceId,
     store,
     secrets: sessions.secrets,
+    demo: opts.demo ?? false,
     // The apps' own list (the proxy nodes), not the proxy's: behind IPVS the proxy's peers are the clients.
     trustedProxies: config.apps?.trusted_proxies ?? [],
-    session: sessionOptionsFromConfig(sessions, store),
+    session: sessionOptionsFromConfig(sessions, store, sessionCookieSecure(config, opts.host)),
   }).catch(async (err: unknown) => {
     await store.close();
     throw new TgError('TG_STACK_START_FAILED', `demo app could not listen on ${opts.host}:${port}: ${(err as Error).message}`, {
@@ -91,7 +96,8 @@ async function serve(opts: DemoAppOpts, port: number, config: Config, log: Logge
     log[status >= 500 ? 'error' : 'warn']({ err: error, instance: instanceId }, 'request failed');
   };
   sessionErrorChannel.subscribe(onRequestError);
-  process.stdout.write(`demo app ${instanceId} listening on ${app.url} (sessions: ${sessions.store})\n`);
+  const mode = opts.demo ? ', demo mode: built-in users, JSON captcha' : '';
+  process.stdout.write(`demo app ${instanceId} listening on ${app.url} (sessions: ${sessions.store}${mode})\n`);
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));

@@ -116,7 +116,8 @@ async function startAll(supervisor: StackSupervisor, plan: StackPlan, file: stri
       child: await supervisor.start(a.instance, process.execPath, [
         LAUNCHER,
         'demo-app',
-        ...['--port', String(a.port), '--host', a.host, '--instance', a.instance, '-c', file, '--store', plan.store],
+        // The local stack is the demo: its apps log in with the built-in users and answer the captcha in JSON.
+        ...['--port', String(a.port), '--host', a.host, '--instance', a.instance, '-c', file, '--store', plan.store, '--demo'],
       ]),
     })),
   );
