@@ -1,5 +1,13 @@
 export { familyOf, parseCidr, splitHostPort, toBlockList } from './address.ts';
 export {
+  type AdminAccess,
+  type AdminRefusal,
+  type AdminRequest,
+  bearerTokenMatches,
+  checkAdminRequest,
+  isLoopbackAddress,
+} from './admin-access.ts';
+export {
   type Config,
   type ConfigIssue,
   type DeepReadonly,
