@@ -57,7 +57,7 @@ describe('tiergate proxy when idle clients hold more connections than it has fil
     it(`${name}: a request on an admitted connection gets ${expected.slice(9)}; the process stays up`, async () => {
       await using up = await startUpstream('A');
       using cfg = configDir(proxyYaml({ workers: 1, servers: [up.address], extra }));
-      await using p = await startProxyProc(cfg.file, 30_000, ['prlimit', `--nofile=${NOFILE}:${NOFILE}`]);
+      await using p = await startProxyProc(cfg.file, 30_000, { wrap: ['prlimit', `--nofile=${NOFILE}:${NOFILE}`] });
       const listening = JSON.parse(
         p
           .stderr()
