@@ -59,6 +59,19 @@ describe('tiergate proxy (workers: 2), a failing or wedged worker', () => {
     expect(p.child.exitCode).toBeNull();
   });
 
+  it('an uncaught exception in the primary drains every worker (requests in flight complete), exit 1', async () => {
+    await using up = await startUpstream('A', 1_500);
+    using cfg = configDir(proxyYaml({ workers: 2, servers: [up.address], token: TOKEN }));
+    await using p = await startProxyProc(cfg.file, 30_000, { env: faultEnv('throw') });
+    const inFlight = Array.from({ length: 4 }, () => get(p.url));
+    await new Promise((r) => setTimeout(r, 300));
+    p.child.kill('SIGUSR2');
+    expect(await Promise.all(inFlight)).toEqual(Array.from({ length: 4 }, () => ({ status: 200, body: 'A' })));
+    expect(await p.exited).toBe(1);
+    expect(p.stderr()).toMatch(/"kind":"uncaughtException".*"code":"E_INJECTED"/);
+    expect(p.stderr()).toMatch(/"signal":"uncaughtException","msg":"draining all workers"/);
+  });
+
   it('is found by the liveness ping, killed and replaced', async () => {
     await using up = await startUpstream('A');
     using cfg = configDir(proxyYaml({ workers: 2, servers: [up.address], token: TOKEN }));

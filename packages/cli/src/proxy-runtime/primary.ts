@@ -59,6 +59,8 @@ export class Primary {
   #started = false;
   #listeners: BoundAddress[] = [];
   #startup: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  /** Resolves on the first error nothing caught in this process (fatal.ts); installed by start(). */
+  #fatal: Promise<string> = new Promise(() => {});
   /** Added to every worker's environment (the telemetry settings each worker starts its own SDK from). */
   readonly #workerEnv: Readonly<Record<string, string>>;
 
@@ -80,6 +82,7 @@ export class Primary {
 
   /** Forks the workers and resolves once all serve; rejects (after stopping them) if one fails to start. */
   async start(): Promise<void> {
+    this.#fatal = fatalError(this.#log, () => this.#section.shutdown_timeout + FATAL_MARGIN_MS);
     cluster.setupPrimary({
       exec: fileURLToPath(new URL('./worker.ts', import.meta.url)),
       execArgv: proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS),
@@ -298,7 +301,6 @@ export class Primary {
    * An error nothing caught in the primary drains the workers the same way and sets exit code 1.
    */
   async run(onReload: (fn: () => void) => void): Promise<void> {
-    const fatal = fatalError(this.#log, () => this.#section.shutdown_timeout + FATAL_MARGIN_MS);
     const admin = await startAdminServer(
       this.#section.admin,
       {
@@ -320,7 +322,7 @@ export class Primary {
     const heartbeat = setInterval(() => {
       for (const { worker } of this.#live()) void this.#request(worker, (id) => ({ t: 'ping', id }));
     }, IPC_TIMEOUT_MS);
-    const signal = await Promise.race([stopSignal(), fatal]);
+    const signal = await Promise.race([stopSignal(), this.#fatal]);
     clearInterval(heartbeat);
     this.#log.info({ signal }, 'draining all workers');
     await this.#stopWorkers();
