@@ -29,12 +29,13 @@ describe('tiergate proxy (workers: 1), an error nothing caught', () => {
       p.child.kill('SIGUSR2');
       expect(await inFlight).toEqual({ status: 200, body: 'A' });
       expect(await p.exited).toBe(1);
+      // The 'exit' event may come before the last of stderr is read.
+      await until(() => /"msg":"stopped"/.test(p.stderr()), 5_000, 'the last log line');
       const fatal = p
         .stderr()
         .split('\n')
         .find((l) => l.includes(`"kind":"${event}"`));
       expect(JSON.parse(fatal!)).toMatchObject({ level: 60, error: { code: 'E_INJECTED', message: 'injected fault' } });
-      expect(p.stderr()).toMatch(/"msg":"stopped"/);
     });
 });
 
@@ -54,8 +55,8 @@ describe('tiergate proxy (workers: 2), a failing or wedged worker', () => {
     process.kill(before[0]!, 'SIGUSR2');
     expect(await Promise.all(inFlight)).toEqual(Array.from({ length: 4 }, () => ({ status: 200, body: 'A' })));
     await until(async () => (await pids(p.admin)).length === 2 && !(await pids(p.admin)).includes(before[0]!), 15_000, 'the replacement');
+    await until(() => /"code":1,.*"msg":"worker exited; replacing it"/.test(p.stderr()), 5_000, 'the exit logged');
     expect(p.stderr()).toMatch(/"kind":"uncaughtException".*"code":"E_INJECTED"/);
-    expect(p.stderr()).toMatch(/"code":1,.*"msg":"worker exited; replacing it"/);
     expect(p.child.exitCode).toBeNull();
   });
 
@@ -68,6 +69,7 @@ describe('tiergate proxy (workers: 2), a failing or wedged worker', () => {
     p.child.kill('SIGUSR2');
     expect(await Promise.all(inFlight)).toEqual(Array.from({ length: 4 }, () => ({ status: 200, body: 'A' })));
     expect(await p.exited).toBe(1);
+    await until(() => /"msg":"stopped"/.test(p.stderr()), 5_000, 'the last log line');
     expect(p.stderr()).toMatch(/"kind":"uncaughtException".*"code":"E_INJECTED"/);
     expect(p.stderr()).toMatch(/"signal":"uncaughtException","msg":"draining all workers"/);
   });
