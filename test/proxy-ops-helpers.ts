@@ -82,8 +82,17 @@ export interface ProxyProc extends AsyncDisposable {
   readonly exited: Promise<number | null>;
 }
 
-export async function startProxyProc(file: string, timeoutMs = 30_000): Promise<ProxyProc> {
-  const child = spawn(process.execPath, [BIN, 'proxy', '-c', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * `wrap`: a command that runs the proxy (e.g. `['prlimit', '--nofile=200:200']`), exec'ing it in place;
+ * `env`: added to the environment.
+ */
+export async function startProxyProc(
+  file: string,
+  timeoutMs = 30_000,
+  opts: { wrap?: readonly string[]; env?: Record<string, string> } = {},
+): Promise<ProxyProc> {
+  const argv = [...(opts.wrap ?? []), process.execPath, BIN, 'proxy', '-c', file];
+  const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let out = '';
   let err = '';
   child.stdout!.setEncoding('utf8').on('data', (d) => (out += d));

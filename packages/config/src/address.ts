@@ -51,3 +51,19 @@ export function splitHostPort(v: string): { host: string; port: number } | undef
 export function familyOf(address: string): 'inet' | 'inet6' {
   return isIPv4(address) ? 'inet' : 'inet6';
 }
+
+const LOOPBACK = new BlockList();
+LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
+LOOPBACK.addAddress('::1', 'ipv6');
+LOOPBACK.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+
+/**
+ * True for addresses only this host reaches: 127.0.0.0/8, ::1 (any spelling, bracketed or not), their
+ * IPv4-mapped form, and the name `localhost`. The one check the admin, session-cookie and validate rules share.
+ */
+export function isLoopbackAddress(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  if (h === 'localhost') return true;
+  const family = isIP(h);
+  return family !== 0 && LOOPBACK.check(h, family === 4 ? 'ipv4' : 'ipv6');
+}

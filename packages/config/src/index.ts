@@ -1,4 +1,11 @@
-export { familyOf, parseCidr, splitHostPort, toBlockList } from './address.ts';
+export { familyOf, isLoopbackAddress, parseCidr, splitHostPort, toBlockList } from './address.ts';
+export {
+  type AdminAccess,
+  type AdminRefusal,
+  type AdminRequest,
+  bearerTokenMatches,
+  checkAdminRequest,
+} from './admin-access.ts';
 export {
   type CheckedConfig,
   type Config,
@@ -33,5 +40,5 @@ export {
   type UpstreamServerConfig,
   type VirtualServiceConfig,
 } from './schema.ts';
+export { type SessionCookieFacts, sessionCookieSecure } from './session-cookie.ts';
 export { type ConfigWarning, configWarnings, KNOWN_DEMO_SECRETS } from './warnings.ts';
-export { isLoopbackAddress, type SessionCookieFacts, sessionCookieSecure } from './session-cookie.ts';

@@ -1,6 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net';
 import type { z } from 'zod';
-import { familyOf } from './address.ts';
+import { familyOf, isLoopbackAddress } from './address.ts';
 import type { PoolConfig, ProxyConfig, SessionsConfig, TiergateConfig, VirtualServiceConfig } from './schema.ts';
 
 type Path = (string | number)[];
@@ -27,7 +27,17 @@ export function checkRules(cfg: TiergateConfig, ctx: z.RefinementCtx): void {
   cfg.directors.forEach((d, i) => {
     if (names.has(d.name)) report(['directors', i, 'name'], `duplicate director name '${d.name}'`);
     names.add(d.name);
+    checkAdminToken(d.admin, ['directors', i, 'admin', 'token'], report);
   });
+}
+
+/**
+ * An admin listener other hosts can reach needs a token: /reload, /reconcile and the status of every
+ * server would otherwise be open to anyone on that network.
+ */
+function checkAdminToken(admin: { address: string; token?: string | undefined }, path: Path, report: Report): void {
+  if (admin.token === undefined && !isLoopbackAddress(admin.address))
+    report(path, `required when the admin listens on ${admin.address}, which is not loopback (127.0.0.1 or ::1)`);
 }
 
 function checkVirtualServices(services: readonly VirtualServiceConfig[], report: Report): void {
@@ -124,6 +134,7 @@ function checkProxy(proxy: ProxyConfig, report: Report): void {
     if (j !== -1 && j < i)
       report(['proxy', 'listeners', i, 'port'], `${l.address}:${l.port} collides with listeners[${j}] (${proxy.listeners[j]?.address})`);
   });
+  checkAdminToken(proxy.admin, ['proxy', 'admin', 'token'], report);
   const taken = proxy.listeners.findIndex((l) => overlaps(l, proxy.admin));
   if (taken !== -1)
     report(['proxy', 'admin', 'port'], `the admin listener ${proxy.admin.address}:${proxy.admin.port} collides with listeners[${taken}]`);

@@ -280,7 +280,8 @@ export const proxy = z.strictObject({
   real_ip_recursive: z.boolean().default(true),
   limits: z
     .strictObject({
-      max_connections: z.number().int().min(0).default(0),
+      /** Client connections per process; `auto`: below the descriptor limit (proxy connection-limit.ts); 0 = unlimited. */
+      max_connections: z.union([z.literal('auto'), z.number().int().min(0)]).default('auto'),
       max_header_size: size.default(16 * 1024),
       max_body_size: size.default(1024 * 1024),
       client_header_timeout: duration.default(60_000),

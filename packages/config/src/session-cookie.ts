@@ -1,11 +1,4 @@
-import { isIP } from 'node:net';
-
-/** True for 127.0.0.0/8, ::1 and `localhost`: addresses only this host can reach. */
-export function isLoopbackAddress(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  if (h === 'localhost' || h === '::1') return true;
-  return isIP(h) === 4 && h.startsWith('127.');
-}
+import { isLoopbackAddress } from './address.ts';
 
 /** The little of a loaded tiergate.yaml the rule reads. */
 export interface SessionCookieFacts {

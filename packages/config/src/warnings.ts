@@ -1,5 +1,5 @@
 import { BlockList, isIP } from 'node:net';
-import { parseCidr } from './address.ts';
+import { isLoopbackAddress, parseCidr } from './address.ts';
 import type { Config } from './load.ts';
 import { sessionCookieSecure } from './session-cookie.ts';
 
@@ -103,15 +103,7 @@ function isLoopbackOnly(cfg: Config): boolean {
     ...cfg.directors.flatMap((d) => [d.admin.address, ...d.vips]),
     ...cfg.virtual_services.flatMap((vs) => (vs.address === undefined ? [] : [vs.address])),
   ];
-  return listening.length > 0 && listening.every(isLoopback);
-}
-
-const LOOPBACK = new BlockList();
-LOOPBACK.addSubnet('127.0.0.0', 8, 'ipv4');
-LOOPBACK.addAddress('::1', 'ipv6');
-
-function isLoopback(address: string): boolean {
-  return LOOPBACK.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
+  return listening.length > 0 && listening.every(isLoopbackAddress);
 }
 
 // ---------------------------------------------------------------- Secure cookies over plain HTTP

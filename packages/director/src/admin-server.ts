@@ -1,5 +1,8 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { checkAdminRequest, isLoopbackAddress } from '@tiergate/config';
+import { TgError } from '@tiergate/errors';
+import type { Logger } from './logger.ts';
 import type { Director } from './reconciler.ts';
 
 export interface AdminServer extends AsyncDisposable {
@@ -10,16 +13,28 @@ export interface AdminServer extends AsyncDisposable {
 
 /**
  * The director's admin listener: `GET /status` (JSON, see DirectorStatus), `GET /metrics` (Prometheus text),
- * both from a fresh read of the kernel's table, and `POST /reconcile` (run a full cycle now). With a token, every request needs `Authorization: Bearer <token>`.
+ * both from a fresh read of the kernel's table, and `POST /reconcile` (run a full cycle now). Every request
+ * passes checkAdminRequest (@tiergate/config) first, as the proxy's admin does: a foreign Host or a browser's
+ * Origin gets 403, and with a token a request without `Authorization: Bearer <token>` gets 401. An address
+ * other than loopback without a token is refused with TG_CONFIG_INVALID (the schema refuses it too).
  */
 export async function startAdminServer(
   director: Director,
   opts: { address: string; port: number; token?: string | undefined },
+  log?: Pick<Logger, 'warn'>,
 ): Promise<AdminServer> {
+  if (opts.token === undefined && !isLoopbackAddress(opts.address))
+    throw new TgError('TG_CONFIG_INVALID', `director admin: a token is required to listen on ${opts.address}, which is not loopback`);
   const server: Server = createServer((req, res) => {
     void (async () => {
-      if (opts.token !== undefined && req.headers.authorization !== `Bearer ${opts.token}`) {
-        res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"unauthorized"}\n');
+      req.resume();
+      const refused = checkAdminRequest(req, opts);
+      if (refused) {
+        if (refused.status === 401) res.setHeader('www-authenticate', 'Bearer realm="tiergate-director"');
+        res.writeHead(refused.status, { 'content-type': 'application/json' });
+        res.end(
+          `${JSON.stringify({ error: refused.status === 401 ? 'unauthorized' : 'forbidden', code: refused.code, message: refused.message })}\n`,
+        );
         return;
       }
       const path = (req.url ?? '/').split('?')[0];
@@ -43,8 +58,16 @@ export async function startAdminServer(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(opts.port, opts.address, () => resolve());
+    server.listen(opts.port, opts.address, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
+  // After listen(), node reports a failed accept() (descriptors exhausted, ENOBUFS…) as 'error' on the
+  // server; unheard, it would be an uncaught exception ending the daemon. The socket keeps listening.
+  server.on('error', (err: NodeJS.ErrnoException) =>
+    log?.warn({ error: { code: err.code, message: err.message } }, 'admin accept failed; still listening'),
+  );
   const a = server.address() as AddressInfo;
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
   const close = () =>

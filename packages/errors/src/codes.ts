@@ -36,6 +36,7 @@ export const ERROR_CODES = {
   },
   // proxy admin endpoint
   TG_ADMIN_UNAUTHORIZED: { status: 401, exit: 1, summary: 'The admin request lacks the configured bearer token.' },
+  TG_ADMIN_FORBIDDEN: { status: 403, exit: 1, summary: 'The admin request names a foreign Host or comes from a browser (Origin).' },
   TG_ADMIN_FAILED: { status: 500, exit: 1, summary: 'The admin endpoint failed to answer (a worker did not reply).' },
   TG_ADMIN_UNREACHABLE: { status: 503, exit: 1, summary: 'The CLI could not reach the running proxy admin endpoint.' },
   // health

@@ -1,7 +1,8 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { checkAdminRequest, isLoopbackAddress } from '@tiergate/config';
 import { type ErrorCode, httpStatusOf, isTgError, TgError } from '@tiergate/errors';
+import { acceptErrorLogger } from './connection-limit.ts';
 import { percentiles, type WorkerSnapshot } from './metrics.ts';
 import type { BoundAddress, ProxyLogger } from './proxy-server.ts';
 
@@ -20,7 +21,7 @@ export interface AdminSource {
 export interface AdminConfig {
   readonly address: string;
   readonly port: number;
-  /** When set, every request needs `Authorization: Bearer <token>`. */
+  /** When set, every request needs `Authorization: Bearer <token>`; required off loopback. */
   readonly token?: string | undefined;
 }
 
@@ -137,14 +138,6 @@ export function readiness(status: AdminStatus): { ready: boolean; reasons: strin
   return { ready: reasons.length === 0, reasons };
 }
 
-function tokenMatches(header: string | undefined, token: string): boolean {
-  const m = /^Bearer\s+(.+)$/i.exec(header ?? '');
-  if (!m) return false;
-  // Digests have equal length, so timingSafeEqual never throws and the comparison leaks no timing.
-  const digest = (s: string) => createHash('sha256').update(s).digest();
-  return timingSafeEqual(digest(m[1]!.trim()), digest(token));
-}
-
 function send(res: ServerResponse, status: number, body: string, type = 'application/json'): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
   res.end(body);
@@ -191,28 +184,34 @@ async function route(req: IncomingMessage, res: ServerResponse, source: AdminSou
 /**
  * Starts the admin listener (default 127.0.0.1:9901): GET /healthz (the process answers), /readyz
  * (200 or 503 with reasons), /status (JSON, `AdminStatus`), /metrics (Prometheus text), POST /reload.
- * With `token`, requests without the bearer token get 401 TG_ADMIN_UNAUTHORIZED. Errors are JSON
- * `{error: {code, message}}` with the catalogue's status, never a stack.
+ * A request naming a foreign Host, or a browser's (Origin), gets 403 TG_ADMIN_FORBIDDEN; with `token`,
+ * one without the bearer token gets 401 TG_ADMIN_UNAUTHORIZED (checkAdminRequest in @tiergate/config).
+ * Errors are JSON `{error: {code, message}}` with the catalogue's status, never a stack. An address
+ * other than loopback without a token is refused with TG_CONFIG_INVALID (the schema refuses it too).
  */
 export async function startAdminServer(config: AdminConfig, source: AdminSource, log?: ProxyLogger): Promise<AdminServer> {
-  const token = config.token;
+  if (config.token === undefined && !isLoopbackAddress(config.address))
+    throw new TgError('TG_CONFIG_INVALID', `admin: a token is required to listen on ${config.address}, which is not loopback`);
   const server: Server = createServer((req, res) => {
     req.resume();
-    if (token !== undefined && !tokenMatches(req.headers.authorization, token)) {
-      res.setHeader('www-authenticate', 'Bearer realm="tiergate-admin"');
-      sendError(res, new TgError('TG_ADMIN_UNAUTHORIZED', 'missing or wrong bearer token'), log);
+    const refused = checkAdminRequest(req, config);
+    if (refused) {
+      if (refused.status === 401) res.setHeader('www-authenticate', 'Bearer realm="tiergate-admin"');
+      sendError(res, new TgError(refused.code, refused.message), log);
       return;
     }
     route(req, res, source).catch((err: unknown) => sendError(res, err, log));
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (cause) =>
-      reject(
-        new TgError('TG_PROXY_LISTEN', `admin: cannot listen on ${config.address}:${config.port}: ${(cause as Error).message}`, { cause }),
-      ),
-    );
-    server.listen(config.port, config.address, () => resolve());
+    const onListenError = (cause: Error) =>
+      reject(new TgError('TG_PROXY_LISTEN', `admin: cannot listen on ${config.address}:${config.port}: ${cause.message}`, { cause }));
+    server.once('error', onListenError);
+    server.listen(config.port, config.address, () => {
+      server.off('error', onListenError);
+      resolve();
+    });
   });
+  server.on('error', acceptErrorLogger(log, `admin ${config.address}:${(server.address() as AddressInfo).port}`));
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= new Promise<void>((resolve) => {

@@ -8,6 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { type DeepReadonly, type ListenerConfig, type ProxyConfig, toBlockList } from '@tiergate/config';
 import { type ErrorCode, httpStatusOf, TgError } from '@tiergate/errors';
 import type { RequestEvent } from './channels.ts';
+import { acceptErrorLogger, connectionLimit } from './connection-limit.ts';
 import {
   type CompiledRoute,
   expireAttempts,
@@ -111,7 +112,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
   };
   const servers: { server: Server; tls: boolean }[] = [];
   try {
-    for (const l of config.listeners) servers.push({ server: await listen(l, config, ctx), tls: l.tls !== undefined });
+    for (const l of config.listeners) servers.push({ server: await listen(l, config, ctx, log), tls: l.tls !== undefined });
   } catch (err) {
     await Promise.all(servers.map(({ server }) => new Promise((r) => server.close(r))));
     await Promise.all([...pools.values()].map((p) => p.close(true)));
@@ -125,7 +126,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
       const a = server.address() as AddressInfo;
       return { address: a.address, port: a.port, family: a.family, tls };
     });
-  log?.info({ listeners: addresses() }, 'proxy listening');
+  log?.info({ listeners: addresses(), maxConnections: servers[0]?.server.maxConnections }, 'proxy listening');
   let current = { config, pools };
   let closing: Promise<void> | undefined;
   let reloading: Promise<void> = Promise.resolve();
@@ -237,7 +238,12 @@ function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, Upstream
   return new RouteTable(specs);
 }
 
-async function listen(l: DeepReadonly<ListenerConfig>, config: ProxySection, ctx: ProxyContext): Promise<Server> {
+async function listen(
+  l: DeepReadonly<ListenerConfig>,
+  config: ProxySection,
+  ctx: ProxyContext,
+  log: ProxyLogger | undefined,
+): Promise<Server> {
   const limits = config.limits;
   const httpOptions = {
     maxHeaderSize: limits.max_header_size,
@@ -259,11 +265,15 @@ async function listen(l: DeepReadonly<ListenerConfig>, config: ProxySection, ctx
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(ctx, info, req, socket, head));
   applyServerOptions(server, config, undefined);
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (cause) =>
-      reject(new TgError('TG_PROXY_LISTEN', `cannot listen on ${l.address}:${l.port}: ${(cause as Error).message}`, { cause })),
-    );
-    server.listen(l.port, l.address, () => resolve());
+    const onListenError = (cause: Error) =>
+      reject(new TgError('TG_PROXY_LISTEN', `cannot listen on ${l.address}:${l.port}: ${cause.message}`, { cause }));
+    server.once('error', onListenError);
+    server.listen(l.port, l.address, () => {
+      server.off('error', onListenError);
+      resolve();
+    });
   });
+  server.on('error', acceptErrorLogger(log, `${l.address}:${(server.address() as AddressInfo).port}`));
   // X-Forwarded-Port tells the app the port the client used: the real one when the config said 0.
   (info as { port: number }).port = (server.address() as AddressInfo).port;
   return server;
@@ -284,10 +294,11 @@ function onUpgrade(ctx: ProxyContext, info: ListenerInfo, req: IncomingMessage, 
  * Options of a listener's server that a reload may change (they apply to connections accepted after it,
  * max_connections at once). `limits.max_connections`: beyond it node closes new connections right after
  * accept, before reading a byte (nginx `worker_connections`-like): cheaper under a flood than a 503.
+ * `auto` keeps it below the process's descriptor limit (connection-limit.ts).
  */
 function applyServerOptions(server: Server, config: ProxySection, tls: { cert: Buffer; key: Buffer } | undefined): void {
   const limits = config.limits;
-  server.maxConnections = limits.max_connections > 0 ? limits.max_connections : Number.POSITIVE_INFINITY;
+  server.maxConnections = connectionLimit(limits.max_connections);
   // Read by node for each new connection's parser (storeHTTPOptions), though @types/node does not declare it.
   (server as Server & { maxHeaderSize: number }).maxHeaderSize = limits.max_header_size;
   server.keepAliveTimeout = limits.keepalive_timeout;

@@ -117,6 +117,31 @@ describe('admin server', () => {
     expect((await fetchText(`${a.base}/healthz`, { headers: { authorization: 'Bearer t0ken' } })).status).toBe(200);
   });
 
+  it('refuses a rebound Host and browser requests (403 TG_ADMIN_FORBIDDEN); what curl sends passes', async () => {
+    let reloads = 0;
+    await using a = await withAdmin(undefined, {
+      reload: async () => {
+        reloads++;
+      },
+    });
+    const port = new URL(a.base).port;
+    const rebound = await fetchText(`${a.base}/status`, { headers: { host: `evil.example:${port}` } });
+    expect([rebound.status, JSON.parse(rebound.body).error.code]).toEqual([403, 'TG_ADMIN_FORBIDDEN']);
+    const csrf = { method: 'POST', headers: { origin: 'https://evil.example', 'content-type': 'text/plain' } };
+    expect((await fetchText(`${a.base}/reload`, csrf)).status).toBe(403);
+    expect((await fetchText(`${a.base}/status`, { headers: { origin: 'https://evil.example' } })).status).toBe(403);
+    expect(reloads).toBe(0);
+    // curl -X POST http://127.0.0.1:PORT/reload and curl http://localhost:PORT/status
+    expect((await fetchText(`${a.base}/reload`, { method: 'POST' })).status).toBe(200);
+    expect((await fetchText(`${a.base}/status`, { headers: { host: `localhost:${port}` } })).status).toBe(200);
+    expect(reloads).toBe(1);
+  });
+
+  it('refuses to listen off loopback without a token', async () => {
+    const source: AdminSource = { snapshots: async () => [], metrics: async () => ({ contentType: '', text: '' }), draining: () => false };
+    await expect(startAdminServer({ address: '0.0.0.0', port: 0 }, source)).rejects.toMatchObject({ code: 'TG_CONFIG_INVALID' });
+  });
+
   it('POST /reload answers the error code and message of a rejected reload, never a stack', async () => {
     let calls = 0;
     await using a = await withAdmin(undefined, {

@@ -12,6 +12,8 @@ export type ToWorker =
   | { readonly t: 'start'; readonly section: ProxySection; readonly version: number }
   | { readonly t: 'reload'; readonly id: number; readonly section: ProxySection; readonly version: number }
   | { readonly t: 'snapshot'; readonly id: number }
+  /** Liveness: a worker that does not answer in time is wedged and replaced. */
+  | { readonly t: 'ping'; readonly id: number }
   | { readonly t: 'shutdown' };
 
 /** Worker → primary. */
@@ -20,6 +22,7 @@ export type FromWorker =
   | { readonly t: 'ready'; readonly addresses: BoundAddress[] }
   | { readonly t: 'failed'; readonly error: WireError }
   | { readonly t: 'reloaded'; readonly id: number; readonly error?: WireError }
+  | { readonly t: 'pong'; readonly id: number }
   | { readonly t: 'snapshot'; readonly id: number; readonly snapshot: WorkerSnapshot; readonly metrics: MetricsJson };
 
 /** Tags our messages so they are told apart from node's own cluster messages. */

@@ -12,12 +12,17 @@ import {
 } from '@tiergate/proxy';
 import type { Logger } from 'pino';
 import { announce, stopSignal } from './announce.ts';
-import { type FromWorker, isFromWorker, type ToWorker, type WireError } from './ipc.ts';
-import { loadReload, serialized } from './reload-config.ts';
+import { FATAL_MARGIN_MS, fatalError } from './fatal.ts';
+import { type FromWorker, isFromWorker, type ToWorker } from './ipc.ts';
+import { loadReload, reloadAnswerTimeoutMs, reloadOutcome, serialized, type WorkerReloadResult } from './reload-config.ts';
 import { nextStreak, restartDelay } from './restart-backoff.ts';
 import { proxyExecArgv } from './v8-flags.ts';
 
-/** A worker that does not answer an IPC request within this is left out of that answer. */
+/**
+ * A worker that does not answer an IPC request within this (a reload: plus its health checks' wait) is
+ * wedged: it is left out of that answer, killed and replaced. Every live worker is also pinged this often,
+ * so a wedged worker is found even when no one asks for /status.
+ */
 const IPC_TIMEOUT_MS = 5_000;
 
 /** One worker position: its process comes and goes, its number (the `worker` label) stays. */
@@ -54,6 +59,8 @@ export class Primary {
   #started = false;
   #listeners: BoundAddress[] = [];
   #startup: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  /** Resolves on the first error nothing caught in this process (fatal.ts); installed by start(). */
+  #fatal: Promise<string> = new Promise(() => {});
   /** Added to every worker's environment (the telemetry settings each worker starts its own SDK from). */
   readonly #workerEnv: Readonly<Record<string, string>>;
 
@@ -75,6 +82,7 @@ export class Primary {
 
   /** Forks the workers and resolves once all serve; rejects (after stopping them) if one fails to start. */
   async start(): Promise<void> {
+    this.#fatal = fatalError(this.#log, () => this.#section.shutdown_timeout + FATAL_MARGIN_MS);
     cluster.setupPrimary({
       exec: fileURLToPath(new URL('./worker.ts', import.meta.url)),
       execArgv: proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS),
@@ -118,8 +126,15 @@ export class Primary {
         this.#listeners = m.addresses;
         this.#runtime.workers.set(this.#slots.filter((s) => s.ready).length);
         this.#log.info({ worker: String(slot.id), pid: w.process.pid }, 'worker ready');
-        // It was started with a config that a reload replaced meanwhile.
-        if (slot.version !== this.#version) void this.#reloadWorker(w, this.#section).catch(() => {});
+        // It was started with a config that a reload replaced meanwhile. One that refuses the config the
+        // others run is replaced rather than left on the old one.
+        if (slot.version !== this.#version) {
+          const version = this.#version;
+          void this.#reloadWorker(w, this.#section).then((r) => {
+            if (r !== 'no answer' && r.applied) slot.version = version;
+            else if (r !== 'no answer') w.process.kill('SIGKILL');
+          });
+        }
         if (this.#startup && this.#slots.every((s) => s.ready)) this.#startup.resolve();
         return;
       case 'failed':
@@ -158,14 +173,20 @@ export class Primary {
     slot.timer = setTimeout(() => this.#fork(slot), delay);
   }
 
-  /** Sends a request to one worker; undefined if it exits or does not answer in time. */
-  #request(w: Worker, make: (id: number) => ToWorker): Promise<Reply | undefined> {
+  /**
+   * Sends a request to one worker; undefined if it exits or does not answer in time. One that does not
+   * answer is killed (replaced by #onExit): its event loop is stuck, and so are the connections the
+   * primary keeps handing it.
+   */
+  #request(w: Worker, make: (id: number) => ToWorker, timeoutMs = IPC_TIMEOUT_MS): Promise<Reply | undefined> {
     const id = this.#nextId++;
+    const message = make(id);
     return new Promise((resolve) => {
       const timer = setTimeout(() => {
         this.#pending.delete(id);
+        this.#replaceWedged(w, message.t, timeoutMs);
         resolve(undefined);
-      }, IPC_TIMEOUT_MS);
+      }, timeoutMs);
       this.#pending.set(id, {
         worker: w,
         resolve: (r) => {
@@ -173,8 +194,15 @@ export class Primary {
           resolve(r);
         },
       });
-      this.#send(w, make(id));
+      this.#send(w, message);
     });
+  }
+
+  #replaceWedged(w: Worker, request: string, timeoutMs: number): void {
+    const slot = this.#slots.find((s) => s.worker === w);
+    if (!slot || this.#stopping || w.isDead()) return;
+    this.#log.warn({ worker: String(slot.id), pid: w.process.pid, request, timeoutMs }, 'worker did not answer; killing and replacing it');
+    w.process.kill('SIGKILL');
   }
 
   #live(): { slot: Slot; worker: Worker }[] {
@@ -193,31 +221,54 @@ export class Primary {
     return { snapshots, metrics };
   }
 
-  async #reloadWorker(w: Worker, section: ProxySection): Promise<WireError | undefined> {
-    const r = await this.#request(w, (id) => ({ t: 'reload', id, section, version: this.#version }));
-    if (r?.t !== 'reloaded') return { code: 'TG_ADMIN_FAILED', message: 'the worker did not answer the reload' };
-    return r.error;
+  /** Has one worker apply `section`; a worker that does not answer in time is killed (see #request). */
+  async #reloadWorker(w: Worker, section: ProxySection): Promise<WorkerReloadResult> {
+    const timeoutMs = reloadAnswerTimeoutMs(section, IPC_TIMEOUT_MS);
+    const r = await this.#request(w, (id) => ({ t: 'reload', id, section, version: this.#version }), timeoutMs);
+    if (r?.t !== 'reloaded') return 'no answer';
+    return r.error ? { applied: false, error: r.error } : { applied: true };
   }
 
-  /** Validates the file, then has every worker apply it; rejects with the first error. */
+  /** Back to the running config after a failed reload; a worker that cannot go back is replaced. */
+  async #rollBack(slot: Slot, w: Worker): Promise<void> {
+    const r = await this.#reloadWorker(w, this.#section);
+    if (r === 'no answer' || r.applied) return;
+    this.#log.warn({ worker: String(slot.id), error: r.error }, 'worker could not go back to the running config; replacing it');
+    w.process.kill('SIGKILL');
+  }
+
+  /**
+   * Validates the file, then has every worker apply it, all or nothing (reloadOutcome): when one worker
+   * refuses it, those that applied it go back to the running config and the reload rejects with that
+   * worker's error. A worker that does not answer is replaced by one started on the committed config.
+   */
   readonly reload = serialized(async () => {
     try {
       const next = await loadReload(this.#file, this.#section);
       const live = this.#live();
-      const errors = await Promise.all(live.map(({ worker }) => this.#reloadWorker(worker, next)));
-      const failed = errors.findIndex((e) => e !== undefined);
-      if (live.length === 0 || errors.some((e) => e === undefined)) {
-        // At least one worker runs the new config: it becomes the one new workers get.
-        this.#section = next;
-        this.#version++;
-        for (const [i, { slot }] of live.entries()) if (!errors[i]) slot.version = this.#version;
+      const results = await Promise.all(live.map(({ worker }) => this.#reloadWorker(worker, next)));
+      const outcome = reloadOutcome(results);
+      if (!outcome.commit) {
+        await Promise.all(outcome.rollBack.map((i) => this.#rollBack(live[i]!.slot, live[i]!.worker)));
+        const at = results.findIndex((r) => r !== 'no answer' && !r.applied);
+        const e = outcome.error!;
+        throw new TgError(e.code, at >= 0 ? `worker ${live[at]!.slot.id}: ${e.message}` : e.message);
       }
-      if (failed >= 0) {
-        const e = errors[failed]!;
-        throw new TgError(e.code, `worker ${live[failed]!.slot.id}: ${e.message}`);
-      }
+      this.#section = next;
+      this.#version++;
+      for (const [i, { slot }] of live.entries()) if (results[i] !== 'no answer') slot.version = this.#version;
+      // A worker that became ready during the reload started on the old config.
+      await Promise.all(
+        this.#live()
+          .filter(({ slot }) => slot.version !== this.#version)
+          .map(async ({ slot, worker }) => {
+            const r = await this.#reloadWorker(worker, next);
+            if (r !== 'no answer' && r.applied) slot.version = this.#version;
+            else if (r !== 'no answer') worker.process.kill('SIGKILL'); // its replacement starts on `next`
+          }),
+      );
       this.#runtime.reloads.inc({ result: 'ok' });
-      this.#log.info({ file: this.#file, workers: live.length }, 'config reloaded');
+      this.#log.info({ file: this.#file, workers: live.length, replaced: outcome.replace.length }, 'config reloaded');
     } catch (err) {
       this.#runtime.reloads.inc({ result: 'error' });
       this.#log.error(
@@ -245,7 +296,10 @@ export class Primary {
     clearTimeout(grace);
   }
 
-  /** Runs until SIGTERM/SIGINT: admin endpoint, SIGHUP reloads, then a drain of every worker. */
+  /**
+   * Runs until SIGTERM/SIGINT: admin endpoint, SIGHUP reloads, liveness pings, then a drain of every worker.
+   * An error nothing caught in the primary drains the workers the same way and sets exit code 1.
+   */
   async run(onReload: (fn: () => void) => void): Promise<void> {
     const admin = await startAdminServer(
       this.#section.admin,
@@ -265,7 +319,11 @@ export class Primary {
     });
     onReload(() => void this.reload().catch(() => {}));
     announce(this.#listeners, admin.address(), this.#slots.length);
-    const signal = await stopSignal();
+    const heartbeat = setInterval(() => {
+      for (const { worker } of this.#live()) void this.#request(worker, (id) => ({ t: 'ping', id }));
+    }, IPC_TIMEOUT_MS);
+    const signal = await Promise.race([stopSignal(), this.#fatal]);
+    clearInterval(heartbeat);
     this.#log.info({ signal }, 'draining all workers');
     await this.#stopWorkers();
     await admin.close();

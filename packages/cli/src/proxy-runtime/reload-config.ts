@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { loadConfigFile } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import type { ProxySection } from '@tiergate/proxy';
+import type { WireError } from './ipc.ts';
 
 /** Keys a reload cannot change: the sockets and processes exist already. */
 const RESTART_ONLY = ['listeners', 'workers', 'admin'] as const;
@@ -27,4 +28,47 @@ export function serialized<T>(fn: () => Promise<T>): () => Promise<T> {
     tail = run.catch(() => {});
     return run;
   };
+}
+
+/** How one worker took a reload: applied it, refused it (its reload is atomic: it runs the old config), or did not answer. */
+export type WorkerReloadResult = { readonly applied: true } | { readonly applied: false; readonly error: WireError } | 'no answer';
+
+/** What the primary does after every worker answered a reload (or did not). */
+export interface ReloadOutcome {
+  /** The new config becomes the one every worker runs (and new workers get). */
+  readonly commit: boolean;
+  /** Workers (indices) that applied the new config and must go back to the old one. */
+  readonly rollBack: number[];
+  /** Workers that did not answer: wedged, or in an unknown state; killed and replaced. */
+  readonly replace: number[];
+  /** The error the reload answers with, if it is not committed. */
+  readonly error: WireError | undefined;
+}
+
+/**
+ * All or nothing, so workers never run different configs: one worker refusing the file means every
+ * worker that applied it rolls back and the reload fails with that worker's error. A worker that did not
+ * answer does not block the reload: it is replaced (by a fresh process, which starts on whatever config
+ * is committed). With no worker answering at all nothing is known to work, so nothing is committed.
+ */
+export function reloadOutcome(results: readonly WorkerReloadResult[]): ReloadOutcome {
+  const replace = results.flatMap((r, i) => (r === 'no answer' ? [i] : []));
+  const refused = results.findIndex((r) => r !== 'no answer' && !r.applied);
+  const answered = results.length - replace.length;
+  if (refused >= 0) {
+    const rollBack = results.flatMap((r, i) => (r !== 'no answer' && r.applied ? [i] : []));
+    return { commit: false, rollBack, replace, error: (results[refused] as { error: WireError }).error };
+  }
+  if (results.length > 0 && answered === 0)
+    return { commit: false, rollBack: [], replace, error: { code: 'TG_ADMIN_FAILED', message: 'no worker answered the reload' } };
+  return { commit: true, rollBack: [], replace, error: undefined };
+}
+
+/**
+ * How long a worker may take to answer a reload of `section`: it waits for servers added to a pool with a
+ * health check to pass one (up to the check's timeout + 1 s, proxy-server.ts reload()).
+ */
+export function reloadAnswerTimeoutMs(section: ProxySection, ipcTimeoutMs: number): number {
+  const checks = Object.values(section.pools).map((p) => (p.health_check ? p.health_check.timeout + 1_000 : 0));
+  return ipcTimeoutMs + Math.max(0, ...checks);
 }

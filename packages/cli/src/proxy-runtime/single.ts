@@ -1,12 +1,14 @@
 import { aggregateMetrics, type MetricsJson, type ProxySection, RuntimeMetrics, startAdminServer } from '@tiergate/proxy';
 import type { Logger } from 'pino';
 import { announce, stopSignal } from './announce.ts';
+import { FATAL_MARGIN_MS, fatalError } from './fatal.ts';
 import { startProxyProcess } from './proxy-process.ts';
 import { loadReload, serialized } from './reload-config.ts';
 
 /**
  * `workers: 1`: the proxy, its admin listener and the access log in this process, no cluster.
- * SIGHUP or POST /reload re-reads `file`; SIGTERM/SIGINT drain and return.
+ * SIGHUP or POST /reload re-reads `file`; SIGTERM/SIGINT drain and return. An uncaught exception or
+ * unhandled rejection drains the same way and sets exit code 1 (fatal.ts).
  */
 export async function runSingle(
   file: string,
@@ -15,6 +17,8 @@ export async function runSingle(
   onReload: (fn: () => void) => void,
   trustIncomingTraceContext = false,
 ): Promise<void> {
+  // Installed first, so that an error nothing caught also drains what the proxy has in flight (and exits 1).
+  const fatal = fatalError(log, () => section.shutdown_timeout + FATAL_MARGIN_MS);
   const pp = await startProxyProcess(section, { log, worker: '0', trustIncomingTraceContext });
   const runtime = new RuntimeMetrics();
   runtime.workers.set(1);
@@ -48,7 +52,7 @@ export async function runSingle(
   });
   onReload(() => void reload().catch(() => {}));
   announce(pp.proxy.addresses(), admin.address(), 1);
-  const signal = await stopSignal();
+  const signal = await Promise.race([stopSignal(), fatal]);
   log.info({ signal }, 'draining');
   draining = true;
   await pp.close();

@@ -4,6 +4,7 @@ import type { ProxySection } from '@tiergate/proxy';
 import type { TelemetryHandle, TelemetrySettings } from '@tiergate/telemetry';
 import { createLogger } from '../logger.ts';
 import { startCommandTelemetry } from '../process-telemetry.ts';
+import { FATAL_MARGIN_MS, fatalError } from './fatal.ts';
 import type { FromWorker, ToWorker } from './ipc.ts';
 import { type ProxyProcess, startProxyProcess, toWire } from './proxy-process.ts';
 
@@ -18,15 +19,18 @@ let stopping: Promise<void> | undefined;
 // The file's telemetry section, from the primary (run-proxy.ts TELEMETRY_ENV): tracing is per process.
 const telemetrySettings = process.env.TIERGATE_TELEMETRY ? (JSON.parse(process.env.TIERGATE_TELEMETRY) as TelemetrySettings) : undefined;
 
-/** Drains, then exits 0. Requested by the primary, a direct SIGTERM, or the primary going away. */
-function stop(reason: string): Promise<void> {
+/**
+ * Drains, then exits: 0 when requested by the primary, a direct SIGTERM, or the primary going away; 1 after
+ * an error nothing caught (fatal.ts), so the primary counts it as a crash and forks a replacement.
+ */
+function stop(reason: string, code = 0): Promise<void> {
   stopping ??= (async () => {
     log.info({ reason }, 'worker draining');
     await pp?.close();
     await telemetry?.shutdown(); // after the drain: flushes the spans of the last requests
     log.info('worker stopped');
     log.flush();
-    process.exit(0);
+    process.exit(code);
   })();
   return stopping;
 }
@@ -61,6 +65,9 @@ async function onMessage(m: ToWorker): Promise<void> {
       send({ t: 'snapshot', id: m.id, snapshot: s.snapshot, metrics: s.metrics });
       return;
     }
+    case 'ping':
+      send({ t: 'pong', id: m.id });
+      return;
     case 'shutdown':
       return stop('primary');
   }
@@ -72,6 +79,7 @@ process.on('SIGHUP', () => {});
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => void stop('SIGTERM'));
 process.on('disconnect', () => void stop('primary gone'));
+void fatalError(log, () => (pp?.section().shutdown_timeout ?? 30_000) + FATAL_MARGIN_MS).then((kind) => stop(kind, 1));
 process.on('message', (m: ToWorker) => {
   onMessage(m).catch((err: unknown) => log.error({ error: toWire(err) }, 'worker message failed'));
 });
