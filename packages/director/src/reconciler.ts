@@ -165,8 +165,9 @@ export class Director implements AsyncDisposable {
 
   /**
    * Takes a new config's virtual services (already validated) and reconciles what changed: services added,
-   * removed or whose settings differ are planned against the model; checks whose spec or real servers changed
-   * restart (their servers start healthy), the others keep their state. A config the director cannot use
+   * removed or whose settings differ are planned against the model. Real servers keep their health across it
+   * (also when their check changes, a server not known healthy waits for a pass of the new one); a server new to
+   * the config is down until its first passing check (RealServerHealth). A config the director cannot use
    * (TG_CONFIG_INVALID, e.g. a check without a port) throws and changes nothing. Resolves when the table is
    * reconciled.
    */
