@@ -123,6 +123,8 @@ async function runDaemon(config: Config, director: DirectorCfg, stateFile: strin
       intervalMs: director.reconcile_interval,
       resyncMs: director.resync_interval,
       logger,
+      // A reload applies the sysctls again: a NAT service it adds needs ip_forward.
+      host: { director },
     });
     await daemon.start();
     const running = daemon;
@@ -144,9 +146,9 @@ async function runDaemon(config: Config, director: DirectorCfg, stateFile: strin
 }
 
 /**
- * SIGHUP: re-read the file and hand its virtual services to the daemon, which plans only the services that
- * changed. An invalid file is logged and the running config kept; the director entry's own settings
- * (VIPs, driver, intervals, admin) take a restart.
+ * SIGHUP: re-read the file and hand its virtual services to the daemon, which applies the host sysctls they
+ * need (ip_forward for NAT) and plans only the services that changed. An invalid file is logged and the running
+ * config kept; the director entry's own settings (VIPs, `sysctls`, driver, intervals, admin) take a restart.
  */
 async function reloadDaemon(daemon: Director, opts: CommonOpts, logger: Logger): Promise<void> {
   try {
