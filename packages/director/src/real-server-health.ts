@@ -27,7 +27,7 @@ export function checkSpecOf(hc: DeepReadonly<L4HealthCheckConfig>): HealthCheckS
     case 'tcp':
       return { kind: 'tcp', ...timing };
     case 'command':
-      return { kind: 'command', argv: [...hc.command], ...timing };
+      return { kind: 'command', argv: [...hc.command], ...(hc.user === undefined ? {} : { user: hc.user }), ...timing };
     default:
       return {
         kind: hc.type,
