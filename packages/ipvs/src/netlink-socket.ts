@@ -426,16 +426,17 @@ export class NetlinkSocket {
   }
 
   /**
-   * One datagram (possibly several messages), waiting on timers until the deadline. The fd cannot join libuv's
-   * poll (koffi cannot hand it over), and a blocking poll() would stop the event loop for up to the timeout.
+   * The next datagram (possibly several messages) when none was queued: waits on timers until one is, or until the
+   * deadline. The fd cannot join libuv's poll (koffi cannot hand it over), and a blocking poll() would stop the
+   * event loop for up to the timeout. Callers read the queue first (#receiveQueued), so this starts by waiting.
    */
   async #receive(deadline: number): Promise<NlMessage[]> {
     for (let wait = FIRST_WAIT_MS; ; wait = Math.min(wait * 2, MAX_WAIT_MS)) {
-      const messages = this.#receiveQueued();
-      if (messages !== undefined) return messages;
       const remaining = deadline - Date.now();
       if (remaining <= 0) throw new NetlinkErrnoError('recv', ERRNO.ETIMEDOUT, 'timed out waiting for the kernel to answer');
       await sleep(Math.min(wait, remaining));
+      const messages = this.#receiveQueued();
+      if (messages !== undefined) return messages;
     }
   }
 
