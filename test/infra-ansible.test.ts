@@ -317,6 +317,8 @@ describe('infra: rendered files', () => {
     const director = classic('lb1', 'etc/systemd/system/tiergate-director.service');
     expect(director).toContain(`ExecStart=${cli} director run -c ${CONFIG} --name lb1\n`);
     expect(director).toContain(`ExecStartPre=${cli} validate ${CONFIG}\n`);
+    // Root, but only the capabilities IPVS, ip, modprobe and the command checks' user switch need.
+    expect(director).toContain('User=root\nCapabilityBoundingSet=CAP_NET_ADMIN CAP_SYS_MODULE CAP_SETUID CAP_SETGID CAP_KILL\n');
     const realserver = classic('proxy1', 'etc/systemd/system/tiergate-realserver.service');
     expect(realserver).toContain('Type=oneshot\nRemainAfterExit=yes\n');
     expect(realserver).toContain(`ExecStart=${cli} realserver up -c ${CONFIG} --interface eth0\n`);

@@ -12,10 +12,15 @@ export interface CliResult {
 /** Runs the real `tiergate` launcher in a child process (bounded by `timeoutMs`). */
 export function runCli(
   args: readonly string[],
-  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; node?: string } = {},
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; node?: string; uid?: number; gid?: number } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(opts.node ?? process.execPath, [BIN, ...args], { env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const ids = opts.uid === undefined ? {} : { uid: opts.uid, gid: opts.gid ?? opts.uid };
+    const child = spawn(opts.node ?? process.execPath, [BIN, ...args], {
+      env: opts.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...ids,
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d) => (stdout += d));

@@ -45,21 +45,41 @@ const httpCheckFields = {
   tls_verify: z.boolean().default(false),
 };
 
-function healthCheck<X extends z.ZodRawShape>(interval: number, timeout: number, rise: number, fall: number, extra: X) {
+function healthCheck<X extends z.ZodRawShape, C extends z.ZodRawShape = Record<never, never>>(
+  interval: number,
+  timeout: number,
+  rise: number,
+  fall: number,
+  extra: X,
+  commandExtra?: C,
+) {
   const t = { ...timing(interval, timeout, rise, fall), ...extra };
   return z.discriminatedUnion('type', [
     z.strictObject({ type: z.literal('tcp'), ...t }),
     z.strictObject({ type: z.literal('http'), ...t, ...httpCheckFields }),
     z.strictObject({ type: z.literal('https'), ...t, ...httpCheckFields }),
-    z.strictObject({ type: z.literal('command'), ...t, command: z.array(z.string().min(1)).min(1) }),
+    z.strictObject({ type: z.literal('command'), ...t, command: z.array(z.string().min(1)).min(1), ...(commandExtra as C) }),
   ]);
 }
 
 /** keepalived defaults: delay_loop 60 s, connect_timeout 5 s, retry 1 (→ fall 2), up after one success. */
-export const l4HealthCheck = healthCheck(60_000, 5_000, 1, 2, {
-  /** `quiesce`: weight 0, existing connections continue (keepalived `inhibit_on_failure`); `remove`: delete. */
-  on_failure: z.enum(['quiesce', 'remove']).default('quiesce'),
-});
+export const l4HealthCheck = healthCheck(
+  60_000,
+  5_000,
+  1,
+  2,
+  {
+    /** `quiesce`: weight 0, existing connections continue (keepalived `inhibit_on_failure`); `remove`: delete. */
+    on_failure: z.enum(['quiesce', 'remove']).default('quiesce'),
+  },
+  {
+    /** Who runs the command (keepalived MISC_CHECK `user`); default `nobody` when the director runs as root. */
+    user: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'expected a user name')
+      .optional(),
+  },
+);
 /** nginx plus `health_check` defaults: interval 5 s, passes 1, fails 1 (timeout 2 s, ours). */
 export const l7HealthCheck = healthCheck(5_000, 2_000, 1, 1, {});
 

@@ -25,17 +25,20 @@ export function sysctlPath(key: string): string {
   return path;
 }
 
-export async function readSysctl(path: string): Promise<string> {
+/** Where sysctls live; tests pass a directory of their own instead (a copy of the tree they need). */
+export const PROC_SYS = '/proc/sys';
+
+export async function readSysctl(path: string, root = PROC_SYS): Promise<string> {
   try {
-    return (await readFile(`/proc/sys/${path}`, 'utf8')).trim();
+    return (await readFile(`${root}/${path}`, 'utf8')).trim();
   } catch (cause) {
     throw new TgError('TG_HOST_SETUP', `cannot read sysctl ${path.replaceAll('/', '.')}: ${(cause as Error).message}`, { cause });
   }
 }
 
-export async function writeSysctl(path: string, value: string): Promise<void> {
+export async function writeSysctl(path: string, value: string, root = PROC_SYS): Promise<void> {
   try {
-    await writeFile(`/proc/sys/${path}`, `${value}\n`);
+    await writeFile(`${root}/${path}`, `${value}\n`);
   } catch (cause) {
     throw new TgError('TG_HOST_SETUP', `cannot set sysctl ${path.replaceAll('/', '.')}=${value}: ${(cause as Error).message}`, { cause });
   }
@@ -87,10 +90,10 @@ export async function ensureAddress(a: HostAddress): Promise<boolean> {
 }
 
 /** Sets a sysctl unless it already has the value. Returns the previous value when it changed it. */
-export async function ensureSysctl(path: string, value: string): Promise<string | undefined> {
-  const before = await readSysctl(path);
+export async function ensureSysctl(path: string, value: string, root = PROC_SYS): Promise<string | undefined> {
+  const before = await readSysctl(path, root);
   if (before === value) return undefined;
-  await writeSysctl(path, value);
+  await writeSysctl(path, value, root);
   return before;
 }
 
@@ -112,6 +115,24 @@ export function directorSysctls(director: DeepReadonly<DirectorConfig>, services
   }
   for (const [k, v] of Object.entries(director.sysctls)) out.set(sysctlPath(k), String(v));
   return out;
+}
+
+/**
+ * The sysctl step of the director's host setup: `directorSysctls`, each written only when it differs. Run at
+ * start and again on every reload, since the services decide some of them (a NAT service added by a reload
+ * needs ip_forward and conntrack before it can forward). Returns one line per value changed.
+ */
+export async function applyDirectorSysctls(
+  director: DeepReadonly<DirectorConfig>,
+  services: readonly VirtualService[],
+  root = PROC_SYS,
+): Promise<string[]> {
+  const changes: string[] = [];
+  for (const [path, value] of directorSysctls(director, services)) {
+    const before = await ensureSysctl(path, value, root);
+    if (before !== undefined) changes.push(`sysctl ${path.replaceAll('/', '.')}=${value} (was ${before})`);
+  }
+  return changes;
 }
 
 export interface HostChanges {
@@ -162,10 +183,7 @@ export async function setupDirectorHost(
   driver: Pick<IpvsDriver, 'setTimeouts' | 'listDaemons' | 'startDaemon'>,
 ): Promise<HostChanges> {
   const { changes, notes } = await setupDirectorVips(director);
-  for (const [path, value] of directorSysctls(director, services)) {
-    const before = await ensureSysctl(path, value);
-    if (before !== undefined) changes.push(`sysctl ${path.replaceAll('/', '.')}=${value} (was ${before})`);
-  }
+  changes.push(...(await applyDirectorSysctls(director, services)));
   const t = director.timeouts;
   if (t) {
     // Config durations are ms; IPVS timeouts are whole seconds; 0 keeps the kernel's value.

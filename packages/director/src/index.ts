@@ -25,11 +25,13 @@ export {
 } from './desired.ts';
 export { type DrainInput, type DrainResult, type DrainTimes, settingsOf, withDraining } from './drain.ts';
 export {
+  applyDirectorSysctls,
   detectRealServerInterface,
   directorSysctls,
   emptyRealServerState,
   type HostAddress,
   type HostChanges,
+  PROC_SYS,
   type RealServerPlan,
   type RealServerState,
   realServerDown,

@@ -1,4 +1,5 @@
 import { context, isSpanContextValid, ROOT_CONTEXT, type SpanContext, trace } from '@opentelemetry/api';
+import type { DeepReadonly, DirectorConfig } from '@tiergate/config';
 import { isTgError } from '@tiergate/errors';
 import type { HealthChange } from '@tiergate/health';
 import { describeService, destKey, type IpvsDriver, type IpvsServiceEntry, type IpvsStats, serviceKey } from '@tiergate/ipvs';
@@ -7,6 +8,7 @@ import { diffServices, servicesByKey } from './config-diff.ts';
 import { reconcileCycle, reconcileServices } from './cycle.ts';
 import { healthKey, type VirtualService } from './desired.ts';
 import { type CycleOutcome, endReconcileSpan, healthTransitionSpan, MAX_TRANSITION_LINKS, startReconcileSpan } from './director-spans.ts';
+import { applyDirectorSysctls } from './host-setup.ts';
 import { type Logger, silentLogger } from './logger.ts';
 import { DirectorMetrics } from './metrics.ts';
 import type { Op } from './plan.ts';
@@ -27,6 +29,11 @@ export interface DirectorOptions {
   readonly metrics?: DirectorMetrics;
   readonly now?: () => number;
   readonly random?: () => number;
+  /**
+   * The director entry whose host sysctls a reload applies again (`applyDirectorSysctls`: a NAT service added by
+   * a reload needs ip_forward); `sysctlRoot` replaces /proc/sys in tests. Without it a reload touches no sysctl.
+   */
+  readonly host?: { readonly director: DeepReadonly<DirectorConfig>; readonly sysctlRoot?: string };
 }
 
 /** The `director.resync_interval` default (ms), kube-proxy's IPVS sync period. */
@@ -165,18 +172,30 @@ export class Director implements AsyncDisposable {
 
   /**
    * Takes a new config's virtual services (already validated) and reconciles what changed: services added,
-   * removed or whose settings differ are planned against the model; checks whose spec or real servers changed
-   * restart (their servers start healthy), the others keep their state. A config the director cannot use
-   * (TG_CONFIG_INVALID, e.g. a check without a port) throws and changes nothing. Resolves when the table is
+   * removed or whose settings differ are planned against the model. Real servers keep their health across it
+   * (also when their check changes, a server not known healthy waits for a pass of the new one); a server new to
+   * the config is down until its first passing check (RealServerHealth). With `host`, the director's sysctls are
+   * applied again first (a NAT service needs ip_forward before it forwards); a failure there is logged and the
+   * reload goes on (the table still follows the file; the next reload tries again). A config the director cannot
+   * use (TG_CONFIG_INVALID, e.g. a check without a port) rejects and changes nothing. Resolves when the table is
    * reconciled.
    */
-  reload(services: readonly VirtualService[]): Promise<void> {
+  async reload(services: readonly VirtualService[]): Promise<void> {
     const changedChecks = this.#health.update(services);
     const { byKey, changed } = diffServices(this.#services, services);
     for (const key of [...changed, ...changedChecks]) this.#dirty.add(key);
     this.#services = services;
     this.#managed = byKey;
+    if (this.#o.host) await this.#applySysctls(this.#o.host, services);
     return this.reconcileNow();
+  }
+
+  async #applySysctls(host: NonNullable<DirectorOptions['host']>, services: readonly VirtualService[]): Promise<void> {
+    try {
+      for (const change of await applyDirectorSysctls(host.director, services, host.sysctlRoot)) this.#log.info({ change }, 'host setup');
+    } catch (err) {
+      this.#log.error({ err }, 'host sysctls not applied on reload; the reload goes on');
+    }
   }
 
   async #loop(): Promise<void> {

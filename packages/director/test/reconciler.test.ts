@@ -287,3 +287,91 @@ describe('Director: dirty tracking and the model of the table', () => {
     expect(driver.take()).toEqual([]);
   });
 });
+
+describe('Director: real-server health across reloads (a server keeps its state; a new one waits for a first pass)', () => {
+  /** 127.0.0.1 and 127.0.0.3 accept on one port; 127.0.0.2 refuses there (a dead real server). */
+  async function servers() {
+    const up1 = await listen('127.0.0.1');
+    const port = (up1.address() as { port: number }).port;
+    const up3 = await listen('127.0.0.3', port);
+    return {
+      port,
+      [Symbol.asyncDispose]: async () => void (await Promise.all([up1, up3].map((s) => new Promise((r) => s.close(r))))),
+    };
+  }
+  const check = (port: number, timeout = 500) => ({ type: 'tcp', port, interval: 30, timeout, rise: 1, fall: 1, jitter: 0 });
+  const svc = (addresses: string[], hc: unknown, address = '10.0.0.100') => ({
+    address,
+    port: 80,
+    scheduler: 'rr',
+    real_servers: addresses.map((a) => ({ address: a })),
+    ...(hc ? { health_check: hc } : {}),
+  });
+  async function until(what: () => boolean): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    while (!what() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect(what()).toBe(true);
+  }
+  /** Polls `what` for `ms` (a few check intervals): it must hold at every look. */
+  async function holds(what: () => boolean, ms = 300): Promise<void> {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      expect(what()).toBe(true);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  it('a reload adding a server keeps the dead one at weight 0; the new one gets weight only after its first passing check', async () => {
+    await using s = await servers();
+    const driver = new RecordingDriver();
+    await using d = director(driver, config([svc(['127.0.0.1', '127.0.0.2'], check(s.port))]));
+    await d.start();
+    await until(() => weightOf(driver, SVC, '127.0.0.2') === 0);
+    driver.take();
+
+    await d.reload(config([svc(['127.0.0.1', '127.0.0.2', '127.0.0.3'], check(s.port))]));
+    // The reload's own cycle: the new server goes in at weight 0 (not checked yet), the dead one is not touched.
+    expect(driver.take()).toEqual([`addDestination ${SVC} 127.0.0.3:80 w=0`]);
+    expect(weightOf(driver, SVC, '127.0.0.2')).toBe(0);
+    await until(() => weightOf(driver, SVC, '127.0.0.3') === 1);
+    expect(driver.take()).toEqual([`updateDestination ${SVC} 127.0.0.3:80 w=1`]);
+    await holds(() => weightOf(driver, SVC, '127.0.0.2') === 0 && weightOf(driver, SVC, '127.0.0.1') === 1);
+    expect(d.status().services[0]?.destinations.map((x) => [x.server, x.healthy])).toEqual([
+      ['127.0.0.1:80', true],
+      ['127.0.0.2:80', false],
+      ['127.0.0.3:80', true],
+    ]);
+  });
+
+  it('a reload changing the check keeps a dead server down and a healthy one up: no op at all', async () => {
+    await using s = await servers();
+    const driver = new RecordingDriver();
+    await using d = director(driver, config([svc(['127.0.0.1', '127.0.0.2'], check(s.port))]));
+    await d.start();
+    await until(() => weightOf(driver, SVC, '127.0.0.2') === 0);
+    driver.take();
+
+    await d.reload(config([svc(['127.0.0.1', '127.0.0.2'], check(s.port, 400))]));
+    expect(driver.take()).toEqual([]);
+    await holds(() => weightOf(driver, SVC, '127.0.0.2') === 0 && weightOf(driver, SVC, '127.0.0.1') === 1);
+  });
+
+  it('a service added by a reload starts with its servers down until each passes a check; one that gains a check keeps its servers up', async () => {
+    await using s = await servers();
+    const driver = new RecordingDriver();
+    await using d = director(driver, config([svc(['127.0.0.1', '127.0.0.2'], undefined, '10.0.0.101')]));
+    await d.start();
+    driver.take();
+
+    await d.reload(config([svc(['127.0.0.1', '127.0.0.2'], check(s.port), '10.0.0.101'), svc(['127.0.0.1', '127.0.0.2'], check(s.port))]));
+    expect(driver.take()).toEqual([
+      `addService ${SVC}`,
+      `addDestination ${SVC} 127.0.0.1:80 w=0`,
+      `addDestination ${SVC} 127.0.0.2:80 w=0`,
+    ]);
+    // The service that only gained a check: both servers were up and stay up until the check says otherwise.
+    expect(weightOf(driver, OTHER, '127.0.0.1')).toBe(1);
+    await until(() => weightOf(driver, SVC, '127.0.0.1') === 1 && weightOf(driver, OTHER, '127.0.0.2') === 0);
+    await holds(() => weightOf(driver, SVC, '127.0.0.2') === 0);
+  });
+});

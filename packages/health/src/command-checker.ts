@@ -1,14 +1,55 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { userInfo } from 'node:os';
+import { promisify } from 'node:util';
 import { deadline, deadlineDetail, errorDetail } from './deadline.ts';
 import { type CommandCheckSpec, invalid } from './spec.ts';
 import type { Checker, CheckResult, CheckTarget } from './types.ts';
 
 /** Bytes of stderr kept for the result's detail. */
 const STDERR_KEEP = 200;
+/** The user a root process runs checks as when the config names none. */
+export const DEFAULT_CHECK_USER = 'nobody';
+/** PATH of a check's environment (Debian's default for root's login, so sbin tools are found). */
+const CHECK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
+const execFileAsync = promisify(execFile);
+
+/** Who a check runs as: ids for spawn() (absent: this process's own), and the environment naming them. */
+interface RunAs {
+  readonly uid?: number;
+  readonly gid?: number;
+  readonly name: string;
+  readonly home: string;
+}
+
+/** A passwd entry through NSS (`getent passwd`, which sees LDAP/systemd users too; Node has no getpwnam). */
+async function lookUpUser(name: string): Promise<RunAs> {
+  let line: string;
+  try {
+    line = (await execFileAsync('getent', ['passwd', name], { timeout: 5_000 })).stdout.split('\n', 1)[0] ?? '';
+  } catch (err) {
+    // getent exits 2 for an unknown name.
+    const code = (err as { code?: unknown }).code;
+    throw new Error(code === 2 ? `no user '${name}' (getent passwd)` : `cannot look up user '${name}': ${errorDetail(err)}`);
+  }
+  const [, , uid, gid, , home] = line.split(':');
+  if (uid === undefined || gid === undefined || !/^\d+$/.test(uid) || !/^\d+$/.test(gid))
+    throw new Error(`cannot look up user '${name}': getent printed '${line}'`);
+  return { uid: Number(uid), gid: Number(gid), name, home: home || '/' };
+}
+
+/** The configured user, `nobody` for root without one, or this process's own user (no switch). */
+function runAs(user: string | undefined): Promise<RunAs> {
+  if (user !== undefined) return lookUpUser(user);
+  if (process.getuid?.() === 0) return lookUpUser(DEFAULT_CHECK_USER);
+  const me = userInfo();
+  return Promise.resolve({ name: me.username, home: me.homedir });
+}
 
 /**
- * keepalived MISC_CHECK: run `argv` (no shell) with TG_CHECK_HOST / TG_CHECK_PORT in its environment;
- * exit 0 is healthy. With `dynamicWeight` (keepalived `misc_dynamic`) exit 1 fails and 2..255 is healthy
+ * keepalived MISC_CHECK: run `argv` (no shell) as `spec.user` (default `nobody` when root) with a minimal
+ * environment: PATH, HOME, USER, LOGNAME and TG_CHECK_HOST / TG_CHECK_PORT, never this process's own (which may
+ * hold tokens and passwords), in `/`; exit 0 is healthy. With `dynamicWeight` (keepalived `misc_dynamic`) exit 1 fails and 2..255 is healthy
  * with weight = code - 2. At the timeout the command's whole process group gets SIGKILL.
  *
  * spawn rather than execFile: execFile kills only the direct child and waits for its stdio to close, so a
@@ -18,14 +59,31 @@ const STDERR_KEEP = 200;
 export class CommandChecker implements Checker {
   readonly kind = 'command' as const;
   readonly #spec: CommandCheckSpec;
+  /** Looked up once, at the first check; a failed lookup is tried again at the next. */
+  #runAs: Promise<RunAs> | undefined;
 
   constructor(spec: CommandCheckSpec) {
     if (!Array.isArray(spec.argv) || spec.argv.length === 0 || spec.argv.some((a) => typeof a !== 'string') || !spec.argv[0])
       invalid('command health check: argv must be a non-empty array of strings');
+    if (spec.user !== undefined && (typeof spec.user !== 'string' || spec.user === ''))
+      invalid('command health check: user must be a user name');
     this.#spec = spec;
   }
 
-  check(target: CheckTarget, timeoutMs: number, signal?: AbortSignal): Promise<CheckResult> {
+  async check(target: CheckTarget, timeoutMs: number, signal?: AbortSignal): Promise<CheckResult> {
+    const started = performance.now();
+    let who: RunAs;
+    try {
+      this.#runAs ??= runAs(this.#spec.user);
+      who = await this.#runAs;
+    } catch (err) {
+      this.#runAs = undefined;
+      return { ok: false, detail: errorDetail(err), durationMs: performance.now() - started };
+    }
+    return this.#run(who, target, timeoutMs, signal);
+  }
+
+  #run(who: RunAs, target: CheckTarget, timeoutMs: number, signal?: AbortSignal): Promise<CheckResult> {
     const d = deadline(timeoutMs, signal);
     const done = (ok: boolean, detail: string, weight?: number): CheckResult => {
       d[Symbol.dispose]();
@@ -33,9 +91,18 @@ export class CommandChecker implements Checker {
     };
     if (d.signal.aborted) return Promise.resolve(done(false, deadlineDetail(d, timeoutMs)));
     const [file, ...args] = this.#spec.argv as [string, ...string[]];
-    const env = { ...process.env, TG_CHECK_HOST: target.host, TG_CHECK_PORT: String(target.port) };
+    const env = {
+      PATH: CHECK_PATH,
+      HOME: who.home,
+      USER: who.name,
+      LOGNAME: who.name,
+      TG_CHECK_HOST: target.host,
+      TG_CHECK_PORT: String(target.port),
+    };
+    // uid/gid make libuv drop the supplementary groups too (setgroups(0)) before setgid/setuid.
+    const ids = who.uid === undefined ? {} : { uid: who.uid, gid: who.gid };
     return new Promise<CheckResult>((resolve) => {
-      const child = spawn(file, args, { env, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+      const child = spawn(file, args, { env, cwd: '/', stdio: ['ignore', 'ignore', 'pipe'], detached: true, ...ids });
       let stderr = '';
       child.stderr?.setEncoding('utf8').on('data', (s: string) => {
         if (stderr.length < STDERR_KEEP) stderr += s.slice(0, STDERR_KEEP - stderr.length);

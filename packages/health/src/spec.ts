@@ -34,6 +34,11 @@ export interface CommandCheckSpec {
   readonly argv: readonly string[];
   /** keepalived `misc_dynamic`: exit 2..255 is healthy with weight = code - 2. */
   readonly dynamicWeight?: boolean;
+  /**
+   * The user the command runs as (its primary group too; keepalived MISC_CHECK `user`). Default: `nobody` when
+   * this process is root (keepalived's `script_user` advice: a check never needs root), else this process's user.
+   */
+  readonly user?: string;
 }
 
 /** What to probe; the union the checker registry is keyed by. */

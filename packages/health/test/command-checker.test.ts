@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -50,6 +50,7 @@ describe('CommandChecker', () => {
 
   it('kills the whole process group at the timeout', async () => {
     dir = await mkdtemp(join(tmpdir(), 'tg-health-cmd-'));
+    await chmod(dir, 0o777); // the check runs as nobody when the tests run as root
     const pidFile = join(dir, 'pid');
     const r = await sh(`sleep 30 & echo $! > ${pidFile}; wait`).check(target, 300);
     expect(r).toMatchObject({ ok: false, detail: 'timeout after 300 ms' });
@@ -82,5 +83,39 @@ describe('CommandChecker', () => {
 
   it('without misc_dynamic every non-zero exit fails', async () => {
     expect(await sh('exit 7').check(target, 5000)).toMatchObject({ ok: false, detail: 'exit 7' });
+  });
+
+  // As root, like the director (and CI): only root can switch users.
+  describe('who runs it and with what environment', () => {
+    /** Fails on purpose so the one line it prints comes back in the detail. */
+    const say = (script: string, user?: string) =>
+      new CommandChecker({ kind: 'command', argv: ['sh', '-c', `echo "${script}" >&2; exit 1`], user }).check(target, 5000);
+
+    it('runs as nobody when this process is root and the config names no user (keepalived script_user)', async () => {
+      const r = await say('$(id -un):$(id -gn):$(id -G)');
+      expect(r.detail).toBe('exit 1: nobody:nogroup:65534');
+    });
+
+    it("runs as the configured user, with that user's primary group and no supplementary group of ours", async () => {
+      expect((await say('$(id -un):$(id -G)', 'daemon')).detail).toBe('exit 1: daemon:1');
+      expect((await say('$(id -un)', 'root')).detail).toBe('exit 1: root');
+    });
+
+    it("gives the command a minimal environment, not this process's (tokens, passwords)", async () => {
+      process.env.TG_TEST_SECRET = 'do-not-leak';
+      try {
+        const r = await say("$(env | cut -d= -f1 | grep -v '^PWD$' | sort | tr '\\n' ' ')| $HOME | $PATH | $(pwd)");
+        expect(r.detail).toBe(
+          'exit 1: HOME LOGNAME PATH TG_CHECK_HOST TG_CHECK_PORT USER | /nonexistent | /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin | /',
+        );
+      } finally {
+        delete process.env.TG_TEST_SECRET;
+      }
+    });
+
+    it('fails every check, saying why, when the user does not exist', async () => {
+      const r = await say('never runs', 'tg-no-such-user');
+      expect(r).toMatchObject({ ok: false, detail: "no user 'tg-no-such-user' (getent passwd)" });
+    });
   });
 });

@@ -1,5 +1,5 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isTgError } from '@tiergate/errors';
@@ -223,6 +223,7 @@ describe('HealthMonitor', () => {
 
   it('follows a misc_dynamic weight through onCheck and CHECK_CHANNEL without a transition', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tg-health-weight-'));
+    await chmod(dir, 0o755); // the check runs as nobody when the tests run as root
     const onChannelCheck = (msg: unknown) => channelChecks.push(msg as CheckEvent);
     const channelChecks: CheckEvent[] = [];
     subscribe(CHECK_CHANNEL, onChannelCheck);

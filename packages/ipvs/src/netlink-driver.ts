@@ -63,16 +63,16 @@ function toIpvsError(err: unknown, op: string, object?: string): unknown {
 
 /** Opens the socket and resolves the IPVS family, loading the module once if it is missing. */
 async function resolveIpvsFamily(socket: NetlinkSocket, options: NetlinkIpvsDriverOptions): Promise<number> {
-  const lookup = () => socket.resolveFamily(IPVS_GENL_NAME, options.timeoutMs).id;
+  const lookup = async () => (await socket.resolveFamily(IPVS_GENL_NAME, options.timeoutMs)).id;
   try {
-    return lookup();
+    return await lookup();
   } catch (err) {
     if (!(err instanceof NetlinkErrnoError) || err.errno !== ERRNO.ENOENT)
       throw toIpvsError(err, 'resolve generic netlink family', IPVS_GENL_NAME);
   }
   const modprobe = options.modprobe === false ? 'modprobe disabled' : await modprobeIpvs();
   try {
-    return lookup();
+    return await lookup();
   } catch (err) {
     if (!(err instanceof NetlinkErrnoError) || err.errno !== ERRNO.ENOENT)
       throw toIpvsError(err, 'resolve generic netlink family', IPVS_GENL_NAME);

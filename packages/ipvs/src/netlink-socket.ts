@@ -1,4 +1,5 @@
-import { setImmediate as nextTurn } from 'node:timers/promises';
+import { randomBytes } from 'node:crypto';
+import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
 import koffi from 'koffi';
 import {
   AF_NETLINK,
@@ -16,19 +17,27 @@ import {
 } from './netlink/constants.ts';
 import { decodeFamily, type GenlFamily } from './netlink/ipvs-decode.ts';
 import { encodeFamilyRequest } from './netlink/ipvs-encode.ts';
-import { type NlMessage, parseDoneError, parseGenl, parseNlError, splitMessages } from './netlink/message.ts';
+import { fromKernel, type NlMessage, parseDoneError, parseGenl, parseNlError, splitMessages } from './netlink/message.ts';
 
 /**
  * A netlink socket over libc through koffi: node:net/dgram cannot open AF_NETLINK and libuv cannot
  * wrap its fd, and koffi needs no compiler at install (reference §3). The kernel handles a request
- * synchronously inside sendto(), so replies are already queued when we poll; every wait is bounded.
+ * synchronously inside sendto(), so replies are already queued when we read them: a read never blocks
+ * (MSG_DONTWAIT). Only when an answer is missing does a request wait, on timers, so the event loop (health
+ * checks, the admin listener) keeps running; every wait is bounded by the request's deadline.
  */
 
 const SOCK_RAW = 3;
 const SOCK_CLOEXEC = 0x80000;
 const MSG_DONTWAIT = 0x40;
 const MSG_TRUNC = 0x20;
-const POLLIN = 1;
+/**
+ * Waits between reads while an answer is missing: the first re-read after 1 ms, doubling up to 50 ms. An answer
+ * is normally queued before the first read, so these run only when one was lost or never comes; then the
+ * process spends at most one recv() per wait on it, instead of blocking in poll() for the whole timeout.
+ */
+const FIRST_WAIT_MS = 1;
+const MAX_WAIT_MS = 50;
 /** Dump chunks are at most ~32 KiB; 64 KiB leaves room (reference §1.4). */
 const RECV_BUFFER_SIZE = 65536;
 const DEFAULT_TIMEOUT_MS = 5000;
@@ -64,8 +73,7 @@ interface Libc {
   setsockopt: (fd: number, level: number, name: number, value: Buffer, len: number) => number;
   getsockopt: (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
   sendto: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrLen: number) => number;
-  recv: (fd: number, buf: Buffer, len: number, flags: number) => number;
-  poll: (fds: Buffer, nfds: number, timeoutMs: number) => number;
+  recvfrom: (fd: number, buf: Buffer, len: number, flags: number, addr: Buffer, addrLen: Buffer) => number;
   close: (fd: number) => number;
 }
 
@@ -81,8 +89,7 @@ function loadLibc(): Libc {
     setsockopt: lib.func('int setsockopt(int fd, int level, int name, void *value, uint32_t len)'),
     getsockopt: lib.func('int getsockopt(int fd, int level, int name, void *value, void *len)'),
     sendto: lib.func('intptr_t sendto(int fd, void *buf, size_t len, int flags, void *addr, uint32_t addrLen)'),
-    recv: lib.func('intptr_t recv(int fd, void *buf, size_t len, int flags)'),
-    poll: lib.func('int poll(void *fds, unsigned long nfds, int timeout)'),
+    recvfrom: lib.func('intptr_t recvfrom(int fd, void *buf, size_t len, int flags, void *addr, void *addrLen)'),
     close: lib.func('int close(int fd)'),
   };
   return libc;
@@ -171,6 +178,8 @@ export interface NetlinkSocketStats {
   readonly sendCalls: number;
   readonly recvCalls: number;
   readonly requests: number;
+  /** Datagrams read that did not come from the kernel (another process's socket sent them): dropped unread. */
+  readonly foreign: number;
 }
 
 /** Bounds of one requestBatch() datagram: ACKs the receive buffer holds, bytes the send buffer takes. */
@@ -179,7 +188,10 @@ export interface NetlinkBatchLimits {
   readonly bytes: number;
 }
 
-/** One netlink socket; requests run one at a time (each is synchronous, so none can interleave). */
+/**
+ * One netlink socket. Requests run one at a time (a later one waits for the earlier one's answer), so one can
+ * never read another's replies; a batch holds the socket one datagram at a time.
+ */
 export class NetlinkSocket {
   readonly portId: number;
   /** What the kernel set (SO_RCVBUF / SO_SNDBUF, doubled sizes). */
@@ -188,13 +200,17 @@ export class NetlinkSocket {
   readonly batchLimits: NetlinkBatchLimits;
   readonly #fd: number;
   readonly #libc: Libc;
-  readonly #stats = { sendCalls: 0, recvCalls: 0, requests: 0 };
+  readonly #stats = { sendCalls: 0, recvCalls: 0, requests: 0, foreign: 0 };
   readonly #buf = Buffer.alloc(RECV_BUFFER_SIZE);
   // Allocated once: a reconcile sends thousands of requests, and these never change.
   readonly #kernel = sockaddrNl();
-  readonly #pollfd = Buffer.alloc(8);
+  /** recvfrom()'s sender address and its length (in/out). */
+  readonly #from = Buffer.alloc(12);
+  readonly #fromLen = Buffer.alloc(4);
   #seq: number;
   #closed = false;
+  /** Settles when the request holding the socket is done: the next one starts after it. */
+  #tail: Promise<void> = Promise.resolve();
 
   private constructor(lib: Libc, fd: number, portId: number, buffers: { receive: number; send: number; batchMessages?: number }) {
     this.#libc = lib;
@@ -206,10 +222,9 @@ export class NetlinkSocket {
       messages: Math.max(1, buffers.batchMessages ?? Math.min(MAX_BATCH_MESSAGES, Math.floor(buffers.receive / ACK_TRUESIZE))),
       bytes: buffers.send - SNDBUF_OVERHEAD,
     };
-    this.#pollfd.writeInt32LE(fd, 0);
-    this.#pollfd.writeInt16LE(POLLIN, 4);
-    // Start from the clock so replies to a previous process's socket (same port id reused) never match.
-    this.#seq = Math.floor(Date.now() / 1000) & 0x7fffffff;
+    // A random start: replies meant for an earlier socket with the same port id never match, and a process
+    // that could send to this socket (CAP_NET_ADMIN) cannot predict the numbers to forge an answer with.
+    this.#seq = randomBytes(4).readUInt32LE(0);
   }
 
   /** Opens and binds a socket of a netlink protocol (default NETLINK_GENERIC) in this process's netns. */
@@ -236,23 +251,36 @@ export class NetlinkSocket {
     }
   }
 
-  /** Sends `build(seq)` and returns the reply messages (without ACK/DONE); throws NetlinkErrnoError on a negative ACK. */
-  async request(build: (seq: number) => Buffer, options: NetlinkRequestOptions): Promise<NlMessage[]> {
-    return this.requestSync(build, options);
+  /**
+   * Sends `build(seq)` and returns the reply messages (without ACK/DONE); throws NetlinkErrnoError on a negative
+   * ACK. A dump interrupted by a concurrent change (DUMP_INTR) is redone.
+   */
+  request(build: (seq: number) => Buffer, options: NetlinkRequestOptions): Promise<NlMessage[]> {
+    return this.#exclusive(async () => {
+      if (this.#closed) throw new NetlinkErrnoError('sendto', 9, 'netlink socket is closed');
+      const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+      for (let attempt = 0; attempt < MAX_DUMP_ATTEMPTS; attempt++) {
+        this.#seq = (this.#seq + 1) >>> 0;
+        const seq = this.#seq;
+        this.#send(build(seq));
+        const { messages, interrupted } = await this.#collect(seq, Date.now() + timeoutMs);
+        if (!interrupted) return messages;
+      }
+      throw new NetlinkErrnoError('recv', ERRNO.EINTR, `dump was interrupted ${MAX_DUMP_ATTEMPTS} times in a row`);
+    });
   }
 
-  /** The synchronous core of request(); a dump interrupted by a concurrent change (DUMP_INTR) is redone. */
-  requestSync(build: (seq: number) => Buffer, options: NetlinkRequestOptions): NlMessage[] {
-    if (this.#closed) throw new NetlinkErrnoError('sendto', 9, 'netlink socket is closed');
-    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    for (let attempt = 0; attempt < MAX_DUMP_ATTEMPTS; attempt++) {
-      this.#seq = (this.#seq + 1) >>> 0;
-      const seq = this.#seq;
-      this.#send(build(seq));
-      const { messages, interrupted } = this.#collect(seq, Date.now() + timeoutMs);
-      if (!interrupted) return messages;
-    }
-    throw new NetlinkErrnoError('recv', ERRNO.EINTR, `dump was interrupted ${MAX_DUMP_ATTEMPTS} times in a row`);
+  /**
+   * Runs `fn` once the requests before it are done. Needed since a request may wait on timers for a missing
+   * answer: a second request sent meanwhile would read (and, by its other sequence number, drop) the first one's.
+   */
+  #exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.#tail.then(fn);
+    this.#tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
   }
 
   get stats(): NetlinkSocketStats {
@@ -275,7 +303,8 @@ export class NetlinkSocket {
     while (start < messages.length) {
       if (start > 0) await nextTurn();
       const end = this.#batchEnd(messages, start);
-      for (const ack of this.#sendBatch(messages.slice(start, end), timeoutMs)) acks.push(ack);
+      const batch = messages.slice(start, end);
+      for (const ack of await this.#exclusive(() => this.#sendBatch(batch, timeoutMs))) acks.push(ack);
       start = end;
     }
     return acks;
@@ -293,7 +322,7 @@ export class NetlinkSocket {
     return end;
   }
 
-  #sendBatch(messages: readonly Buffer[], timeoutMs: number): NetlinkAck[] {
+  async #sendBatch(messages: readonly Buffer[], timeoutMs: number): Promise<NetlinkAck[]> {
     if (this.#closed) throw new NetlinkErrnoError('sendto', 9, 'netlink socket is closed');
     const first = (this.#seq + 1) >>> 0;
     for (const m of messages) {
@@ -317,14 +346,14 @@ export class NetlinkSocket {
    * dropped what did not fit) ends the wait as soon as the queue is empty: nothing more can come, since the kernel
    * answered inside sendto(). Requests without an ACK are reported lost.
    */
-  #collectAcks(first: number, count: number, deadline: number): NetlinkAck[] {
+  async #collectAcks(first: number, count: number, deadline: number): Promise<NetlinkAck[]> {
     const acks = new Array<NetlinkAck | undefined>(count);
     let missing = count;
     let lostErrno: number = ERRNO.ETIMEDOUT;
     while (missing > 0) {
       let batch: NlMessage[] | undefined;
       try {
-        batch = lostErrno === ERRNO.ENOBUFS ? this.#receiveQueued() : this.#receive(deadline);
+        batch = lostErrno === ERRNO.ENOBUFS ? this.#receiveQueued() : (this.#receiveQueued() ?? (await this.#receive(deadline)));
       } catch (err) {
         // Anything but the overrun's ENOBUFS (a timeout, a garbled datagram) ends the wait: the rest are lost.
         lostErrno = err instanceof NetlinkErrnoError ? err.errno : ERRNO.EPROTO;
@@ -347,8 +376,8 @@ export class NetlinkSocket {
   }
 
   /** Resolves a generic-netlink family by name through nlctrl (ENOENT when it is not registered). */
-  resolveFamily(name: string, timeoutMs?: number): GenlFamily {
-    const [reply] = this.requestSync((seq) => encodeFamilyRequest(seq, name), { dump: false, timeoutMs });
+  async resolveFamily(name: string, timeoutMs?: number): Promise<GenlFamily> {
+    const [reply] = await this.request((seq) => encodeFamilyRequest(seq, name), { dump: false, timeoutMs });
     if (reply === undefined) throw new NetlinkErrnoError('recv', ERRNO.ENOENT, `nlctrl sent no reply for family ${name}`);
     return decodeFamily(parseGenl(reply).attrs);
   }
@@ -362,11 +391,12 @@ export class NetlinkSocket {
     }
   }
 
-  #collect(seq: number, deadline: number): { messages: NlMessage[]; interrupted: boolean } {
+  async #collect(seq: number, deadline: number): Promise<{ messages: NlMessage[]; interrupted: boolean }> {
     const messages: NlMessage[] = [];
     let interrupted = false;
     for (;;) {
-      for (const m of this.#receive(deadline)) {
+      // The answer is normally queued already: read it without a turn of the event loop.
+      for (const m of this.#receiveQueued() ?? (await this.#receive(deadline))) {
         if (m.seq !== seq) continue; // a stale reply to an earlier, timed-out request
         if ((m.flags & NLM_F.DUMP_INTR) !== 0) interrupted = true;
         if (m.type === NLMSG.NOOP) continue;
@@ -395,22 +425,35 @@ export class NetlinkSocket {
     }
   }
 
-  /** One datagram (possibly several messages), waiting with poll() until the deadline. */
-  #receive(deadline: number): NlMessage[] {
-    for (;;) {
+  /**
+   * The next datagram (possibly several messages) when none was queued: waits on timers until one is, or until the
+   * deadline. The fd cannot join libuv's poll (koffi cannot hand it over), and a blocking poll() would stop the
+   * event loop for up to the timeout. Callers read the queue first (#receiveQueued), so this starts by waiting.
+   */
+  async #receive(deadline: number): Promise<NlMessage[]> {
+    for (let wait = FIRST_WAIT_MS; ; wait = Math.min(wait * 2, MAX_WAIT_MS)) {
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) throw new NetlinkErrnoError('recv', ERRNO.ETIMEDOUT, 'timed out waiting for the kernel to answer');
+      await sleep(Math.min(wait, remaining));
       const messages = this.#receiveQueued();
       if (messages !== undefined) return messages;
-      const remaining = deadline - Date.now();
-      if (remaining <= 0) throw new NetlinkErrnoError('poll', ERRNO.ETIMEDOUT, 'timed out waiting for the kernel to answer');
-      if (this.#libc.poll(this.#pollfd, 1, remaining) < 0 && koffi.errno() !== ERRNO.EINTR) throw syscallError('poll');
     }
   }
 
-  /** One datagram already queued, or undefined when there is none (EAGAIN). */
+  /**
+   * One datagram from the kernel already queued, or undefined when there is none (EAGAIN). A datagram another
+   * process sent to this socket's port id (any holder of CAP_NET_ADMIN may unicast to it) is dropped: only the
+   * kernel (sender port id 0) answers IPVS requests, and a forged ACK would make an op look applied.
+   */
   #receiveQueued(): NlMessage[] | undefined {
     for (;;) {
       this.#stats.recvCalls += 1;
-      const n = this.#libc.recv(this.#fd, this.#buf, this.#buf.length, MSG_DONTWAIT | MSG_TRUNC);
+      this.#fromLen.writeUInt32LE(this.#from.length, 0);
+      const n = this.#libc.recvfrom(this.#fd, this.#buf, this.#buf.length, MSG_DONTWAIT | MSG_TRUNC, this.#from, this.#fromLen);
+      if (n >= 0 && !fromKernel(this.#from.subarray(0, this.#fromLen.readUInt32LE(0)))) {
+        this.#stats.foreign += 1;
+        continue;
+      }
       if (n > this.#buf.length) throw new NetlinkErrnoError('recv', ERRNO.EMSGSIZE, `netlink datagram of ${n} bytes exceeds the buffer`);
       if (n >= 0) return splitMessages(Buffer.from(this.#buf.subarray(0, n)));
       const err = syscallError('recv');

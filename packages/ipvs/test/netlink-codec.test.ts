@@ -13,6 +13,7 @@ import {
   encodeFamilyRequest,
   encodeIpvsRequest,
   encodeMessage,
+  fromKernel,
   type IpvsDestination,
   type IpvsService,
   type IpvsServiceId,
@@ -222,6 +223,14 @@ describe('messages', () => {
       [0x20, 5, 77, 8],
       [3, 5, 77, 4],
     ]);
+  });
+
+  it("takes a datagram as the kernel's only when the sender (sockaddr_nl) is AF_NETLINK port id 0", () => {
+    // struct sockaddr_nl: u16 family (16), u16 pad, u32 nl_pid, u32 nl_groups.
+    expect(fromKernel(hex('10 00 00 00 00 00 00 00 00 00 00 00'))).toBe(true);
+    expect(fromKernel(hex('10 00 00 00 39 30 00 00 00 00 00 00'))).toBe(false); // port id 12345: a process's socket
+    expect(fromKernel(hex('02 00 00 00 00 00 00 00 00 00 00 00'))).toBe(false); // not AF_NETLINK
+    expect(fromKernel(hex('10 00 00 00'))).toBe(false); // truncated: no port id to check
   });
 
   it('rejects a message length below the header size or past the buffer', () => {

@@ -1,12 +1,17 @@
+import koffi from 'koffi';
 import { describe, expect, it } from 'vitest';
 import {
+  AF_NETLINK,
   bytesAttr,
   ERRNO,
   encodeAttrs,
   encodeGenlMessage,
+  encodeMessage,
   NETLINK_GENERIC,
   NetlinkErrnoError,
   NetlinkSocket,
+  NLM_F,
+  NLMSG,
   parseGenl,
   stringAttr,
   u32Attr,
@@ -21,9 +26,50 @@ function getFamilyRequest(attrs: Buffer, flags = 0x5) {
 /** A GETFAMILY do-request for `name`, sequence number left for requestBatch() to write. */
 const getFamily = (name: string) => getFamilyRequest(encodeAttrs([stringAttr(2, name)]))(0);
 
-function errnoOf(fn: () => unknown): NetlinkErrnoError {
+/**
+ * Another process's netlink socket, bound to its own port id: sends one datagram to `portId` (a unicast to a
+ * user socket, which netlink allows holders of CAP_NET_ADMIN, as root here). Opened through libc as the code
+ * under test does, but independent of it.
+ */
+function sendFromOtherSocket(portId: number, datagram: Buffer): void {
+  const lib = koffi.load('libc.so.6');
+  const socket = lib.func('int socket(int domain, int type, int protocol)');
+  const bind = lib.func('int bind(int fd, void *addr, uint32_t len)');
+  const sendto = lib.func('intptr_t sendto(int fd, void *buf, size_t len, int flags, void *addr, uint32_t addrLen)');
+  const close = lib.func('int close(int fd)');
+  const sockaddr = (pid: number) => {
+    const b = Buffer.alloc(12);
+    b.writeUInt16LE(AF_NETLINK, 0);
+    b.writeUInt32LE(pid, 4);
+    return b;
+  };
+  const fd = socket(AF_NETLINK, 3 /* SOCK_RAW */, NETLINK_GENERIC) as number;
+  expect(fd).toBeGreaterThanOrEqual(0);
   try {
-    fn();
+    expect(bind(fd, sockaddr(0), 12)).toBe(0);
+    expect(sendto(fd, datagram, datagram.length, 0, sockaddr(portId), 12)).toBe(datagram.length);
+  } finally {
+    close(fd);
+  }
+}
+
+/** An NLMSG_ERROR answer (`errno` 0: a success ACK) to request `seq`, as the kernel would word it. */
+function forgedAck(seq: number, portId: number, errno: number): Buffer {
+  const payload = Buffer.alloc(20);
+  payload.writeInt32LE(-errno, 0);
+  payload.writeUInt32LE(16, 4); // the echoed request header: a bare one is enough for the parser
+  return encodeMessage({ type: NLMSG.ERROR, flags: 0, seq, pid: portId }, payload);
+}
+
+/** The sequence number requestBatch() wrote into a request (it numbers each message in place). */
+const seqOf = (request: Buffer) => request.readUInt32LE(8);
+
+/** A request the kernel never answers: a control message (type < 0x10) without NLM_F_ACK is skipped silently. */
+const unanswered = (seq: number) => encodeMessage({ type: NLMSG.NOOP, flags: NLM_F.REQUEST, seq }, Buffer.alloc(0));
+
+async function errnoOf(fn: () => Promise<unknown>): Promise<NetlinkErrnoError> {
+  try {
+    await fn();
   } catch (err) {
     if (err instanceof NetlinkErrnoError) return err;
     throw err;
@@ -32,10 +78,10 @@ function errnoOf(fn: () => unknown): NetlinkErrnoError {
 }
 
 describe('NetlinkSocket against the real kernel', () => {
-  it('binds to a kernel-assigned port id and resolves the nlctrl family (reply, then ACK)', () => {
+  it('binds to a kernel-assigned port id and resolves the nlctrl family (reply, then ACK)', async () => {
     using sock = NetlinkSocket.open();
     expect(sock.portId).toBeGreaterThan(0);
-    expect(sock.resolveFamily('nlctrl')).toMatchObject({ id: 0x10, name: 'nlctrl', hdrSize: 0 });
+    expect(await sock.resolveFamily('nlctrl')).toMatchObject({ id: 0x10, name: 'nlctrl', hdrSize: 0 });
   });
 
   it('collects a multi-message dump until NLMSG_DONE', async () => {
@@ -46,30 +92,30 @@ describe('NetlinkSocket against the real kernel', () => {
     expect(names).toContain('nlctrl');
   });
 
-  it('reports ENOENT for an unregistered family (how a kernel without ip_vs answers for IPVS)', () => {
+  it('reports ENOENT for an unregistered family (how a kernel without ip_vs answers for IPVS)', async () => {
     using sock = NetlinkSocket.open();
-    expect(errnoOf(() => sock.resolveFamily('tg-no-family')).errno).toBe(2);
+    expect((await errnoOf(() => sock.resolveFamily('tg-no-family'))).errno).toBe(2);
   });
 
-  it('surfaces the kernel extended-ack text and offset on a policy violation', () => {
+  it('surfaces the kernel extended-ack text and offset on a policy violation', async () => {
     using sock = NetlinkSocket.open();
     // FAMILY_NAME without its NUL terminator violates the NLA_NUL_STRING policy.
-    const err = errnoOf(() => sock.requestSync(getFamilyRequest(encodeAttrs([bytesAttr(2, Buffer.from('IPVS'))])), { dump: false }));
+    const err = await errnoOf(() => sock.request(getFamilyRequest(encodeAttrs([bytesAttr(2, Buffer.from('IPVS'))])), { dump: false }));
     expect(err.errno).toBe(22);
     expect(err.extAckMessage).toMatch(/policy/i);
     expect(err.extAckOffset).toBe(20);
   });
 
-  it('keeps working after an error (stale replies are skipped by sequence number)', () => {
+  it('keeps working after an error (stale replies are skipped by sequence number)', async () => {
     using sock = NetlinkSocket.open();
-    errnoOf(() => sock.requestSync(getFamilyRequest(encodeAttrs([u32Attr(1, 0x7777)])), { dump: false }));
-    expect(sock.resolveFamily('nlctrl').id).toBe(0x10);
+    await errnoOf(() => sock.request(getFamilyRequest(encodeAttrs([u32Attr(1, 0x7777)])), { dump: false }));
+    expect((await sock.resolveFamily('nlctrl')).id).toBe(0x10);
   });
 
-  it('refuses requests after close', () => {
+  it('refuses requests after close', async () => {
     const sock = NetlinkSocket.open();
     sock.close();
-    expect(errnoOf(() => sock.resolveFamily('nlctrl')).message).toMatch(/closed/);
+    expect((await errnoOf(() => sock.resolveFamily('nlctrl'))).message).toMatch(/closed/);
   });
 
   it('sends a batch in one sendto() and maps each ACK back to its request, a failure in the middle included', async () => {
@@ -82,7 +128,7 @@ describe('NetlinkSocket against the real kernel', () => {
     expect(sock.stats.sendCalls - before.sendCalls).toBe(1);
     expect(sock.stats.requests - before.requests).toBe(3);
     // The socket is usable for single requests afterwards (no ACK of the batch is left to confuse them).
-    expect(sock.resolveFamily('nlctrl').id).toBe(0x10);
+    expect((await sock.resolveFamily('nlctrl')).id).toBe(0x10);
   });
 
   it('splits a batch larger than the default receive buffer holds ACKs of, and loses none', async () => {
@@ -115,6 +161,57 @@ describe('NetlinkSocket against the real kernel', () => {
     // The ACKs that fit are true answers; the first ones queued are always among them.
     expect(acks[0]).toEqual({ errno: ERRNO.ENOENT, extAckMessage: undefined, extAckOffset: undefined });
     expect(acks.filter((a) => !a.lost).every((a) => a.errno === ERRNO.ENOENT)).toBe(true);
-    expect(sock.resolveFamily('nlctrl').id).toBe(0x10);
+    expect((await sock.resolveFamily('nlctrl')).id).toBe(0x10);
+  });
+
+  it('drops answers another process sends to its port id: a forged error or success ACK never reaches a request', async () => {
+    using sock = NetlinkSocket.open();
+    // Learn the next sequence number (requestBatch writes it into the message), as an attacker would have to.
+    const probe = getFamily('nlctrl');
+    await sock.requestBatch([probe]);
+    const next = seqOf(probe) + 1;
+
+    // A forged EPERM for the next request: the kernel's own answer (the nlctrl family) must be the one taken.
+    sendFromOtherSocket(sock.portId, forgedAck(next, sock.portId, ERRNO.EPERM));
+    expect((await sock.resolveFamily('nlctrl')).id).toBe(0x10);
+
+    // A forged success ACK for a request the kernel refuses: the op must not look applied.
+    sendFromOtherSocket(sock.portId, forgedAck(next + 1, sock.portId, 0));
+    const [ack] = await sock.requestBatch([getFamily('tg-no-family')]);
+    expect(ack?.errno).toBe(ERRNO.ENOENT);
+    expect(sock.stats.foreign).toBe(2);
+  });
+
+  it('starts its sequence numbers at random: sockets opened in the same second do not share them', async () => {
+    const firsts: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      using sock = NetlinkSocket.open();
+      const request = getFamily('nlctrl');
+      await sock.requestBatch([request]);
+      firsts.push(seqOf(request));
+    }
+    expect(new Set(firsts).size).toBe(8);
+  });
+
+  it('waits for a missing answer without stopping the event loop, then times out', async () => {
+    using sock = NetlinkSocket.open();
+    let timerRan = false;
+    const timer = setTimeout(() => {
+      timerRan = true;
+    }, 20);
+    const err = await errnoOf(() => sock.request(unanswered, { dump: false, timeoutMs: 300 }));
+    clearTimeout(timer);
+    expect(err.errno).toBe(ERRNO.ETIMEDOUT);
+    // A blocking poll() for the 300 ms would have kept the 20 ms timer from running until after the rejection.
+    expect(timerRan).toBe(true);
+  });
+
+  it('runs concurrent requests one at a time: a request waiting for its answer holds the socket', async () => {
+    using sock = NetlinkSocket.open();
+    const order: string[] = [];
+    const waiting = errnoOf(() => sock.request(unanswered, { dump: false, timeoutMs: 200 })).then((e) => order.push(`timeout ${e.errno}`));
+    const family = sock.resolveFamily('nlctrl').then((f) => order.push(`family ${f.id}`));
+    await Promise.all([waiting, family]);
+    expect(order).toEqual([`timeout ${ERRNO.ETIMEDOUT}`, 'family 16']);
   });
 });

@@ -7,11 +7,13 @@ import {
   type DirectorStatus,
   defaultStatePath,
   describeOp,
+  desiredEntries,
   FileStateStore,
   formatIpvsadmCommand,
   formatStatusTable,
   type Logger,
   openIpvsDriver,
+  plan,
   reconcileCycle,
   serviceIdOfConfig,
   setupDirectorHost,
@@ -66,7 +68,11 @@ export function registerDirector(program: Command): void {
   common(director.command('apply'))
     .description('apply the virtual services once (VIPs, sysctls, IPVS); --dry-run prints the ipvsadm commands instead')
     .option('--dry-run', 'print the plan as ipvsadm commands; change nothing')
-    .action(async (opts: CommonOpts & { dryRun?: boolean }) => applyCommand(opts));
+    .option(
+      '--against-empty',
+      'with --dry-run: plan against an empty IPVS table instead of reading the kernel (no root, no ip_vs: review a file anywhere)',
+    )
+    .action(async (opts: ApplyOpts) => applyCommand(opts));
   common(director.command('run'))
     .description('run the director daemon: health checks, reconcile loop, admin /status and /metrics')
     .action(async (opts: CommonOpts) => runCommand(opts));
@@ -76,15 +82,33 @@ export function registerDirector(program: Command): void {
     .action(async (opts: CommonOpts & { json?: boolean }) => statusCommand(opts));
 }
 
-async function applyCommand(opts: CommonOpts & { dryRun?: boolean }): Promise<void> {
+type ApplyOpts = CommonOpts & { dryRun?: boolean; againstEmpty?: boolean };
+
+function printDryRun(ops: readonly Parameters<typeof formatIpvsadmCommand>[0][], what: string): void {
+  for (const op of ops) process.stdout.write(`${formatIpvsadmCommand(op)}\n`);
+  process.stdout.write(`# ${ops.length} op${ops.length === 1 ? '' : 's'} (${what})\n`);
+}
+
+async function applyCommand(opts: ApplyOpts): Promise<void> {
+  if (opts.againstEmpty && !opts.dryRun)
+    throw new TgError('TG_CONFIG_INVALID', '--against-empty plans without applying: use it with --dry-run');
   const { config, director, stateFile } = await load(opts);
+  if (opts.againstEmpty) {
+    // What `director apply` would do on a host whose table is empty: every real server healthy (as the daemon
+    // starts), no state file, no kernel. The same ops, in the same order, as the first apply there.
+    const desired = desiredEntries(config.virtual_services, new Map());
+    printDryRun(
+      plan(desired, [], configuredServiceKeys(config.virtual_services)),
+      'dry run against an empty table: nothing read, nothing changed',
+    );
+    return;
+  }
   await using driver = await openIpvsDriver(director.driver);
   const state = new FileStateStore(stateFile);
   const input = { services: config.virtual_services, driver, state, health: new Map<string, boolean>(), now: Date.now() };
   if (opts.dryRun) {
     const { ops } = await reconcileCycle({ ...input, dryRun: true });
-    for (const op of ops) process.stdout.write(`${formatIpvsadmCommand(op)}\n`);
-    process.stdout.write(`# ${ops.length} op${ops.length === 1 ? '' : 's'} (dry run: nothing changed)\n`);
+    printDryRun(ops, 'dry run: nothing changed');
     return;
   }
   const host = await setupDirectorHost(director, config.virtual_services, driver);
@@ -123,6 +147,8 @@ async function runDaemon(config: Config, director: DirectorCfg, stateFile: strin
       intervalMs: director.reconcile_interval,
       resyncMs: director.resync_interval,
       logger,
+      // A reload applies the sysctls again: a NAT service it adds needs ip_forward.
+      host: { director },
     });
     await daemon.start();
     const running = daemon;
@@ -144,9 +170,9 @@ async function runDaemon(config: Config, director: DirectorCfg, stateFile: strin
 }
 
 /**
- * SIGHUP: re-read the file and hand its virtual services to the daemon, which plans only the services that
- * changed. An invalid file is logged and the running config kept; the director entry's own settings
- * (VIPs, driver, intervals, admin) take a restart.
+ * SIGHUP: re-read the file and hand its virtual services to the daemon, which applies the host sysctls they
+ * need (ip_forward for NAT) and plans only the services that changed. An invalid file is logged and the running
+ * config kept; the director entry's own settings (VIPs, `sysctls`, driver, intervals, admin) take a restart.
  */
 async function reloadDaemon(daemon: Director, opts: CommonOpts, logger: Logger): Promise<void> {
   try {

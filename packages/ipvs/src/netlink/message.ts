@@ -1,6 +1,6 @@
 import { TgError } from '@tiergate/errors';
 import { align4, NlAttrs } from './attributes.ts';
-import { NLM_F, NLMSG, NLMSGERR_ATTR } from './constants.ts';
+import { AF_NETLINK, NLM_F, NLMSG, NLMSGERR_ATTR } from './constants.ts';
 
 /** Size of `struct nlmsghdr`. */
 export const NLMSG_HDRLEN = 16;
@@ -64,6 +64,17 @@ export function splitMessages(buf: Buffer): NlMessage[] {
     off += align4(len);
   }
   return out;
+}
+
+/**
+ * Whether recvfrom()'s sender address (`struct sockaddr_nl`: u16 family, u16 pad, u32 nl_pid, u32 nl_groups) is
+ * the kernel: family AF_NETLINK and port id 0. Any other port id is a process's socket; with CAP_NET_ADMIN a
+ * process may unicast to ours, and the kernel's answers always come from port id 0 (netlink(7)).
+ */
+export function fromKernel(sockaddr: Uint8Array): boolean {
+  if (sockaddr.length < 8) return false;
+  const view = new DataView(sockaddr.buffer, sockaddr.byteOffset, sockaddr.byteLength);
+  return view.getUint16(0, true) === AF_NETLINK && view.getUint32(4, true) === 0;
 }
 
 /** A decoded generic-netlink message body. */
