@@ -81,7 +81,9 @@ function isOwnHost(hostname: string, listener: string, localAddress: string | un
 /**
  * The checks every admin request passes before it is routed, in this order:
  * - `Host`, when present, names the listener itself (see isOwnHost): a browser tricked by DNS rebinding
- *   sends the attacker's name. A request without Host (HTTP/1.0 scripts) comes from no browser.
+ *   sends the attacker's name. A request without Host (HTTP/1.0 scripts) comes from no browser. A request
+ *   with the configured bearer token may use any name (`proxy1:9901` from Prometheus): a rebinding page
+ *   cannot know the token, so the check would only lock out operators who use host names.
  * - `Origin`, which browsers add to cross-origin reads and to every POST: a GET may carry only one whose
  *   host passes the same test, a state-changing method (POST /reload, /reconcile) none at all, and no
  *   `Sec-Fetch-Site` either. curl, Prometheus and the tiergate CLI send neither header, so they are not
@@ -92,7 +94,9 @@ export function checkAdminRequest(req: AdminRequest, admin: AdminAccess): AdminR
   const forbidden = (message: string): AdminRefusal => ({ status: 403, code: 'TG_ADMIN_FORBIDDEN', message });
   const { host, origin } = req.headers;
   const local = req.socket.localAddress;
-  if (host !== undefined) {
+  const token = admin.token;
+  const authenticated = token !== undefined && bearerTokenMatches(req.headers.authorization as string | undefined, token);
+  if (host !== undefined && !authenticated) {
     const name = hostnameOf(host);
     if (name === undefined || !isOwnHost(name, admin.address, local))
       return forbidden(`Host '${host}' is not this admin listener's address (use its IP address or localhost)`);
@@ -105,8 +109,7 @@ export function checkAdminRequest(req: AdminRequest, admin: AdminAccess): AdminR
     const name = origin === 'null' ? undefined : hostnameOf(origin.replace(/^https?:\/\//i, ''));
     if (name === undefined || !isOwnHost(name, admin.address, local)) return forbidden(`Origin '${origin}' is refused`);
   }
-  const token = admin.token;
-  if (token !== undefined && !bearerTokenMatches(req.headers.authorization as string | undefined, token))
+  if (token !== undefined && !authenticated)
     return { status: 401, code: 'TG_ADMIN_UNAUTHORIZED', message: 'missing or wrong bearer token' };
   return undefined;
 }

@@ -28,19 +28,24 @@ describe('admin access: Host (DNS rebinding)', () => {
     expect(checkAdminRequest(req({}), loopback)).toBeUndefined();
   });
 
-  it('IPv6 loopback listener: [::1] and localhost; a wildcard listener: any address literal, never a name', () => {
+  it('IPv6 loopback listener: [::1] and localhost; a wildcard listener: any address literal, a name only with the token', () => {
     expect(codeOf(checkAdminRequest(req({ host: '[::1]:9901' }, 'GET', '::1'), { address: '::1' }))).toBe('ok');
     expect(codeOf(checkAdminRequest(req({ host: '[0:0::1]:9901' }, 'GET', '::1'), { address: '::1' }))).toBe('ok');
     expect(codeOf(checkAdminRequest(req({ host: 'localhost' }, 'GET', '::1'), { address: '::1' }))).toBe('ok');
     const wild = { address: '0.0.0.0', token: 't' };
     const auth = { authorization: 'Bearer t' };
+    expect(codeOf(checkAdminRequest(req({ host: '10.0.0.5:9901' }, 'GET', '10.0.0.5'), wild))).toBe('TG_ADMIN_UNAUTHORIZED');
     expect(codeOf(checkAdminRequest(req({ ...auth, host: '10.0.0.5:9901' }, 'GET', '10.0.0.5'), wild))).toBe('ok');
     expect(codeOf(checkAdminRequest(req({ ...auth, host: 'localhost:9901' }), wild))).toBe('ok');
-    expect(codeOf(checkAdminRequest(req({ ...auth, host: 'proxy1.internal:9901' }, 'GET', '10.0.0.5'), wild))).toBe('TG_ADMIN_FORBIDDEN');
-    // A listener on 10.0.0.5: its own address, not localhost (which does not reach it).
+    // A host name (Prometheus scraping proxy1:9901) passes with the token, which a rebinding page cannot know.
+    expect(codeOf(checkAdminRequest(req({ ...auth, host: 'proxy1.internal:9901' }, 'GET', '10.0.0.5'), wild))).toBe('ok');
+    expect(codeOf(checkAdminRequest(req({ host: 'proxy1.internal:9901' }, 'GET', '10.0.0.5'), wild))).toBe('TG_ADMIN_FORBIDDEN');
+    const wrong = { authorization: 'Bearer x' };
+    expect(codeOf(checkAdminRequest(req({ ...wrong, host: 'proxy1.internal:9901' }, 'GET', '10.0.0.5'), wild))).toBe('TG_ADMIN_FORBIDDEN');
+    // A listener on 10.0.0.5 without the token: its own address, not localhost (which does not reach it).
     const lan = { address: '10.0.0.5', token: 't' };
-    expect(codeOf(checkAdminRequest(req({ ...auth, host: '10.0.0.5:9901' }, 'GET', '10.0.0.5'), lan))).toBe('ok');
-    expect(codeOf(checkAdminRequest(req({ ...auth, host: 'localhost:9901' }, 'GET', '10.0.0.5'), lan))).toBe('TG_ADMIN_FORBIDDEN');
+    expect(codeOf(checkAdminRequest(req({ host: '10.0.0.5:9901' }, 'GET', '10.0.0.5'), lan))).toBe('TG_ADMIN_UNAUTHORIZED');
+    expect(codeOf(checkAdminRequest(req({ host: 'localhost:9901' }, 'GET', '10.0.0.5'), lan))).toBe('TG_ADMIN_FORBIDDEN');
   });
 });
 
@@ -64,13 +69,16 @@ describe('admin access: Origin (cross-site requests from a browser on the host)'
 });
 
 describe('admin access: token', () => {
-  it('needs `Bearer <token>` when configured; the Host check runs first', () => {
+  it('needs `Bearer <token>` when configured; without the right token the Host check runs first', () => {
     const admin = { address: '127.0.0.1', token: 's3cret' };
     expect(checkAdminRequest(req({ host: '127.0.0.1', authorization: 'Bearer s3cret' }), admin)).toBeUndefined();
     expect(checkAdminRequest(req({ host: '127.0.0.1', authorization: 'bearer  s3cret ' }), admin)).toBeUndefined();
     expect(checkAdminRequest(req({ host: '127.0.0.1', authorization: 'Bearer s3cre' }), admin)).toMatchObject({ status: 401 });
     expect(checkAdminRequest(req({ host: '127.0.0.1' }), admin)).toMatchObject({ status: 401, code: 'TG_ADMIN_UNAUTHORIZED' });
-    expect(checkAdminRequest(req({ host: 'evil.example', authorization: 'Bearer s3cret' }), admin)).toMatchObject({ status: 403 });
+    expect(checkAdminRequest(req({ host: 'evil.example', authorization: 'Bearer s3cre' }), admin)).toMatchObject({ status: 403 });
+    expect(checkAdminRequest(req({ host: 'evil.example' }), admin)).toMatchObject({ status: 403 });
+    // The right token: any Host name (only the operator has the token; a rebinding page does not).
+    expect(checkAdminRequest(req({ host: 'proxy1', authorization: 'Bearer s3cret' }), admin)).toBeUndefined();
   });
 
   it('bearerTokenMatches compares whole tokens of any length', () => {
