@@ -279,7 +279,7 @@ async function listen(l: DeepReadonly<ListenerConfig>, config: ProxySection, ctx
  * Whether every protocol an `Upgrade` field offers (RFC 9110 §7.8: a comma-separated list, protocol
  * names compared case-insensitively) is in `allowed`; `websocket, h2c` is refused whole.
  */
-export function upgradeAllowed(allowed: ReadonlySet<string>, upgrade: string | undefined): boolean {
+function upgradeAllowed(allowed: ReadonlySet<string>, upgrade: string | undefined): boolean {
   if (upgrade === undefined) return false;
   let any = false;
   for (const token of upgrade.split(',')) {
