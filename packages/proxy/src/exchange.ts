@@ -138,19 +138,19 @@ function onResponseClose(this: TaggedResponse): void {
 }
 
 /**
- * How often expireAttempts runs (proxy-server.ts): the upstream response-headers and idle timeouts fire
- * up to this much late.
+ * How often expireAttempts runs (proxy-server.ts): the attempts' timeouts (upstream and client) fire up
+ * to this much late.
  */
 export const TIMEOUT_SWEEP_MS = 100;
 
 /**
- * Fails every attempt whose deadline has passed, as undici would for the upstream's deadlines (the same
- * errors, so the same 504s, retries and passive-health faults); the client's own deadlines
- * (client_body_timeout, send_timeout) end the exchange without blaming the server. The proxy keeps these deadlines itself instead of undici's
- * headersTimeout/bodyTimeout: undici arms a timer object per request, and a cleared one stays in its
- * timer list for up to a second, so under load thousands of them outlive the young generation each
- * second; the old generation then grew ~1 MiB/s and its mark-compacts set the p99 (loadtest/README.md).
- * A deadline is a number on the attempt, and this one sweep per proxy checks them all.
+ * Fails every attempt whose deadline has passed: the upstream's deadlines as undici would (the same
+ * errors, so the same 504s, retries and passive-health faults); the client's own (client_body_timeout,
+ * send_timeout) end the exchange without blaming the server. The proxy keeps these deadlines itself
+ * instead of undici's headersTimeout/bodyTimeout: undici arms a timer object per request, and a cleared
+ * one stays in its timer list for up to a second, so under load thousands of them outlive the young
+ * generation each second; the old generation then grew ~1 MiB/s and its mark-compacts set the p99
+ * (loadtest/README.md). A deadline is a number on the attempt, and this one sweep per proxy checks them all.
  */
 export function expireAttempts(ctx: ProxyContext, now: number): void {
   ctx.inFlight.forEach((ex) => {
@@ -661,7 +661,7 @@ function headerString(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
-/** What an attempt's deadline waits for (Attempt.wait). */
+/** What an attempt's deadline waits for (Attempt#wait). */
 const WAIT_NONE = 0;
 /** The request is being sent: on the client's body, or on the upstream taking it (expire() tells which). */
 const WAIT_SENDING = 1;
@@ -704,8 +704,9 @@ class Attempt implements Dispatcher.DispatchHandler {
    */
   deadline = Number.POSITIVE_INFINITY;
   #wait = WAIT_NONE;
-  /** While sending: performance.now() of the last body chunk written upstream, and who was last blamed since. */
+  /** While sending: performance.now() of the last body chunk written upstream (or of the start). */
   #progressAt = 0;
+  /** While sending: who expire() last found holding the request up since #progressAt. */
   #held = HELD_UNKNOWN;
   readonly #headersMs: number;
   readonly #idleMs: number;
