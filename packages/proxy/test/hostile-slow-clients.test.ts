@@ -83,7 +83,7 @@ interface Case {
   /** The client must receive less than the whole response (bytes after the head). */
   readonly truncated?: boolean;
   /** What the upstreams saw. */
-  readonly upstream: readonly Omit<Seen, 'url'>[];
+  readonly upstream: readonly { bytes: unknown; complete: boolean; cut: boolean }[];
 }
 
 const CASES: readonly Case[] = [
@@ -116,6 +116,13 @@ const CASES: readonly Case[] = [
     upstream: [{ bytes: 9, complete: true, cut: false }],
   },
   {
+    name: 'body trickled a byte at a time, each gap under client_body_timeout → 408 from client_request_timeout (the total)',
+    steps: ['POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n', ...Array.from({ length: 12 }, () => ['x', 250]).flat()],
+    status: 'HTTP/1.1 408 ',
+    closed: true,
+    upstream: [{ bytes: expect.any(Number), complete: false, cut: true }],
+  },
+  {
     name: 'a client that stops reading a large response → cut after send_timeout; the upstream connection is freed',
     steps: ['GET /big HTTP/1.1\r\nHost: t\r\n\r\n'],
     stopReading: 2000,
@@ -145,7 +152,7 @@ describe('hostile slow clients', () => {
       await using b = await startUpstream(handler);
       const failing = { max_fails: 1, fail_timeout: '1m' };
       await using p = await startTestProxy({
-        limits: { client_header_timeout: '400ms', client_body_timeout: '800ms', send_timeout: '400ms' },
+        limits: { client_header_timeout: '400ms', client_body_timeout: '800ms', send_timeout: '400ms', client_request_timeout: '1500ms' },
         pools: {
           app: {
             servers: [
