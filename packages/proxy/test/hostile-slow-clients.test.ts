@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { ATTEMPT_CHANNEL, type AttemptEvent } from '../src/index.ts';
@@ -8,7 +9,8 @@ import { collect, fetchText, startTestProxy, startUpstream } from './helpers.ts'
  * each case: what the client gets, what the upstream saw, and that no server was counted failed (both
  * servers of a `max_fails: 1` pool stay usable, every attempt is released as not failed). The timeouts are
  * short and apart, so a case can only pass for the right reason: `response_headers` (200 ms) is the
- * shortest, and it used to fire on a stalled upload and mark the server failed.
+ * shortest, and it used to fire on a stalled upload and mark the server failed; then `client_header_timeout`
+ * and `send_timeout` (400 ms), `client_body_timeout` (800 ms), `client_request_timeout` (1.5 s).
  */
 
 const BIG = Buffer.alloc(32 * 1024 ** 2, 'b'); // more than the loopback socket buffers hold
@@ -137,7 +139,7 @@ describe('hostile slow clients', () => {
   for (const c of CASES) {
     it(c.name, { timeout: 15_000 }, async () => {
       const seen: Seen[] = [];
-      const handler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => {
+      const handler = (req: IncomingMessage, res: ServerResponse) => {
         const s: Seen = { url: req.url!, bytes: 0, complete: false, cut: false };
         seen.push(s);
         req.on('data', (b: Buffer) => (s.bytes += b.length));
