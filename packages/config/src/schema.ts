@@ -210,7 +210,10 @@ export const pool = z.strictObject({
       response_headers: duration.default(60_000),
       /** Between two reads of the response body (nginx `proxy_read_timeout`). */
       idle: duration.default(60_000),
-      /** Between two writes of the request body (nginx `proxy_send_timeout`). */
+      /**
+       * nginx `proxy_send_timeout`: while the request is sent, how long the upstream may keep its socket
+       * full (accept none of the body) before the attempt fails as a timeout (counted against it).
+       */
       send: duration.default(60_000),
     })
     .prefault({}),
@@ -307,10 +310,21 @@ export const proxy = z.strictObject({
       client_header_timeout: duration.default(60_000),
       client_request_timeout: duration.default(300_000),
       keepalive_timeout: duration.default(75_000),
+      /** nginx `client_body_timeout`: between two reads of the request body; then 408, never the server's fault. */
+      client_body_timeout: duration.default(60_000),
+      /** nginx `send_timeout`: between two writes to the client that drain; then the client is closed. */
+      send_timeout: duration.default(60_000),
       rate_limit: z.strictObject({ rate: z.number().positive(), burst: z.number().int().min(1) }).optional(),
     })
     .prefault({}),
   shutdown_timeout: duration.default(30_000),
+  /**
+   * `Upgrade` protocols tunneled to the upstream (case-insensitive). A request asking for anything else is
+   * proxied as a plain request with `Upgrade` stripped, as nginx does without `proxy_set_header Upgrade`.
+   */
+  upgrades: z
+    .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+(\/[!#$%&'*+.^_`|~0-9A-Za-z-]+)?$/, 'not an Upgrade protocol token'))
+    .default(['websocket']),
   access_log: z.boolean().default(true),
   routes: z.array(route).default([]),
   pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'), pool),

@@ -20,7 +20,8 @@ export const ERROR_CODES = {
   TG_PROXY_RATE_LIMITED: { status: 429, exit: 1, summary: 'The client address exceeded its rate limit.' },
   TG_PROXY_NO_ROUTE: { status: 404, exit: 1, summary: 'No route matches the request host and path.' },
   // proxy: upstream side
-  TG_PROXY_NO_UPSTREAM: { status: 503, exit: 1, summary: 'The pool has no usable server.' },
+  // 502 as nginx's "no live upstreams" (NGX_BUSY → ngx_http_upstream_next with FT_NOLIVE → 502).
+  TG_PROXY_NO_UPSTREAM: { status: 502, exit: 1, summary: 'The pool has no usable server.' },
   TG_PROXY_UPSTREAM_CONNECT: { status: 502, exit: 1, summary: 'Connecting to the upstream server failed.' },
   TG_PROXY_UPSTREAM_RESET: { status: 502, exit: 1, summary: 'The upstream server closed or reset the connection.' },
   TG_PROXY_UPSTREAM_ERROR: { status: 502, exit: 1, summary: 'The upstream server failed or sent an invalid response.' },

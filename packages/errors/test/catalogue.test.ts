@@ -23,7 +23,7 @@ describe('error catalogue', () => {
     const e = new TgError('TG_PROXY_UPSTREAM_TIMEOUT', 'upstream timed out', { cause });
     expect(e.cause).toBe(cause);
     expect(e.status).toBe(504);
-    expect(httpStatusOf('TG_PROXY_NO_UPSTREAM')).toBe(503);
+    expect(httpStatusOf('TG_PROXY_NO_UPSTREAM')).toBe(502);
     expect(e).toBeInstanceOf(Error);
   });
 });

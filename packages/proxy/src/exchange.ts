@@ -40,6 +40,11 @@ export interface Generation {
   readonly accessLog: ((event: RequestEvent) => void) | undefined;
   /** `limits.rate_limit` per client address. */
   readonly limiter: TokenBucketLimiter | undefined;
+  /** `limits.client_body_timeout` and `limits.send_timeout`, ms (0 = none). */
+  readonly clientBodyTimeoutMs: number;
+  readonly sendTimeoutMs: number;
+  /** `upgrades`, lower-cased: the `Upgrade` protocols tunneled (proxy-server.ts asks before node's 'upgrade' event). */
+  readonly upgrades: ReadonlySet<string>;
 }
 
 /** State shared by every request of one proxy. */
@@ -100,6 +105,10 @@ export interface ListenerInfo {
 
 /** RFC 9110 §9.2.2 idempotent methods (nginx retries only these unless `non_idempotent`). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
+/** 103 Early Hints passed on per request; more are dropped (an upstream flooding 1xx gets no amplifier). */
+const MAX_EARLY_HINTS = 4;
+/** Splits a Link field before each `<`, where the next link-value of a comma-separated list begins. */
+const LINK_SPLIT = /\s*,\s*(?=<)/;
 const EMPTY: ReadonlySet<number> = new Set();
 const kExchange = Symbol('tiergate.exchange');
 type TaggedResponse = ServerResponse & { [kExchange]?: Exchange };
@@ -109,6 +118,19 @@ class ClientGoneError extends Error {
 }
 class BodyTooLargeError extends Error {
   override readonly name = 'BodyTooLargeError';
+}
+/** The client sent none of its request body for `client_body_timeout`: its fault, not the upstream's. */
+class ClientBodyTimeoutError extends Error {
+  override readonly name = 'ClientBodyTimeoutError';
+}
+/** The client read none of the response for `send_timeout`. */
+class ClientSendTimeoutError extends Error {
+  override readonly name = 'ClientSendTimeoutError';
+}
+/** The upstream accepted none of the request body for `timeouts.send` (nginx proxy_send_timeout). */
+class UpstreamSendTimeoutError extends Error {
+  override readonly name = 'UpstreamSendTimeoutError';
+  readonly code = 'TG_UPSTREAM_SEND_TIMEOUT';
 }
 
 // Listeners are module functions reading the exchange from the response, so a request costs no closures.
@@ -120,23 +142,24 @@ function onResponseClose(this: TaggedResponse): void {
 }
 
 /**
- * How often expireAttempts runs (proxy-server.ts): the upstream response-headers and idle timeouts fire
- * up to this much late.
+ * How often expireAttempts runs (proxy-server.ts): the attempts' timeouts (upstream and client) fire up
+ * to this much late.
  */
 export const TIMEOUT_SWEEP_MS = 100;
 
 /**
- * Fails every attempt whose deadline has passed, as undici would (the same errors, so the same 504s,
- * retries and passive-health faults). The proxy keeps these deadlines itself instead of undici's
- * headersTimeout/bodyTimeout: undici arms a timer object per request, and a cleared one stays in its
- * timer list for up to a second, so under load thousands of them outlive the young generation each
- * second; the old generation then grew ~1 MiB/s and its mark-compacts set the p99 (loadtest/README.md).
- * A deadline is a number on the attempt, and this one sweep per proxy checks them all.
+ * Fails every attempt whose deadline has passed: the upstream's deadlines as undici would (the same
+ * errors, so the same 504s, retries and passive-health faults); the client's own (client_body_timeout,
+ * send_timeout) end the exchange without blaming the server. The proxy keeps these deadlines itself
+ * instead of undici's headersTimeout/bodyTimeout: undici arms a timer object per request, and a cleared
+ * one stays in its timer list for up to a second, so under load thousands of them outlive the young
+ * generation each second; the old generation then grew ~1 MiB/s and its mark-compacts set the p99
+ * (loadtest/README.md). A deadline is a number on the attempt, and this one sweep per proxy checks them all.
  */
 export function expireAttempts(ctx: ProxyContext, now: number): void {
   ctx.inFlight.forEach((ex) => {
     const a = ex.current;
-    if (a !== undefined && a.deadline <= now) a.expire();
+    if (a !== undefined && a.deadline <= now) a.expire(now);
   });
 }
 
@@ -193,6 +216,8 @@ export class Exchange {
   /** Index in ctx.inFlight, -1 when not in it. */
   slot = -1;
   #closeTunnel: (() => void) | undefined;
+  /** 103 responses passed to the client so far. */
+  #earlyHints = 0;
   #hasBody = false;
   #headers: string[] = [];
   /** The request target sent upstream: the raw one or the normalised path routing matched. */
@@ -203,6 +228,8 @@ export class Exchange {
   attempts = 0;
   bodyBytes = 0;
   bodyTooLarge = false;
+  /** Set when the client, not the upstream, missed a deadline: the error it ended the attempt with. */
+  clientTimeout: ClientBodyTimeoutError | ClientSendTimeoutError | undefined;
   clientGone = false;
   current: Attempt | undefined;
   #status = 0;
@@ -399,6 +426,10 @@ export class Exchange {
 
   onHeaders(a: Attempt, status: number, statusText: string | undefined, raw: Buffer[]): void {
     if (a !== this.current) return;
+    if (status < 200) {
+      this.#interim(status, raw);
+      return;
+    }
     a.status = status;
     const bit = statusBit(status);
     if (bit !== 0 && (this.#route!.pool.nextUpstream & bit) !== 0) {
@@ -417,6 +448,31 @@ export class Exchange {
     if (this.ctx.draining) headers.push('connection', 'close');
     if (statusText) this.res.writeHead(status, statusText, headers);
     else this.res.writeHead(status, headers);
+  }
+
+  /**
+   * An interim response (undici passes every 1xx but 100 and 101 on; it drops the connection on an
+   * unasked-for 100, and a 101 only comes to an upgrade). A 103's `Link` fields go to the client as early
+   * hints (RFC 8297), at most MAX_EARLY_HINTS of them, and only to an HTTP/1.1 client (RFC 9110 §15.2: no
+   * 1xx to HTTP/1.0); every other 1xx is dropped. None of them changes the exchange: the final response
+   * is still awaited within the same `response_headers` deadline (a flood of 1xx cannot extend it).
+   */
+  #interim(status: number, raw: Buffer[]): void {
+    const { req, res } = this;
+    if (status !== 103 || this.#earlyHints >= MAX_EARLY_HINTS || req.httpVersion !== '1.1' || res.headersSent) return;
+    const links: string[] = [];
+    for (let i = 0; i < raw.length; i += 2) {
+      if (raw[i]!.toString('latin1').toLowerCase() !== 'link') continue;
+      // One field may carry several comma-separated links; node validates each link-value on its own.
+      for (const link of raw[i + 1]!.toString('latin1').split(LINK_SPLIT)) if (link !== '') links.push(link);
+    }
+    if (links.length === 0) return;
+    this.#earlyHints++;
+    try {
+      res.writeEarlyHints({ link: links });
+    } catch {
+      // A Link value node refuses (ERR_INVALID_ARG_VALUE) loses the hint, not the request.
+    }
   }
 
   /** The upstream's response headers for the client, plus X-Request-Id and a sticky cookie when one is due. */
@@ -480,6 +536,10 @@ export class Exchange {
       return;
     }
     if (a !== this.current) return;
+    if (this.clientTimeout !== undefined && err === this.clientTimeout) {
+      this.#clientTimedOut(a, this.clientTimeout);
+      return;
+    }
     if (this.clientGone || err instanceof ClientGoneError || (this.#hasBody && this.req.destroyed && !this.req.complete)) {
       this.#release(a, false, 'client gone');
       this.#finish();
@@ -502,6 +562,23 @@ export class Exchange {
     const next = this.#nextServer(kind.bit, this.ctx.now());
     if (next >= 0) this.#dispatch(next);
     else this.fail(kind.code, this.#hasBody && !this.req.complete);
+  }
+
+  /**
+   * The client missed a deadline: the attempt is released as no fault of the server. A stalled body gets
+   * `408` and the connection closes (nginx client_body_timeout); a client that stopped reading is cut
+   * (nginx send_timeout: the response has started, so closing is the only signal left).
+   */
+  #clientTimedOut(a: Attempt, err: ClientBodyTimeoutError | ClientSendTimeoutError): void {
+    const body = err instanceof ClientBodyTimeoutError;
+    this.#release(a, false, body ? 'client body timeout' : 'send timeout', 'TG_PROXY_CLIENT_TIMEOUT');
+    if (body) {
+      this.fail('TG_PROXY_CLIENT_TIMEOUT', true);
+      return;
+    }
+    this.#error = 'TG_PROXY_CLIENT_TIMEOUT';
+    this.res.destroy();
+    this.#finish();
   }
 
   /** The client's connection closed before the response was complete. */
@@ -591,6 +668,22 @@ function headerString(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
 
+/** What an attempt's deadline waits for (Attempt#wait). */
+const WAIT_NONE = 0;
+/** The request is being sent: on the client's body, or on the upstream taking it (expire() tells which). */
+const WAIT_SENDING = 1;
+/** The request is sent: on the upstream's response headers. */
+const WAIT_HEADERS = 2;
+/** Between two chunks of the response body. */
+const WAIT_BODY = 3;
+/** The client's backpressure paused the upstream: on the client reading (send_timeout). */
+const WAIT_CLIENT = 4;
+
+/** Who holds up a request being sent, as far as expire() knows. */
+const HELD_UNKNOWN = 0;
+const HELD_BY_CLIENT = 1;
+const HELD_BY_UPSTREAM = 2;
+
 /** One attempt against one server: the undici handler, forwarding to its exchange. */
 class Attempt implements Dispatcher.DispatchHandler {
   readonly ex: Exchange;
@@ -603,22 +696,30 @@ class Attempt implements Dispatcher.DispatchHandler {
   /** The response status is one `retries.on` lists (counts as a failure, nginx-like). */
   failed = false;
   released = false;
-  /** The upstream's response status, 0 before (or without) response headers. */
+  /** The upstream's response status, 0 before (or without) final response headers. */
   status = 0;
   /** `now()` when a 101 came (the attempt then lasts as long as the tunnel). */
   upgradedAt: number | undefined;
   /** This attempt's CLIENT span, when the request is traced and sampled. */
   span: Span | undefined;
   /**
-   * performance.now() by which the upstream must make progress (expireAttempts): until the response
-   * headers, `response_headers` after the request (or its last body chunk) went out; then `idle` after
-   * each body chunk. Infinity when nothing is awaited: not yet sent, paused by the client's backpressure,
-   * upgraded, or the timeout is 0.
+   * performance.now() by which the side awaited must make progress (expireAttempts). While the request is
+   * sent: `client_body_timeout` when the client's body is awaited, `timeouts.send` when the upstream does not
+   * take it; from the request's last byte to the response headers: `response_headers` (1xx do not extend
+   * it); then `idle` between response chunks, or `send_timeout` while the client's backpressure pauses the
+   * upstream. Infinity when nothing is awaited (not yet dispatched, upgraded) or the timeout is 0.
    */
   deadline = Number.POSITIVE_INFINITY;
+  #wait = WAIT_NONE;
+  /** While sending: performance.now() of the last body chunk written upstream (or of the start). */
+  #progressAt = 0;
+  /** While sending: who expire() last found holding the request up since #progressAt. */
+  #held = HELD_UNKNOWN;
   readonly #headersMs: number;
   readonly #idleMs: number;
-  #awaitingHeaders = true;
+  readonly #upstreamSendMs: number;
+  readonly #clientBodyMs: number;
+  readonly #clientSendMs: number;
 
   constructor(ex: Exchange, index: number, pool: UpstreamPool, startedAt: number) {
     this.ex = ex;
@@ -627,56 +728,101 @@ class Attempt implements Dispatcher.DispatchHandler {
     this.startedAt = startedAt;
     this.#headersMs = pool.headersTimeoutMs;
     this.#idleMs = pool.idleTimeoutMs;
+    this.#upstreamSendMs = pool.sendTimeoutMs;
+    this.#clientBodyMs = ex.gen.clientBodyTimeoutMs;
+    this.#clientSendMs = ex.gen.sendTimeoutMs;
   }
 
-  #arm(ms: number): void {
+  #arm(wait: number, ms: number): void {
+    this.#wait = wait;
     this.deadline = ms > 0 ? performance.now() + ms : Number.POSITIVE_INFINITY;
   }
 
-  /** The deadline passed: fail like undici's headersTimeout/bodyTimeout (abort also destroys the upstream socket). */
-  expire(): void {
-    this.deadline = Number.POSITIVE_INFINITY;
-    this.controller?.abort(this.#awaitingHeaders ? new errors.HeadersTimeoutError() : new errors.BodyTimeoutError());
+  /** A body chunk went upstream (or sending began): both sides made progress, nobody is blamed yet. */
+  #sending(): void {
+    const now = performance.now();
+    this.#wait = WAIT_SENDING;
+    this.#progressAt = now;
+    this.#held = HELD_UNKNOWN;
+    const first = minTimeout(this.#clientBodyMs, this.#upstreamSendMs);
+    this.deadline = first > 0 ? now + first : Number.POSITIVE_INFINITY;
+  }
+
+  /** The deadline passed: end the attempt with the error of whoever missed it. */
+  expire(now: number): void {
+    const c = this.controller;
+    switch (this.#wait) {
+      case WAIT_SENDING: {
+        // undici pauses the client's body while the upstream socket is full (client-h1 writeStream), so a
+        // paused body waits on the upstream, a flowing one on the client. The clock restarts when the
+        // blame moves (each side gets its whole timeout, as nginx's two timers would).
+        const held = this.ex.req.isPaused() ? HELD_BY_UPSTREAM : HELD_BY_CLIENT;
+        if (held !== this.#held) {
+          const ms = held === HELD_BY_UPSTREAM ? this.#upstreamSendMs : this.#clientBodyMs;
+          const from = this.#held === HELD_UNKNOWN ? this.#progressAt : now;
+          this.#held = held;
+          this.deadline = ms > 0 ? from + ms : Number.POSITIVE_INFINITY;
+          if (this.deadline > now) return;
+        }
+        this.deadline = Number.POSITIVE_INFINITY;
+        if (held === HELD_BY_UPSTREAM) c?.abort(new UpstreamSendTimeoutError('the upstream took no request body for timeouts.send'));
+        else this.#clientTimeout(new ClientBodyTimeoutError('the client sent no request body for client_body_timeout'));
+        return;
+      }
+      case WAIT_CLIENT:
+        this.deadline = Number.POSITIVE_INFINITY;
+        this.#clientTimeout(new ClientSendTimeoutError('the client read nothing for send_timeout'));
+        return;
+      default:
+        this.deadline = Number.POSITIVE_INFINITY;
+        c?.abort(this.#wait === WAIT_BODY ? new errors.BodyTimeoutError() : new errors.HeadersTimeoutError());
+    }
+  }
+
+  #clientTimeout(err: ClientBodyTimeoutError | ClientSendTimeoutError): void {
+    this.ex.clientTimeout = err;
+    this.controller?.abort(err);
   }
 
   /** The client drained what it was sent: the upstream may go on, and is timed again. */
   resume(): void {
     const c = this.controller;
     if (!c?.paused) return;
-    this.#arm(this.#idleMs);
+    this.#arm(WAIT_BODY, this.#idleMs);
     c.resume();
   }
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
     if (this.ex.clientGone) controller.abort(new ClientGoneError('client closed the connection'));
-    else this.#arm(this.#headersMs);
+    else this.#sending();
   }
 
   onRequestSent(): void {
-    if (this.#awaitingHeaders) this.#arm(this.#headersMs);
+    // The upstream is timed from the request's last byte, not its first (a slow client is not its fault).
+    if (this.#wait === WAIT_SENDING) this.#arm(WAIT_HEADERS, this.#headersMs);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, _headers: unknown, statusText?: string): void {
-    // An interim 1xx (undici passes 103 and the like on) still leaves the final headers to wait for.
-    this.#awaitingHeaders = status < 200;
-    this.#arm(this.#awaitingHeaders ? this.#headersMs : this.#idleMs);
+    // An interim 1xx leaves the final headers to wait for, within the deadline already running.
+    if (status >= 200) this.#arm(WAIT_BODY, this.#idleMs);
     this.ex.onHeaders(this, status, statusText, controller.rawHeaders as Buffer[]);
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.retryTo >= 0) return;
     this.ex.bytesSent += chunk.length;
-    if (this.ex.res.write(chunk)) this.#arm(this.#idleMs);
+    if (this.ex.res.write(chunk)) this.#arm(WAIT_BODY, this.#idleMs);
     else {
-      // Waiting on the client, not the upstream: no idle timeout until it drains (undici's rule too).
-      this.deadline = Number.POSITIVE_INFINITY;
+      // Waiting on the client, not the upstream: no idle timeout until it drains (undici's rule too), but
+      // send_timeout, so a client that stops reading cannot hold the upstream connection for ever.
+      this.#arm(WAIT_CLIENT, this.#clientSendMs);
       controller.pause();
     }
   }
 
   onRequestUpgrade(controller: Dispatcher.DispatchController, status: number, _headers: unknown, socket: Duplex): void {
-    this.deadline = Number.POSITIVE_INFINITY; // the tunnel has its own idle timeout (tunnel.ts)
+    this.#arm(WAIT_NONE, 0); // the tunnel has its own idle timeout (tunnel.ts)
     this.upgradedAt = this.ex.ctx.now();
     this.ex.onUpgrade(this, status, '', controller.rawHeaders as Buffer[], socket);
   }
@@ -691,7 +837,7 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onBodySent(chunk: Buffer): void {
     const ex = this.ex;
-    if (this.#awaitingHeaders) this.#arm(this.#headersMs);
+    if (this.#wait === WAIT_SENDING) this.#sending();
     ex.bodyBytes += chunk.length;
     const max = ex.maxBodySize;
     if (max > 0 && ex.bodyBytes > max && !ex.bodyTooLarge) {
@@ -699,4 +845,11 @@ class Attempt implements Dispatcher.DispatchHandler {
       this.controller?.abort(new BodyTooLargeError('request body exceeds max_body_size'));
     }
   }
+}
+
+/** The smaller of two timeouts, 0 meaning none. */
+function minTimeout(a: number, b: number): number {
+  if (a === 0) return b;
+  if (b === 0) return a;
+  return Math.min(a, b);
 }

@@ -216,6 +216,9 @@ function newGeneration(config: ProxySection, pools: ReadonlyMap<string, Upstream
     recursive: config.real_ip_recursive,
     accessLog: config.access_log && log ? (e: RequestEvent) => log.info({ ...e }, 'request') : undefined,
     limiter: limit ? new TokenBucketLimiter(limit) : undefined,
+    clientBodyTimeoutMs: config.limits.client_body_timeout,
+    sendTimeoutMs: config.limits.send_timeout,
+    upgrades: new Set(config.upgrades.map((u) => u.toLowerCase())),
   };
 }
 
@@ -254,6 +257,11 @@ async function listen(
     connectionsCheckingInterval: Math.max(50, Math.min(1000, limits.client_header_timeout / 4)),
     // Hop-by-hop and repeated headers are handled on rawHeaders; node's merged view is only read for a few fields.
     joinDuplicateHeaders: false,
+    // Only an allowed Upgrade becomes node's 'upgrade' event (a tunnel); any other is parsed and proxied as a
+    // plain request, whose Upgrade and Connection forward-headers.ts drops as hop-by-hop: what nginx does
+    // without `proxy_set_header Upgrade`. Tunneling `h2c` would let a client speak HTTP/2 to the app past
+    // the routes, header rules, X-Real-IP and limits of every later request on that connection.
+    shouldUpgradeCallback: (req: IncomingMessage) => upgradeAllowed(ctx.gen.upgrades, req.headers.upgrade),
   };
   const info: ListenerInfo = { scheme: l.tls ? 'https' : 'http', port: l.port };
   const onRequest = (req: IncomingMessage, res: ServerResponse) => handleRequest(ctx, info, req, res);
@@ -277,6 +285,22 @@ async function listen(
   // X-Forwarded-Port tells the app the port the client used: the real one when the config said 0.
   (info as { port: number }).port = (server.address() as AddressInfo).port;
   return server;
+}
+
+/**
+ * Whether every protocol an `Upgrade` field offers (RFC 9110 §7.8: a comma-separated list, protocol
+ * names compared case-insensitively) is in `allowed`; `websocket, h2c` is refused whole.
+ */
+function upgradeAllowed(allowed: ReadonlySet<string>, upgrade: string | undefined): boolean {
+  if (upgrade === undefined) return false;
+  let any = false;
+  for (const token of upgrade.split(',')) {
+    const p = token.trim().toLowerCase();
+    if (p === '') continue;
+    if (!allowed.has(p)) return false;
+    any = true;
+  }
+  return any;
 }
 
 /** An Upgrade request gets a ServerResponse on its raw socket, so refusals are ordinary HTTP answers. */

@@ -22,7 +22,8 @@ export function classifyUpstreamError(err: unknown): FailureKind {
   const e = err as { code?: string; syscall?: string } | null;
   const code = e?.code ?? '';
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return CONNECT_TIMEOUT;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return TIMEOUT;
+  // TG_UPSTREAM_SEND_TIMEOUT: the exchange's `timeouts.send` (nginx proxy_send_timeout, a `timeout` there too).
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'TG_UPSTREAM_SEND_TIMEOUT') return TIMEOUT;
   if (CONNECT_CODES.has(code) || e?.syscall === 'connect') return CONNECT;
   if (RESET_CODES.has(code)) return RESET;
   return OTHER;

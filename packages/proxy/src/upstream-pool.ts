@@ -87,9 +87,10 @@ export class UpstreamPool {
   /** Attempts per request, first included (nginx proxy_next_upstream_tries; 0 = servers). */
   readonly tries: number;
   readonly triesTimeoutMs: number;
-  /** `timeouts.response_headers` and `timeouts.idle` (ms, 0 = none), enforced by the exchange, not by undici. */
+  /** `timeouts.response_headers`, `timeouts.idle` and `timeouts.send` (ms, 0 = none), enforced by the exchange, not by undici. */
   readonly headersTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  readonly sendTimeoutMs: number;
   /** The compiled `hash_key` for the `hash` algorithm. */
   readonly hashKey: KeyFunction | undefined;
   /** keepalive.connections 0: `Connection: close` on every upstream request (nginx without `keepalive`). */
@@ -146,6 +147,7 @@ export class UpstreamPool {
     this.triesTimeoutMs = config.retries.timeout;
     this.headersTimeoutMs = config.timeouts.response_headers;
     this.idleTimeoutMs = config.timeouts.idle;
+    this.sendTimeoutMs = config.timeouts.send;
     this.reset = config.keepalive.connections === 0;
     this.sticky = config.sticky
       ? new StickyCookies(

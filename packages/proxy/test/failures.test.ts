@@ -105,14 +105,36 @@ describe('upstream failures and timeouts', () => {
     expect([res.statusCode, await res.body.text()]).toEqual([200, '4000']);
   });
 
-  it('a client too slow to read is no idle upstream: the response completes', async () => {
+  it('a client too slow to read is no idle upstream: within send_timeout the response completes', async () => {
     const body = Buffer.alloc(64 * 1024 ** 2, 'b'); // more than the loopback socket buffers hold
     await using big = await startUpstream((_req, res) => res.end(body));
-    await using p = await startTestProxy({ pools: { app: { servers: [server(big)], timeouts: { idle: '300ms' } } } });
+    await using p = await startTestProxy({
+      limits: { send_timeout: '3s' },
+      pools: { app: { servers: [server(big)], timeouts: { idle: '300ms' } } },
+    });
     const res = await request(`${p.url}/`);
-    // Not reading for 1 s: the proxy is paused by backpressure far longer than `idle`.
+    // Not reading for 1 s: the proxy is paused by backpressure far longer than `idle`, not `send_timeout`.
     await new Promise((r) => setTimeout(r, 1000));
     expect((await res.body.arrayBuffer()).byteLength).toBe(body.length);
+  });
+
+  it('a client that stops reading for send_timeout is cut, frees the max_conns slot and blames no server', async () => {
+    const body = Buffer.alloc(64 * 1024 ** 2, 'b');
+    await using big = await startUpstream((req, res) => res.end(req.url === '/small' ? 'small' : body));
+    await using p = await startTestProxy({
+      limits: { send_timeout: '300ms' },
+      pools: { app: { servers: [server(big, { max_conns: 1 })], timeouts: { idle: '300ms' } } },
+    });
+    const res = await request(`${p.url}/`);
+    // Before nginx-like send_timeout, this client held the upstream connection and its only max_conns slot for ever.
+    await new Promise((r) => setTimeout(r, 1000));
+    const got = await res.body.arrayBuffer().then(
+      (b) => b.byteLength,
+      () => -1,
+    );
+    expect(got).toBe(-1);
+    expect(p.proxy.status().pools[0]!.servers[0]).toMatchObject({ active: 0, fails: 0, failed: false });
+    expect((await fetchText(`${p.url}/small`)).body).toBe('small');
   });
 
   it('upstream dying mid-body (chunked) → no terminating chunk reaches the client', async () => {

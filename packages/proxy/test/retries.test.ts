@@ -120,7 +120,7 @@ describe('retries (nginx proxy_next_upstream)', () => {
     expect(a.seen.length + b.seen.length + c.seen.length).toBe(2);
   });
 
-  it('answers 503 TG_PROXY_NO_UPSTREAM when passive health has failed every server', async () => {
+  it('answers 502 TG_PROXY_NO_UPSTREAM (nginx: "no live upstreams") when passive health has failed every server', async () => {
     // Two servers: nginx never marks the only server of a pool as failed.
     await using bad = await resetting();
     await using bad2 = await resetting();
@@ -128,10 +128,27 @@ describe('retries (nginx proxy_next_upstream)', () => {
     await using p = await startTestProxy({ pools: { app: { servers: [server(bad, failing), server(bad2, failing)] } } });
     expect((await fetchText(`${p.url}/`)).status).toBe(502);
     const r = await fetchText(`${p.url}/`);
-    expect(r.status).toBe(503);
+    expect(r.status).toBe(502);
     expect(r.headers['x-tiergate-error']).toBe('TG_PROXY_NO_UPSTREAM');
-    expect(r.body).toBe('503 Service Unavailable (TG_PROXY_NO_UPSTREAM)\n');
+    expect(r.body).toBe('502 Bad Gateway (TG_PROXY_NO_UPSTREAM)\n');
     expect([bad.seen.length, bad2.seen.length]).toEqual([1, 1]);
+  });
+
+  it('answers 502 TG_PROXY_NO_UPSTREAM when every server is at max_conns, as nginx does (no queue)', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    await using up = await startUpstream((req, res) => {
+      req.resume();
+      void held.then(() => res.end('done'));
+    });
+    await using p = await startTestProxy({ pools: { app: { servers: [server(up, { max_conns: 1 })] } } });
+    const first = fetchText(`${p.url}/`);
+    while (up.seen.length === 0) await new Promise((r) => setTimeout(r, 10));
+    const r = await fetchText(`${p.url}/`);
+    expect([r.status, r.headers['x-tiergate-error']]).toEqual([502, 'TG_PROXY_NO_UPSTREAM']);
+    release();
+    expect((await first).body).toBe('done');
+    expect(up.seen.length).toBe(1);
   });
 
   it('uses a backup only when the primaries are unusable', async () => {

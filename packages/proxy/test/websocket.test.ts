@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { REQUEST_CHANNEL, type RequestEvent } from '../src/index.ts';
-import { collect, startTestProxy } from './helpers.ts';
+import { collect, rawExchange, startTestProxy } from './helpers.ts';
 
 interface EchoServer extends AsyncDisposable {
   readonly address: string;
@@ -152,6 +152,48 @@ describe('WebSocket / Upgrade', () => {
     const [, res2] = (await once(w2, 'unexpected-response')) as [unknown, IncomingMessage];
     expect([res2.statusCode, res2.headers['x-tiergate-error']]).toEqual([502, 'TG_PROXY_UPSTREAM_CONNECT']);
     w2.terminate();
+  });
+
+  it('tunnels only the allowed Upgrade protocols: h2c (or any other) is proxied as a plain request, Upgrade stripped', async () => {
+    // An upstream that would switch to any protocol it is asked for (h2c: HTTP/2 past the proxy's rules).
+    const plain: IncomingMessage[] = [];
+    const switched: IncomingMessage[] = [];
+    const http = createServer((req, res) => {
+      plain.push(req);
+      req.resume();
+      res.end('plain');
+    });
+    http.on('upgrade', (req, socket) => {
+      switched.push(req);
+      socket.end(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${req.headers.upgrade}\r\n\r\n`);
+    });
+    http.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    await using _http = { [Symbol.asyncDispose]: () => new Promise<void>((r) => http.close(() => r())) };
+    const address = `127.0.0.1:${(http.address() as AddressInfo).port}`;
+    const ask = (url: string, upgrade: string) => {
+      return rawExchange(
+        Number(new URL(url).port),
+        `GET /x HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: ${upgrade}\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nConnection: close\r\n\r\n`,
+      );
+    };
+    await using p = await startTestProxy({ pools: { app: { servers: [{ address }] } } });
+    for (const upgrade of ['h2c', 'websocket, h2c', 'H2C']) {
+      const raw = await ask(p.url, upgrade);
+      expect(raw).toMatch(/^HTTP\/1\.1 200 /);
+      expect(raw.endsWith('plain')).toBe(true);
+    }
+    expect(switched).toEqual([]);
+    expect(plain.map((r) => [r.headers.upgrade, r.headers['http2-settings'], r.headers.connection])).toEqual([
+      [undefined, undefined, 'keep-alive'],
+      [undefined, undefined, 'keep-alive'],
+      [undefined, undefined, 'keep-alive'],
+    ]);
+    // The list is configurable: with `upgrades: [h2c]` that upgrade is tunneled, and websocket is not.
+    await using p2 = await startTestProxy({ upgrades: ['h2c'], pools: { app: { servers: [{ address }] } } });
+    expect(await ask(p2.url, 'h2c')).toMatch(/^HTTP\/1\.1 101 /);
+    expect(switched.map((r) => r.headers.upgrade)).toEqual(['h2c']);
+    expect(await ask(p2.url, 'websocket')).toMatch(/^HTTP\/1\.1 200 /);
   });
 
   it('leaks no file descriptor over 10,000 open/echo/close cycles', async () => {
