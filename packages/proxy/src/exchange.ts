@@ -551,7 +551,16 @@ export class Exchange {
       return;
     }
     const kind = classifyUpstreamError(err);
-    this.#release(a, true, (err as { code?: string }).code ?? err.name, kind.code);
+    this.#release(a, kind.serverFault, (err as { code?: string }).code ?? err.name, kind.code);
+    if (!kind.serverFault) {
+      // undici refused the request itself (400, nginx's answer to a request it cannot forward): no retry either.
+      this.#error = kind.code;
+      if (this.res.headersSent) {
+        this.res.destroy();
+        this.#finish();
+      } else this.fail(kind.code, true);
+      return;
+    }
     this.#error = kind.code;
     this.#retryReason = kind.code;
     if (this.res.headersSent) {
