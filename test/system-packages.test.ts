@@ -42,6 +42,10 @@ const SOURCES = [
  */
 const KNOWN_SITES: Record<string, { runs: readonly string[]; wrapper?: string; why: string }> = {
   'test/infra-ansible.test.ts:cmd': { runs: [], wrapper: 'run', why: "the file's run() helper: its callers pass the command" },
+  'test/proxy-ops-helpers.ts:argv[0]!': {
+    runs: ['node', 'prlimit'],
+    why: 'startProxyProc: the proxy, or a wrapper that execs it (its callers pass prlimit)',
+  },
   'test/infra-ansible.test.ts:argv[0]!': { runs: ['node'], why: "a rendered unit's ExecStart: the bundled Node 24" },
   'packages/cli/src/local-stack/stack-supervisor.ts:command': {
     runs: ['redis-server', 'node'],
@@ -116,7 +120,8 @@ function owner(command: string): { path: string; pkg: string } | undefined {
     const twins = [path, path.replace(/^\/usr/, ''), path.startsWith('/usr') ? path : `/usr${path}`];
     for (const candidate of twins) {
       const r = spawnSync('dpkg-query', ['-S', candidate], { encoding: 'utf8' });
-      const pkg = r.status === 0 ? /^([^:,\s]+)/.exec(r.stdout)?.[1] : undefined;
+      // `diversion by dash from: /bin/sh` lines come first for a diverted file; the owner's line is `pkg: path`.
+      const pkg = r.status === 0 ? /^(?!diversion )([^:,\s]+): /m.exec(r.stdout)?.[1] : undefined;
       if (pkg) return { path, pkg };
     }
   }
@@ -254,7 +259,7 @@ function pluginSource(filename: string): string {
   const real = realpathSync(filename);
   if (real.startsWith(`${ROOT}/`)) return 'repository';
   const r = spawnSync('dpkg-query', ['-S', real], { encoding: 'utf8' });
-  return r.status === 0 ? /^([^:,\s]+)/.exec(r.stdout)![1]! : `no package (${real})`;
+  return r.status === 0 ? (/^(?!diversion )([^:,\s]+): /m.exec(r.stdout)?.[1] ?? `no package (${real})`) : `no package (${real})`;
 }
 
 describe('Ansible plugins that infra/ and the tests use come from listed packages', () => {
