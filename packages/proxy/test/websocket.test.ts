@@ -224,5 +224,5 @@ describe('WebSocket / Upgrade', () => {
     expect(fdCount()).toBeLessThanOrEqual(before + 2);
     expect(p.proxy.status().inFlight).toBe(0);
     expect(p.proxy.status().pools[0]!.servers.map((s) => s.active)).toEqual([0, 0]);
-  }, 60_000);
+  }, 240_000); // a count, not a speed: ~13 s on a quiet 2-core machine, past 60 s when the machine is shared
 });
