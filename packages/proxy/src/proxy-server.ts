@@ -8,6 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { type DeepReadonly, type ListenerConfig, type ProxyConfig, toBlockList } from '@tiergate/config';
 import { type ErrorCode, httpStatusOf, TgError } from '@tiergate/errors';
 import type { RequestEvent } from './channels.ts';
+import { ClientRequest } from './client-request.ts';
 import { acceptErrorLogger, connectionLimit } from './connection-limit.ts';
 import {
   type CompiledRoute,
@@ -249,6 +250,8 @@ async function listen(
 ): Promise<Server> {
   const limits = config.limits;
   const httpOptions = {
+    // Keeps the client connection when undici destroys a request body it has fully read (client-request.ts).
+    IncomingMessage: ClientRequest,
     maxHeaderSize: limits.max_header_size,
     keepAliveTimeout: limits.keepalive_timeout,
     headersTimeout: limits.client_header_timeout,
