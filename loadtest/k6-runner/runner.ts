@@ -127,8 +127,6 @@ class Vu {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
-
 class Run {
   readonly options: RunOptions;
   readonly store = new MetricStore();
@@ -142,6 +140,7 @@ class Run {
   scriptError: ScriptError | undefined;
   iterationErrors = 0;
   readonly #stop: Promise<void>;
+  readonly #timers = new Set<NodeJS.Timeout>();
   #stopNow!: () => void;
 
   constructor(options: RunOptions) {
@@ -174,7 +173,22 @@ class Run {
 
   /** Sleeps, but wakes at once when the run is stopped. */
   wait(ms: number): Promise<void> {
-    return Promise.race([sleep(ms), this.#stop]);
+    return Promise.race([
+      new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          this.#timers.delete(timer);
+          resolve();
+        }, Math.max(0, ms));
+        this.#timers.add(timer);
+      }),
+      this.#stop,
+    ]);
+  }
+
+  /** Clears the pending waits (a scenario's maxDuration can be minutes away: it must not hold the process). */
+  clearTimers(): void {
+    for (const timer of this.#timers) clearTimeout(timer);
+    this.#timers.clear();
   }
 
   async newVu(): Promise<Vu> {
@@ -334,6 +348,8 @@ export async function runScript(options: RunOptions): Promise<RunResult> {
     for (const s of plan.scenarios) perScenario.push(await Promise.all(Array.from({ length: initialVus(s) }, () => run.newVu())));
     const t0 = performance.now();
     const timer = setTimeout(() => run.abort(`the run's time bound (${Math.round(bound / 1000)} s) was reached`), bound);
+    // Unreferenced: a run that ends early (a refusal, a script error) must not wait for the bound to pass.
+    timer.unref();
     await Promise.all(plan.scenarios.map((s, i) => runScenario(run, s, perScenario[i]!, t0)));
     clearTimeout(timer);
     const elapsedMs = performance.now() - t0;
@@ -345,6 +361,7 @@ export async function runScript(options: RunOptions): Promise<RunResult> {
     return { plan, store: run.store, elapsedMs, aborted: run.abortReason, iterationErrors: run.iterationErrors };
   } finally {
     run.stopped = true;
+    run.clearTimers();
     await run.stopVus(run.vus);
     await run.io.close();
   }

@@ -1,6 +1,6 @@
 // soak: long and flat, for leaks. A moderate constant arrival rate of full session flows (captcha → login → cart)
 // for DURATION (default 30 minutes) so that sessions, connections and buffers churn; compare the proxy's RSS in
-// the admin /metrics (process_resident_memory_bytes) at the start and the end, and latency per interval in the
+// the admin /metrics (tiergate_proxy_worker_memory_bytes{kind="rss"}) at the start and the end, and latency per interval in the
 // summary export of successive runs.
 //   k6 run loadtest/k6/soak.js
 //   k6 run -e DURATION=4h -e RATE=20 -e BASE_URL=http://10.0.0.100 loadtest/k6/soak.js

@@ -1,13 +1,13 @@
 // steady: a constant arrival rate (open model: new iterations arrive whether or not earlier ones finished) for a
 // given duration, with latency and error thresholds. Each iteration is one anonymous page view and one cart read,
 // both of which load the session from the store.
-//   k6 run loadtest/k6/steady.js                                   (200 iterations/s = 400 req/s for 1 minute)
+//   k6 run loadtest/k6/steady.js                                   (100 iterations/s = 200 req/s for 1 minute)
 //   k6 run -e RATE=500 -e DURATION=5m -e BASE_URL=http://10.0.0.100 loadtest/k6/steady.js
 import { check } from 'k6';
 import http from 'k6/http';
 import { BASE_URL, envNumber, JSON_HEADERS, TREND_STATS } from './lib.js';
 
-const RATE = envNumber('RATE', 200);
+const RATE = envNumber('RATE', 100);
 
 /** @type {import('k6/options').Options} */
 export const options = {
@@ -17,7 +17,7 @@ export const options = {
       rate: RATE,
       timeUnit: '1s',
       duration: __ENV.DURATION || '1m',
-      preAllocatedVUs: envNumber('VUS', 20),
+      preAllocatedVUs: envNumber('VUS', 10),
       maxVUs: envNumber('MAX_VUS', 50),
     },
   },

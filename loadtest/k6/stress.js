@@ -8,7 +8,7 @@ import { check } from 'k6';
 import http from 'k6/http';
 import { BASE_URL, envNumber, TREND_STATS } from './lib.js';
 
-const STEPS = (__ENV.STEPS || '100,200,400,800,1200').split(',').map(Number);
+const STEPS = (__ENV.STEPS || '50,100,200,400,800').split(',').map(Number);
 const STEP_SECONDS = envNumber('STEP_SECONDS', 20);
 /** The knee's definition: the p(95) a step must stay under (ms). */
 const P95_MS = envNumber('P95_MS', 50);
@@ -24,8 +24,8 @@ STEPS.forEach((rate, i) => {
     startTime: `${i * STEP_SECONDS}s`,
     startRate: rate,
     timeUnit: '1s',
-    preAllocatedVUs: Math.max(5, Math.ceil(rate / 50)),
-    maxVUs: Math.max(10, Math.ceil(rate / 10)),
+    preAllocatedVUs: Math.max(10, Math.ceil(rate / 10)),
+    maxVUs: Math.max(20, Math.ceil(rate / 5)),
     stages: [{ target: rate, duration: `${STEP_SECONDS}s` }],
     gracefulStop: '5s',
   };
