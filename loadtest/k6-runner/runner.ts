@@ -175,10 +175,13 @@ class Run {
   wait(ms: number): Promise<void> {
     return Promise.race([
       new Promise<void>((resolve) => {
-        const timer = setTimeout(() => {
-          this.#timers.delete(timer);
-          resolve();
-        }, Math.max(0, ms));
+        const timer = setTimeout(
+          () => {
+            this.#timers.delete(timer);
+            resolve();
+          },
+          Math.max(0, ms),
+        );
         this.#timers.add(timer);
       }),
       this.#stop,
