@@ -91,6 +91,7 @@ rmSync(join(root, RESULTS), { force: true });
 const bin = (name: string) => join(root, 'node_modules', '.bin', name);
 run('lint', bin('biome'), ['check', '.']);
 run('import graph', process.execPath, ['scripts/check-imports.ts']);
+run('k6 scripts typecheck', bin('tsc'), ['-p', 'loadtest/k6']);
 run('packages', bin('turbo'), ['run', 'typecheck', 'test', '--concurrency=2', '--output-logs=new-only']);
 run('cross-package tests', bin('vitest'), ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${RESULTS}`]);
 summarize();

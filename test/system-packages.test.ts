@@ -52,6 +52,7 @@ const KNOWN_SITES: Record<string, { runs: readonly string[]; wrapper?: string; w
     why: 'the local stack: redis-server and node children',
   },
   'packages/cli/src/local-stack/redis-binary.ts:"apt-get"': { runs: ['apt-get'], why: 'installs redis-server as root on Debian' },
+  'loadtest/k6.ts:k6': { runs: [], why: "`npm run k6`: the user's own k6 when on PATH (no Debian package; else the Node runner)" },
   'packages/health/src/command-checker.ts:file': { runs: [], why: "a `command` health check: the operator's own program" },
   'packages/ipvs/src/ipvsadm-driver.ts:binary': { runs: ['ipvsadm'], why: 'the ipvsadm driver' },
   'packages/testkit/src/redis/redis-server.ts:binary': { runs: ['redis-server'], why: 'the real Redis of the tests' },
