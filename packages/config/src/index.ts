@@ -6,6 +6,7 @@ export {
   bearerTokenMatches,
   checkAdminRequest,
 } from './admin-access.ts';
+export { DEFAULT_DRAIN_DELAY_MS, DRAIN_DELAY_MARGIN_MS, type DrainDelayFacts, drainDelayMs } from './drain-delay.ts';
 export {
   type CheckedConfig,
   type Config,
