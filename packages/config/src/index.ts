@@ -42,4 +42,5 @@ export {
   type VirtualServiceConfig,
 } from './schema.ts';
 export { type SessionCookieFacts, sessionCookieSecure } from './session-cookie.ts';
+export { duration, size } from './units.ts';
 export { type ConfigWarning, configWarnings, KNOWN_DEMO_SECRETS } from './warnings.ts';
