@@ -49,16 +49,25 @@ export function drainDelayMs(config: DrainDelayFacts): number {
   for (const vs of config.virtual_services) {
     const hc = vs.health_check;
     if (!hc || (hc.type !== 'http' && hc.type !== 'https')) continue;
-    const lands = vs.real_servers.some((rs) => {
-      // DR and TUN cannot translate ports: the node receives on the service's port (desired.ts destPortOf).
-      const port = hc.port ?? (vs.forwarding === 'nat' ? (rs.port ?? vs.port) : vs.port);
-      return proxy.listeners.some(
-        (l) => l.port === port && (WILDCARD.has(l.address) || l.address === rs.address || l.address === vs.address),
-      );
-    });
-    if (!lands) continue;
+    if (!checksProxyListener(vs, proxy.listeners)) continue;
     const ms = Math.round(hc.fall * hc.interval * (1 + hc.jitter)) + hc.timeout + DRAIN_DELAY_MARGIN_MS;
     longest = Math.max(longest ?? 0, ms);
   }
   return longest ?? DEFAULT_DRAIN_DELAY_MS;
+}
+
+/**
+ * Whether the director's check of this virtual service (its `port`, else the real server's) reaches one of the
+ * proxy's listeners: same port, and the listener on a wildcard address, the real server's address or the VIP.
+ * Without a health check, whether its traffic does.
+ */
+export function checksProxyListener(
+  vs: DrainDelayFacts['virtual_services'][number],
+  listeners: readonly { readonly address: string; readonly port: number }[],
+): boolean {
+  return vs.real_servers.some((rs) => {
+    // DR and TUN cannot translate ports: the node receives on the service's port (desired.ts destPortOf).
+    const port = vs.health_check?.port ?? (vs.forwarding === 'nat' ? (rs.port ?? vs.port) : vs.port);
+    return listeners.some((l) => l.port === port && (WILDCARD.has(l.address) || l.address === rs.address || l.address === vs.address));
+  });
 }
