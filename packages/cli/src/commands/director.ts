@@ -260,8 +260,8 @@ async function reloadDaemon(daemon: Director, opts: CommonOpts, logger: Logger):
 }
 
 async function statusCommand(opts: CommonOpts & { json?: boolean }): Promise<void> {
-  const { config, director } = await load(opts);
-  const status = (await fromDaemon(director)) ?? (await fromKernel(config, director));
+  const { config, director, stateFile } = await load(opts);
+  const status = (await fromDaemon(director)) ?? (await fromKernel(config, director, stateFile));
   process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatusTable(status));
 }
 
@@ -277,14 +277,17 @@ async function fromDaemon(director: DirectorCfg): Promise<DirectorStatus | undef
   return undefined;
 }
 
-async function fromKernel(config: Config, director: DirectorCfg): Promise<DirectorStatus> {
+async function fromKernel(config: Config, director: DirectorCfg, stateFile: string): Promise<DirectorStatus> {
   await using driver = await openIpvsDriver(director.driver);
   const managed = configuredServiceKeys(config.virtual_services);
+  // Servers drained by hand are in the state file (readable by root, as the kernel's table is).
+  const saved = await new FileStateStore(stateFile).load().catch(() => undefined);
   return buildStatus(`${director.name} (kernel; daemon not reachable, health unknown)`, await driver.listServices(), {
     managed,
     health: new Map(),
     draining: new Map(),
     cycles: 0,
     lastCycle: null,
+    held: new Map(Object.entries(saved?.held ?? {})),
   });
 }
