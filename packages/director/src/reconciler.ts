@@ -46,7 +46,7 @@ export interface ManualDrainResult {
   /** `draining` when the caller did not wait; else `drained` (weight 0 kept) or `removed`. */
   readonly phase: HeldServer['phase'];
   readonly after: HeldServer['after'];
-  /** Active connections at the last read (the kernel's ActiveConn). */
+  /** Active connections at the last read (the kernel's ActiveConn); -1 when that read failed. */
   readonly activeConns: number;
   /** The timeout passed before the connections reached 0. */
   readonly timedOut: boolean;
@@ -246,11 +246,18 @@ export class Director implements AsyncDisposable {
   async #waitDrained(key: string, h: HeldServer): Promise<ManualDrainResult> {
     const pollMs = this.#o.drainPollMs ?? 1_000;
     for (;;) {
-      const conns = await this.#activeConns(key);
+      // A failed read is retried at the next poll (the timeout still runs): this wait runs unattended after
+      // `wait: false` and a restart, where a rejection would be an unhandled one, fatal to the daemon.
+      let conns = -1;
+      try {
+        conns = await this.#activeConns(key);
+      } catch (err) {
+        this.#log.warn({ err, server: key }, 'drain by hand: cannot read active connections; retrying');
+      }
       // Undrained, drained again (a new entry) or stopped meanwhile: this wait is over.
       const current = this.#held.get(key);
       if (current !== h || this.#stopped) return this.#resultOf(key, current ?? h, conns, false);
-      const timedOut = conns > 0 && this.#now() - h.since >= h.timeoutMs;
+      const timedOut = conns !== 0 && this.#now() - h.since >= h.timeoutMs;
       if (conns === 0 || timedOut) {
         const done: HeldServer = { ...h, phase: h.after === 'remove' ? 'removed' : 'drained' };
         this.#held.set(key, done);

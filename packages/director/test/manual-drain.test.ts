@@ -162,6 +162,18 @@ describe('drain by hand: the director daemon', () => {
     expect(weights(driver)).toEqual({ '10.0.0.11': 3, '10.0.0.12': 2 });
   });
 
+  it('a failed read of the active connections is retried, not fatal: the drain ends once the kernel answers', async () => {
+    const driver = new FakeIpvs();
+    await using d = director(driver, [web(), other()]);
+    await d.start();
+    driver.failOn = { match: /^listDestinations /, error: new Error('netlink: EBUSY') };
+    const drain = d.drain('web', '10.0.0.12', { timeoutMs: 60_000 });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(weights(driver)).toEqual({ '10.0.0.11': 3, '10.0.0.12': 0 });
+    driver.failOn = undefined;
+    expect(await drain).toMatchObject({ phase: 'drained', activeConns: 0, timedOut: false });
+  });
+
   it('survives a director restart (the state file); a drain in progress goes on waiting', async () => {
     const state = new MemoryStateStore();
     const driver = new FakeIpvs();
