@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { type AddressInfo, createServer } from 'node:net';
 import { validateConfig } from '@tiergate/config';
 import { Director, MemoryStateStore, startAdminServer } from '@tiergate/director';
 import { describe, expect, it } from 'vitest';
@@ -74,5 +76,18 @@ describe('tiergate director drain / undrain', () => {
     const restored = await runCli(['director', 'undrain', '-c', cfg.file, '--service', 'web-http', '--server', '192.0.2.12:80']);
     expect([restored.code, restored.stdout]).toEqual([0, 'undrained: tcp/192.0.2.100:80 -> 192.0.2.12:80\n']);
     expect(weights()).toEqual({ '192.0.2.11': 1, '192.0.2.12': 1 });
+  });
+
+  it('without a running daemon: exit 1, TG_ADMIN_UNREACHABLE, naming the command to start', async () => {
+    const probe = createServer().listen(0, '127.0.0.1');
+    await once(probe, 'listening');
+    const port = (probe.address() as AddressInfo).port;
+    await new Promise((r) => probe.close(r)); // nothing listens there now
+    using cfg = configDir(fileFor(port));
+    const r = await runCli(['director', 'drain', '-c', cfg.file, '--service', 'web-http', '--server', '192.0.2.11']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^tiergate: no director daemon answers at http:\/\/127\.0\.0\.1:\d+ \(is `tiergate director run` running\?\): .*\[TG_ADMIN_UNREACHABLE\]$/m,
+    );
   });
 });

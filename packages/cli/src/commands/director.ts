@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { type Config, duration, loadConfigFile } from '@tiergate/config';
 import {
   buildStatus,
@@ -123,28 +124,43 @@ async function drainCommand(opts: DrainOpts, what: 'drain' | 'undrain' = 'drain'
       ? { service: opts.service, server: opts.server, after: opts.then, wait: opts.wait, ...(timeout ? { timeout_ms: timeout.data } : {}) }
       : { service: opts.service, server: opts.server };
   const { url, headers } = adminOf(director);
-  let res: Response;
-  try {
-    res = await fetch(`${url}/${what}`, {
-      method: 'POST',
-      headers: { ...headers, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-    });
-  } catch (cause) {
+  const res = await postJson(`${url}/${what}`, headers, body).catch((cause: unknown) => {
     throw new TgError(
       'TG_ADMIN_UNREACHABLE',
       `no director daemon answers at ${url} (is \`tiergate director run\` running?): ${(cause as Error).message}`,
-      {
-        cause,
-      },
+      { cause },
     );
-  }
-  const answer = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-  if (!res.ok) throw new TgError((answer.code ?? 'TG_ADMIN_FAILED') as ErrorCode, String(answer.message ?? `/${what}: HTTP ${res.status}`));
+  });
+  const answer = res.body;
+  if (res.status !== 200)
+    throw new TgError((answer.code ?? 'TG_ADMIN_FAILED') as ErrorCode, String(answer.message ?? `/${what}: HTTP ${res.status}`));
   if (opts.json) process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
   else if (what === 'undrain')
     process.stdout.write(`${answer.restored ? 'undrained' : 'was not drained'}: ${answer.service} -> ${answer.server}\n`);
   else process.stdout.write(`${describeDrain(answer as unknown as ManualDrainResult)}\n`);
+}
+
+/**
+ * POST of a JSON body with node:http: the answer to /drain comes when the drain is over, which may be longer than
+ * fetch's (undici's) 300 s header timeout; here there is none (the daemon bounds the wait by the drain's timeout,
+ * and an interrupted command leaves the drain to the daemon).
+ */
+function postJson(url: string, headers: Record<string, string>, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d));
+      res.on('end', () => {
+        let parsed: Record<string, unknown> = {};
+        try {
+          parsed = JSON.parse(text) as Record<string, unknown>;
+        } catch {}
+        resolve({ status: res.statusCode ?? 0, body: parsed });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject).end(JSON.stringify(body));
+  });
 }
 
 function describeDrain(r: ManualDrainResult): string {
