@@ -288,7 +288,10 @@ describe('infra: rendered files', () => {
     for (const vs of config.virtual_services) {
       expect(vs.address).toBe('192.168.10.100');
       expect(vs.real_servers.map((r) => r.address)).toEqual(['192.168.10.11', '192.168.10.12']);
+      // The directors check the path the proxies answer themselves (a leaving proxy fails it before it closes).
+      expect(vs.health_check).toMatchObject({ type: vs.port === 443 ? 'https' : 'http', path: config.proxy?.monitor_uri });
     }
+    expect(config.proxy?.monitor_uri).toBe('/-/tiergate/health');
     expect(config.proxy?.pools.app?.servers.map((s) => s.address)).toEqual(['192.168.10.21:8080', '192.168.10.22:8080']);
     expect(new URL(config.sessions?.redis.url ?? '').hostname).toBe('192.168.10.30');
     expect(new URL(config.telemetry.tracing.endpoint).hostname).toBe('192.168.10.40');
@@ -328,6 +331,12 @@ describe('infra: rendered files', () => {
     expect(proxy).toContain('ExecReload=/bin/kill -HUP $MAINPID\n');
     expect(proxy).toContain('User=tiergate\n');
     expect(proxy).toContain('AmbientCapabilities=CAP_NET_BIND_SERVICE\n');
+    // The L4-aware drain: SIGTERM to the primary only (it flips every worker's health check, waits the drain delay,
+    // then drains them), and a stop timeout above drain_delay + shutdown_timeout.
+    expect(proxy).toContain('KillSignal=SIGTERM\n');
+    expect(proxy).toMatch(/^KillMode=mixed$/m);
+    expect(proxy).toMatch(/^TimeoutStopSec=50s$/m);
+    expect(realserver).toMatch(/^TimeoutStopSec=50s$/m);
     const app = classic('app1', 'etc/systemd/system/tiergate-app.service');
     expect(app).toContain(`ExecStart=${cli} demo-app -c ${CONFIG} --host`);
     // app_demo is off by default: the deployed demo app has no built-in users and no JSON captcha.

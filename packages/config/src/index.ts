@@ -6,6 +6,7 @@ export {
   bearerTokenMatches,
   checkAdminRequest,
 } from './admin-access.ts';
+export { DEFAULT_DRAIN_DELAY_MS, DRAIN_DELAY_MARGIN_MS, type DrainDelayFacts, drainDelayMs } from './drain-delay.ts';
 export {
   type CheckedConfig,
   type Config,
@@ -41,4 +42,5 @@ export {
   type VirtualServiceConfig,
 } from './schema.ts';
 export { type SessionCookieFacts, sessionCookieSecure } from './session-cookie.ts';
+export { duration, size } from './units.ts';
 export { type ConfigWarning, configWarnings, KNOWN_DEMO_SECRETS } from './warnings.ts';

@@ -325,6 +325,21 @@ export const proxy = z.strictObject({
   upgrades: z
     .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+(\/[!#$%&'*+.^_`|~0-9A-Za-z-]+)?$/, 'not an Upgrade protocol token'))
     .default(['websocket']),
+  /**
+   * HAProxy `monitor-uri`: a path every data listener answers itself, never forwarded (200 while serving, 503
+   * once the node is leaving): what the director's http check of a proxy node probes (docs/proxy.md, Leaving).
+   */
+  monitor_uri: z
+    .string()
+    .startsWith('/', 'must start with /')
+    .refine((p) => !/[?#\s]/.test(p), 'a path only: no query, fragment or space')
+    .optional(),
+  /**
+   * On SIGTERM (and POST /healthcheck/fail): how long `monitor_uri` answers 503 while the node keeps serving, before
+   * the listeners close (HAProxy `grace`, Envoy `--drain-time-s`). `auto`: from the health check of the virtual
+   * services whose real servers are this proxy's listeners, else 10 s; 0 without `monitor_uri` (drainDelayMs).
+   */
+  drain_delay: z.union([z.literal('auto'), duration]).default('auto'),
   access_log: z.boolean().default(true),
   routes: z.array(route).default([]),
   pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'), pool),

@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import { isLoopbackAddress, parseCidr } from './address.ts';
+import { checksProxyListener } from './drain-delay.ts';
 import type { Config } from './load.ts';
 import { sessionCookieSecure } from './session-cookie.ts';
 
@@ -45,7 +46,34 @@ export const KNOWN_DEMO_SECRETS: ReadonlySet<string> = new Set([
 
 /** Everything `tiergate validate` warns about in a valid config (docs/config-reference.md, "Warnings"). */
 export function configWarnings(cfg: Config): ConfigWarning[] {
-  return [...secretWarnings(cfg), ...secureCookieWarnings(cfg), ...trustWarnings(cfg)];
+  return [...secretWarnings(cfg), ...secureCookieWarnings(cfg), ...trustWarnings(cfg), ...leaveWarnings(cfg)];
+}
+
+// ---------------------------------------------------------------- a proxy node leaving
+
+/**
+ * A virtual service in front of this file's proxy whose health check cannot see a proxy node leave: without an
+ * http(s) check of `proxy.monitor_uri`, a stopping proxy closes its listener while the director still sends it new
+ * connections (refused) until `fall` checks failed (docs/proxy.md, Leaving).
+ */
+function leaveWarnings(cfg: Config): ConfigWarning[] {
+  const proxy = cfg.proxy;
+  if (!proxy) return [];
+  const warnings: ConfigWarning[] = [];
+  cfg.virtual_services.forEach((vs, i) => {
+    const hc = vs.health_check;
+    if (!hc || !checksProxyListener(vs, proxy.listeners)) return;
+    if ((hc.type === 'http' || hc.type === 'https') && proxy.monitor_uri !== undefined && hc.path === proxy.monitor_uri) return;
+    const fix =
+      proxy.monitor_uri === undefined
+        ? 'set proxy.monitor_uri and check it: `type: http, path:` the same'
+        : `check it: \`type: ${hc.type === 'https' ? 'https' : 'http'}, path: ${proxy.monitor_uri}\``;
+    warnings.push({
+      path: ['virtual_services', i, 'health_check', hc.type === 'http' || hc.type === 'https' ? 'path' : 'type'],
+      message: `this check cannot see a proxy node leave: on SIGTERM the proxy would close while the director still sends it connections; ${fix} (docs/proxy.md, Leaving)`,
+    });
+  });
+  return warnings;
 }
 
 // ---------------------------------------------------------------- secrets

@@ -1,7 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Config, loadConfigFile, sessionCookieSecure } from '../src/index.ts';
+import { type Config, drainDelayMs, loadConfigFile, sessionCookieSecure } from '../src/index.ts';
 
 /** Every file in the repository's examples/ must load; a few defaults and units are spot-checked. */
 const examples = join(import.meta.dirname, '..', '..', '..', 'examples');
@@ -27,7 +27,18 @@ describe('examples/', () => {
       ['192.168.10.11', undefined, 1],
       ['192.168.10.12', undefined, 1],
     ]);
-    expect(http?.health_check).toMatchObject({ type: 'tcp', interval: 6_000, timeout: 3_000, fall: 3, rise: 1, jitter: 0.1 });
+    // The director checks the path each proxy answers itself, so a leaving proxy is quiesced before it closes.
+    expect(http?.health_check).toMatchObject({
+      type: 'http',
+      path: '/-/tiergate/health',
+      interval: 2_000,
+      timeout: 1_000,
+      fall: 2,
+      rise: 1,
+    });
+    expect(https?.health_check).toMatchObject({ type: 'https', path: '/-/tiergate/health' });
+    expect(cfg.proxy?.monitor_uri).toBe('/-/tiergate/health');
+    expect(drainDelayMs(cfg)).toBe(6_400);
     expect(http?.drain_timeout).toBe(300_000);
     expect(https?.persistence).toEqual({ timeout: 300_000 });
     expect(cfg.directors[0]?.admin).toEqual({ address: '127.0.0.1', port: 9902 });

@@ -188,6 +188,36 @@ virtual_services:
   });
 });
 
+describe('warnings: a check that cannot see a proxy node leave', () => {
+  const file = (check: string, monitor = '', listener = '{ address: 0.0.0.0, port: 80 }') => `version: 1
+virtual_services:
+  - address: 192.168.10.100
+    port: 80
+    real_servers: [{ address: 192.168.10.11 }, { address: 192.168.10.12 }]
+    health_check: ${check}
+proxy:
+  listeners: [${listener}]
+${monitor}  pools: { app: { servers: [{ address: "192.168.10.21:8080" }] } }
+`;
+  const MONITOR = '  monitor_uri: /-/tiergate/health\n';
+
+  it('a tcp check of the proxy nodes, or an http check of another path, is reported with the fix', () => {
+    const tcp = warnings(file('{ type: tcp }', MONITOR));
+    expect(tcp.map((w) => w.path)).toEqual(['virtual_services[0].health_check.type']);
+    expect(tcp[0]?.message).toMatch(/cannot see a proxy node leave: .*check it: `type: http, path: \/-\/tiergate\/health`/);
+    expect(paths(file('{ type: http, path: /healthz }', MONITOR))).toEqual(['virtual_services[0].health_check.path']);
+    const unset = warnings(file('{ type: http, path: /healthz }'));
+    expect(unset[0]?.message).toMatch(/set proxy.monitor_uri and check it/);
+  });
+
+  it('an http(s) check of monitor_uri is not; nor a check that reaches no listener of this proxy', () => {
+    expect(paths(file('{ type: http, path: /-/tiergate/health }', MONITOR))).toEqual([]);
+    expect(paths(file('{ type: https, path: /-/tiergate/health }', MONITOR))).toEqual([]);
+    expect(paths(file('{ type: tcp }', '', '{ address: 0.0.0.0, port: 8080 }'))).toEqual([]);
+    expect(paths(file('{ type: tcp, port: 22 }'))).toEqual([]);
+  });
+});
+
 describe('warnings: position and format', () => {
   it('each warning points at its value, printed as file:line:column: path: warning: message', () => {
     const text = `version: 1

@@ -5,6 +5,7 @@ import { type ApplyReport, applyOps, type IpvsWriter } from './apply.ts';
 import { servicesByKey } from './config-diff.ts';
 import { configuredKeys, desiredEntries, type HealthSnapshot, healthKey, type VirtualService } from './desired.ts';
 import { withDraining } from './drain.ts';
+import type { HeldServer, HeldServers } from './manual-drain.ts';
 import { type Op, plan } from './plan.ts';
 import type { DirectorState, StateStore } from './state-store.ts';
 import type { TableModel } from './table-model.ts';
@@ -36,6 +37,8 @@ export interface CycleInput {
   readonly now: number;
   /** Plan only: nothing is written to the kernel or the state file. */
   readonly dryRun?: boolean;
+  /** Real servers drained by hand (the daemon's); absent: those of the state file (`director apply` keeps them). */
+  readonly held?: HeldServers;
 }
 
 export interface CycleResult {
@@ -60,7 +63,8 @@ export interface CycleResult {
 export async function reconcileCycle(input: CycleInput): Promise<CycleResult> {
   const actual = await input.driver.listServices();
   const saved = await input.state.load();
-  const wanted = desiredEntries(input.services, input.health);
+  const held = input.held ?? heldOf(saved);
+  const wanted = desiredEntries(input.services, input.health, held);
   // The config's index has every wanted key already (one per service; the state keeps each key once).
   const byKey = servicesByKey(input.services);
   const wantedKeys = [...byKey.keys()];
@@ -78,10 +82,11 @@ export async function reconcileCycle(input: CycleInput): Promise<CycleResult> {
   if (input.dryRun) return { actual, desired, ops, draining };
   const drainingRecord = drainRecord(draining);
   // Write-ahead: claim every service this cycle may create before creating it.
-  const claim: DirectorState = { owned: [...owned].sort(), draining: drainingRecord };
+  const heldRecord = heldRecordOf(held);
+  const claim: DirectorState = { owned: [...owned].sort(), draining: drainingRecord, ...heldRecord };
   if (!sameState(saved, claim)) await input.state.save(claim);
   const report = await applyOps(input.driver, ops);
-  const final: DirectorState = { owned: wantedKeys.sort(), draining: drainingRecord };
+  const final: DirectorState = { owned: wantedKeys.sort(), draining: drainingRecord, ...heldRecord };
   if (!sameState(claim, final)) await input.state.save(final);
   return { actual, desired, ops, report, draining, state: final };
 }
@@ -101,6 +106,8 @@ export interface ServicesCycleInput {
   readonly health: HealthSnapshot;
   /** ms since the epoch (injected clock). */
   readonly now: number;
+  /** Real servers drained by hand (the daemon's); absent: those of `saved`. */
+  readonly held?: HeldServers;
 }
 
 export interface ServicesCycleResult {
@@ -129,7 +136,8 @@ export async function reconcileServices(input: ServicesCycleInput): Promise<Serv
   const configured = [...input.keys].flatMap((k) => byKey.get(k) ?? []);
   // Drain needs these only for the services it looks at: those of this cycle.
   const configuredServers = configuredKeys(configured);
-  const wanted = desiredEntries(configured, input.health);
+  const held = input.held ?? heldOf(input.saved);
+  const wanted = desiredEntries(configured, input.health, held);
   const previous = new Map(Object.entries(input.saved.draining));
   const actual: IpvsServiceEntry[] = [];
   let reread = 0;
@@ -163,13 +171,14 @@ export async function reconcileServices(input: ServicesCycleInput): Promise<Serv
   const claim: DirectorState = {
     owned: newlyOwned.length === 0 ? input.saved.owned : [...owned].sort(),
     draining: drainRecord(draining),
+    ...heldRecordOf(held),
   };
   if (!sameState(input.saved, claim)) await input.state.save(claim);
   const report = await applyOps(input.driver, ops);
   input.table.applyAll(report.applied);
   // Services that left the config were deleted just now (or were not in the table): no longer owned.
   const gone = new Set([...input.keys].filter((k) => !byKey.has(k)));
-  const final: DirectorState = gone.size === 0 ? claim : { owned: claim.owned.filter((k) => !gone.has(k)), draining: claim.draining };
+  const final: DirectorState = gone.size === 0 ? claim : { ...claim, owned: claim.owned.filter((k) => !gone.has(k)) };
   if (!sameState(claim, final)) await input.state.save(final);
   return { desired, ops, report, draining, state: final, reread };
 }
@@ -214,5 +223,16 @@ function drainRecord(draining: ReadonlyMap<string, number>): Record<string, numb
 
 function sameState(a: DirectorState, b: DirectorState): boolean {
   const sameOwned = a.owned === b.owned || (a.owned.length === b.owned.length && a.owned.every((k, i) => k === b.owned[i]));
-  return sameOwned && JSON.stringify(a.draining) === JSON.stringify(b.draining);
+  return sameOwned && JSON.stringify(a.draining) === JSON.stringify(b.draining) && JSON.stringify(a.held) === JSON.stringify(b.held);
+}
+
+/** The held servers a state file records. */
+function heldOf(state: DirectorState): HeldServers {
+  return new Map(Object.entries(state.held ?? {}));
+}
+
+/** `{ held }` for a state to save, sorted so equal maps compare equal; `{}` when none is held (the field stays absent). */
+function heldRecordOf(held: HeldServers): { held?: Record<string, HeldServer> } {
+  if (held.size === 0) return {};
+  return { held: Object.fromEntries([...held].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) };
 }

@@ -88,14 +88,19 @@ function destination(
   return dest;
 }
 
+/** Real servers an operator drained by hand (manual-drain.ts), by healthKey: weight 0, or absent. */
+export type HeldModes = ReadonlyMap<string, { readonly phase: string }>;
+
 /**
  * What the kernel should hold for these virtual services given the health of their real servers:
  * a healthy server at its configured weight; an unhealthy one at weight 0 (`on_failure: quiesce`, existing
- * connections continue) or absent (`remove`); the sorry server (weight 1) only while no real server is healthy.
- * Pure.
+ * connections continue) or absent (`remove`); a server drained by hand (`held`) at weight 0, or absent once its
+ * phase is `removed`, whatever its health; the sorry server (weight 1) only while no real server is healthy and
+ * not held. Pure.
  */
-export function desiredEntries(services: readonly VirtualService[], health: HealthSnapshot): IpvsServiceEntry[] {
+export function desiredEntries(services: readonly VirtualService[], health: HealthSnapshot, held?: HeldModes): IpvsServiceEntry[] {
   const checked = servicesIn(health);
+  const anyHeld = held !== undefined && held.size > 0;
   const out: IpvsServiceEntry[] = [];
   for (let s = 0; s < services.length; s++) {
     const vs = services[s] as VirtualService;
@@ -110,9 +115,12 @@ export function desiredEntries(services: readonly VirtualService[], health: Heal
       const rs = servers[r] as VirtualService['real_servers'][number];
       const dest = destination(vs, rs.address, rs.port, rs.weight, rs.upper_threshold, rs.lower_threshold);
       const healthy = !known || (health.get(healthKey(key, destKey(dest))) ?? true);
-      if (healthy) healthyCount += 1;
+      // Hot with thousands of real servers: a health key is built here only while some server is held.
+      const hold = anyHeld ? held.get(healthKey(key, destKey(dest))) : undefined;
+      if (hold?.phase === 'removed') continue;
+      if (healthy && !hold) healthyCount += 1;
       if (!healthy && vs.health_check?.on_failure === 'remove') continue;
-      destinations.push(healthy ? dest : { ...dest, weight: 0 });
+      destinations.push(healthy && !hold ? dest : { ...dest, weight: 0 });
     }
     const sorry = vs.sorry_server;
     if (sorry && healthyCount === 0) {

@@ -41,6 +41,7 @@ export {
   sysctlPath,
 } from './host-setup.ts';
 export { createLogger, type Logger, silentLogger } from './logger.ts';
+export { type HeldPhase, type HeldServer, type HeldServers, heldMode, type ResolvedServer, resolveServer } from './manual-drain.ts';
 export { DirectorMetrics } from './metrics.ts';
 export { describeOp, destSettingsDiffer, OP_ORDER, type Op, type OpKind, orderOps, plan, serviceSettingsDiffer } from './plan.ts';
 export { checkSpecOf, RealServerHealth, type RealServerHealthStatus } from './real-server-health.ts';
@@ -52,6 +53,8 @@ export {
   Director,
   type DirectorOptions,
   type DirectorStatus,
+  type HeldStatus,
+  type ManualDrainResult,
   type ServiceStatus,
   type StatsJson,
   statsJson,

@@ -6,10 +6,11 @@ import { describeService, destKey, type IpvsDriver, type IpvsServiceEntry, type 
 import type { ApplyReport, PartialApplyDetails } from './apply.ts';
 import { diffServices, servicesByKey } from './config-diff.ts';
 import { reconcileCycle, reconcileServices } from './cycle.ts';
-import { healthKey, type VirtualService } from './desired.ts';
+import { configuredKeys, healthKey, serviceIdOfConfig, type VirtualService } from './desired.ts';
 import { type CycleOutcome, endReconcileSpan, healthTransitionSpan, MAX_TRANSITION_LINKS, startReconcileSpan } from './director-spans.ts';
 import { applyDirectorSysctls } from './host-setup.ts';
 import { type Logger, silentLogger } from './logger.ts';
+import { type HeldServer, resolveServer } from './manual-drain.ts';
 import { DirectorMetrics } from './metrics.ts';
 import type { Op } from './plan.ts';
 import { RealServerHealth } from './real-server-health.ts';
@@ -34,6 +35,32 @@ export interface DirectorOptions {
    * a reload needs ip_forward); `sysctlRoot` replaces /proc/sys in tests. Without it a reload touches no sysctl.
    */
   readonly host?: { readonly director: DeepReadonly<DirectorConfig>; readonly sysctlRoot?: string };
+  /** How often a drain by hand reads its server's active connections from the kernel (default 1 s). */
+  readonly drainPollMs?: number;
+}
+
+/** A drain by hand (`director drain`, POST /drain): which server, and what became of it. */
+export interface ManualDrainResult {
+  readonly service: string;
+  readonly server: string;
+  /** `draining` when the caller did not wait; else `drained` (weight 0 kept) or `removed`. */
+  readonly phase: HeldServer['phase'];
+  readonly after: HeldServer['after'];
+  /** Active connections at the last read (the kernel's ActiveConn); -1 when that read failed. */
+  readonly activeConns: number;
+  /** The timeout passed before the connections reached 0. */
+  readonly timedOut: boolean;
+  readonly waitedMs: number;
+}
+
+/** A real server held by hand, as GET /status lists it. */
+export interface HeldStatus {
+  readonly service: string;
+  readonly server: string;
+  readonly phase: HeldServer['phase'];
+  readonly after: HeldServer['after'];
+  readonly since: number;
+  readonly timeoutMs: number;
 }
 
 /** The `director.resync_interval` default (ms), kube-proxy's IPVS sync period. */
@@ -85,6 +112,8 @@ export interface DirectorStatus {
     readonly error: { code: string; message: string } | null;
   } | null;
   readonly services: ServiceStatus[];
+  /** Real servers drained by hand (`tiergate director drain`) until undrained; a removed one is in no service's list. */
+  readonly held?: HeldStatus[];
 }
 
 /**
@@ -128,6 +157,11 @@ export class Director implements AsyncDisposable {
   #draining: ReadonlyMap<string, number> = new Map();
   /** Health transitions since the last cycle started: the next reconcile span links to them. */
   #transitions: SpanContext[] = [];
+  /** Real servers drained by hand, by healthKey (manual-drain.ts); saved in the state file by every cycle. */
+  #held = new Map<string, HeldServer>();
+  /** The running wait of each `draining` held server (by its entry: a new drain of the same server is a new wait). */
+  #watchers = new Map<HeldServer, Promise<ManualDrainResult>>();
+  #wake = new Set<() => void>();
 
   constructor(options: DirectorOptions) {
     this.#o = options;
@@ -146,8 +180,128 @@ export class Director implements AsyncDisposable {
    * cycle writes, and a first round of probes (one connection per checked real server) would only compete with it.
    */
   async start(): Promise<void> {
+    // Servers drained by hand before a restart stay so (the state file outlives the daemon, not a reboot).
+    const saved = await this.#o.state.load();
+    this.#held = new Map(Object.entries(saved.held ?? {}));
+    this.#pruneHeld();
     await this.reconcileNow();
-    if (!this.#stopped) this.#health.start();
+    if (this.#stopped) return;
+    this.#health.start();
+    for (const [key, h] of this.#held) if (h.phase === 'draining') void this.#watch(key, h);
+  }
+
+  /**
+   * Drains one configured real server by hand (`ipvsadm -e -w 0`, kept): weight 0 at once, whatever its health;
+   * then, once its active connections reach 0 or `timeoutMs` (default: the service's drain_timeout) passed, it is
+   * deleted from the service (`after: 'remove'`) or kept at weight 0 (`keep`, the default). Either way it stays so
+   * across cycles, reloads and restarts until `undrain`. `service`/`server` as resolveServer takes them; unknown
+   * ones reject with TG_DIRECTOR_UNKNOWN_SERVER. Resolves once the table has weight 0 (`wait: false`), or when the
+   * drain is over. Draining a server already held starts its drain again with these settings.
+   */
+  async drain(
+    service: string,
+    server: string,
+    opts: { timeoutMs?: number; after?: 'remove' | 'keep'; wait?: boolean } = {},
+  ): Promise<ManualDrainResult> {
+    const r = resolveServer(this.#services, service, server);
+    const held: HeldServer = {
+      since: this.#now(),
+      timeoutMs: opts.timeoutMs ?? r.service.drain_timeout,
+      after: opts.after ?? 'keep',
+      phase: 'draining',
+    };
+    this.#held.set(r.key, held);
+    for (const wake of this.#wake) wake(); // a wait of an earlier drain of this server ends
+    this.#log.warn({ service: r.svcKey, server: r.dstKey, after: held.after, timeoutMs: held.timeoutMs }, 'real server drained by hand');
+    this.#dirty.add(r.svcKey);
+    await this.reconcileNow();
+    const watching = this.#watch(r.key, held);
+    if (opts.wait === false) return { ...this.#resultOf(r.key, held, 0, false), phase: 'draining' };
+    return watching;
+  }
+
+  /** Gives a server drained by hand back to config × health (its configured weight when healthy). False when it was not held. */
+  async undrain(service: string, server: string): Promise<{ service: string; server: string; restored: boolean }> {
+    const r = resolveServer(this.#services, service, server);
+    const restored = this.#held.delete(r.key);
+    if (restored) {
+      for (const wake of this.#wake) wake();
+      this.#log.warn({ service: r.svcKey, server: r.dstKey }, 'real server undrained');
+      this.#dirty.add(r.svcKey);
+      await this.reconcileNow();
+    }
+    return { service: r.svcKey, server: r.dstKey, restored };
+  }
+
+  /** The wait of one `draining` server: polls its active connections until 0 or its timeout, then ends its drain. */
+  #watch(key: string, h: HeldServer): Promise<ManualDrainResult> {
+    let w = this.#watchers.get(h);
+    if (!w) {
+      w = this.#waitDrained(key, h).finally(() => this.#watchers.delete(h));
+      this.#watchers.set(h, w);
+    }
+    return w;
+  }
+
+  async #waitDrained(key: string, h: HeldServer): Promise<ManualDrainResult> {
+    const pollMs = this.#o.drainPollMs ?? 1_000;
+    for (;;) {
+      // A failed read is retried at the next poll (the timeout still runs): this wait runs unattended after
+      // `wait: false` and a restart, where a rejection would be an unhandled one, fatal to the daemon.
+      let conns = -1;
+      try {
+        conns = await this.#activeConns(key);
+      } catch (err) {
+        this.#log.warn({ err, server: key }, 'drain by hand: cannot read active connections; retrying');
+      }
+      // Undrained, drained again (a new entry) or stopped meanwhile: this wait is over.
+      const current = this.#held.get(key);
+      if (current !== h || this.#stopped) return this.#resultOf(key, current ?? h, conns, false);
+      const timedOut = conns !== 0 && this.#now() - h.since >= h.timeoutMs;
+      if (conns === 0 || timedOut) {
+        const done: HeldServer = { ...h, phase: h.after === 'remove' ? 'removed' : 'drained' };
+        this.#held.set(key, done);
+        this.#log.warn({ server: key, phase: done.phase, activeConns: conns, timedOut }, 'drain by hand done');
+        this.#dirty.add(key.slice(0, key.indexOf(' ')));
+        await this.reconcileNow();
+        return this.#resultOf(key, done, conns, timedOut);
+      }
+      await new Promise<void>((resolve) => {
+        const wake = () => {
+          clearTimeout(timer);
+          this.#wake.delete(wake);
+          resolve();
+        };
+        const timer = setTimeout(wake, pollMs);
+        this.#wake.add(wake);
+      });
+    }
+  }
+
+  /** The kernel's ActiveConn of a held server (a fresh GET_DEST of its service); 0 when it is not in the table. */
+  async #activeConns(key: string): Promise<number> {
+    const svcKey = key.slice(0, key.indexOf(' '));
+    const vs = this.#managed.get(svcKey);
+    if (!vs) return 0;
+    try {
+      const dests = await this.#o.driver.listDestinations(serviceIdOfConfig(vs));
+      return dests.find((d) => healthKey(svcKey, destKey(d)) === key)?.activeConns ?? 0;
+    } catch (err) {
+      if (isTgError(err, 'TG_IPVS_NO_SERVICE')) return 0;
+      throw err;
+    }
+  }
+
+  #resultOf(key: string, h: HeldServer, activeConns: number, timedOut: boolean): ManualDrainResult {
+    const [service = '', server = ''] = key.split(' ');
+    return { service, server, phase: h.phase, after: h.after, activeConns, timedOut, waitedMs: Math.max(0, this.#now() - h.since) };
+  }
+
+  /** Held servers whose server or service left the config are forgotten (re-added later, they are not held). */
+  #pruneHeld(): void {
+    if (this.#held.size === 0) return;
+    const configured = configuredKeys(this.#services);
+    for (const key of this.#held.keys()) if (!configured.has(key)) this.#held.delete(key);
   }
 
   /**
@@ -186,6 +340,7 @@ export class Director implements AsyncDisposable {
     for (const key of [...changed, ...changedChecks]) this.#dirty.add(key);
     this.#services = services;
     this.#managed = byKey;
+    this.#pruneHeld();
     if (this.#o.host) await this.#applySysctls(this.#o.host, services);
     return this.reconcileNow();
   }
@@ -282,6 +437,7 @@ export class Director implements AsyncDisposable {
       state: this.#o.state,
       health: this.#health.snapshot(),
       now: at,
+      held: this.#held,
     });
     const table = new TableModel(r.actual);
     if (r.report) table.applyAll(r.report.applied);
@@ -305,6 +461,7 @@ export class Director implements AsyncDisposable {
       saved: this.#saved,
       health: this.#health.snapshot(keys),
       now: at,
+      held: this.#held,
     });
     this.#saved = r.state;
     this.#draining = r.draining;
@@ -371,6 +528,7 @@ export class Director implements AsyncDisposable {
       draining: this.#draining,
       cycles: this.#cycles,
       lastCycle: this.#last,
+      held: this.#held,
     });
   }
 
@@ -379,7 +537,9 @@ export class Director implements AsyncDisposable {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
+    for (const wake of this.#wake) wake();
     await this.#running;
+    await Promise.allSettled([...this.#watchers.values()]);
     await this.#health.stop();
   }
 
@@ -411,6 +571,7 @@ export function buildStatus(
     draining: ReadonlyMap<string, number>;
     cycles: number;
     lastCycle: DirectorStatus['lastCycle'];
+    held?: ReadonlyMap<string, HeldServer>;
   },
 ): DirectorStatus {
   const services = table.map((e): ServiceStatus => {
@@ -438,5 +599,9 @@ export function buildStatus(
       }),
     };
   });
-  return { director: name, cycles: ctx.cycles, lastCycle: ctx.lastCycle, services };
+  const held = [...(ctx.held ?? [])].map(([key, h]): HeldStatus => {
+    const [service = '', server = ''] = key.split(' ');
+    return { service, server, phase: h.phase, after: h.after, since: h.since, timeoutMs: h.timeoutMs };
+  });
+  return { director: name, cycles: ctx.cycles, lastCycle: ctx.lastCycle, services, ...(held.length > 0 ? { held } : {}) };
 }

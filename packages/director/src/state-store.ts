@@ -2,16 +2,20 @@ import { statSync } from 'node:fs';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { TgError } from '@tiergate/errors';
+import type { HeldServer } from './manual-drain.ts';
 
 /**
  * What the director remembers between cycles and restarts. `owned` is how tiergate tells its own services
  * from foreign ones in the same table: the service keys it has created, written *before* it creates them, so
  * a crash between the write and the kernel call can only over-claim a service that is then in config anyway.
- * `draining` holds when each removed real server started draining (ms since the epoch).
+ * `draining` holds when each removed real server started draining (ms since the epoch). `held`: the real servers
+ * drained by hand (manual-drain.ts), so they stay at weight 0 (or removed) across a director restart; absent when
+ * none is.
  */
 export interface DirectorState {
   readonly owned: readonly string[];
   readonly draining: Readonly<Record<string, number>>;
+  readonly held?: Readonly<Record<string, HeldServer>>;
 }
 
 /** Where the director keeps DirectorState. */

@@ -40,6 +40,7 @@ export const ERROR_CODES = {
   TG_ADMIN_FORBIDDEN: { status: 403, exit: 1, summary: 'The admin request names a foreign Host or comes from a browser (Origin).' },
   TG_ADMIN_FAILED: { status: 500, exit: 1, summary: 'The admin endpoint failed to answer (a worker did not reply).' },
   TG_ADMIN_UNREACHABLE: { status: 503, exit: 1, summary: 'The CLI could not reach the running proxy admin endpoint.' },
+  TG_ADMIN_BAD_REQUEST: { status: 400, exit: 1, summary: 'The admin request body is malformed (not the JSON the endpoint takes).' },
   // health
   TG_HEALTH_CHECK_FAILED: { status: 503, exit: 1, summary: 'A health check failed.' },
   // IPVS / director
@@ -54,6 +55,11 @@ export const ERROR_CODES = {
   TG_IPVS_PROTOCOL: { status: 500, exit: 1, summary: 'A netlink message could not be decoded.' },
   TG_IPVSADM_FAILED: { status: 500, exit: 1, summary: 'The ipvsadm command failed.' },
   TG_DIRECTOR_APPLY_PARTIAL: { status: 500, exit: 1, summary: 'An apply failed part way; the report lists the ops applied.' },
+  TG_DIRECTOR_UNKNOWN_SERVER: {
+    status: 404,
+    exit: 1,
+    summary: 'A drain names a virtual service or real server the configuration does not have.',
+  },
   TG_HOST_SETUP: { status: 500, exit: 1, summary: 'Setting up a director or real-server host failed.' },
   // sessions
   TG_SESSION_STORE_UNAVAILABLE: { status: 503, exit: 1, summary: 'The session store (Redis) is unreachable.' },

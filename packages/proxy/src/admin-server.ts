@@ -16,6 +16,8 @@ export interface AdminSource {
   draining(): boolean;
   /** Re-reads and applies the config file; rejects with a TgError (the running config stays). */
   reload?(): Promise<void>;
+  /** POST /healthcheck/fail (true) and /healthcheck/ok (false): ProxyServer#failHealthCheck in every process. */
+  healthCheck?(failing: boolean): Promise<void>;
 }
 
 export interface AdminConfig {
@@ -162,6 +164,12 @@ async function route(req: IncomingMessage, res: ServerResponse, source: AdminSou
     await source.reload();
     return sendJson(res, 200, { reloaded: true });
   }
+  if ((path === '/healthcheck/fail' || path === '/healthcheck/ok') && source.healthCheck) {
+    if (method !== 'POST') return send(res, 405, 'use POST\n', 'text/plain');
+    const failing = path === '/healthcheck/fail';
+    await source.healthCheck(failing);
+    return sendJson(res, 200, { healthCheck: failing ? 'fail' : 'pass' });
+  }
   if (method !== 'GET' && method !== 'HEAD') return send(res, 405, 'use GET\n', 'text/plain');
   switch (path) {
     case '/healthz':
@@ -177,13 +185,14 @@ async function route(req: IncomingMessage, res: ServerResponse, source: AdminSou
       return send(res, 200, m.text, m.contentType);
     }
     default:
-      return send(res, 404, 'not found: /healthz /readyz /status /metrics /reload\n', 'text/plain');
+      return send(res, 404, 'not found: /healthz /readyz /status /metrics /reload /healthcheck/fail /healthcheck/ok\n', 'text/plain');
   }
 }
 
 /**
  * Starts the admin listener (default 127.0.0.1:9901): GET /healthz (the process answers), /readyz
- * (200 or 503 with reasons), /status (JSON, `AdminStatus`), /metrics (Prometheus text), POST /reload.
+ * (200 or 503 with reasons), /status (JSON, `AdminStatus`), /metrics (Prometheus text), POST /reload, POST
+ * /healthcheck/fail and /healthcheck/ok (Envoy's names: `monitor_uri` answers 503, or 200 again).
  * A request naming a foreign Host, or a browser's (Origin), gets 403 TG_ADMIN_FORBIDDEN; with `token`,
  * one without the bearer token gets 401 TG_ADMIN_UNAUTHORIZED (checkAdminRequest in @tiergate/config).
  * Errors are JSON `{error: {code, message}}` with the catalogue's status, never a stack. An address

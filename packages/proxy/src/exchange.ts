@@ -45,6 +45,8 @@ export interface Generation {
   readonly sendTimeoutMs: number;
   /** `upgrades`, lower-cased: the `Upgrade` protocols tunneled (proxy-server.ts asks before node's 'upgrade' event). */
   readonly upgrades: ReadonlySet<string>;
+  /** `monitor_uri`: answered by the proxy itself (proxy-server.ts answerMonitor). */
+  readonly monitorUri: string | undefined;
 }
 
 /** State shared by every request of one proxy. */
@@ -52,8 +54,13 @@ export interface ProxyContext {
   /** The current configuration; a request reads it once, when it starts, and keeps it to the end. */
   gen: Generation;
   readonly now: () => number;
-  /** Set by close(): requests still arriving on open connections are served with `Connection: close`. */
+  /**
+   * Set while the node is leaving: by failHealthCheck(true) (the listeners still accept) and by close(). Responses
+   * say `Connection: close`, so keep-alive clients reconnect (through the director, to another node).
+   */
   draining: boolean;
+  /** failHealthCheck(true) was called (and not undone): `monitor_uri` answers 503. */
+  healthFailing: boolean;
   /** Exchanges not yet finished, for timeouts and graceful shutdown. */
   readonly inFlight: InFlight;
   /** `telemetry.tracing.trust_incoming`: continue (or pass on) any client's `traceparent`, not only trusted proxies'. */
@@ -444,7 +451,7 @@ export class Exchange {
     this.#status = status;
     this.#upstream = a.upstream;
     const headers = this.#clientHeaders(a, raw);
-    // Draining: tell keep-alive clients to reconnect elsewhere (the listener is already closed).
+    // Draining: tell keep-alive clients to reconnect, through the director, to a node that is not leaving.
     if (this.ctx.draining) headers.push('connection', 'close');
     if (statusText) this.res.writeHead(status, statusText, headers);
     else this.res.writeHead(status, headers);

@@ -91,6 +91,13 @@ export interface ProxyServer extends AsyncDisposable {
    * Reloads run one at a time; after close() began they reject with TG_PROXY_SHUTTING_DOWN.
    */
   reload(section: ProxySection): Promise<void>;
+  /**
+   * The node is leaving (true) or back (false): `monitor_uri` answers 503 instead of 200 on every listener, and
+   * every response says `Connection: close` so keep-alive clients reconnect (through the director, to another
+   * node), while the listeners keep accepting and serving. What a load balancer's health check sees before the
+   * node closes (Envoy `/healthcheck/fail`). close() keeps it failing.
+   */
+  failHealthCheck(failing: boolean): void;
 }
 
 /**
@@ -108,6 +115,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     gen: newGeneration(config, pools, log),
     now: deps.now,
     draining: false,
+    healthFailing: false,
     inFlight: new InFlight(),
     trustIncoming: options.trustIncomingTraceContext ?? false,
   };
@@ -172,6 +180,12 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     addresses,
     close,
     [Symbol.asyncDispose]: close,
+    failHealthCheck: (failing) => {
+      if (failing !== ctx.healthFailing)
+        log?.info({ monitorUri: current.config.monitor_uri ?? null }, failing ? 'health check failing' : 'health check passing');
+      ctx.healthFailing = failing;
+      ctx.draining = failing || closing !== undefined;
+    },
     reload: (next) => {
       const run = reloading.then(() => reloadOnce(next));
       reloading = run.catch(() => {});
@@ -220,6 +234,7 @@ function newGeneration(config: ProxySection, pools: ReadonlyMap<string, Upstream
     clientBodyTimeoutMs: config.limits.client_body_timeout,
     sendTimeoutMs: config.limits.send_timeout,
     upgrades: new Set(config.upgrades.map((u) => u.toLowerCase())),
+    monitorUri: config.monitor_uri,
   };
 }
 
@@ -267,7 +282,11 @@ async function listen(
     shouldUpgradeCallback: (req: IncomingMessage) => upgradeAllowed(ctx.gen.upgrades, req.headers.upgrade),
   };
   const info: ListenerInfo = { scheme: l.tls ? 'https' : 'http', port: l.port };
-  const onRequest = (req: IncomingMessage, res: ServerResponse) => handleRequest(ctx, info, req, res);
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    const monitor = ctx.gen.monitorUri;
+    if (monitor !== undefined && isMonitorRequest(req.url, monitor)) answerMonitor(ctx, res);
+    else handleRequest(ctx, info, req, res);
+  };
   const server: Server = l.tls
     ? createTlsServer({ ...httpOptions, cert: await readFile(l.tls.cert), key: await readFile(l.tls.key) }, onRequest)
     : createServer(httpOptions, onRequest);
@@ -304,6 +323,30 @@ function upgradeAllowed(allowed: ReadonlySet<string>, upgrade: string | undefine
     any = true;
   }
   return any;
+}
+
+/** Whether `url` is `monitor_uri`, with or without a query (HAProxy's monitor-uri compares the path). */
+function isMonitorRequest(url: string | undefined, monitor: string): boolean {
+  // Hot path (every request): no allocation.
+  if (url === undefined || !url.startsWith(monitor)) return false;
+  return url.length === monitor.length || url.charCodeAt(monitor.length) === 0x3f;
+}
+
+/**
+ * `monitor_uri`, answered by the proxy itself on every listener and never forwarded, logged or counted (HAProxy's
+ * monitor-uri is not logged either: a director checks every few seconds): 200 while the node serves, 503 once it is
+ * leaving, so a director's http check quiesces it before its listeners close (docs/proxy.md, Leaving).
+ */
+function answerMonitor(ctx: ProxyContext, res: ServerResponse): void {
+  const failing = ctx.draining;
+  const body = failing ? 'draining\n' : 'ok\n';
+  if (failing) res.shouldKeepAlive = false;
+  res.writeHead(failing ? 503 : 200, {
+    'content-type': 'text/plain; charset=utf-8',
+    'content-length': body.length,
+    'cache-control': 'no-store',
+  });
+  res.end(body);
 }
 
 /** An Upgrade request gets a ServerResponse on its raw socket, so refusals are ordinary HTTP answers. */

@@ -1,4 +1,5 @@
-import { type Config, loadConfigFile } from '@tiergate/config';
+import { request } from 'node:http';
+import { type Config, duration, loadConfigFile } from '@tiergate/config';
 import {
   buildStatus,
   configuredServiceKeys,
@@ -12,6 +13,7 @@ import {
   formatIpvsadmCommand,
   formatStatusTable,
   type Logger,
+  type ManualDrainResult,
   openIpvsDriver,
   plan,
   reconcileCycle,
@@ -19,7 +21,7 @@ import {
   setupDirectorHost,
   startAdminServer,
 } from '@tiergate/director';
-import { TgError } from '@tiergate/errors';
+import { type ErrorCode, TgError } from '@tiergate/errors';
 import { logContext } from '@tiergate/telemetry';
 import type { Command } from 'commander';
 import { startCommandTelemetry } from '../process-telemetry.ts';
@@ -80,6 +82,95 @@ export function registerDirector(program: Command): void {
     .description('show the IPVS table with health, from the running daemon (admin /status) or else from the kernel')
     .option('--json', 'print the status as JSON')
     .action(async (opts: CommonOpts & { json?: boolean }) => statusCommand(opts));
+  common(director.command('drain'))
+    .description('drain one real server by hand through the running daemon: weight 0, wait for its connections, then keep or remove it')
+    .requiredOption('--service <service>', 'the virtual service: its name, VIP:PORT, or a key like udp/VIP:PORT')
+    .requiredOption('--server <address>', 'the real server: ADDR or ADDR:PORT')
+    .option('--timeout <duration>', "how long to wait for its active connections (default: the service's drain_timeout)")
+    .option('--then <what>', 'once drained: keep it at weight 0, or remove it from the service (keep|remove)', 'keep')
+    .option('--no-wait', 'return once it is at weight 0; the daemon finishes the drain')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: DrainOpts) => drainCommand(opts));
+  common(director.command('undrain'))
+    .description('give a real server drained by hand back to the config and its health check')
+    .requiredOption('--service <service>', 'the virtual service: its name, VIP:PORT, or a key like udp/VIP:PORT')
+    .requiredOption('--server <address>', 'the real server: ADDR or ADDR:PORT')
+    .option('--json', 'print the result as JSON')
+    .action(async (opts: DrainOpts) => drainCommand(opts, 'undrain'));
+}
+
+type DrainOpts = CommonOpts & { service: string; server: string; timeout?: string; then: string; wait: boolean; json?: boolean };
+
+/** The running daemon's admin URL and bearer token, from the file's director entry (a wildcard is reached on loopback). */
+function adminOf(director: DirectorCfg): { url: string; headers: Record<string, string> } {
+  const a = director.admin.address === '0.0.0.0' ? '127.0.0.1' : director.admin.address === '::' ? '::1' : director.admin.address;
+  const host = a.includes(':') ? `[${a}]` : a;
+  const headers: Record<string, string> = director.admin.token ? { authorization: `Bearer ${director.admin.token}` } : {};
+  return { url: `http://${host}:${director.admin.port}`, headers };
+}
+
+/**
+ * `director drain|undrain`: POST /drain or /undrain on the daemon (the daemon holds the state: it keeps the server
+ * drained across cycles, reloads and restarts). Waits with the daemon unless --no-wait.
+ */
+async function drainCommand(opts: DrainOpts, what: 'drain' | 'undrain' = 'drain'): Promise<void> {
+  const { director } = await load(opts);
+  if (what === 'drain' && opts.then !== 'keep' && opts.then !== 'remove')
+    throw new TgError('TG_CLI_USAGE', `--then: expected keep or remove, not '${opts.then}'`);
+  const timeout = opts.timeout === undefined ? undefined : duration.safeParse(opts.timeout);
+  if (timeout && !timeout.success) throw new TgError('TG_CLI_USAGE', `--timeout: ${timeout.error.issues[0]?.message}`);
+  const body =
+    what === 'drain'
+      ? { service: opts.service, server: opts.server, after: opts.then, wait: opts.wait, ...(timeout ? { timeout_ms: timeout.data } : {}) }
+      : { service: opts.service, server: opts.server };
+  const { url, headers } = adminOf(director);
+  const res = await postJson(`${url}/${what}`, headers, body).catch((cause: unknown) => {
+    throw new TgError(
+      'TG_ADMIN_UNREACHABLE',
+      `no director daemon answers at ${url} (is \`tiergate director run\` running?): ${(cause as Error).message}`,
+      { cause },
+    );
+  });
+  const answer = res.body;
+  if (res.status !== 200)
+    throw new TgError((answer.code ?? 'TG_ADMIN_FAILED') as ErrorCode, String(answer.message ?? `/${what}: HTTP ${res.status}`));
+  if (opts.json) process.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
+  else if (what === 'undrain')
+    process.stdout.write(`${answer.restored ? 'undrained' : 'was not drained'}: ${answer.service} -> ${answer.server}\n`);
+  else process.stdout.write(`${describeDrain(answer as unknown as ManualDrainResult)}\n`);
+}
+
+/**
+ * POST of a JSON body with node:http: the answer to /drain comes when the drain is over, which may be longer than
+ * fetch's (undici's) 300 s header timeout; here there is none (the daemon bounds the wait by the drain's timeout,
+ * and an interrupted command leaves the drain to the daemon).
+ */
+function postJson(url: string, headers: Record<string, string>, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { ...headers, 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (d: string) => (text += d));
+      res.on('end', () => {
+        let parsed: Record<string, unknown> = {};
+        try {
+          parsed = JSON.parse(text) as Record<string, unknown>;
+        } catch {}
+        resolve({ status: res.statusCode ?? 0, body: parsed });
+      });
+      res.on('error', reject);
+    });
+    req.on('error', reject).end(JSON.stringify(body));
+  });
+}
+
+function describeDrain(r: ManualDrainResult): string {
+  const where = `${r.service} -> ${r.server}`;
+  if (r.phase === 'draining')
+    return `draining ${where} at weight 0; the daemon ${r.after === 'remove' ? 'removes' : 'keeps'} it once drained`;
+  const how = r.timedOut
+    ? `timeout after ${(r.waitedMs / 1000).toFixed(1)} s with ${r.activeConns} active connections`
+    : `drained in ${(r.waitedMs / 1000).toFixed(1)} s`;
+  return `${r.phase === 'removed' ? 'removed' : 'drained'} ${where} (${how}); ${r.phase === 'removed' ? 'out of the service' : 'kept at weight 0'} until \`tiergate director undrain\``;
 }
 
 type ApplyOpts = CommonOpts & { dryRun?: boolean; againstEmpty?: boolean };
@@ -185,8 +276,8 @@ async function reloadDaemon(daemon: Director, opts: CommonOpts, logger: Logger):
 }
 
 async function statusCommand(opts: CommonOpts & { json?: boolean }): Promise<void> {
-  const { config, director } = await load(opts);
-  const status = (await fromDaemon(director)) ?? (await fromKernel(config, director));
+  const { config, director, stateFile } = await load(opts);
+  const status = (await fromDaemon(director)) ?? (await fromKernel(config, director, stateFile));
   process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatusTable(status));
 }
 
@@ -202,14 +293,17 @@ async function fromDaemon(director: DirectorCfg): Promise<DirectorStatus | undef
   return undefined;
 }
 
-async function fromKernel(config: Config, director: DirectorCfg): Promise<DirectorStatus> {
+async function fromKernel(config: Config, director: DirectorCfg, stateFile: string): Promise<DirectorStatus> {
   await using driver = await openIpvsDriver(director.driver);
   const managed = configuredServiceKeys(config.virtual_services);
+  // Servers drained by hand are in the state file (readable by root, as the kernel's table is).
+  const saved = await new FileStateStore(stateFile).load().catch(() => undefined);
   return buildStatus(`${director.name} (kernel; daemon not reachable, health unknown)`, await driver.listServices(), {
     managed,
     health: new Map(),
     draining: new Map(),
     cycles: 0,
     lastCycle: null,
+    held: new Map(Object.entries(saved?.held ?? {})),
   });
 }

@@ -14,6 +14,8 @@ export type ToWorker =
   | { readonly t: 'snapshot'; readonly id: number }
   /** Liveness: a worker that does not answer in time is wedged and replaced. */
   | { readonly t: 'ping'; readonly id: number }
+  /** Fail (or pass again) the health check: `monitor_uri` answers 503 (ProxyServer#failHealthCheck). */
+  | { readonly t: 'health'; readonly id: number; readonly failing: boolean }
   | { readonly t: 'shutdown' };
 
 /** Worker → primary. */
@@ -23,6 +25,7 @@ export type FromWorker =
   | { readonly t: 'failed'; readonly error: WireError }
   | { readonly t: 'reloaded'; readonly id: number; readonly error?: WireError }
   | { readonly t: 'pong'; readonly id: number }
+  | { readonly t: 'healthSet'; readonly id: number }
   | { readonly t: 'snapshot'; readonly id: number; readonly snapshot: WorkerSnapshot; readonly metrics: MetricsJson };
 
 /** Tags our messages so they are told apart from node's own cluster messages. */

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { announce, stopSignal } from './announce.ts';
 import { FATAL_MARGIN_MS, fatalError } from './fatal.ts';
 import { type FromWorker, isFromWorker, type ToWorker } from './ipc.ts';
+import { drainDelay, isStopSignal } from './leave.ts';
 import { loadReload, reloadAnswerTimeoutMs, reloadOutcome, serialized, type WorkerReloadResult } from './reload-config.ts';
 import { nextStreak, restartDelay } from './restart-backoff.ts';
 import { proxyExecArgv } from './v8-flags.ts';
@@ -44,7 +45,9 @@ type Reply = Extract<FromWorker, { id: number }>;
  * on the listeners the primary shares (so the port stays open while any worker lives), replaces a
  * worker that exits unasked (with backoff when it crashes in a loop), serves the admin endpoint with
  * /status and /metrics aggregated over the workers, reloads on SIGHUP or POST /reload, and on
- * SIGTERM/SIGINT asks every worker to drain and waits for them.
+ * SIGTERM/SIGINT has every worker fail its health check together (`monitor_uri` answers 503), keeps them
+ * serving for the drain delay (proxy.drain_delay), then asks every worker to drain and waits for them.
+ * POST /healthcheck/fail and /healthcheck/ok flip every worker's health check (and any worker forked later).
  */
 export class Primary {
   readonly #file: string;
@@ -56,6 +59,9 @@ export class Primary {
   #version = 1;
   #nextId = 1;
   #stopping = false;
+  /** Every worker's `monitor_uri` answers 503 (SIGTERM, or POST /healthcheck/fail). */
+  #healthFailing = false;
+  #drainDelayMs: number;
   #started = false;
   #listeners: BoundAddress[] = [];
   #startup: { resolve: () => void; reject: (e: Error) => void } | undefined;
@@ -64,8 +70,16 @@ export class Primary {
   /** Added to every worker's environment (the telemetry settings each worker starts its own SDK from). */
   readonly #workerEnv: Readonly<Record<string, string>>;
 
-  constructor(file: string, section: ProxySection, workers: number, log: Logger, workerEnv: Readonly<Record<string, string>> = {}) {
+  constructor(
+    file: string,
+    section: ProxySection,
+    workers: number,
+    log: Logger,
+    workerEnv: Readonly<Record<string, string>> = {},
+    drainDelayMs = 0,
+  ) {
     this.#file = file;
+    this.#drainDelayMs = drainDelayMs;
     this.#workerEnv = workerEnv;
     this.#section = section;
     this.#log = log;
@@ -126,6 +140,8 @@ export class Primary {
         this.#listeners = m.addresses;
         this.#runtime.workers.set(this.#slots.filter((s) => s.ready).length);
         this.#log.info({ worker: String(slot.id), pid: w.process.pid }, 'worker ready');
+        // A replacement forked while the node is leaving fails its check with the others (no answer needed: id 0).
+        if (this.#healthFailing) this.#send(w, { t: 'health', id: 0, failing: true });
         // It was started with a config that a reload replaced meanwhile. One that refuses the config the
         // others run is replaced rather than left on the old one.
         if (slot.version !== this.#version) {
@@ -244,7 +260,7 @@ export class Primary {
    */
   readonly reload = serialized(async () => {
     try {
-      const next = await loadReload(this.#file, this.#section);
+      const { section: next, drainDelayMs } = await loadReload(this.#file, this.#section);
       const live = this.#live();
       const results = await Promise.all(live.map(({ worker }) => this.#reloadWorker(worker, next)));
       const outcome = reloadOutcome(results);
@@ -255,6 +271,7 @@ export class Primary {
         throw new TgError(e.code, at >= 0 ? `worker ${live[at]!.slot.id}: ${e.message}` : e.message);
       }
       this.#section = next;
+      this.#drainDelayMs = drainDelayMs;
       this.#version++;
       for (const [i, { slot }] of live.entries()) if (results[i] !== 'no answer') slot.version = this.#version;
       // A worker that became ready during the reload started on the old config.
@@ -278,6 +295,12 @@ export class Primary {
       throw err;
     }
   });
+
+  /** Flips every live worker's health check at once and waits for their answers (one that does not answer is replaced). */
+  async #setHealth(failing: boolean): Promise<void> {
+    this.#healthFailing = failing;
+    await Promise.all(this.#live().map(({ worker }) => this.#request(worker, (id) => ({ t: 'health', id, failing }))));
+  }
 
   async #stopWorkers(): Promise<void> {
     this.#stopping = true;
@@ -309,8 +332,9 @@ export class Primary {
           const { metrics } = await this.#gather();
           return aggregateMetrics([...metrics, (await this.#runtime.registry.getMetricsAsJSON()) as MetricsJson]);
         },
-        draining: () => this.#stopping,
+        draining: () => this.#stopping || this.#healthFailing,
         reload: this.reload,
+        healthCheck: (failing) => this.#setHealth(failing),
       },
       this.#log,
     ).catch(async (err: unknown) => {
@@ -323,6 +347,10 @@ export class Primary {
       for (const { worker } of this.#live()) void this.#request(worker, (id) => ({ t: 'ping', id }));
     }, IPC_TIMEOUT_MS);
     const signal = await Promise.race([stopSignal(), this.#fatal]);
+    if (isStopSignal(signal)) {
+      await this.#setHealth(true);
+      await drainDelay(this.#drainDelayMs, this.#log);
+    }
     clearInterval(heartbeat);
     this.#log.info({ signal }, 'draining all workers');
     await this.#stopWorkers();

@@ -1,5 +1,5 @@
 import { isDeepStrictEqual } from 'node:util';
-import { loadConfigFile } from '@tiergate/config';
+import { drainDelayMs, loadConfigFile } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import type { ProxySection } from '@tiergate/proxy';
 import type { WireError } from './ipc.ts';
@@ -7,17 +7,24 @@ import type { WireError } from './ipc.ts';
 /** Keys a reload cannot change: the sockets and processes exist already. */
 const RESTART_ONLY = ['listeners', 'workers', 'admin'] as const;
 
+/** A config file read for a reload: its proxy section and the drain delay it gives (drainDelayMs). */
+export interface ReloadConfig {
+  readonly section: ProxySection;
+  readonly drainDelayMs: number;
+}
+
 /**
  * Reads and validates `file` for a reload of a proxy running `running`. Rejects with the config error
  * (TG_CONFIG_*), or TG_PROXY_RELOAD_REJECTED when a restart-only key changed; nothing is applied then.
+ * The drain delay comes from the whole file: `auto` reads its virtual services' health checks.
  */
-export async function loadReload(file: string, running: ProxySection): Promise<ProxySection> {
+export async function loadReload(file: string, running: ProxySection): Promise<ReloadConfig> {
   const config = await loadConfigFile(file);
   if (!config.proxy) throw new TgError('TG_CONFIG_INVALID', `${file}: has no proxy section`);
   for (const key of RESTART_ONLY)
     if (!isDeepStrictEqual(config.proxy[key], running[key]))
       throw new TgError('TG_PROXY_RELOAD_REJECTED', `${file}: proxy.${key} changed; restart the proxy to apply it`);
-  return config.proxy;
+  return { section: config.proxy, drainDelayMs: drainDelayMs(config) };
 }
 
 /** Runs `fn` calls one at a time (a second SIGHUP during a reload waits for the first). */

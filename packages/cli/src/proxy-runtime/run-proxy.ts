@@ -1,5 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { loadConfigFile } from '@tiergate/config';
+import { drainDelayMs, loadConfigFile } from '@tiergate/config';
 import type { ProxySection } from '@tiergate/proxy';
 import type { Logger } from 'pino';
 import { startCommandTelemetry } from '../process-telemetry.ts';
@@ -32,19 +32,21 @@ export async function runProxy(file: string, section: ProxySection, log: Logger)
   };
   try {
     const n = workerCount(section.workers);
-    const { telemetry: settings } = await loadConfigFile(file);
+    const config = await loadConfigFile(file);
+    const settings = config.telemetry;
+    const delayMs = drainDelayMs(config);
     if (n <= 1) {
       reexecWithProxySettings();
       const telemetry = await startCommandTelemetry(settings, 'proxy', log);
       try {
-        return await runSingle(file, section, log, onReload, settings.tracing.trust_incoming);
+        return await runSingle(file, section, log, onReload, settings.tracing.trust_incoming, delayMs);
       } finally {
         await telemetry.shutdown();
       }
     }
     // The workers' malloc settings: the primary serves nothing, so it keeps glibc's defaults.
     const workerEnv = { ...proxyMallocEnv(process.env), [TELEMETRY_ENV]: JSON.stringify(settings) };
-    const primary = new Primary(file, section, n, log, workerEnv);
+    const primary = new Primary(file, section, n, log, workerEnv, delayMs);
     await primary.start();
     await primary.run(onReload);
   } finally {

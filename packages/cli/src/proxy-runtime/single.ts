@@ -2,13 +2,16 @@ import { aggregateMetrics, type MetricsJson, type ProxySection, RuntimeMetrics, 
 import type { Logger } from 'pino';
 import { announce, stopSignal } from './announce.ts';
 import { FATAL_MARGIN_MS, fatalError } from './fatal.ts';
+import { drainDelay, isStopSignal } from './leave.ts';
 import { startProxyProcess } from './proxy-process.ts';
 import { loadReload, serialized } from './reload-config.ts';
 
 /**
  * `workers: 1`: the proxy, its admin listener and the access log in this process, no cluster.
- * SIGHUP or POST /reload re-reads `file`; SIGTERM/SIGINT drain and return. An uncaught exception or
- * unhandled rejection drains the same way and sets exit code 1 (fatal.ts).
+ * SIGHUP or POST /reload re-reads `file`; SIGTERM/SIGINT fail the health check (`monitor_uri` answers 503),
+ * keep serving for `drainDelayMs` (proxy.drain_delay), then drain and return. POST /healthcheck/fail and
+ * /healthcheck/ok flip the health check by hand. An uncaught exception or unhandled rejection drains at once
+ * (no delay: the process is not trusted to keep serving) and sets exit code 1 (fatal.ts).
  */
 export async function runSingle(
   file: string,
@@ -16,6 +19,7 @@ export async function runSingle(
   log: Logger,
   onReload: (fn: () => void) => void,
   trustIncomingTraceContext = false,
+  drainDelayMs = 0,
 ): Promise<void> {
   // Installed first, so that an error nothing caught also drains what the proxy has in flight (and exits 1).
   const fatal = fatalError(log, () => section.shutdown_timeout + FATAL_MARGIN_MS);
@@ -23,9 +27,13 @@ export async function runSingle(
   const runtime = new RuntimeMetrics();
   runtime.workers.set(1);
   let draining = false;
+  let failing = false;
+  let delayMs = drainDelayMs;
   const reload = serialized(async () => {
     try {
-      await pp.reload(await loadReload(file, pp.section()));
+      const next = await loadReload(file, pp.section());
+      await pp.reload(next.section);
+      delayMs = next.drainDelayMs;
       runtime.reloads.inc({ result: 'ok' });
       log.info({ file }, 'config reloaded');
     } catch (err) {
@@ -42,8 +50,12 @@ export async function runSingle(
     {
       snapshots: async () => [(await pp.snapshot()).snapshot],
       metrics: async () => aggregateMetrics([(await pp.snapshot()).metrics, (await runtime.registry.getMetricsAsJSON()) as MetricsJson]),
-      draining: () => draining,
+      draining: () => draining || failing,
       reload,
+      healthCheck: async (fail) => {
+        failing = fail;
+        pp.proxy.failHealthCheck(fail);
+      },
     },
     log,
   ).catch(async (err: unknown) => {
@@ -53,6 +65,11 @@ export async function runSingle(
   onReload(() => void reload().catch(() => {}));
   announce(pp.proxy.addresses(), admin.address(), 1);
   const signal = await Promise.race([stopSignal(), fatal]);
+  if (isStopSignal(signal)) {
+    failing = true;
+    pp.proxy.failHealthCheck(true);
+    await drainDelay(delayMs, log);
+  }
   log.info({ signal }, 'draining');
   draining = true;
   await pp.close();

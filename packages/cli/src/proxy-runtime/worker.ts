@@ -68,6 +68,10 @@ async function onMessage(m: ToWorker): Promise<void> {
     case 'ping':
       send({ t: 'pong', id: m.id });
       return;
+    case 'health':
+      pp?.proxy.failHealthCheck(m.failing);
+      send({ t: 'healthSet', id: m.id });
+      return;
     case 'shutdown':
       return stop('primary');
   }
@@ -77,7 +81,13 @@ async function onMessage(m: ToWorker): Promise<void> {
 process.on('SIGHUP', () => {});
 // Ctrl-C reaches every process of the group: the primary orchestrates the drain.
 process.on('SIGINT', () => {});
-process.on('SIGTERM', () => void stop('SIGTERM'));
+// systemd's default KillMode=control-group sends SIGTERM to every process of the unit at once: a worker that
+// closed its listeners then would cut the primary's drain delay short (the health check fails first, together on
+// every worker, and the node keeps serving: primary.ts). So while its primary lives, the primary decides; a worker
+// left alone drains on SIGTERM as before.
+process.on('SIGTERM', () => {
+  if (!process.connected) void stop('SIGTERM');
+});
 process.on('disconnect', () => void stop('primary gone'));
 void fatalError(log, () => (pp?.section().shutdown_timeout ?? 30_000) + FATAL_MARGIN_MS).then((kind) => stop(kind, 1));
 process.on('message', (m: ToWorker) => {
