@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, loadConfigFile } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
+import { otlpTracesEndpoint } from '@tiergate/telemetry';
 import { httpOk, portIsFree, redisAnswers, waitUntilReady } from './readiness.ts';
 import { resolveRedisServer } from './redis-binary.ts';
 import { hostForUrl, planStack, portsOf, type StackPlan, type StackStore } from './stack-plan.ts';
@@ -162,7 +163,7 @@ async function summary(plan: StackPlan, children: readonly StackChild[], dir: st
 export function tracingLine(telemetry: Config['telemetry']): string {
   const { tracing, service_name: name } = telemetry;
   if (!tracing.enabled) return 'off (telemetry.tracing.enabled: true in the file sends spans to Jaeger: docs/telemetry.md)';
-  return `OTLP to ${tracing.endpoint} as ${name}-proxy and ${name}-app (sampling ratio ${tracing.sampling_ratio})`;
+  return `OTLP to ${otlpTracesEndpoint(tracing, process.env)} as ${name}-proxy and ${name}-app (sampling ratio ${tracing.sampling_ratio})`;
 }
 
 function indentLines(text: string): string {
