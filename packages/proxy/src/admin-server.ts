@@ -10,8 +10,8 @@ import type { BoundAddress, ProxyLogger } from './proxy-server.ts';
 export interface AdminSource {
   /** One snapshot per running proxy process. */
   snapshots(): Promise<WorkerSnapshot[]>;
-  /** Prometheus exposition text and its content type. */
-  metrics(): Promise<{ contentType: string; text: string }>;
+  /** Prometheus exposition text and its content type; absent with `telemetry.metrics.enabled: false` (404). */
+  metrics?(): Promise<{ contentType: string; text: string }>;
   /** True once shutdown began (readiness fails, so balancers stop sending). */
   draining(): boolean;
   /** Re-reads and applies the config file; rejects with a TgError (the running config stays). */
@@ -173,6 +173,7 @@ async function route(req: IncomingMessage, res: ServerResponse, source: AdminSou
     case '/status':
       return sendJson(res, 200, mergeStatus(await source.snapshots(), source.draining()));
     case '/metrics': {
+      if (!source.metrics) return send(res, 404, 'metrics are off (telemetry.metrics.enabled: false)\n', 'text/plain');
       const m = await source.metrics();
       return send(res, 200, m.text, m.contentType);
     }

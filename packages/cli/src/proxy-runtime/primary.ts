@@ -50,7 +50,8 @@ export class Primary {
   readonly #file: string;
   readonly #log: Logger;
   readonly #slots: Slot[];
-  readonly #runtime = new RuntimeMetrics();
+  readonly #runtime = new RuntimeMetrics({ processMetricsWorker: 'primary' });
+  readonly #metricsEnabled: boolean;
   readonly #pending = new Map<number, { worker: Worker; resolve: (r: Reply | undefined) => void }>();
   #section: ProxySection;
   #version = 1;
@@ -64,7 +65,16 @@ export class Primary {
   /** Added to every worker's environment (the telemetry settings each worker starts its own SDK from). */
   readonly #workerEnv: Readonly<Record<string, string>>;
 
-  constructor(file: string, section: ProxySection, workers: number, log: Logger, workerEnv: Readonly<Record<string, string>> = {}) {
+  /** `metricsEnabled`: `telemetry.metrics.enabled`, whether the admin listener serves /metrics. */
+  constructor(
+    file: string,
+    section: ProxySection,
+    workers: number,
+    log: Logger,
+    workerEnv: Readonly<Record<string, string>> = {},
+    metricsEnabled = true,
+  ) {
+    this.#metricsEnabled = metricsEnabled;
     this.#file = file;
     this.#workerEnv = workerEnv;
     this.#section = section;
@@ -305,10 +315,12 @@ export class Primary {
       this.#section.admin,
       {
         snapshots: async () => (await this.#gather()).snapshots,
-        metrics: async () => {
-          const { metrics } = await this.#gather();
-          return aggregateMetrics([...metrics, (await this.#runtime.registry.getMetricsAsJSON()) as MetricsJson]);
-        },
+        ...(this.#metricsEnabled && {
+          metrics: async () => {
+            const { metrics } = await this.#gather();
+            return aggregateMetrics([...metrics, (await this.#runtime.registry.getMetricsAsJSON()) as MetricsJson]);
+          },
+        }),
         draining: () => this.#stopping,
         reload: this.reload,
       },

@@ -16,6 +16,8 @@ export async function runSingle(
   log: Logger,
   onReload: (fn: () => void) => void,
   trustIncomingTraceContext = false,
+  /** `telemetry.metrics.enabled`: serve /metrics on the admin listener. */
+  metricsEnabled = true,
 ): Promise<void> {
   // Installed first, so that an error nothing caught also drains what the proxy has in flight (and exits 1).
   const fatal = fatalError(log, () => section.shutdown_timeout + FATAL_MARGIN_MS);
@@ -41,7 +43,9 @@ export async function runSingle(
     section.admin,
     {
       snapshots: async () => [(await pp.snapshot()).snapshot],
-      metrics: async () => aggregateMetrics([(await pp.snapshot()).metrics, (await runtime.registry.getMetricsAsJSON()) as MetricsJson]),
+      ...(metricsEnabled && {
+        metrics: async () => aggregateMetrics([(await pp.snapshot()).metrics, (await runtime.registry.getMetricsAsJSON()) as MetricsJson]),
+      }),
       draining: () => draining,
       reload,
     },
