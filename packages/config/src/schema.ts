@@ -379,7 +379,7 @@ export const telemetry = z
         // The OTLP exporter settings below have no defaults here: unset, they come from OTEL_EXPORTER_OTLP_* (the
         // OTel SDKs' precedence: code/file first, then the environment, then the spec's defaults; docs/telemetry.md).
         endpoint: z.string().url().optional(),
-        protocol: z.enum(['http/protobuf', 'http/json', 'grpc']).default('http/protobuf'),
+        protocol: z.enum(['http/protobuf', 'http/json', 'grpc']).optional(),
         /** Sent with every export (an auth token for a collector); these win over OTEL_EXPORTER_OTLP_*HEADERS per name. */
         headers: z
           .record(

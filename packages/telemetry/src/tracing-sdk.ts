@@ -23,8 +23,9 @@ import { TraceIdThresholdSampler } from './sdk/ratio-sampler.ts';
  */
 export async function startTracingSdk(settings: TelemetrySettings, options: StartTelemetryOptions): Promise<TelemetryHandle> {
   const { tracing } = settings;
-  const spanProcessor = await PIPELINES[tracing.protocol]({
-    export: resolveOtlpExport(tracing, options.env ?? process.env, options.exportTimeoutMs),
+  const exportSettings = resolveOtlpExport(tracing, options.env ?? process.env, options.exportTimeoutMs);
+  const spanProcessor = await PIPELINES[exportSettings.protocol]({
+    export: exportSettings,
     exportThread: options.exportThread ?? exportFromThread(tracing.export_thread),
   });
   const attributes = resourceAttributes(settings, options, { hostname: hostname(), defaultInstanceId: randomUUID() });

@@ -19,6 +19,7 @@ export async function endpoint(replies: ((res: ServerResponse) => void)[] = []) 
 
 /** Export settings for `url` with nothing configured but the timeout (what resolveOtlpExport gives with no headers…). */
 export const plainExport = (url: string, timeoutMillis = 5000) => ({
+  protocol: 'http/protobuf' as const,
   url,
   timeoutMillis,
   headers: {},

@@ -25,6 +25,7 @@ describe('resolveOtlpExport: telemetry.tracing and OTEL_EXPORTER_OTLP_* (the spe
 
   it('without either: the spec defaults (127.0.0.1:4318/v1/traces, no compression, 10 s, no headers, system CAs)', () => {
     expect(resolveOtlpExport(tracingOf({}), {}, undefined, noFiles)).toEqual({
+      protocol: 'http/protobuf',
       url: 'http://127.0.0.1:4318/v1/traces',
       headers: {},
       compression: 'none',
@@ -55,8 +56,10 @@ describe('resolveOtlpExport: telemetry.tracing and OTEL_EXPORTER_OTLP_* (the spe
     });
   });
 
-  it('compression, timeout and TLS files: the file, else the traces variable, else the generic one', () => {
+  it('protocol, compression, timeout and TLS files: the file, else the traces variable, else the generic one', () => {
     const env = {
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc',
+      OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'http/json',
       OTEL_EXPORTER_OTLP_COMPRESSION: 'none',
       OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'gzip',
       OTEL_EXPORTER_OTLP_TIMEOUT: '1500',
@@ -65,12 +68,14 @@ describe('resolveOtlpExport: telemetry.tracing and OTEL_EXPORTER_OTLP_* (the spe
       OTEL_EXPORTER_OTLP_CLIENT_KEY: '/generic-key.pem',
     };
     expect(resolveOtlpExport(tracingOf({}), env, undefined, noFiles)).toMatchObject({
+      protocol: 'http/json',
       compression: 'gzip',
       timeoutMillis: 1500,
       tls: { ca: 'pem of /generic-ca.pem', cert: 'pem of /traces-cert.pem', key: 'pem of /generic-key.pem' },
     });
-    const file = tracingOf({ compression: 'none', timeout: '2s', tls: { ca: '/file-ca.pem' } });
+    const file = tracingOf({ protocol: 'http/protobuf', compression: 'none', timeout: '2s', tls: { ca: '/file-ca.pem' } });
     expect(resolveOtlpExport(file, env, undefined, noFiles)).toMatchObject({
+      protocol: 'http/protobuf',
       compression: 'none',
       timeoutMillis: 2000,
       tls: { ca: 'pem of /file-ca.pem' },
@@ -88,6 +93,7 @@ describe('resolveOtlpExport: telemetry.tracing and OTEL_EXPORTER_OTLP_* (the spe
       }
       throw new Error('not refused');
     };
+    expect(refused({}, { OTEL_EXPORTER_OTLP_PROTOCOL: 'http' })).toMatch(/^OTEL_EXPORTER_OTLP_PROTOCOL: 'http' is not a protocol/);
     expect(refused({}, { OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'br' })).toMatch(/^OTEL_EXPORTER_OTLP_TRACES_COMPRESSION: 'br'/);
     expect(refused({}, { OTEL_EXPORTER_OTLP_TIMEOUT: '10s' })).toMatch(
       /^OTEL_EXPORTER_OTLP_TIMEOUT: '10s' is not a timeout in milliseconds/,
@@ -124,7 +130,12 @@ async function receiver(tls?: { key: string; cert: string; clientCa: string }) {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const peer = tls ? (req.socket as TLSSocket).getPeerCertificate() : undefined;
-    received.push({ path: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks), clientCn: peer?.subject?.CN as string | undefined });
+    received.push({
+      path: req.url ?? '',
+      headers: req.headers,
+      body: Buffer.concat(chunks),
+      clientCn: peer?.subject?.CN as string | undefined,
+    });
     const json = (req.headers['content-type'] ?? '').startsWith('application/json');
     res.writeHead(200, { 'content-type': json ? 'application/json' : 'application/x-protobuf' }).end(json ? '{}' : '');
   };
@@ -210,6 +221,16 @@ describe.each(PIPELINES)('the $protocol exporter (export thread: $exportThread) 
       ['/as-is', undefined, ['signal']],
       ['/file/v1/traces', undefined, ['file']],
     ]);
+  });
+});
+
+describe('the protocol from the environment', () => {
+  it('OTEL_EXPORTER_OTLP_PROTOCOL=http/json picks the JSON exporter when the file names no protocol; grpc is refused', async () => {
+    await using rx = await receiver();
+    await exportOneSpan({}, { OTEL_EXPORTER_OTLP_ENDPOINT: rx.base, OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' }, false, 'json');
+    expect(rx.received.map((r) => [r.headers['content-type'], spanNames(r)])).toEqual([['application/json', ['json']]]);
+    const err = await exportOneSpan({}, { OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'grpc' }, false, 'x').catch((e: unknown) => e);
+    expect(isTgError(err, 'TG_TELEMETRY_SETUP')).toBe(true);
   });
 });
 

@@ -3,7 +3,7 @@ import type { TelemetryConfig } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import type { OtlpExportSettings } from './otlp-export-settings.ts';
 
-export type TracingProtocol = TelemetryConfig['tracing']['protocol'];
+export type TracingProtocol = NonNullable<TelemetryConfig['tracing']['protocol']>;
 
 /** How ended spans are batched and exported. */
 export interface PipelineOptions {
@@ -50,7 +50,7 @@ export const PIPELINES: Readonly<Record<TracingProtocol, PipelineFactory>> = {
   grpc: async () => {
     throw new TgError(
       'TG_TELEMETRY_SETUP',
-      "telemetry.tracing.protocol 'grpc' is not supported by this build; use 'http/protobuf' (port 4318) instead",
+      "OTLP protocol 'grpc' (telemetry.tracing.protocol or OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL) is not supported by this build; use 'http/protobuf' (port 4318) instead",
     );
   },
 };

@@ -20,6 +20,8 @@ import { otlpTracesEndpoint } from '../resource-attributes.ts';
 
 /** The OTLP/HTTP export settings both pipelines use; plain data, so it can be handed to the exporter thread. */
 export interface OtlpExportSettings {
+  /** Which pipeline sends (exporter-registry.ts); `grpc` is refused there. */
+  readonly protocol: TracingProtocol;
   /** The full traces URL (`…/v1/traces`). */
   readonly url: string;
   /** Extra request headers (auth), already merged; content-type and content-encoding are the exporter's own. */
@@ -32,6 +34,8 @@ export interface OtlpExportSettings {
 }
 
 type Env = Readonly<Record<string, string | undefined>>;
+type TracingProtocol = 'http/protobuf' | 'http/json' | 'grpc';
+const PROTOCOLS: readonly string[] = ['http/protobuf', 'http/json', 'grpc'] satisfies TracingProtocol[];
 
 /** The spec's default export timeout (10 s). */
 export const DEFAULT_TIMEOUT_MILLIS = 10_000;
@@ -71,6 +75,7 @@ export function resolveOtlpExport(
     throw setupError('OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE', 'a client certificate and its key (…_CLIENT_KEY) go together');
   }
   return {
+    protocol: tracing.protocol ?? protocolFromEnv(env) ?? 'http/protobuf',
     url,
     headers: {
       ...headersFromEnv(env, 'OTEL_EXPORTER_OTLP_HEADERS'),
@@ -107,6 +112,13 @@ function headersFromEnv(env: Env, variable: string): Record<string, string> {
     }
   }
   return headers;
+}
+
+function protocolFromEnv(env: Env): TracingProtocol | undefined {
+  const [variable, value] = fromEnv(env, 'PROTOCOL');
+  if (value === undefined) return undefined;
+  if (PROTOCOLS.includes(value)) return value as TracingProtocol;
+  throw setupError(variable!, `'${value}' is not a protocol (http/protobuf, http/json or grpc)`);
 }
 
 function compressionFromEnv(env: Env): 'gzip' | 'none' | undefined {
