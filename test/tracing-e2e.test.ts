@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { type CollectedSpan, startOtlpReceiver, startRedis } from '@tiergate/testkit';
+import { type CollectedSpan, httpConventionViolations, startOtlpReceiver, startRedis } from '@tiergate/testkit';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { ancestorsOf, spawnTiergate, type TiergateChild, tempDir } from './tracing-harness.ts';
@@ -63,7 +63,7 @@ function proxySection(apps: string[], resetter: string, fallback: string, worker
 
 /** GET through undici's request (fetch would drop the Host header the flaky route needs). */
 async function get(base: string, path: string, headers: Record<string, string> = {}): Promise<number> {
-  const res = await request(`${base}${path}`, { headers: { accept: 'application/json', ...headers } });
+  const res = await request(`${base}${path}`, { headers: { accept: 'application/json', 'user-agent': 'tiergate-e2e', ...headers } });
   await res.body.arrayBuffer();
   return res.statusCode;
 }
@@ -177,6 +177,11 @@ describe('tracing end to end: tiergate proxy → tiergate demo-app → Redis', (
     // 1 + 2 traced requests and every kept sampled one reached an app SERVER span; no app span outside those traces.
     expect(appServers).toHaveLength(3 + sampledServers.length);
     for (const s of appServers) expect(keptTraces.has(s.traceId), `app span of trace ${s.traceId} has a proxy parent`).toBe(true);
+
+    // --- every HTTP span of the stack (proxy SERVER and CLIENT, app SERVER) against the conventions' table
+    const httpSpans = spans.filter((s) => s.scope === '@tiergate/proxy' || (s.scope === '@tiergate/demo-app' && s.kind === 'SERVER'));
+    expect(httpSpans.length).toBeGreaterThanOrEqual(3 + 4 + 3);
+    expect(httpSpans.flatMap((s) => httpConventionViolations(s))).toEqual([]);
 
     // --- tracing off: nothing exported, the made-up traceparent reached no upstream
     expect(quiet.requestCount()).toBe(0);

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { validateConfig } from '@tiergate/config';
 import { startTelemetry, type TelemetryHandle } from '@tiergate/telemetry';
-import { type CollectedSpan, type OtlpReceiver, startOtlpReceiver } from '@tiergate/testkit';
+import { type CollectedSpan, httpConventionViolations, type OtlpReceiver, startOtlpReceiver } from '@tiergate/testkit';
 import { describe, expect, it } from 'vitest';
 import { fetchText, named, server, startTestProxy, startUpstream } from './helpers.ts';
 
@@ -236,6 +236,36 @@ describe('edge cases', () => {
     expect(one(spans, CLIENT, 'HTTP').attributes).toMatchObject(other);
     // The parent said "not sampled": nothing recorded, and the app is told the same about the same trace.
     expect(String(header(app.seen[1], 'traceparent'))).toMatch(new RegExp(`^00-${CLIENT_TRACE}-[0-9a-f]{16}-00$`));
+  });
+});
+
+describe('the HTTP semantic conventions, as a table (testkit http-conventions.ts)', () => {
+  it('every span of a routed 200, a 404, a retry after a reset and a non-standard method has what the table requires', async () => {
+    await using receiver = await startOtlpReceiver();
+    await using telemetry = await startTracing(receiver);
+    await using bad = await startUpstream((req) => req.socket.destroy());
+    await using good = await startUpstream(named('good'));
+    await using p = await startTestProxy({
+      pools: {
+        app: { algorithm: 'round_robin', servers: [server(bad, { max_fails: 0 }), server(good)] },
+        // A PURGE is not idempotent: never retried, so it gets a pool without the resetting server.
+        purge: { servers: [server(good)] },
+      },
+      routes: [
+        { path: '/app', pool: 'app' },
+        { path: '/purge', pool: 'purge' },
+      ],
+    });
+    const headers = { 'user-agent': 'tg-conventions/1' };
+    for (let i = 0; i < 2; i++) expect((await fetchText(`${p.url}/app/x?q=1`, { headers })).status).toBe(200);
+    expect((await fetchText(`${p.url}/elsewhere`, { headers })).status).toBe(404);
+    expect((await fetchText(`${p.url}/purge/cache`, { method: 'PURGE', headers })).status).toBe(200);
+    await telemetry.shutdown();
+
+    const spans = receiver.spans();
+    expect(spans.filter((s) => s.kind === 'SERVER')).toHaveLength(4);
+    expect(spans.some((s) => s.attributes['http.request.resend_count'] === 1)).toBe(true); // the retry is among them
+    expect(spans.flatMap((s) => httpConventionViolations(s))).toEqual([]);
   });
 });
 
