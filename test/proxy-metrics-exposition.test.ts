@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { admin, configDir, metricSum, proxyYaml, startProxyProc, startUpstream } from './proxy-ops-helpers.ts';
 
@@ -32,6 +33,16 @@ describe('tiergate proxy /metrics (real processes)', () => {
       // The single process is worker 0; a cluster has workers 1…N and the primary.
       const processes = workers === 1 ? ['0'] : ['1', '2', 'primary'];
       for (const worker of processes) expect(metricSum(m.body, 'process_resident_memory_bytes', { worker }), worker).toBeGreaterThan(1e6);
+      // What Prometheus asks for first: OpenMetrics, counters as families without `_total`, then `# EOF`.
+      const om = await request(`${p.admin}/metrics`, {
+        headers: { accept: 'application/openmetrics-text;version=1.0.0,text/plain;q=0.5' },
+      });
+      expect(om.headers['content-type']).toBe('application/openmetrics-text; version=1.0.0; charset=utf-8');
+      const text = await om.body.text();
+      expect(text).toMatch(
+        /^# TYPE tiergate_proxy_client_connections_accepted counter\ntiergate_proxy_client_connections_accepted_total \d+$/m,
+      );
+      expect(text.endsWith('# EOF\n')).toBe(true);
     },
   );
 

@@ -308,13 +308,46 @@ export class ProxyMetrics implements Disposable {
 /** A registry's `getMetricsAsJSON()`: what a worker sends the cluster primary. */
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
+/** The exposition formats /metrics serves: Prometheus text 0.0.4, or OpenMetrics 1.0 when the scraper asks. */
+export type ExpositionFormat = 'prometheus' | 'openmetrics';
+
+/**
+ * The format an `Accept` header asks for: OpenMetrics when it names `application/openmetrics-text` (what Prometheus
+ * sends first, with q=1), else Prometheus text. A q=0 entry is a refusal, not a request.
+ */
+export function expositionFormat(accept: string | undefined): ExpositionFormat {
+  for (const entry of (accept ?? '').split(',')) {
+    const [type, ...params] = entry.split(';').map((p) => p.trim().toLowerCase());
+    if (type !== 'application/openmetrics-text') continue;
+    const q = params.find((p) => p.startsWith('q='));
+    if (q === undefined || Number(q.slice(2)) > 0) return 'openmetrics';
+  }
+  return 'prometheus';
+}
+
 /**
  * Merges registries' JSON (one per worker, plus the primary's) with prom-client's AggregatorRegistry:
  * series with equal labels are summed (gauges too: open connections add up); per-worker series carry
- * a `worker` label and stay apart.
+ * a `worker` label and stay apart. `format`: the exposition written.
  */
-export async function aggregateMetrics(parts: readonly MetricsJson[]): Promise<{ contentType: string; text: string }> {
-  const registry = AggregatorRegistry.aggregate(parts as MetricsJson[]);
+export async function aggregateMetrics(
+  parts: readonly MetricsJson[],
+  format: ExpositionFormat = 'prometheus',
+): Promise<{ contentType: string; text: string }> {
+  if (format === 'prometheus') return exposition(AggregatorRegistry.aggregate(parts as MetricsJson[]));
+  // The parts come from Prometheus-text registries, whose counters are named `…_total`; an OpenMetrics registry
+  // names the family without it and appends `_total` to the samples itself (prom-client 15 would write
+  // `…_total_total`), so the counters are renamed to their family first.
+  const families = parts.map((part) =>
+    // `type` is the string 'counter' at run time (prom-client's typings declare a numeric enum).
+    part.map((m) => (String(m.type) === 'counter' && m.name.endsWith('_total') ? { ...m, name: m.name.slice(0, -'_total'.length) } : m)),
+  );
+  const registry = AggregatorRegistry.aggregate(families);
+  registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+  return exposition(registry);
+}
+
+async function exposition(registry: { contentType: string; metrics(): Promise<string> }): Promise<{ contentType: string; text: string }> {
   return { contentType: registry.contentType, text: await registry.metrics() };
 }
 

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { aggregateMetrics, type MetricsJson, ProxyMetrics, RuntimeMetrics, startAdminServer } from '../src/index.ts';
+import { aggregateMetrics, expositionFormat, type MetricsJson, ProxyMetrics, RuntimeMetrics, startAdminServer } from '../src/index.ts';
 import { fetchText, named, proxySection, server, startTestProxy, startUpstream } from './helpers.ts';
 
 /** `promtool check metrics` (Debian's prometheus package) over `text`: its exit code and what it printed. */
@@ -36,7 +36,11 @@ function value(text: string, name: string, labels: Record<string, string>): numb
  * The /metrics a two-worker proxy serves: each worker's ProxyMetrics, and the primary's RuntimeMetrics with its own
  * process metrics, merged by aggregateMetrics behind the real admin listener (what cli/proxy-runtime/primary.ts wires).
  */
-async function clusterMetrics(): Promise<string> {
+async function clusterMetrics(headers: Record<string, string> = {}): Promise<string> {
+  return (await clusterMetricsResponse(headers)).body;
+}
+
+async function clusterMetricsResponse(headers: Record<string, string>) {
   await using app = await startUpstream(named('app'));
   const pools = { web: { servers: [server(app)] } };
   await using p = await startTestProxy({ pools });
@@ -49,14 +53,18 @@ async function clusterMetrics(): Promise<string> {
     { address: '127.0.0.1', port: 0 },
     {
       snapshots: async () => [w1.snapshot(), w2.snapshot()],
-      metrics: async () => aggregateMetrics([await json(w1.registry), await json(w2.registry), await json(runtime.registry)]),
+      metrics: async (format) => aggregateMetrics([await json(w1.registry), await json(w2.registry), await json(runtime.registry)], format),
       draining: () => false,
     },
   );
-  const r = await fetchText(`http://127.0.0.1:${admin.address().port}/metrics`);
+  const r = await fetchText(`http://127.0.0.1:${admin.address().port}/metrics`, { headers });
   expect(r.status).toBe(200);
-  return r.body;
+  return r;
 }
+
+/** What Prometheus 2.x sends when it scrapes. */
+const PROMETHEUS_ACCEPT =
+  'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1';
 
 describe('/metrics exposition', () => {
   it('passes `promtool check metrics` (Prometheus’ own linter) as served by the admin listener', async () => {
@@ -85,6 +93,28 @@ describe('/metrics exposition', () => {
     expect(families(text).has('tiergate_proxy_worker_memory_bytes')).toBe(false); // a `kind` label mixed quantities
     // Per-worker series stay apart in the merge; the proxy's own counters are summed over workers (both saw 3).
     expect(value(text, 'tiergate_proxy_requests_total', { pool: 'web', code: '2xx' })).toBe(6);
+  });
+
+  it('OpenMetrics 1.0 when the scraper asks for it (Accept), each family once, ending in # EOF; Prometheus text otherwise', async () => {
+    const om = await clusterMetricsResponse({ accept: PROMETHEUS_ACCEPT });
+    expect(om.headers['content-type']).toBe('application/openmetrics-text; version=1.0.0; charset=utf-8');
+    expect(om.body.endsWith('# EOF\n')).toBe(true);
+    const typeLines = [...om.body.matchAll(/^# TYPE (\S+) /gm)].map((m) => m[1]!);
+    expect(typeLines.filter((name, i) => typeLines.indexOf(name) !== i)).toEqual([]); // a family named twice is invalid
+    expect(om.body).toMatch(/^# TYPE tiergate_proxy_client_connections_accepted counter$/m);
+    expect(om.body).toMatch(/^# TYPE tiergate_proxy_client_connections gauge$/m);
+    expect(om.body).toMatch(/^tiergate_proxy_requests_total\{pool="web",code="2xx"\} 6$/m);
+    const text = await clusterMetricsResponse({ accept: 'text/plain' });
+    expect(text.headers['content-type']).toBe('text/plain; version=0.0.4; charset=utf-8');
+    expect(text.body).not.toContain('# EOF');
+  });
+
+  it('expositionFormat reads Accept: OpenMetrics when named (not with q=0), else Prometheus text', () => {
+    expect(expositionFormat(PROMETHEUS_ACCEPT)).toBe('openmetrics');
+    expect(expositionFormat('application/openmetrics-text; version=1.0.0')).toBe('openmetrics');
+    expect(expositionFormat('text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0')).toBe('prometheus');
+    expect(expositionFormat(undefined)).toBe('prometheus');
+    expect(expositionFormat('*/*')).toBe('prometheus');
   });
 
   it('without a metrics source (telemetry.metrics.enabled: false) /metrics is 404 and the rest still answers', async () => {

@@ -316,9 +316,9 @@ export class Primary {
       {
         snapshots: async () => (await this.#gather()).snapshots,
         ...(this.#metricsEnabled && {
-          metrics: async () => {
+          metrics: async (format) => {
             const { metrics } = await this.#gather();
-            return aggregateMetrics([...metrics, (await this.#runtime.registry.getMetricsAsJSON()) as MetricsJson]);
+            return aggregateMetrics([...metrics, (await this.#runtime.registry.getMetricsAsJSON()) as MetricsJson], format);
           },
         }),
         draining: () => this.#stopping,

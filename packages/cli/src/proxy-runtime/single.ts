@@ -44,7 +44,8 @@ export async function runSingle(
     {
       snapshots: async () => [(await pp.snapshot()).snapshot],
       ...(metricsEnabled && {
-        metrics: async () => aggregateMetrics([(await pp.snapshot()).metrics, (await runtime.registry.getMetricsAsJSON()) as MetricsJson]),
+        metrics: async (format) =>
+          aggregateMetrics([(await pp.snapshot()).metrics, (await runtime.registry.getMetricsAsJSON()) as MetricsJson], format),
       }),
       draining: () => draining,
       reload,
