@@ -167,12 +167,14 @@ function treeSmapsKiB(pid: number): { anon: number; file: number } {
 /** V8's share of the proxy's memory (bytes, summed over workers), from the admin /metrics. */
 async function v8MemoryBytes(adminPort: number): Promise<{ heapTotal: number; heapUsed: number; external: number }> {
   const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
-  const sum = (kind: string) =>
-    [...text.matchAll(new RegExp(`^tiergate_proxy_worker_memory_bytes\\{[^}]*kind="${kind}"[^}]*\\} (\\S+)$`, 'gm'))].reduce(
-      (a, m) => a + Number(m[1]),
-      0,
-    );
-  return { heapTotal: sum('heap_total'), heapUsed: sum('heap_used'), external: sum('external') };
+  // prom-client's default metrics, one series per process (`worker` label); the primary's is left out.
+  const sum = (name: string) =>
+    [...text.matchAll(new RegExp(`^${name}\\{worker="(?!primary")[^"]*"\\} (\\S+)$`, 'gm'))].reduce((a, m) => a + Number(m[1]), 0);
+  return {
+    heapTotal: sum('nodejs_heap_size_total_bytes'),
+    heapUsed: sum('nodejs_heap_size_used_bytes'),
+    external: sum('nodejs_external_memory_bytes'),
+  };
 }
 
 /**

@@ -294,7 +294,7 @@ describe('infra: rendered files', () => {
     expect(config.proxy?.monitor_uri).toBe('/-/tiergate/health');
     expect(config.proxy?.pools.app?.servers.map((s) => s.address)).toEqual(['192.168.10.21:8080', '192.168.10.22:8080']);
     expect(new URL(config.sessions?.redis.url ?? '').hostname).toBe('192.168.10.30');
-    expect(new URL(config.telemetry.tracing.endpoint).hostname).toBe('192.168.10.40');
+    expect(new URL(config.telemetry.tracing.endpoint ?? '').hostname).toBe('192.168.10.40');
     expect(classic('redis1', 'etc/redis/tiergate.conf')).toMatch(/^bind 192\.168\.10\.30 127\.0\.0\.1 -::1$/m);
     expect(classic('app1', 'etc/systemd/system/tiergate-app.service')).toContain('--host 192.168.10.21 --port 8080 --instance app1');
   });

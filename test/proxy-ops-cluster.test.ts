@@ -67,11 +67,11 @@ describe('tiergate proxy, workers: 2', () => {
     expect(delta('tiergate_proxy_errors_total', { code: 'TG_PROXY_NO_ROUTE' })).toBe(10);
     expect(delta('tiergate_proxy_upstream_attempts_total', { upstream: a.address, result: 'ok' })).toBe(40);
     expect(delta('tiergate_proxy_upstream_duration_seconds_count', { upstream: a.address })).toBe(40);
-    expect(delta('tiergate_proxy_client_connections_total', {})).toBe(50);
+    expect(delta('tiergate_proxy_client_connections_accepted_total', {})).toBe(50);
     expect(metricSum(after, 'tiergate_proxy_workers')).toBe(2);
-    // Per-worker memory: one series per worker, not summed together.
-    expect(metricSum(after, 'tiergate_proxy_worker_memory_bytes', { worker: '1', kind: 'rss' })).toBeGreaterThan(1e6);
-    expect(metricSum(after, 'tiergate_proxy_worker_memory_bytes', { worker: '2', kind: 'rss' })).toBeGreaterThan(1e6);
+    // Per-process default metrics: one series per worker (and the primary's), not summed together.
+    for (const worker of ['1', '2', 'primary']) expect(metricSum(after, 'process_resident_memory_bytes', { worker })).toBeGreaterThan(1e6);
+    expect(metricSum(after, 'tiergate_build_info')).toBe(1);
   });
 
   it('/status and `tiergate proxy status` show both workers and the server with its counts', async () => {

@@ -72,18 +72,20 @@ describe('tracing: tiergate demo-app', () => {
     expect(s1!.resource['service.instance.id']).not.toBe(s2!.resource['service.instance.id']);
     expect(s1!.resource['service.instance.id']).toBe(s3!.resource['service.instance.id']);
     expect(s1).toMatchObject({
-      name: 'HTTP GET',
+      name: 'GET /captcha',
       status: { code: 'UNSET' },
       attributes: {
         'http.request.method': 'GET',
         'http.route': '/captcha',
+        'server.address': '127.0.0.1',
+        'network.protocol.version': '1.1',
         'url.path': '/captcha',
         'url.scheme': 'http',
         'http.response.status_code': 200,
         'client.address': '127.0.0.1',
       },
     });
-    expect(s2).toMatchObject({ name: 'HTTP POST', attributes: { 'http.route': '/login', 'http.response.status_code': 200 } });
+    expect(s2).toMatchObject({ name: 'POST /login', attributes: { 'http.route': '/login', 'http.response.status_code': 200 } });
     expect(s4).toMatchObject({ status: { code: 'ERROR' }, attributes: { 'http.response.status_code': 503, 'error.type': '503' } });
 
     // Session spans are children of the SERVER span; every Redis command is a CLIENT span below one of them.

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { type CollectedSpan, startOtlpReceiver, startRedis } from '@tiergate/testkit';
+import { type CollectedSpan, httpConventionViolations, startOtlpReceiver, startRedis } from '@tiergate/testkit';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { ancestorsOf, spawnTiergate, type TiergateChild, tempDir } from './tracing-harness.ts';
@@ -63,7 +63,7 @@ function proxySection(apps: string[], resetter: string, fallback: string, worker
 
 /** GET through undici's request (fetch would drop the Host header the flaky route needs). */
 async function get(base: string, path: string, headers: Record<string, string> = {}): Promise<number> {
-  const res = await request(`${base}${path}`, { headers: { accept: 'application/json', ...headers } });
+  const res = await request(`${base}${path}`, { headers: { accept: 'application/json', 'user-agent': 'tiergate-e2e', ...headers } });
   await res.body.arrayBuffer();
   return res.statusCode;
 }
@@ -130,9 +130,14 @@ describe('tracing end to end: tiergate proxy → tiergate demo-app → Redis', (
     const attempt = tree.find((s) => s.serviceName === 'tiergate-proxy' && s.kind === 'CLIENT')!;
     const appServer = tree.find((s) => s.serviceName === 'tiergate-app' && s.kind === 'SERVER')!;
     const redisSpans = tree.filter((s) => s.serviceName === 'tiergate-app' && s.kind === 'CLIENT');
-    expect(captcha).toMatchObject({ name: 'HTTP GET', parentSpanId: undefined, status: { code: 'UNSET' } });
-    expect(attempt).toMatchObject({ name: 'upstream GET', parentSpanId: captcha!.spanId, attributes: { 'tiergate.attempt': 1 } });
-    expect(appServer).toMatchObject({ name: 'HTTP GET', parentSpanId: attempt.spanId, attributes: { 'http.route': '/captcha' } });
+    expect(captcha).toMatchObject({ name: 'GET /', parentSpanId: undefined, status: { code: 'UNSET' } });
+    expect(attempt).toMatchObject({
+      name: 'GET',
+      parentSpanId: captcha!.spanId,
+      attributes: { 'url.full': expect.stringMatching(/\/captcha$/) },
+    });
+    expect(attempt.attributes['http.request.resend_count']).toBeUndefined();
+    expect(appServer).toMatchObject({ name: 'GET /captcha', parentSpanId: attempt.spanId, attributes: { 'http.route': '/captcha' } });
     expect(apps).toContain(`${attempt.attributes['server.address']}:${attempt.attributes['server.port']}`);
     expect(redisSpans.length).toBeGreaterThan(0);
     for (const r of redisSpans) {
@@ -150,16 +155,16 @@ describe('tracing end to end: tiergate proxy → tiergate demo-app → Redis', (
     expect(retried, 'a flaky-pool trace with two attempts').toBeDefined();
     const [first, second] = retried!
       .filter((s) => s.kind === 'CLIENT' && s.serviceName === 'tiergate-proxy')
-      .sort((a, b) => Number(a.attributes['tiergate.attempt']) - Number(b.attributes['tiergate.attempt']));
+      .sort((a, b) => Number(a.attributes['http.request.resend_count'] ?? 0) - Number(b.attributes['http.request.resend_count'] ?? 0));
     const flakyServer = retried!.find((s) => s.serviceName === 'tiergate-proxy' && s.kind === 'SERVER')!;
     expect(first).toMatchObject({
       parentSpanId: flakyServer.spanId,
       status: { code: 'ERROR' },
-      attributes: { 'tiergate.attempt': 1, 'error.type': 'TG_PROXY_UPSTREAM_RESET', 'server.port': Number(resetter.address.split(':')[1]) },
+      attributes: { 'error.type': 'TG_PROXY_UPSTREAM_RESET', 'server.port': Number(resetter.address.split(':')[1]) },
     });
     expect(second).toMatchObject({
       parentSpanId: flakyServer.spanId,
-      attributes: { 'tiergate.attempt': 2, 'tiergate.retry_reason': 'TG_PROXY_UPSTREAM_RESET', 'http.response.status_code': 200 },
+      attributes: { 'http.request.resend_count': 1, 'tiergate.retry_reason': 'TG_PROXY_UPSTREAM_RESET', 'http.response.status_code': 200 },
     });
     expect(retried!.find((s) => s.serviceName === 'tiergate-app' && s.kind === 'SERVER')?.parentSpanId).toBe(second!.spanId);
 
@@ -172,6 +177,11 @@ describe('tracing end to end: tiergate proxy → tiergate demo-app → Redis', (
     // 1 + 2 traced requests and every kept sampled one reached an app SERVER span; no app span outside those traces.
     expect(appServers).toHaveLength(3 + sampledServers.length);
     for (const s of appServers) expect(keptTraces.has(s.traceId), `app span of trace ${s.traceId} has a proxy parent`).toBe(true);
+
+    // --- every HTTP span of the stack (proxy SERVER and CLIENT, app SERVER) against the conventions' table
+    const httpSpans = spans.filter((s) => s.scope === '@tiergate/proxy' || (s.scope === '@tiergate/demo-app' && s.kind === 'SERVER'));
+    expect(httpSpans.length).toBeGreaterThanOrEqual(3 + 4 + 3);
+    expect(httpSpans.flatMap((s) => httpConventionViolations(s))).toEqual([]);
 
     // --- tracing off: nothing exported, the made-up traceparent reached no upstream
     expect(quiet.requestCount()).toBe(0);

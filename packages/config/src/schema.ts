@@ -405,8 +405,28 @@ export const telemetry = z
     tracing: z
       .strictObject({
         enabled: z.boolean().default(false),
-        endpoint: z.string().url().default('http://127.0.0.1:4318'),
-        protocol: z.enum(['http/protobuf', 'http/json', 'grpc']).default('http/protobuf'),
+        // The OTLP exporter settings below have no defaults here: unset, they come from OTEL_EXPORTER_OTLP_* (the
+        // OTel SDKs' precedence: code/file first, then the environment, then the spec's defaults; docs/telemetry.md).
+        endpoint: z.string().url().optional(),
+        protocol: z.enum(['http/protobuf', 'http/json', 'grpc']).optional(),
+        /** Sent with every export (an auth token for a collector); these win over OTEL_EXPORTER_OTLP_*HEADERS per name. */
+        headers: z
+          .record(
+            z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not an HTTP header name'),
+            z.string().regex(/^[^\r\n\0]*$/, 'a header value has no CR, LF or NUL'),
+          )
+          .default({}),
+        compression: z.enum(['gzip', 'none']).optional(),
+        /** One export, retries included (OTEL_EXPORTER_OTLP_TIMEOUT). */
+        timeout: duration.optional(),
+        /** PEM files: the CA that signs the collector's certificate, and a client certificate + key (mutual TLS). */
+        tls: z
+          .strictObject({ ca: z.string().min(1).optional(), cert: z.string().min(1).optional(), key: z.string().min(1).optional() })
+          .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+            message: 'cert and key go together (a client certificate needs its private key)',
+            path: ['cert'],
+          })
+          .optional(),
         sampling_ratio: z.number().min(0).max(1).default(1),
         /** Continue incoming traceparent from any client (default: only from trusted proxies). */
         trust_incoming: z.boolean().default(false),

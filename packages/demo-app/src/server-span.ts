@@ -19,7 +19,8 @@ export interface ServerSpanFacts {
 }
 
 /**
- * Runs `handle` inside a SERVER span `HTTP {method}` for `req`, the span active meanwhile so that
+ * Runs `handle` inside a SERVER span `{method} {http.route}` (`{method}` without a route; `HTTP` for `_OTHER`, per the
+ * HTTP server conventions) for `req`, the span active meanwhile so that
  * what the handler starts (session spans, Redis CLIENT spans) becomes its children. The span continues
  * the trace of the request's W3C `traceparent` (the app sits behind the proxy, which it trusts) and
  * ends when the response is finished or the client went away, with the status code the client got;
@@ -34,12 +35,20 @@ export function withServerSpan(req: IncomingMessage, res: ServerResponse, facts:
     'url.path': facts.path,
     'url.scheme': 'http',
     'client.address': facts.clientAddress,
-    'server.address': req.socket.localAddress,
-    'server.port': req.socket.localPort,
+    'network.protocol.version': req.httpVersion,
   };
+  // The name the client addressed (Host; the conventions' server.address), not the socket's local address.
+  const host = req.headers.host ? URL.parse(`http://${req.headers.host}`) : null; // null: a Host that is no authority
+  if (host) {
+    attributes['server.address'] = host.hostname.replace(/^\[(.*)\]$/, '$1');
+    attributes['server.port'] = host.port === '' ? 80 : Number(host.port);
+  }
+  if (req.headers['user-agent'] !== undefined) attributes['user_agent.original'] = req.headers['user-agent'];
   if (method === '_OTHER') attributes['http.request.method_original'] = req.method;
   if (facts.route !== undefined) attributes['http.route'] = facts.route;
-  const span = tracer.startSpan(`HTTP ${method}`, { kind: SpanKind.SERVER, attributes }, parent);
+  const nameMethod = method === '_OTHER' ? 'HTTP' : method;
+  const name = facts.route === undefined ? nameMethod : `${nameMethod} ${facts.route}`;
+  const span = tracer.startSpan(name, { kind: SpanKind.SERVER, attributes }, parent);
   // 'close' comes after 'finish' and also when the client went away first: the one place to end it.
   res.once('close', () => endServerSpan(span, res));
   context.with(trace.setSpan(parent, span), handle);

@@ -52,7 +52,8 @@ async function readDrainRequest(
  */
 export async function startAdminServer(
   director: Director,
-  opts: { address: string; port: number; token?: string | undefined },
+  /** `metrics: false` (`telemetry.metrics.enabled: false`): /metrics answers 404. */
+  opts: { address: string; port: number; token?: string | undefined; metrics?: boolean },
   log?: Pick<Logger, 'warn'>,
 ): Promise<AdminServer> {
   if (opts.token === undefined && !isLoopbackAddress(opts.address))
@@ -82,6 +83,8 @@ export async function startAdminServer(
       req.resume();
       if (req.method === 'GET' && path === '/status') {
         res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(await director.readStatus())}\n`);
+      } else if (req.method === 'GET' && path === '/metrics' && opts.metrics === false) {
+        res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"metrics are off (telemetry.metrics.enabled: false)"}\n');
       } else if (req.method === 'GET' && path === '/metrics') {
         await director.readStatus();
         const body = await director.metrics.registry.metrics();

@@ -47,6 +47,17 @@ describe('director admin listener', () => {
     expect((await call(`${admin.url}/status`, { headers: { host: `localhost:${port}` } })).status).toBe(200);
   });
 
+  it('serves /metrics, or 404 with metrics: false (telemetry.metrics.enabled: false) while /status still answers', async () => {
+    await using on = await startAdminServer(director(), { address: '127.0.0.1', port: 0 });
+    expect((await call(`${on.url}/metrics`)).status).toBe(200);
+    await using off = await startAdminServer(director(), { address: '127.0.0.1', port: 0, metrics: false });
+    expect(await call(`${off.url}/metrics`)).toEqual({
+      status: 404,
+      body: '{"error":"metrics are off (telemetry.metrics.enabled: false)"}\n',
+    });
+    expect((await call(`${off.url}/status`)).status).toBe(200);
+  });
+
   it('refuses to listen off loopback without a token', async () => {
     await expect(startAdminServer(director(), { address: '0.0.0.0', port: 0 })).rejects.toMatchObject({ code: 'TG_CONFIG_INVALID' });
   });

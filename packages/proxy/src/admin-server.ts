@@ -3,15 +3,18 @@ import type { AddressInfo } from 'node:net';
 import { checkAdminRequest, isLoopbackAddress } from '@tiergate/config';
 import { type ErrorCode, httpStatusOf, isTgError, TgError } from '@tiergate/errors';
 import { acceptErrorLogger } from './connection-limit.ts';
-import { percentiles, type WorkerSnapshot } from './metrics.ts';
+import { type ExpositionFormat, expositionFormat, percentiles, type WorkerSnapshot } from './metrics.ts';
 import type { BoundAddress, ProxyLogger } from './proxy-server.ts';
 
 /** Where the admin endpoint gets its answers: one process, or the cluster primary asking its workers. */
 export interface AdminSource {
   /** One snapshot per running proxy process. */
   snapshots(): Promise<WorkerSnapshot[]>;
-  /** Prometheus exposition text and its content type. */
-  metrics(): Promise<{ contentType: string; text: string }>;
+  /**
+   * Prometheus exposition text (or OpenMetrics, as `format` asks) and its content type; absent with
+   * `telemetry.metrics.enabled: false` (404).
+   */
+  metrics?(format: ExpositionFormat): Promise<{ contentType: string; text: string }>;
   /** True once shutdown began (readiness fails, so balancers stop sending). */
   draining(): boolean;
   /** Re-reads and applies the config file; rejects with a TgError (the running config stays). */
@@ -181,7 +184,8 @@ async function route(req: IncomingMessage, res: ServerResponse, source: AdminSou
     case '/status':
       return sendJson(res, 200, mergeStatus(await source.snapshots(), source.draining()));
     case '/metrics': {
-      const m = await source.metrics();
+      if (!source.metrics) return send(res, 404, 'metrics are off (telemetry.metrics.enabled: false)\n', 'text/plain');
+      const m = await source.metrics(expositionFormat(req.headers.accept));
       return send(res, 200, m.text, m.contentType);
     }
     default:

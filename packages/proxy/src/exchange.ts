@@ -314,7 +314,7 @@ export class Exchange {
     }
     this.#route = route;
     this.#target = target.rawSafe && route.forwardPath === 'raw' ? url : target.normalized;
-    if (this.#span) setRoute(this.#span, route.route, route.pool.name);
+    if (this.#span) setRoute(this.#span, req.method ?? '', route.route, route.pool.name);
     if (route.maxBodySize > 0 && cl !== undefined && Number(cl) > route.maxBodySize) {
       this.fail('TG_PROXY_BODY_TOO_LARGE', true);
       return;
@@ -362,7 +362,7 @@ export class Exchange {
       url: req.url ?? '',
       scheme: this.#listener.scheme,
       clientAddress: this.clientAddress,
-      serverAddress: req.socket.localAddress,
+      protocolVersion: req.httpVersion,
       serverPort: this.#listener.port,
     };
     this.#span = startServerSpan(tracer, facts, req.headers, trusted);
@@ -393,6 +393,7 @@ export class Exchange {
       attempt.span = startAttemptSpan(this.#tracer!, this.#span, {
         method: this.req.method ?? '',
         upstream: attempt.upstream,
+        target: this.#target,
         attempt: this.attempts,
         pool: pool.name,
         algorithm: pool.balancer.algorithm,

@@ -14,6 +14,8 @@ export { ATTEMPT_CHANNEL, type AttemptEvent, REQUEST_CHANNEL, type RequestEvent 
 export { realClientAddress, unmapIPv4 } from './client-address.ts';
 export {
   aggregateMetrics,
+  type ExpositionFormat,
+  expositionFormat,
   LatencyReservoir,
   type MetricsJson,
   ProxyMetrics,

@@ -1,7 +1,18 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { type HealthChange, TRANSITION_CHANNEL, targetKey } from '@tiergate/health';
-import { AggregatorRegistry, Counter, Gauge, Histogram, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type Metric,
+  type MetricObjectWithValues,
+  type MetricValue,
+  Registry,
+} from 'prom-client';
 import { ATTEMPT_CHANNEL, type AttemptEvent, REQUEST_CHANNEL, type RequestEvent } from './channels.ts';
 import type { BoundAddress, ProxySection, ProxyServer, ProxyStatus } from './proxy-server.ts';
 
@@ -11,6 +22,37 @@ const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 const SOCKET_CHANNEL = 'net.server.socket';
 const NO_POOL = '-';
 
+/**
+ * prom-client's default metrics of this process (process_*, nodejs_*: CPU, memory, heap spaces, event-loop lag,
+ * GC, handles, file descriptors), with a `worker` label so that the cluster primary's merge keeps each process
+ * apart. One registry per process and label, made on first use and shared: collectDefaultMetrics starts an
+ * event-loop-delay monitor and a GC observer that nothing can stop, so making them per ProxyMetrics (tests make
+ * many) would pile them up.
+ */
+const processRegistries = new Map<string, Registry>();
+const UNLINTABLE_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+function processMetrics(worker: string): Registry {
+  let registry = processRegistries.get(worker);
+  if (!registry) {
+    registry = new Registry();
+    collectDefaultMetrics({ register: registry, labels: { worker } });
+    // Gauges that prom-client names `*_total`, which Prometheus reserves for counters (promtool check metrics
+    // refuses them, and in OpenMetrics they would clash with the per-type gauges' families): the per-type
+    // `nodejs_active_handles` / `_requests` / `_resources` stay, and sum() of those is the total.
+    for (const name of UNLINTABLE_DEFAULT_METRICS) registry.removeSingleMetric(name);
+    processRegistries.set(worker, registry);
+  }
+  return registry;
+}
+
+/** Registers `from`'s metric objects in `to` too (both then collect the same metrics; nothing is copied). */
+function shareMetrics(from: Registry, to: Registry): void {
+  // getMetricsAsArray is typed as plain MetricObjects, but returns the registered Metric instances.
+  for (const m of from.getMetricsAsArray()) to.registerMetric(m as unknown as Metric);
+}
+
+/** The proxy package's version: tiergate's packages are versioned together. */
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 /**
  * The most recent `size` latencies of one server (a ring buffer). Percentiles over a recent window
  * answer "how is it now" better than a lifetime histogram, and raw samples merge exactly across workers.
@@ -70,6 +112,8 @@ export interface ProxyMetricsOptions {
   readonly worker?: string;
   /** Samples kept per server for /status percentiles. */
   readonly reservoirSize?: number;
+  /** Add this process's default metrics (process_*, nodejs_*) with the `worker` label (default true). */
+  readonly processMetrics?: boolean;
 }
 
 type Child = { inc(v?: number): void };
@@ -155,7 +199,13 @@ export class ProxyMetrics implements Disposable {
       registers,
     });
     this.#connections = new Gauge({ name: 'tiergate_proxy_client_connections', help: 'Open client connections.', registers });
-    this.#accepted = new Counter({ name: 'tiergate_proxy_client_connections_total', help: 'Client connections accepted.', registers });
+    // Not `tiergate_proxy_client_connections_total`: OpenMetrics names a counter's family without `_total`, which
+    // would be the gauge's family too (a clash Prometheus refuses in OpenMetrics exposition).
+    this.#accepted = new Counter({
+      name: 'tiergate_proxy_client_connections_accepted_total',
+      help: 'Client connections accepted.',
+      registers,
+    });
     const self = this;
     new Gauge({
       name: 'tiergate_proxy_in_flight_requests',
@@ -165,22 +215,10 @@ export class ProxyMetrics implements Disposable {
         this.set(self.#proxy.status().inFlight);
       },
     });
-    new Gauge({
-      name: 'tiergate_proxy_worker_memory_bytes',
-      help: 'Memory of each proxy process (rss, heap_used, heap_total, external).',
-      labelNames: ['worker', 'kind'],
-      registers,
-      collect() {
-        const m = process.memoryUsage();
-        for (const [kind, v] of [
-          ['rss', m.rss],
-          ['heap_used', m.heapUsed],
-          ['heap_total', m.heapTotal],
-          ['external', m.external],
-        ] as const)
-          this.set({ worker: self.worker, kind }, v);
-      },
-    });
+    // Memory, CPU and the rest per process: the default metrics (process_resident_memory_bytes,
+    // nodejs_heap_size_used_bytes, nodejs_heap_size_total_bytes, nodejs_external_memory_bytes, …), one metric per
+    // quantity, under the names every Node.js dashboard knows.
+    if (options.processMetrics !== false) shareMetrics(processMetrics(this.worker), this.registry);
     this.#subs = [
       [REQUEST_CHANNEL, (m) => this.#onRequest(m as RequestEvent)],
       [ATTEMPT_CHANNEL, (m) => this.#onAttempt(m as AttemptEvent)],
@@ -270,25 +308,78 @@ export class ProxyMetrics implements Disposable {
 /** A registry's `getMetricsAsJSON()`: what a worker sends the cluster primary. */
 export type MetricsJson = MetricObjectWithValues<MetricValue<string>>[];
 
+/** The exposition formats /metrics serves: Prometheus text 0.0.4, or OpenMetrics 1.0 when the scraper asks. */
+export type ExpositionFormat = 'prometheus' | 'openmetrics';
+
+/**
+ * The format an `Accept` header asks for: OpenMetrics when it names `application/openmetrics-text` (what Prometheus
+ * sends first, with q=1), else Prometheus text. A q=0 entry is a refusal, not a request.
+ */
+export function expositionFormat(accept: string | undefined): ExpositionFormat {
+  for (const entry of (accept ?? '').split(',')) {
+    const [type, ...params] = entry.split(';').map((p) => p.trim().toLowerCase());
+    if (type !== 'application/openmetrics-text') continue;
+    const q = params.find((p) => p.startsWith('q='));
+    if (q === undefined || Number(q.slice(2)) > 0) return 'openmetrics';
+  }
+  return 'prometheus';
+}
+
 /**
  * Merges registries' JSON (one per worker, plus the primary's) with prom-client's AggregatorRegistry:
  * series with equal labels are summed (gauges too: open connections add up); per-worker series carry
- * a `worker` label and stay apart.
+ * a `worker` label and stay apart. `format`: the exposition written.
  */
-export async function aggregateMetrics(parts: readonly MetricsJson[]): Promise<{ contentType: string; text: string }> {
-  const registry = AggregatorRegistry.aggregate(parts as MetricsJson[]);
+export async function aggregateMetrics(
+  parts: readonly MetricsJson[],
+  format: ExpositionFormat = 'prometheus',
+): Promise<{ contentType: string; text: string }> {
+  if (format === 'prometheus') return exposition(AggregatorRegistry.aggregate(parts as MetricsJson[]));
+  // The parts come from Prometheus-text registries, whose counters are named `…_total`; an OpenMetrics registry
+  // names the family without it and appends `_total` to the samples itself (prom-client 15 would write
+  // `…_total_total`), so the counters are renamed to their family first.
+  const families = parts.map((part) =>
+    // `type` is the string 'counter' at run time (prom-client's typings declare a numeric enum).
+    part.map((m) => (String(m.type) === 'counter' && m.name.endsWith('_total') ? { ...m, name: m.name.slice(0, -'_total'.length) } : m)),
+  );
+  const registry = AggregatorRegistry.aggregate(families);
+  registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
+  return exposition(registry);
+}
+
+async function exposition(registry: { contentType: string; metrics(): Promise<string> }): Promise<{ contentType: string; text: string }> {
   return { contentType: registry.contentType, text: await registry.metrics() };
 }
 
-/** Counters of the process that runs the proxy (the cluster primary, or the single process). */
+export interface RuntimeMetricsOptions {
+  /**
+   * Add this process's default metrics with this `worker` label: the cluster primary's (`primary`). Not for the
+   * single process, whose ProxyMetrics has them already.
+   */
+  readonly processMetricsWorker?: string;
+  /** `tiergate_build_info{version}` (default: this package's version). */
+  readonly version?: string;
+}
+
+/** Counters of the process that runs the proxy (the cluster primary, or the single process), and the build info. */
 export class RuntimeMetrics {
   readonly registry = new Registry();
   readonly reloads: Counter<'result'>;
   readonly restarts: Counter;
   readonly workers: Gauge;
 
-  constructor() {
+  constructor(options: RuntimeMetricsOptions = {}) {
     const registers = [this.registry];
+    // The `*_build_info` convention: a gauge always 1, whose labels say what runs (joins on it pick a version).
+    new Gauge({
+      name: 'tiergate_build_info',
+      help: 'Always 1; the labels say which tiergate and Node.js versions this proxy runs.',
+      labelNames: ['version', 'node_version'],
+      registers,
+    }).set({ version: options.version ?? VERSION, node_version: process.version }, 1);
+    if (options.processMetricsWorker !== undefined) {
+      shareMetrics(processMetrics(options.processMetricsWorker), this.registry);
+    }
     this.reloads = new Counter({
       name: 'tiergate_proxy_reloads_total',
       help: 'Config reloads by result (ok, error).',

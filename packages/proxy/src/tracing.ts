@@ -5,6 +5,10 @@
  *
  * Cost with tracing off: `activeTracer()` is the only call a request makes (a global lookup and a property
  * read); everything else hangs off the span it returns, so no attribute, context or header is built.
+ *
+ * Names and attributes are the stable HTTP semantic conventions (server and client spans; the attribute names are
+ * @opentelemetry/semantic-conventions' constants): SERVER `{method} {http.route}` (`{method}` until a route
+ * matched), CLIENT `{method}`, a non-standard method reported as `_OTHER` with the name's method `HTTP`.
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import {
@@ -20,18 +24,34 @@ import {
   type TracerProvider,
   trace,
 } from '@opentelemetry/api';
+import {
+  ATTR_CLIENT_ADDRESS,
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_REQUEST_METHOD_ORIGINAL,
+  ATTR_HTTP_REQUEST_RESEND_COUNT,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_NETWORK_PROTOCOL_VERSION,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_URL_FULL,
+  ATTR_URL_PATH,
+  ATTR_URL_SCHEME,
+  ATTR_USER_AGENT_ORIGINAL,
+} from '@opentelemetry/semantic-conventions';
 
 /** The tracer name (the package name, per docs/telemetry.md). */
 export const TRACER_NAME = '@tiergate/proxy';
 
 /** Methods the HTTP semantic conventions know; any other is reported as `_OTHER`. */
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
-/** SERVER span names per known method, and the start options: built once, not per request. */
-const SERVER_SPAN_NAMES = new Map([...KNOWN_METHODS].map((m) => [m, `HTTP ${m}`]));
+/** The span name's `{method}` for a method the conventions do not know (reported as `_OTHER`). */
+const OTHER_METHOD_NAME = 'HTTP';
 const SERVER_SPAN_OPTIONS = { kind: SpanKind.SERVER } as const;
 const CLIENT_SPAN_OPTIONS = { kind: SpanKind.CLIENT } as const;
-/** CLIENT span names per known method (`_OTHER` is named `upstream`). */
-const CLIENT_SPAN_NAMES = new Map([...KNOWN_METHODS].map((m) => [m, `upstream ${m}`]));
+/** Upstreams are plain HTTP/1.1 through undici (no TLS, no h2 to upstreams). */
+const UPSTREAM_PROTOCOL_VERSION = '1.1';
 
 type DelegatingProvider = TracerProvider & { getDelegateTracer?(name: string): Tracer | undefined };
 
@@ -63,8 +83,10 @@ export interface ServerSpanFacts {
   readonly url: string;
   readonly scheme: 'http' | 'https';
   readonly clientAddress: string;
-  readonly serverAddress: string | undefined;
+  /** The listener's port: `server.port` when the Host header names none and none is implied (never, for http/https). */
   readonly serverPort: number;
+  /** `req.httpVersion`: `1.1`, `1.0`. */
+  readonly protocolVersion: string;
 }
 
 /**
@@ -78,29 +100,53 @@ export interface ServerSpanFacts {
  */
 export function startServerSpan(tracer: Tracer, facts: ServerSpanFacts, headers: IncomingHttpHeaders, trustedParent: boolean): Span {
   const parent = trustedParent && headers.traceparent !== undefined ? propagation.extract(ROOT_CONTEXT, headers) : ROOT_CONTEXT;
-  const name = SERVER_SPAN_NAMES.get(facts.method);
-  const span = tracer.startSpan(name ?? 'HTTP', SERVER_SPAN_OPTIONS, parent);
-  if (span.isRecording()) setServerAttributes(span, facts, name !== undefined);
+  const known = KNOWN_METHODS.has(facts.method);
+  // `{method}` until setRoute knows the route.
+  const span = tracer.startSpan(known ? facts.method : OTHER_METHOD_NAME, SERVER_SPAN_OPTIONS, parent);
+  if (span.isRecording()) setServerAttributes(span, facts, headers, known);
   return span;
 }
 
 /** One setAttribute per fact: no attributes object is built only to be copied into the span. */
-function setServerAttributes(span: Span, facts: ServerSpanFacts, knownMethod: boolean): void {
+function setServerAttributes(span: Span, facts: ServerSpanFacts, headers: IncomingHttpHeaders, knownMethod: boolean): void {
   const q = facts.url.indexOf('?');
-  span.setAttribute('http.request.method', knownMethod ? facts.method : '_OTHER');
-  // Without the query: it may hold secrets.
-  span.setAttribute('url.path', q < 0 ? facts.url : facts.url.slice(0, q));
-  span.setAttribute('url.scheme', facts.scheme);
-  span.setAttribute('client.address', facts.clientAddress);
-  span.setAttribute('server.port', facts.serverPort);
-  if (facts.serverAddress) span.setAttribute('server.address', facts.serverAddress);
-  if (!knownMethod) span.setAttribute('http.request.method_original', facts.method);
+  span.setAttribute(ATTR_HTTP_REQUEST_METHOD, knownMethod ? facts.method : '_OTHER');
+  // Without the query (no url.query either): it may hold secrets.
+  span.setAttribute(ATTR_URL_PATH, q < 0 ? facts.url : facts.url.slice(0, q));
+  span.setAttribute(ATTR_URL_SCHEME, facts.scheme);
+  span.setAttribute(ATTR_CLIENT_ADDRESS, facts.clientAddress);
+  span.setAttribute(ATTR_NETWORK_PROTOCOL_VERSION, facts.protocolVersion);
+  setServerAuthority(span, headers.host, facts.scheme);
+  const userAgent = headers['user-agent'];
+  if (userAgent !== undefined) span.setAttribute(ATTR_USER_AGENT_ORIGINAL, userAgent);
+  if (!knownMethod) span.setAttribute(ATTR_HTTP_REQUEST_METHOD_ORIGINAL, facts.method);
 }
 
-/** Route facts known once the request is matched; a no-op on a span that is not recording. */
-export function setRoute(span: Span, route: string, pool: string): void {
+/**
+ * `server.address` and `server.port` as the HTTP server conventions take them: the name the client addressed, from
+ * the Host header (not the socket's local address, which behind a director or NAT says nothing the client used),
+ * and its port, or the scheme's default port when Host names none (RFC 9110 §7.2). No Host (HTTP/1.0): neither.
+ * X-Forwarded-Host and Forwarded are not read: any client can send them.
+ */
+function setServerAuthority(span: Span, host: string | undefined, scheme: 'http' | 'https'): void {
+  if (!host) return;
+  // `[v6]:port`: the port follows the bracket; otherwise the first colon (a name or IPv4 has none inside).
+  const close = host.charCodeAt(0) === 91 ? host.indexOf(']') : -1;
+  const colon = host.indexOf(':', close + 1);
+  const name = colon < 0 ? host : host.slice(0, colon);
+  const port = colon < 0 ? Number.NaN : Number(host.slice(colon + 1));
+  span.setAttribute(ATTR_SERVER_ADDRESS, close > 0 ? name.slice(1, close) : name);
+  span.setAttribute(ATTR_SERVER_PORT, Number.isInteger(port) && port > 0 && port < 65536 ? port : scheme === 'https' ? 443 : 80);
+}
+
+/**
+ * Route facts known once the request is matched, and the SERVER span's final name `{method} {http.route}`; a no-op
+ * on a span that is not recording. `method`: the request's, as startServerSpan got it.
+ */
+export function setRoute(span: Span, method: string, route: string, pool: string): void {
   if (!span.isRecording()) return;
-  span.setAttribute('http.route', route);
+  span.updateName(`${KNOWN_METHODS.has(method) ? method : OTHER_METHOD_NAME} ${route}`);
+  span.setAttribute(ATTR_HTTP_ROUTE, route);
   span.setAttribute('tiergate.pool', pool);
 }
 
@@ -111,10 +157,10 @@ export function setRoute(span: Span, route: string, pool: string): void {
  */
 export function endServerSpan(span: Span, status: number, code: string | undefined, aborted: boolean): void {
   if (span.isRecording()) {
-    if (status > 0) span.setAttribute('http.response.status_code', status);
+    if (status > 0) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
     if (aborted) span.setAttribute('tiergate.client_aborted', true);
     if (status >= 500) {
-      span.setAttribute('error.type', code ?? String(status));
+      span.setAttribute(ATTR_ERROR_TYPE, code ?? String(status));
       span.setStatus({ code: SpanStatusCode.ERROR });
     }
   }
@@ -126,6 +172,9 @@ export interface AttemptFacts {
   readonly method: string;
   /** `host:port` or `[v6]:port`. */
   readonly upstream: string;
+  /** The request target sent upstream (path and query). */
+  readonly target: string;
+  /** 1 for the first try, 2 for the first retry, … */
   readonly attempt: number;
   readonly pool: string;
   readonly algorithm: string;
@@ -141,14 +190,20 @@ export function startAttemptSpan(tracer: Tracer, server: Span, facts: AttemptFac
   if (!server.isRecording()) return undefined;
   const colon = facts.upstream.lastIndexOf(':');
   const host = facts.upstream.slice(0, colon);
-  const method = KNOWN_METHODS.has(facts.method) ? facts.method : '_OTHER';
-  const name = CLIENT_SPAN_NAMES.get(method) ?? 'upstream';
-  const span = tracer.startSpan(name, CLIENT_SPAN_OPTIONS, new ServerSpanContext(server));
+  const known = KNOWN_METHODS.has(facts.method);
+  // The client conventions' name is `{method}` (`{method} {url.template}` needs a template; there is none).
+  const span = tracer.startSpan(known ? facts.method : OTHER_METHOD_NAME, CLIENT_SPAN_OPTIONS, new ServerSpanContext(server));
   // Set one by one after the start, as on the SERVER span (the sampler does not read them: the parent decides).
-  span.setAttribute('http.request.method', method);
-  span.setAttribute('server.address', host.charCodeAt(0) === 91 ? host.slice(1, -1) : host);
-  span.setAttribute('server.port', Number(facts.upstream.slice(colon + 1)));
-  span.setAttribute('tiergate.attempt', facts.attempt);
+  span.setAttribute(ATTR_HTTP_REQUEST_METHOD, known ? facts.method : '_OTHER');
+  if (!known) span.setAttribute(ATTR_HTTP_REQUEST_METHOD_ORIGINAL, facts.method);
+  span.setAttribute(ATTR_SERVER_ADDRESS, host.charCodeAt(0) === 91 ? host.slice(1, -1) : host);
+  span.setAttribute(ATTR_SERVER_PORT, Number(facts.upstream.slice(colon + 1)));
+  // Without the query, as url.path on the SERVER span (it may hold secrets); upstreams are http (no upstream TLS).
+  const q = facts.target.indexOf('?');
+  span.setAttribute(ATTR_URL_FULL, `http://${facts.upstream}${q < 0 ? facts.target : facts.target.slice(0, q)}`);
+  span.setAttribute(ATTR_NETWORK_PROTOCOL_VERSION, UPSTREAM_PROTOCOL_VERSION);
+  // The conventions count resends: absent on the first try, 1 on the first retry.
+  if (facts.attempt > 1) span.setAttribute(ATTR_HTTP_REQUEST_RESEND_COUNT, facts.attempt - 1);
   span.setAttribute('tiergate.pool', facts.pool);
   span.setAttribute('tiergate.balancer.algorithm', facts.algorithm);
   if (facts.retryReason !== undefined) span.setAttribute('tiergate.retry_reason', facts.retryReason);
@@ -188,10 +243,10 @@ class ServerSpanContext implements Context {
  * `error.type` for a failed attempt (`code`, a TG_PROXY_UPSTREAM_* code) or a 5xx answer (its status).
  */
 export function endAttemptSpan(span: Span, status: number, code: string | undefined): void {
-  if (status > 0) span.setAttribute('http.response.status_code', status);
+  if (status > 0) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
   const type = code ?? (status >= 500 ? String(status) : undefined);
   if (type !== undefined) {
-    span.setAttribute('error.type', type);
+    span.setAttribute(ATTR_ERROR_TYPE, type);
     span.setStatus({ code: SpanStatusCode.ERROR });
   }
   span.end();

@@ -58,9 +58,9 @@ describe('ProxyMetrics', () => {
     expect(sample(text, 'tiergate_proxy_upstream_attempts_total', { upstream: good.address, result: 'ok' })).toBe(10);
     expect(sample(text, 'tiergate_proxy_upstream_duration_seconds_count', { pool: 'app' })).toBe(10 + failed);
     expect(sample(text, 'tiergate_proxy_request_duration_seconds_count')).toBe(13);
-    expect(sample(text, 'tiergate_proxy_client_connections_total')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'tiergate_proxy_client_connections_accepted_total')).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'tiergate_proxy_in_flight_requests')).toBe(0);
-    expect(sample(text, 'tiergate_proxy_worker_memory_bytes', { worker: '7', kind: 'rss' })).toBeGreaterThan(1e6);
+    expect(sample(text, 'process_resident_memory_bytes', { worker: '7' })).toBeGreaterThan(1e6);
     const snap = m.snapshot();
     expect(snap.servers[`app/${good.address}`]).toMatchObject({ requests: 10, failures: 0 });
     expect(snap.servers[`app/${good.address}`]!.latencies).toHaveLength(10);

@@ -21,6 +21,11 @@ export interface StartTelemetryOptions {
    */
   exportTimeoutMs?: number;
   /**
+   * Where the OTEL_EXPORTER_OTLP_* variables are read (default: process.env); telemetry.tracing's own keys win over
+   * them (exporters/otlp-export-settings.ts).
+   */
+  env?: Readonly<Record<string, string | undefined>>;
+  /**
    * `http/protobuf` only: send from a thread of its own (the default; exporter-registry.ts says why), or from this
    * thread, which saves the thread's memory (~25–35 MiB RSS) and costs the serving code CPU. The benchmark
    * (loadtest/tracing-bench.ts) compares the two.

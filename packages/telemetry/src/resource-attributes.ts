@@ -41,3 +41,21 @@ export function otlpTracesUrl(endpoint: string): string {
   const base = endpoint.replace(/\/+$/, '');
   return base.endsWith('/v1/traces') ? base : `${base}/v1/traces`;
 }
+
+/**
+ * The traces URL spans go to, as the OTLP exporter spec resolves it: `tracing.endpoint` (a base URL, `/v1/traces`
+ * appended by otlpTracesUrl), else OTEL_EXPORTER_OTLP_TRACES_ENDPOINT (the full URL, used as it is), else
+ * OTEL_EXPORTER_OTLP_ENDPOINT (a base URL: `v1/traces` appended to its path, even when it has one), else
+ * `http://127.0.0.1:4318/v1/traces` (the spec's localhost, as an address: no resolver involved). Not validated here.
+ */
+export function otlpTracesEndpoint(
+  tracing: { readonly endpoint?: string | undefined },
+  env: Readonly<Record<string, string | undefined>>,
+): string {
+  if (tracing.endpoint !== undefined) return otlpTracesUrl(tracing.endpoint);
+  const signal = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
+  if (signal) return signal;
+  const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+  if (base) return `${base.replace(/\/+$/, '')}/v1/traces`;
+  return 'http://127.0.0.1:4318/v1/traces';
+}

@@ -8,8 +8,9 @@ import { ParentBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
 import { TgError } from '@tiergate/errors';
 import { EncodingSpanProcessor } from './exporters/encoding-span-processor.ts';
 import { PIPELINES } from './exporters/exporter-registry.ts';
+import { resolveOtlpExport } from './exporters/otlp-export-settings.ts';
 import type { StartTelemetryOptions, TelemetryHandle, TelemetrySettings } from './options.ts';
-import { otlpTracesUrl, resourceAttributes } from './resource-attributes.ts';
+import { resourceAttributes } from './resource-attributes.ts';
 import { HeadSamplingTracerProvider } from './sdk/head-sampling.ts';
 import { LightTracerProvider } from './sdk/light-tracer.ts';
 import { PooledRandomIdGenerator } from './sdk/random-ids.ts';
@@ -22,10 +23,9 @@ import { TraceIdThresholdSampler } from './sdk/ratio-sampler.ts';
  */
 export async function startTracingSdk(settings: TelemetrySettings, options: StartTelemetryOptions): Promise<TelemetryHandle> {
   const { tracing } = settings;
-  const exportTimeoutMs = options.exportTimeoutMs ?? 10_000;
-  const spanProcessor = await PIPELINES[tracing.protocol]({
-    tracesUrl: otlpTracesUrl(tracing.endpoint),
-    exportTimeoutMillis: exportTimeoutMs,
+  const exportSettings = resolveOtlpExport(tracing, options.env ?? process.env, options.exportTimeoutMs);
+  const spanProcessor = await PIPELINES[exportSettings.protocol]({
+    export: exportSettings,
     exportThread: options.exportThread ?? exportFromThread(tracing.export_thread),
   });
   const attributes = resourceAttributes(settings, options, { hostname: hostname(), defaultInstanceId: randomUUID() });

@@ -16,3 +16,13 @@ export async function endpoint(replies: ((res: ServerResponse) => void)[] = []) 
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`;
   return { url, bodies, [Symbol.asyncDispose]: () => new Promise<void>((r) => server.close(() => r())) };
 }
+
+/** Export settings for `url` with nothing configured but the timeout (what resolveOtlpExport gives with no headers…). */
+export const plainExport = (url: string, timeoutMillis = 5000) => ({
+  protocol: 'http/protobuf' as const,
+  url,
+  timeoutMillis,
+  headers: {},
+  compression: 'none' as const,
+  tls: {},
+});

@@ -3,7 +3,7 @@ import { threadId } from 'node:worker_threads';
 import { type DiagLogger, DiagLogLevel, diag } from '@opentelemetry/api';
 import { describe, expect, it } from 'vitest';
 import { WorkerExporter } from '../src/exporters/worker-exporter.ts';
-import { endpoint } from './otlp-endpoint.ts';
+import { endpoint, plainExport } from './otlp-endpoint.ts';
 
 /** Collects what reaches the main thread's diag logger while `fn` runs. */
 async function diagnostics<T>(fn: () => Promise<T>): Promise<{ result: T; logged: string[] }> {
@@ -23,7 +23,7 @@ async function diagnostics<T>(fn: () => Promise<T>): Promise<{ result: T; logged
 describe('WorkerExporter (OTLP export on its own thread)', () => {
   it('sends the encoded bytes from another thread, and the caller keeps its buffer', async () => {
     await using ep = await endpoint();
-    const exporter = new WorkerExporter(ep.url, 5000);
+    const exporter = new WorkerExporter(plainExport(ep.url));
     expect(exporter.threadId).toBeGreaterThan(0); // started with the exporter, not on the first export
     const body = Uint8Array.of(10, 3, 1, 2, 3);
     expect(await exporter.export({ body, spans: 1 })).toBeUndefined(); // a copy: nothing handed back
@@ -50,7 +50,7 @@ describe('WorkerExporter (OTLP export on its own thread)', () => {
       // A 2xx whose body is not an ExportTraceServiceResponse: the OTLP exporter logs a warning (in the thread).
       (res) => res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(Buffer.from([0xff, 0xff, 0xff])),
     ]);
-    const exporter = new WorkerExporter(ep.url, 5000);
+    const exporter = new WorkerExporter(plainExport(ep.url));
     const outcome = (p: Promise<unknown>) =>
       p.then(
         () => 'exported',
@@ -69,7 +69,7 @@ describe('WorkerExporter (OTLP export on its own thread)', () => {
   it('an export in flight when the thread dies is reported lost, and the next export gets a new thread', async () => {
     await using ep = await endpoint();
     const crashing = new URL('./child/crashing-export-worker.ts', import.meta.url);
-    const exporter = new WorkerExporter(ep.url, 5000, crashing);
+    const exporter = new WorkerExporter(plainExport(ep.url), crashing);
     const first = exporter.threadId;
     await expect(exporter.export({ body: Uint8Array.of(10, 0), spans: 1 })).rejects.toThrow(/thread exited before the export finished/);
     expect(exporter.threadId).toBeUndefined();

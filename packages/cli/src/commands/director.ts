@@ -245,7 +245,7 @@ async function runDaemon(config: Config, director: DirectorCfg, stateFile: strin
     const running = daemon;
     const onHup = () => void reloadDaemon(running, opts, logger);
     process.on('SIGHUP', onHup);
-    const admin = await startAdminServer(daemon, director.admin, logger);
+    const admin = await startAdminServer(daemon, { ...director.admin, metrics: config.telemetry.metrics.enabled }, logger);
     logger.info({ admin: admin.url, interval: director.reconcile_interval, stateFile }, 'director running');
     await new Promise<void>((resolve) => {
       process.once('SIGTERM', resolve);

@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, loadConfigFile } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
+import { otlpTracesEndpoint } from '@tiergate/telemetry';
 import { httpOk, portIsFree, redisAnswers, waitUntilReady } from './readiness.ts';
 import { resolveRedisServer } from './redis-binary.ts';
 import { hostForUrl, planStack, portsOf, type StackPlan, type StackStore } from './stack-plan.ts';
@@ -157,12 +158,13 @@ async function summary(plan: StackPlan, children: readonly StackChild[], dir: st
 
 /**
  * Every child reads the same file, so its telemetry section is the whole stack's: the apps and the
- * proxy export to one endpoint, each as `<service_name>-<tier>`.
+ * proxy export to one endpoint, each as `<service_name>-<tier>`. The endpoint shown is the traces URL as the
+ * children resolve it (the file's, else OTEL_EXPORTER_OTLP_*, which they inherit).
  */
-export function tracingLine(telemetry: Config['telemetry']): string {
+export function tracingLine(telemetry: Config['telemetry'], env: Readonly<Record<string, string | undefined>> = process.env): string {
   const { tracing, service_name: name } = telemetry;
   if (!tracing.enabled) return 'off (telemetry.tracing.enabled: true in the file sends spans to Jaeger: docs/telemetry.md)';
-  return `OTLP to ${tracing.endpoint} as ${name}-proxy and ${name}-app (sampling ratio ${tracing.sampling_ratio})`;
+  return `OTLP to ${otlpTracesEndpoint(tracing, env)} as ${name}-proxy and ${name}-app (sampling ratio ${tracing.sampling_ratio})`;
 }
 
 function indentLines(text: string): string {

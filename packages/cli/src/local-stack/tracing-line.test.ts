@@ -13,6 +13,16 @@ describe("tiergate up's tracing line", () => {
     const config = parseConfig(
       'version: 1\ntelemetry:\n  service_name: demo\n  tracing: { enabled: true, endpoint: "http://127.0.0.1:4318", sampling_ratio: 0.5 }\n',
     );
-    expect(tracingLine(config.telemetry)).toBe('OTLP to http://127.0.0.1:4318 as demo-proxy and demo-app (sampling ratio 0.5)');
+    expect(tracingLine(config.telemetry, {})).toBe(
+      'OTLP to http://127.0.0.1:4318/v1/traces as demo-proxy and demo-app (sampling ratio 0.5)',
+    );
+  });
+
+  it('without an endpoint in the file, names the one OTEL_EXPORTER_OTLP_ENDPOINT gives the children', () => {
+    const config = parseConfig('version: 1\ntelemetry:\n  tracing: { enabled: true }\n');
+    expect(tracingLine(config.telemetry, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' })).toMatch(
+      /^OTLP to http:\/\/collector:4318\/v1\/traces as /,
+    );
+    expect(tracingLine(config.telemetry, {})).toMatch(/^OTLP to http:\/\/127\.0\.0\.1:4318\/v1\/traces as /);
   });
 });

@@ -53,7 +53,8 @@ export class Primary {
   readonly #file: string;
   readonly #log: Logger;
   readonly #slots: Slot[];
-  readonly #runtime = new RuntimeMetrics();
+  readonly #runtime = new RuntimeMetrics({ processMetricsWorker: 'primary' });
+  readonly #metricsEnabled: boolean;
   readonly #pending = new Map<number, { worker: Worker; resolve: (r: Reply | undefined) => void }>();
   #section: ProxySection;
   #version = 1;
@@ -70,6 +71,7 @@ export class Primary {
   /** Added to every worker's environment (the telemetry settings each worker starts its own SDK from). */
   readonly #workerEnv: Readonly<Record<string, string>>;
 
+  /** `metricsEnabled`: `telemetry.metrics.enabled`, whether the admin listener serves /metrics. */
   constructor(
     file: string,
     section: ProxySection,
@@ -77,7 +79,9 @@ export class Primary {
     log: Logger,
     workerEnv: Readonly<Record<string, string>> = {},
     drainDelayMs = 0,
+    metricsEnabled = true,
   ) {
+    this.#metricsEnabled = metricsEnabled;
     this.#file = file;
     this.#drainDelayMs = drainDelayMs;
     this.#workerEnv = workerEnv;
@@ -328,10 +332,12 @@ export class Primary {
       this.#section.admin,
       {
         snapshots: async () => (await this.#gather()).snapshots,
-        metrics: async () => {
-          const { metrics } = await this.#gather();
-          return aggregateMetrics([...metrics, (await this.#runtime.registry.getMetricsAsJSON()) as MetricsJson]);
-        },
+        ...(this.#metricsEnabled && {
+          metrics: async (format) => {
+            const { metrics } = await this.#gather();
+            return aggregateMetrics([...metrics, (await this.#runtime.registry.getMetricsAsJSON()) as MetricsJson], format);
+          },
+        }),
         draining: () => this.#stopping || this.#healthFailing,
         reload: this.reload,
         healthCheck: (failing) => this.#setHealth(failing),

@@ -39,14 +39,14 @@ export async function runProxy(file: string, section: ProxySection, log: Logger)
       reexecWithProxySettings();
       const telemetry = await startCommandTelemetry(settings, 'proxy', log);
       try {
-        return await runSingle(file, section, log, onReload, settings.tracing.trust_incoming, delayMs);
+        return await runSingle(file, section, log, onReload, settings.tracing.trust_incoming, delayMs, settings.metrics.enabled);
       } finally {
         await telemetry.shutdown();
       }
     }
     // The workers' malloc settings: the primary serves nothing, so it keeps glibc's defaults.
     const workerEnv = { ...proxyMallocEnv(process.env), [TELEMETRY_ENV]: JSON.stringify(settings) };
-    const primary = new Primary(file, section, n, log, workerEnv, delayMs);
+    const primary = new Primary(file, section, n, log, workerEnv, delayMs, settings.metrics.enabled);
     await primary.start();
     await primary.run(onReload);
   } finally {

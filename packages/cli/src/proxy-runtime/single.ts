@@ -20,6 +20,8 @@ export async function runSingle(
   onReload: (fn: () => void) => void,
   trustIncomingTraceContext = false,
   drainDelayMs = 0,
+  /** `telemetry.metrics.enabled`: serve /metrics on the admin listener. */
+  metricsEnabled = true,
 ): Promise<void> {
   // Installed first, so that an error nothing caught also drains what the proxy has in flight (and exits 1).
   const fatal = fatalError(log, () => section.shutdown_timeout + FATAL_MARGIN_MS);
@@ -49,7 +51,10 @@ export async function runSingle(
     section.admin,
     {
       snapshots: async () => [(await pp.snapshot()).snapshot],
-      metrics: async () => aggregateMetrics([(await pp.snapshot()).metrics, (await runtime.registry.getMetricsAsJSON()) as MetricsJson]),
+      ...(metricsEnabled && {
+        metrics: async (format) =>
+          aggregateMetrics([(await pp.snapshot()).metrics, (await runtime.registry.getMetricsAsJSON()) as MetricsJson], format),
+      }),
       draining: () => draining || failing,
       reload,
       healthCheck: async (fail) => {

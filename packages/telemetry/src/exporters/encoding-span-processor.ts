@@ -1,7 +1,10 @@
 /**
  * The span pipeline for `protocol: http/protobuf`: spans are encoded to OTLP protobuf soon after they end (64 at a
  * time, ENCODE_CHUNK), into a per-scope buffer, and the buffers are framed into one ExportTraceServiceRequest per
- * batch and sent by the OTLP exporter's own HTTP transport (retries, timeout, compression, OTEL_EXPORTER_OTLP_* settings).
+ * batch, then handed to an EncodedBatchExporter: otlp-proto-exporter.ts (the OTLP exporter's export delegate over an
+ * undici transport with the exporter's retry policy; headers, gzip, timeout and TLS as otlp-export-settings.ts
+ * resolves them from telemetry.tracing and OTEL_EXPORTER_OTLP_*), run on a thread of its own by default
+ * (worker-exporter.ts).
  *
  * Why not the SDK's BatchSpanProcessor + OTLPTraceExporter: that pipeline keeps every ended span object alive until
  * its batch is exported. At 100 % sampling the proxy ends ~20k spans/s, so those objects outlive several young-

@@ -10,7 +10,6 @@ import type { ExportWorkerData, FromExportWorker, ToExportWorker } from './worke
 
 const port = parentPort;
 if (!port) throw new Error('export-worker.ts runs as a worker thread (worker-exporter.ts starts it)');
-const { url, timeoutMillis } = workerData as ExportWorkerData;
 const post = (message: FromExportWorker, transfer: ArrayBuffer[] = []): void => port.postMessage(message, transfer);
 
 const forward =
@@ -20,7 +19,7 @@ const forward =
 const ignore = (): void => {};
 diag.setLogger({ error: forward('error'), warn: forward('warn'), info: ignore, debug: ignore, verbose: ignore }, DiagLogLevel.WARN);
 
-const exporter = createOtlpProtoExporter(url, timeoutMillis);
+const exporter = createOtlpProtoExporter(workerData as ExportWorkerData);
 
 port.on('message', (message: ToExportWorker) => {
   if (message.type === 'export') {

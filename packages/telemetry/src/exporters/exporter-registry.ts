@@ -1,13 +1,14 @@
 import { BatchSpanProcessor, type SpanProcessor } from '@opentelemetry/sdk-trace';
 import type { TelemetryConfig } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
+import type { OtlpExportSettings } from './otlp-export-settings.ts';
 
-export type TracingProtocol = TelemetryConfig['tracing']['protocol'];
+export type TracingProtocol = NonNullable<TelemetryConfig['tracing']['protocol']>;
 
 /** How ended spans are batched and exported. */
 export interface PipelineOptions {
-  readonly tracesUrl: string;
-  readonly exportTimeoutMillis: number;
+  /** Where and how to send (the file's settings merged with OTEL_EXPORTER_OTLP_*). */
+  readonly export: OtlpExportSettings;
   /** http/protobuf: export from a worker thread (worker-exporter.ts) rather than the serving thread. */
   readonly exportThread: boolean;
 }
@@ -27,20 +28,20 @@ export const BATCH = { maxExportBatchSize: 2048, maxQueueSize: 4096, scheduledDe
  * process pays only for the exporter it uses.
  */
 export const PIPELINES: Readonly<Record<TracingProtocol, PipelineFactory>> = {
-  'http/protobuf': async ({ tracesUrl, exportTimeoutMillis, exportThread }) => {
+  'http/protobuf': async ({ export: settings, exportThread }) => {
     const { EncodingSpanProcessor } = await import('./encoding-span-processor.ts');
     // Encoded on this thread as spans end; sent from a thread of its own by default (worker-exporter.ts says why).
     const exporter = exportThread
-      ? new (await import('./worker-exporter.ts')).WorkerExporter(tracesUrl, exportTimeoutMillis)
-      : (await import('./otlp-proto-exporter.ts')).createOtlpProtoExporter(tracesUrl, exportTimeoutMillis);
+      ? new (await import('./worker-exporter.ts')).WorkerExporter(settings)
+      : (await import('./otlp-proto-exporter.ts')).createOtlpProtoExporter(settings);
     return new EncodingSpanProcessor({ exporter, ...BATCH });
   },
   // JSON is for collectors or proxies that want text, not for volume: the SDK's own batch processor and exporter.
-  'http/json': async ({ tracesUrl, exportTimeoutMillis }) => {
+  'http/json': async ({ export: settings }) => {
     const { createOtlpJsonExporter } = await import('./otlp-json-exporter.ts');
     return new BatchSpanProcessor({
-      exporter: createOtlpJsonExporter(tracesUrl, exportTimeoutMillis),
-      exportTimeoutMillis,
+      exporter: createOtlpJsonExporter(settings),
+      exportTimeoutMillis: settings.timeoutMillis,
       ...BATCH,
     });
   },
@@ -49,7 +50,7 @@ export const PIPELINES: Readonly<Record<TracingProtocol, PipelineFactory>> = {
   grpc: async () => {
     throw new TgError(
       'TG_TELEMETRY_SETUP',
-      "telemetry.tracing.protocol 'grpc' is not supported by this build; use 'http/protobuf' (port 4318) instead",
+      "OTLP protocol 'grpc' (telemetry.tracing.protocol or OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL) is not supported by this build; use 'http/protobuf' (port 4318) instead",
     );
   },
 };

@@ -8,6 +8,7 @@ import {
 import { createOtlpHttpExporterMetrics } from '@opentelemetry/otlp-exporter-base/node-http';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { EncodedBatch, EncodedBatchExporter } from './encoding-span-processor.ts';
+import type { OtlpExportSettings } from './otlp-export-settings.ts';
 import { createUndiciTransport } from './undici-transport.ts';
 
 const USER_AGENT = 'tiergate OTel-OTLP-Exporter-JavaScript';
@@ -18,7 +19,8 @@ const USER_AGENT = 'tiergate OTel-OTLP-Exporter-JavaScript';
  * export timeout, the SDK's export result codes); the serializer passes the bytes through and the transport is
  * undici (undici-transport.ts says why).
  */
-export function createOtlpProtoExporter(url: string, timeoutMillis: number): EncodedBatchExporter {
+export function createOtlpProtoExporter(settings: OtlpExportSettings): EncodedBatchExporter {
+  const { url, timeoutMillis } = settings;
   const metricsHelper = { name: 'span' as const, countItems: (batches: EncodedBatch[]) => batches.reduce((n, b) => n + b.spans, 0) };
   const base = new OTLPExporterBase<EncodedBatch[]>(
     createOtlpNetworkExportDelegate(
@@ -28,7 +30,13 @@ export function createOtlpProtoExporter(url: string, timeoutMillis: number): Enc
         deserializeResponse: (data) => ProtobufTraceSerializer.deserializeResponse(data),
       },
       createOtlpHttpExporterMetrics('otlp_http_span_exporter', metricsHelper, url, undefined),
-      createUndiciTransport({ url, headers: { 'content-type': 'application/x-protobuf', 'user-agent': USER_AGENT } }),
+      createUndiciTransport({
+        url,
+        // The configured headers may replace the user-agent, not the content-type (as the SDK's exporters do).
+        headers: { 'user-agent': USER_AGENT, ...lowerCaseNames(settings.headers), 'content-type': 'application/x-protobuf' },
+        compression: settings.compression,
+        tls: settings.tls,
+      }),
     ),
   );
   return {
@@ -44,4 +52,9 @@ export function createOtlpProtoExporter(url: string, timeoutMillis: number): Enc
       ),
     shutdown: () => base.shutdown(),
   };
+}
+
+/** Header names are case-insensitive: lower-cased, a configured `Content-Type` meets the exporter's own and loses. */
+function lowerCaseNames(headers: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
 }

@@ -11,10 +11,17 @@
  * Outcomes follow @opentelemetry/otlp-exporter-base's http transport: 2xx success (with the response body),
  * 429/502/503/504 and network errors retryable (Retry-After honoured), other statuses failure. Retries: up to
  * 5 more attempts, backoff 1 s × 1.5 per attempt, capped at 5 s, ±20 % jitter, all within the export timeout.
+ * With `compression: gzip` the body is compressed once per export (on libuv's thread pool, not the calling thread)
+ * and sent with `content-encoding: gzip`, as the OTLP/HTTP spec allows; `tls` goes to the connections' TLS options.
  */
+
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import type { ExportResponse, IExporterTransport } from '@opentelemetry/otlp-exporter-base';
 import { OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
 import { Agent, type Dispatcher } from 'undici';
+
+const gzipAsync = promisify(gzip);
 
 const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 const RETRYABLE_STATUS = new Set([429, 502, 503, 504]);
@@ -37,6 +44,10 @@ const RETRY = { attempts: 5, initialMs: 1000, maxMs: 5000, multiplier: 1.5, jitt
 export interface UndiciTransportOptions {
   readonly url: string;
   readonly headers: Readonly<Record<string, string>>;
+  /** Default `none`. */
+  readonly compression?: 'gzip' | 'none';
+  /** PEM texts: a CA to trust instead of the system's, a client certificate and its key. */
+  readonly tls?: { readonly ca?: string; readonly cert?: string; readonly key?: string };
   /** For tests: the random source of the retry jitter and the wait between attempts. */
   readonly random?: () => number;
   readonly sleep?: (ms: number) => Promise<void>;
@@ -45,16 +56,18 @@ export interface UndiciTransportOptions {
 export function createUndiciTransport(options: UndiciTransportOptions): IExporterTransport {
   const target = new URL(options.url);
   // One connection is plenty for batches every few seconds; a second lets a retry not queue behind a stuck one.
-  const agent = new Agent({ connections: 2, keepAliveTimeout: 4_000 });
-  const headers = Object.entries(options.headers).flat();
+  const agent = new Agent({ connections: 2, keepAliveTimeout: 4_000, connect: { ...options.tls } });
+  const gzipped = options.compression === 'gzip';
+  const headers = Object.entries({ ...options.headers, ...(gzipped && { 'content-encoding': 'gzip' }) }).flat();
   const random = options.random ?? Math.random;
   const sleep = options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref()));
   const once = (data: Uint8Array, timeoutMillis: number) =>
     post(agent, { origin: target.origin, path: `${target.pathname}${target.search}`, headers, body: data }, timeoutMillis);
 
   return {
-    async send(data, timeoutMillis) {
+    async send(raw, timeoutMillis) {
       const deadline = Date.now() + timeoutMillis;
+      const data = gzipped ? await gzipAsync(raw) : raw;
       let result = await once(data, timeoutMillis);
       let backoff: number = RETRY.initialMs;
       for (let left = RETRY.attempts; result.status === 'retryable' && left > 0; left--) {

@@ -18,11 +18,10 @@
 import { Worker } from 'node:worker_threads';
 import { diag } from '@opentelemetry/api';
 import type { EncodedBatch, EncodedBatchExporter } from './encoding-span-processor.ts';
+import type { OtlpExportSettings } from './otlp-export-settings.ts';
 
-export interface ExportWorkerData {
-  readonly url: string;
-  readonly timeoutMillis: number;
-}
+/** What the thread needs to export: the resolved settings (headers, TLS PEM texts…), cloned into the thread. */
+export type ExportWorkerData = OtlpExportSettings;
 
 export type ToExportWorker = { type: 'export'; id: number; body: Uint8Array; spans: number } | { type: 'shutdown' };
 
@@ -53,8 +52,8 @@ export class WorkerExporter implements EncodedBatchExporter {
   #shutdown: Promise<void> | undefined;
 
   /** `script`: the thread's module, export-worker.ts (tests give a stand-in that crashes). */
-  constructor(url: string, timeoutMillis: number, script = new URL('./export-worker.ts', import.meta.url)) {
-    this.#data = { url, timeoutMillis };
+  constructor(settings: OtlpExportSettings, script = new URL('./export-worker.ts', import.meta.url)) {
+    this.#data = settings;
     this.#script = script;
     this.#ensureWorker();
   }
