@@ -184,7 +184,11 @@ export async function haStatus(
 /** The HA lines of the status table. Pure. */
 export function formatHaStatus(ha: HaStatus): string {
   const held = ha.vips.map((v) => `${v.address} ${v.held ? 'held' : 'not held'}`).join(', ') || 'none';
-  const vrrp = ha.vrrp ? `${ha.vrrp.state} since ${ha.vrrp.since}` : 'unknown (no keepalived notify state file)';
+  // keepalived killed (or crashed) runs no notify script: a recorded MASTER without the VIP is stale, say so.
+  const stale = ha.vrrp?.state === 'MASTER' && ha.vipOwner === 'keepalived' && ha.vips.length > 0 && !ha.vips.some((v) => v.held);
+  const vrrp = ha.vrrp
+    ? `${ha.vrrp.state} since ${ha.vrrp.since}${stale ? ' (recorded; no VIP here now: keepalived stopped without a notify?)' : ''}`
+    : 'unknown (no keepalived notify state file)';
   const daemons =
     'error' in ha.syncDaemons
       ? `unknown (${ha.syncDaemons.error})`

@@ -89,6 +89,16 @@ describe('HA status', () => {
     expect(text).toBe(
       'VRRP: MASTER since 2026-12-06T07:00:00.000Z; VIP (keepalived): 10.0.0.100 held\nsync daemon: master on eth0 id 1 (wanted: master)\n',
     );
+    const stale = formatHaStatus({
+      vipOwner: 'keepalived',
+      vips: [{ address: '10.0.0.100', held: false }],
+      vrrp: { state: 'MASTER', since: '2026-12-06T07:00:00.000Z' },
+      syncDaemons: [daemon('backup')],
+      wantedSync: 'backup',
+    });
+    expect(stale.split('\n')[0]).toBe(
+      'VRRP: MASTER since 2026-12-06T07:00:00.000Z (recorded; no VIP here now: keepalived stopped without a notify?); VIP (keepalived): 10.0.0.100 not held',
+    );
     expect(formatHaStatus({ vipOwner: 'keepalived', vips: [], vrrp: null, syncDaemons: { error: 'EPERM' }, wantedSync: null })).toBe(
       'VRRP: unknown (no keepalived notify state file); VIP (keepalived): none\nsync daemon: unknown (EPERM)\n',
     );

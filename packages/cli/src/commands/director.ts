@@ -218,7 +218,8 @@ async function statusCommand(opts: StatusOpts): Promise<void> {
   // GET_DAEMON), so they show whether the daemon runs or not.
   const ha = await haStatus(director, config.virtual_services, opts.vrrpStateFile ?? defaultVrrpStatePath(director.name), async () => {
     await using driver = await openIpvsDriver(director.driver);
-    return driver.listDaemons();
+    // Awaited here: the socket closes when this function returns.
+    return await driver.listDaemons();
   });
   process.stdout.write(opts.json ? `${JSON.stringify({ ...status, ha }, null, 2)}\n` : formatStatusTable(status) + formatHaStatus(ha));
 }
