@@ -15,7 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 //   Expected: lb2 holds the VIP within 3 s of lb1 giving it up (VRRP: lb1's priority-0 advert, then lb2's skew time;
 //   the SIGTERM-to-release time before it is keepalived's shutdown, seconds under emulation, reported); the download and the keep-alive connection finish through lb2 (the
 //   sync daemon had copied their connections to it); lb2's sync daemon turns from backup to master; the short
-//   requests that failed are counted (reported, not zero: one may be in flight while the VIP moves).
+//   requests that failed are counted and reported: only connections opened within the sync lag (up to 2 s) before
+//   the takeover may fail, lb2 not knowing them yet.
 // Under TCG absolute times are not meaningful (Node's startup takes seconds); the takeover time is keepalived's own
 // (priority-0 advert, then lb2's skew time) and the counts are exact.
 
@@ -122,16 +123,19 @@ poll "[[ -e /run/tiergate/vrrp-lb1.state && -e /run/tiergate/vrrp-lb2.state ]]" 
 poll "ip netns exec lb2 ipvsadm -Ln | grep -q ${rs(2)}:80" 1200
 holds lb2 && echo "lb2 holds the VIP too" >&2 && exit 1
 
-step load
-# status and the client at once: each is a Node start, seconds under emulation
+step status
 ip netns exec lb1 $TG director status -c ha.yaml --name lb1 > status-lb1-before.txt 2>&1 &
 S1=$!
 ip netns exec lb2 $TG director status -c ha.yaml --name lb2 > status-lb2-before.txt 2>&1 &
 S2=$!
+wait $S1 $S2
+
+step load
+# The short requests start only now (short.go): under emulation their loop would slow every Node start before.
 ip netns exec client $NODE ha-client.cjs ${VIP} > client.log 2>&1 &
 CLIENT=$!
-wait $S1 $S2
 tg_wait_file client.ready 1200
+touch short.go
 # The master sends its buffered connections at least every 2 s: wait until lb2 has the download's.
 poll "ip netns exec lb2 ipvsadm -Lnc | grep -q ESTABLISHED" 200
 sleep 2
@@ -267,7 +271,8 @@ describe('director pair failover (QEMU guest: real keepalived, real IPVS and its
     );
     expect(taken - released).toBeGreaterThanOrEqual(0);
     expect(taken - released).toBeLessThan(3_000);
-    expect((await read('lb2-daemons-after.txt')).trim()).toBe('master sync daemon (mcast=eth0, syncid=7)');
+    // ipvsadm -L --daemon: one line per running daemon; the backup one is gone
+    expect((await read('lb2-daemons-after.txt')).trim()).toMatch(/^master sync daemon \(mcast=eth0, syncid=7[,)][^\n]*$/);
     const after = await read('status-lb2-after.txt');
     expect(after).toMatch(new RegExp(`^VRRP: MASTER since \\S+; VIP \\(keepalived\\): ${VIP} held$`, 'm'));
     expect(after).toMatch(/^sync daemon: master on eth0 id 7 \(wanted: master\)$/m);
@@ -302,16 +307,24 @@ describe('director pair failover (QEMU guest: real keepalived, real IPVS and its
     );
   });
 
-  it('short requests during the failover: counted, and the VIP answers through lb2 afterwards', async () => {
+  it('short requests during the failover: counted; only those opened within the sync lag before the takeover may fail', async () => {
     ran();
     const { short } = JSON.parse(await read('client.json')) as ClientResult;
-    const at = Number(await read('failover-at-ns.txt')) / 1e6;
+    const released = vipEvent(await read('monitor-lb1.txt'), 'Deleted');
+    const taken = vipEvent(await read('monitor-lb2.txt'), 'added');
     const failed = short.filter((s) => s.error);
-    const afterwards = short.filter((s) => s.t > at + 2_000);
     console.info(
-      `short requests: ${short.length}, failed ${failed.length} (${failed.map((f) => f.error).join(', ') || 'none'}); slowest ${Math.max(...short.map((s) => s.ms))} ms`,
+      `short requests: ${short.length}, failed ${failed.length} (${failed.map((f) => `${f.error} at ${f.t - released} ms from the VIP's release`).join(', ') || 'none'}); slowest ${Math.max(...short.map((s) => s.ms))} ms`,
     );
-    expect(short.filter((s) => s.t < at - 1_000).length).toBeGreaterThan(0);
+    expect(short.filter((s) => s.t < released - 1_000).length).toBeGreaterThan(0);
+    // A connection whose SYN lb1 forwarded but which the master had not sent yet (it sends a connection at its
+    // third packet and flushes at least every 2 s) reaches lb2 unknown: lb2 answers its next packet with a reset.
+    // So failures are bounded to connections opened in the 2 s before the VIP left lb1, up to the takeover.
+    for (const f of failed) {
+      expect(f.t).toBeGreaterThan(released - 2_500);
+      expect(f.t).toBeLessThan(taken + 500);
+    }
+    const afterwards = short.filter((s) => s.t > taken + 500);
     expect(afterwards.length).toBeGreaterThan(0);
     expect(afterwards.filter((s) => s.error)).toEqual([]);
     expect(new Set(short.filter((s) => s.name).map((s) => s.name))).toEqual(new Set(['rs1', 'rs2']));

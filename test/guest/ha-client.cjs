@@ -2,8 +2,9 @@
 // CPU costs seconds) that opens, through the VIP:
 //   - a long download (GET /slow), kept reading across the failover;
 //   - a keep-alive connection: one request now, a second one on the same socket once /tg-scratch/hold.go exists;
-//   - short requests, one new connection each, one after the other, until /tg-scratch/short.stop exists (at most
-//     3000 requests or 240 s), each with a 5 s timeout; every one is recorded with its time and outcome.
+//   - short requests, one new connection each, one after the other, from /tg-scratch/short.go until
+//     /tg-scratch/short.stop exists (at most 3000 requests or 240 s), each with a 5 s timeout; every one is recorded
+//     with its time and outcome.
 // Writes /tg-scratch/client.ready once the download's headers and the first held answer are in, and the results
 // to /tg-scratch/client.json when all three are done.
 const http = require('node:http');
@@ -57,6 +58,7 @@ async function held() {
 }
 
 async function shortLoop() {
+  await waitFile('short.go');
   const out = [];
   const end = Date.now() + 240_000;
   while (!exists('short.stop') && out.length < 3000 && Date.now() < end) {
