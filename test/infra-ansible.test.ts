@@ -207,7 +207,7 @@ describe('infra: playbook and inventories', () => {
       _meta: { hostvars: Record<string, { ansible_host: string }> };
     };
     const addresses = (group: string) => (inv[group]?.hosts ?? []).map((h) => inv._meta.hostvars[h]?.ansible_host);
-    expect(addresses('directors')).toEqual(['192.168.10.5']);
+    expect(addresses('directors')).toEqual(['192.168.10.5', '192.168.10.6']);
     expect(addresses('proxies')).toEqual(['192.168.10.11', '192.168.10.12']);
     expect(addresses('apps')).toEqual(['192.168.10.21', '192.168.10.22']);
     expect(addresses('redis')).toEqual(['192.168.10.30']);
@@ -274,7 +274,7 @@ describe('infra: rendered files', () => {
     const example = structuredClone(parseConfig(read(ROOT, 'examples/classic-lvs-dr.yaml')));
     expect(rendered.sessions?.redis.password).toBe('classic-test-redis-password-0123456789');
     expect(rendered.sessions?.secrets).toEqual(['classic-test-session-secret-0123456789']);
-    expect(rendered.directors.map((d) => d.vips)).toEqual([[]]);
+    expect(rendered.directors.map((d) => d.vips)).toEqual([[], []]);
     const strip = (c: typeof example) => ({
       ...c,
       directors: c.directors.map((d) => ({ ...d, vips: [] })),

@@ -5,7 +5,7 @@ import { isIPv6 } from 'node:net';
 import { promisify } from 'node:util';
 import type { DeepReadonly, DirectorConfig } from '@tiergate/config';
 import { isTgError, TgError } from '@tiergate/errors';
-import type { IpvsDriver } from '@tiergate/ipvs';
+import type { IpvsDaemon, IpvsDaemonState, IpvsDriver } from '@tiergate/ipvs';
 import type { VirtualService } from './desired.ts';
 
 const execFileAsync = promisify(execFile);
@@ -175,12 +175,12 @@ export async function setupDirectorVips(director: DeepReadonly<DirectorConfig>):
 
 /**
  * Prepares the director host, idempotently: the VIPs (above), the sysctls above, IPVS timeouts and the sync
- * daemon. Needs ip_vs loaded (the driver's open does that) for net/ipv4/vs/*.
+ * daemon (in a VRRP pair: master if this host holds the VIP now, else backup). Needs ip_vs loaded (the driver's open does that) for net/ipv4/vs/*.
  */
 export async function setupDirectorHost(
   director: DeepReadonly<DirectorConfig>,
   services: readonly VirtualService[],
-  driver: Pick<IpvsDriver, 'setTimeouts' | 'listDaemons' | 'startDaemon'>,
+  driver: Pick<IpvsDriver, 'setTimeouts'> & DaemonDriver,
 ): Promise<HostChanges> {
   const { changes, notes } = await setupDirectorVips(director);
   changes.push(...(await applyDirectorSysctls(director, services)));
@@ -190,12 +190,79 @@ export async function setupDirectorHost(
     const s = (ms: number | undefined) => (ms === undefined ? 0 : Math.max(1, Math.ceil(ms / 1000)));
     await driver.setTimeouts({ tcp: s(t.tcp), tcpFin: s(t.tcp_fin), udp: s(t.udp) });
   }
-  const sync = director.sync_daemon;
-  if (sync && !(await driver.listDaemons()).some((d) => d.state === sync.state)) {
-    await driver.startDaemon({ state: sync.state, interface: sync.interface, syncId: sync.sync_id });
-    changes.push(`sync daemon ${sync.state} on ${sync.interface} (id ${sync.sync_id})`);
-  }
+  if (director.sync_daemon) changes.push(...(await ensureSyncDaemon(director, await holdsPairVip(director, services), driver)));
   return { changes, notes };
+}
+
+// ------------------------------------------------------------------ sync daemon of a VRRP pair
+// Which role when, and why the director (not a keepalived notify script) switches it: see sync-role.ts.
+
+/** The addresses whose presence on `interface` marks this host as the VRRP MASTER: `vips`, else the services' addresses. */
+export function pairVips(director: DeepReadonly<DirectorConfig>, services: readonly VirtualService[]): string[] {
+  if (director.vips.length > 0) return [...director.vips];
+  return [...new Set(services.flatMap((vs) => (vs.address === undefined ? [] : [vs.address])))];
+}
+
+/** Whether the sync daemon's role follows the VIP: a sync daemon on a director whose VIPs keepalived moves. */
+export function followsVrrp(director: DeepReadonly<DirectorConfig>): boolean {
+  return director.sync_daemon !== undefined && vipOwner(director) === 'keepalived';
+}
+
+/** The sync daemon this director should run now: the VRRP-derived role when it follows VRRP, else the configured one. */
+export function wantedSyncDaemon(director: DeepReadonly<DirectorConfig>, holdsVip: boolean): IpvsDaemon | undefined {
+  const sync = director.sync_daemon;
+  if (!sync) return undefined;
+  const state: IpvsDaemonState = followsVrrp(director) ? (holdsVip ? 'master' : 'backup') : sync.state;
+  return { state, interface: sync.interface, syncId: sync.sync_id };
+}
+
+export interface SyncDaemonPlan {
+  /** Daemons to stop, by state. */
+  readonly stop: IpvsDaemonState[];
+  readonly start?: IpvsDaemon;
+}
+
+/**
+ * From the running daemons to the wanted one. Pure. `exclusive`: stop the other role (a VRRP pair switches);
+ * otherwise a daemon started by hand in the other role is left alone. A running daemon of the wanted role on
+ * another interface or sync id is restarted (the kernel cannot change them in place).
+ */
+export function planSyncDaemons(wanted: IpvsDaemon, running: readonly IpvsDaemon[], exclusive: boolean): SyncDaemonPlan {
+  const stop: IpvsDaemonState[] = [];
+  const same = running.find((d) => d.state === wanted.state);
+  if (exclusive) for (const d of running) if (d.state !== wanted.state) stop.push(d.state);
+  if (same && (same.interface !== wanted.interface || same.syncId !== wanted.syncId)) stop.push(same.state);
+  const fits = same && !stop.includes(same.state);
+  return fits ? { stop } : { stop, start: wanted };
+}
+
+/** Whether this host holds any of the pair's VIPs on the director's interface now. */
+export async function holdsPairVip(director: DeepReadonly<DirectorConfig>, services: readonly VirtualService[]): Promise<boolean> {
+  for (const vip of pairVips(director, services)) if (await hasAddress(vipAddress(vip, director.interface))) return true;
+  return false;
+}
+
+export type DaemonDriver = Pick<IpvsDriver, 'listDaemons' | 'startDaemon' | 'stopDaemon'>;
+
+/**
+ * Brings the kernel's sync daemons to the wanted role, reading first (idempotent). Returns one line per change.
+ * `holdsVip` decides the role of a director that follows VRRP; others run the configured state.
+ */
+export async function ensureSyncDaemon(director: DeepReadonly<DirectorConfig>, holdsVip: boolean, driver: DaemonDriver): Promise<string[]> {
+  const wanted = wantedSyncDaemon(director, holdsVip);
+  if (!wanted) return [];
+  const p = planSyncDaemons(wanted, await driver.listDaemons(), followsVrrp(director));
+  const changes: string[] = [];
+  for (const state of p.stop) {
+    await driver.stopDaemon(state);
+    changes.push(`sync daemon ${state} stopped`);
+  }
+  if (p.start) {
+    await driver.startDaemon(p.start);
+    const why = followsVrrp(director) ? (holdsVip ? ' (holds the VIP: VRRP MASTER)' : ' (does not hold the VIP: VRRP BACKUP)') : '';
+    changes.push(`sync daemon ${p.start.state} on ${p.start.interface} (id ${p.start.syncId})${why}`);
+  }
+  return changes;
 }
 
 // ------------------------------------------------------------------ real-server host

@@ -26,19 +26,27 @@ export {
 export { type DrainInput, type DrainResult, type DrainTimes, settingsOf, withDraining } from './drain.ts';
 export {
   applyDirectorSysctls,
+  type DaemonDriver,
   detectRealServerInterface,
   directorSysctls,
   emptyRealServerState,
+  ensureSyncDaemon,
+  followsVrrp,
   type HostAddress,
   type HostChanges,
+  holdsPairVip,
   PROC_SYS,
+  pairVips,
+  planSyncDaemons,
   type RealServerPlan,
   type RealServerState,
   realServerDown,
   realServerPlan,
   realServerUp,
+  type SyncDaemonPlan,
   setupDirectorHost,
   sysctlPath,
+  wantedSyncDaemon,
 } from './host-setup.ts';
 export { createLogger, type Logger, silentLogger } from './logger.ts';
 export { type HeldPhase, type HeldServer, type HeldServers, heldMode, type ResolvedServer, resolveServer } from './manual-drain.ts';
@@ -70,4 +78,14 @@ export {
   type StateStore,
 } from './state-store.ts';
 export { formatStatusTable } from './status-table.ts';
+export {
+  defaultVrrpStatePath,
+  formatHaStatus,
+  type HaStatus,
+  haStatus,
+  readVrrpState,
+  SyncRoleFollower,
+  type SyncRoleFollowerOptions,
+  type VrrpStateRecord,
+} from './sync-role.ts';
 export { TableModel } from './table-model.ts';

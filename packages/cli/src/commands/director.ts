@@ -7,16 +7,21 @@ import {
   Director,
   type DirectorStatus,
   defaultStatePath,
+  defaultVrrpStatePath,
   describeOp,
   desiredEntries,
   FileStateStore,
+  followsVrrp,
+  formatHaStatus,
   formatIpvsadmCommand,
   formatStatusTable,
+  haStatus,
   type Logger,
   type ManualDrainResult,
   openIpvsDriver,
   plan,
   reconcileCycle,
+  SyncRoleFollower,
   serviceIdOfConfig,
   setupDirectorHost,
   startAdminServer,
@@ -79,9 +84,12 @@ export function registerDirector(program: Command): void {
     .description('run the director daemon: health checks, reconcile loop, admin /status and /metrics')
     .action(async (opts: CommonOpts) => runCommand(opts));
   common(director.command('status'))
-    .description('show the IPVS table with health, from the running daemon (admin /status) or else from the kernel')
+    .description(
+      'show the IPVS table with health, from the running daemon (admin /status) or else from the kernel, and the VRRP role and sync daemon',
+    )
     .option('--json', 'print the status as JSON')
-    .action(async (opts: CommonOpts & { json?: boolean }) => statusCommand(opts));
+    .option('--vrrp-state-file <path>', "keepalived's state as its notify script records it (default /run/tiergate/vrrp-<name>.state)")
+    .action(async (opts: StatusOpts) => statusCommand(opts));
   common(director.command('drain'))
     .description('drain one real server by hand through the running daemon: weight 0, wait for its connections, then keep or remove it')
     .requiredOption('--service <service>', 'the virtual service: its name, VIP:PORT, or a key like udp/VIP:PORT')
@@ -226,6 +234,8 @@ async function runCommand(opts: CommonOpts): Promise<void> {
 async function runDaemon(config: Config, director: DirectorCfg, stateFile: string, logger: Logger, opts: CommonOpts): Promise<void> {
   const driver = await openIpvsDriver(director.driver);
   let daemon: Director | undefined;
+  let follower: SyncRoleFollower | undefined;
+  let syncDriver: Awaited<ReturnType<typeof openIpvsDriver>> | undefined;
   try {
     const host = await setupDirectorHost(director, config.virtual_services, driver);
     for (const change of host.changes) logger.info({ change }, 'host setup');
@@ -242,6 +252,19 @@ async function runDaemon(config: Config, director: DirectorCfg, stateFile: strin
       host: { director },
     });
     await daemon.start();
+    if (followsVrrp(director)) {
+      // A VRRP pair: the sync daemon's role follows the VIP (sync-role.ts), on a netlink socket of its own so its
+      // requests never interleave with a reconcile cycle's.
+      syncDriver = await openIpvsDriver(director.driver);
+      follower = new SyncRoleFollower({
+        director,
+        services: () => config.virtual_services,
+        driver: syncDriver,
+        logger,
+        intervalMs: director.reconcile_interval,
+      });
+      await follower.start();
+    }
     const running = daemon;
     const onHup = () => void reloadDaemon(running, opts, logger);
     process.on('SIGHUP', onHup);
@@ -255,6 +278,8 @@ async function runDaemon(config: Config, director: DirectorCfg, stateFile: strin
     logger.info({}, 'stopping (the IPVS table is left as it is)');
     await admin.close();
   } finally {
+    await follower?.stop();
+    await syncDriver?.close();
     await daemon?.stop();
     await driver.close();
   }
@@ -275,10 +300,19 @@ async function reloadDaemon(daemon: Director, opts: CommonOpts, logger: Logger):
   }
 }
 
-async function statusCommand(opts: CommonOpts & { json?: boolean }): Promise<void> {
+type StatusOpts = CommonOpts & { json?: boolean; vrrpStateFile?: string };
+
+async function statusCommand(opts: StatusOpts): Promise<void> {
   const { config, director, stateFile } = await load(opts);
   const status = (await fromDaemon(director)) ?? (await fromKernel(config, director, stateFile));
-  process.stdout.write(opts.json ? `${JSON.stringify(status, null, 2)}\n` : formatStatusTable(status));
+  // The VRRP role and the sync daemon are host state: read here (addresses, keepalived's notify file, the kernel's
+  // GET_DAEMON), so they show whether the daemon runs or not.
+  const ha = await haStatus(director, config.virtual_services, opts.vrrpStateFile ?? defaultVrrpStatePath(director.name), async () => {
+    await using driver = await openIpvsDriver(director.driver);
+    // Awaited here: the socket closes when this function returns.
+    return await driver.listDaemons();
+  });
+  process.stdout.write(opts.json ? `${JSON.stringify({ ...status, ha }, null, 2)}\n` : formatStatusTable(status) + formatHaStatus(ha));
 }
 
 async function fromDaemon(director: DirectorCfg): Promise<DirectorStatus | undefined> {
