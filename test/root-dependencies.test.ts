@@ -13,9 +13,15 @@ function sources(dir: string): string[] {
     .map((e) => join(e.parentPath, e.name));
 }
 
-/** The package a bare specifier names (`@scope/name` or `name`), or undefined for a relative path or a builtin. */
+/**
+ * k6's own modules (`k6`, `k6/http`, …): a k6 script imports them from the k6 runtime, or from the Node runner's
+ * resolve hook (loadtest/k6-runner), never from node_modules (their types come from the declared `@types/k6`).
+ */
+const K6_MODULE = /^k6(\/|$)/;
+
+/** The package a bare specifier names (`@scope/name` or `name`), or undefined for a relative path, a builtin or k6's. */
 function packageOf(specifier: string): string | undefined {
-  if (specifier.startsWith('.') || specifier.startsWith('/') || isBuiltin(specifier)) return undefined;
+  if (specifier.startsWith('.') || specifier.startsWith('/') || isBuiltin(specifier) || K6_MODULE.test(specifier)) return undefined;
   const parts = specifier.split('/');
   return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
 }
