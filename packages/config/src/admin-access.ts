@@ -87,7 +87,8 @@ function isOwnHost(hostname: string, listener: string, localAddress: string | un
  * - `Origin`, which browsers add to cross-origin reads and to every POST: a GET may carry only one whose
  *   host passes the same test, a state-changing method (POST /reload, /reconcile) none at all, and no
  *   `Sec-Fetch-Site` either. curl, Prometheus and the tiergate CLI send neither header, so they are not
- *   affected; the admin serves no page, so no legitimate browser request changes state.
+ *   affected; the only page (`GET /`, admin-page.ts) reads `/status` with same-origin GETs, so no
+ *   legitimate browser request changes state.
  * - the bearer token, when configured.
  */
 export function checkAdminRequest(req: AdminRequest, admin: AdminAccess): AdminRefusal | undefined {

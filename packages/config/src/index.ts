@@ -6,6 +6,15 @@ export {
   bearerTokenMatches,
   checkAdminRequest,
 } from './admin-access.ts';
+export {
+  STATUS_PAGE_REFRESH_S,
+  type StatusPage,
+  type StatusPageRow,
+  type StatusPageSpec,
+  type StatusPageView,
+  statusPage,
+  statusPageAccess,
+} from './admin-page.ts';
 export { DEFAULT_DRAIN_DELAY_MS, DRAIN_DELAY_MARGIN_MS, type DrainDelayFacts, drainDelayMs } from './drain-delay.ts';
 export {
   type CheckedConfig,

@@ -1,9 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { checkAdminRequest, isLoopbackAddress } from '@tiergate/config';
+import { checkAdminRequest, isLoopbackAddress, statusPageAccess } from '@tiergate/config';
 import { httpStatusOf, isTgError, TgError } from '@tiergate/errors';
 import type { Logger } from './logger.ts';
 import type { Director } from './reconciler.ts';
+import { directorStatusPage } from './status-page.ts';
 
 export interface AdminServer extends AsyncDisposable {
   /** `http://host:port`. */
@@ -42,7 +43,8 @@ async function readDrainRequest(
 }
 
 /**
- * The director's admin listener: `GET /status` (JSON, see DirectorStatus), `GET /metrics` (Prometheus text),
+ * The director's admin listener: `GET /` (the live status page, status-page.ts: the table below, redrawn from
+ * /status; served without the token, as it holds no data), `GET /status` (JSON, see DirectorStatus), `GET /metrics` (Prometheus text),
  * both from a fresh read of the kernel's table, `POST /reconcile` (run a full cycle now), and `POST /drain` /
  * `POST /undrain` (a real server drained by hand, Director#drain: JSON `{service, server, timeout_ms?, after?,
  * wait?}`; without `wait: false` the answer comes when the drain is over). Every request
@@ -60,7 +62,7 @@ export async function startAdminServer(
     throw new TgError('TG_CONFIG_INVALID', `director admin: a token is required to listen on ${opts.address}, which is not loopback`);
   const server: Server = createServer((req, res) => {
     void (async () => {
-      const refused = checkAdminRequest(req, opts);
+      const refused = checkAdminRequest(req, statusPageAccess(req.method, req.url, opts));
       if (refused) {
         if (refused.status === 401) res.setHeader('www-authenticate', 'Bearer realm="tiergate-director"');
         res.writeHead(refused.status, { 'content-type': 'application/json' });
@@ -81,7 +83,10 @@ export async function startAdminServer(
         return;
       }
       req.resume();
-      if (req.method === 'GET' && path === '/status') {
+      if ((req.method === 'GET' || req.method === 'HEAD') && path === '/') {
+        const page = directorStatusPage();
+        res.writeHead(200, page.headers).end(req.method === 'HEAD' ? undefined : page.body);
+      } else if (req.method === 'GET' && path === '/status') {
         res.writeHead(200, { 'content-type': 'application/json' }).end(`${JSON.stringify(await director.readStatus())}\n`);
       } else if (req.method === 'GET' && path === '/metrics' && opts.metrics === false) {
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"metrics are off (telemetry.metrics.enabled: false)"}\n');

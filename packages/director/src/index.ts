@@ -77,6 +77,7 @@ export {
   netnsId,
   type StateStore,
 } from './state-store.ts';
+export { directorStatusPage, directorStatusView } from './status-page.ts';
 export { formatStatusTable } from './status-table.ts';
 export {
   defaultVrrpStatePath,

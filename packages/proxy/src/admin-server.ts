@@ -1,10 +1,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { checkAdminRequest, isLoopbackAddress } from '@tiergate/config';
+import { checkAdminRequest, isLoopbackAddress, statusPageAccess } from '@tiergate/config';
 import { type ErrorCode, httpStatusOf, isTgError, TgError } from '@tiergate/errors';
 import { acceptErrorLogger } from './connection-limit.ts';
 import { type ExpositionFormat, expositionFormat, percentiles, type WorkerSnapshot } from './metrics.ts';
 import type { BoundAddress, ProxyLogger } from './proxy-server.ts';
+import { proxyStatusPage } from './status-page.ts';
 
 /** Where the admin endpoint gets its answers: one process, or the cluster primary asking its workers. */
 export interface AdminSource {
@@ -47,6 +48,10 @@ export interface ServerView {
   /** Active health check: `healthy`, `unhealthy`, `mixed` (workers disagree) or `unchecked`. */
   readonly health: string;
   readonly lastCheck: string | undefined;
+  /** When the active health check last changed its verdict (ISO 8601, latest over workers); undefined before any change. */
+  readonly lastChange: string | undefined;
+  /** The balancer's effective weight (lowered after failures, ramping up in slow start), lowest over workers. */
+  readonly weight: number;
   readonly active: number;
   readonly requests: number;
   readonly failures: number;
@@ -117,6 +122,7 @@ export function mergeStatus(snaps: readonly WorkerSnapshot[], draining: boolean)
         const samples = counters.flatMap((c) => c.latencies);
         const [p50, p90, p99] = percentiles(samples, [50, 90, 99]);
         const lastResult = list.find((s) => s.check?.lastResult)?.check?.lastResult;
+        const changes = list.map((s) => s.check?.lastChangeAt ?? null).filter((t) => t !== null);
         return {
           address,
           state: summary(states),
@@ -124,6 +130,8 @@ export function mergeStatus(snaps: readonly WorkerSnapshot[], draining: boolean)
           backup: flags?.backup ?? false,
           health: summary(health),
           lastCheck: lastResult ? `${lastResult.ok ? 'ok' : 'failed'}: ${lastResult.detail}` : undefined,
+          lastChange: changes.length > 0 ? new Date(Math.max(...changes)).toISOString() : undefined,
+          weight: Math.round(Math.min(...list.map((s) => s.effectiveWeight)) * 100) / 100,
           active: list.reduce((n, s) => n + s.active, 0),
           requests: counters.reduce((n, c) => n + c.requests, 0),
           failures: counters.reduce((n, c) => n + c.failures, 0),
@@ -162,6 +170,11 @@ function sendError(res: ServerResponse, err: unknown, log: ProxyLogger | undefin
 async function route(req: IncomingMessage, res: ServerResponse, source: AdminSource): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
   const method = req.method ?? 'GET';
+  if (path === '/' && (method === 'GET' || method === 'HEAD')) {
+    const page = proxyStatusPage();
+    res.writeHead(200, page.headers);
+    return void res.end(method === 'HEAD' ? undefined : page.body);
+  }
   if (path === '/reload' && source.reload) {
     if (method !== 'POST') return send(res, 405, 'use POST\n', 'text/plain');
     await source.reload();
@@ -189,12 +202,13 @@ async function route(req: IncomingMessage, res: ServerResponse, source: AdminSou
       return send(res, 200, m.text, m.contentType);
     }
     default:
-      return send(res, 404, 'not found: /healthz /readyz /status /metrics /reload /healthcheck/fail /healthcheck/ok\n', 'text/plain');
+      return send(res, 404, 'not found: / /healthz /readyz /status /metrics /reload /healthcheck/fail /healthcheck/ok\n', 'text/plain');
   }
 }
 
 /**
- * Starts the admin listener (default 127.0.0.1:9901): GET /healthz (the process answers), /readyz
+ * Starts the admin listener (default 127.0.0.1:9901): GET / (the live status page, status-page.ts; served
+ * without the token, as it holds no data), /healthz (the process answers), /readyz
  * (200 or 503 with reasons), /status (JSON, `AdminStatus`), /metrics (Prometheus text), POST /reload, POST
  * /healthcheck/fail and /healthcheck/ok (Envoy's names: `monitor_uri` answers 503, or 200 again).
  * A request naming a foreign Host, or a browser's (Origin), gets 403 TG_ADMIN_FORBIDDEN; with `token`,
@@ -207,7 +221,7 @@ export async function startAdminServer(config: AdminConfig, source: AdminSource,
     throw new TgError('TG_CONFIG_INVALID', `admin: a token is required to listen on ${config.address}, which is not loopback`);
   const server: Server = createServer((req, res) => {
     req.resume();
-    const refused = checkAdminRequest(req, config);
+    const refused = checkAdminRequest(req, statusPageAccess(req.method, req.url, config));
     if (refused) {
       if (refused.status === 401) res.setHeader('www-authenticate', 'Bearer realm="tiergate-admin"');
       sendError(res, new TgError(refused.code, refused.message), log);

@@ -35,3 +35,4 @@ export {
   startProxy,
 } from './proxy-server.ts';
 export { RouteTable, stripPort } from './route-table.ts';
+export { proxyStatusPage, proxyStatusView } from './status-page.ts';
