@@ -42,6 +42,7 @@ const SOURCES = [
  */
 const KNOWN_SITES: Record<string, { runs: readonly string[]; wrapper?: string; why: string }> = {
   'test/infra-ansible.test.ts:cmd': { runs: [], wrapper: 'run', why: "the file's run() helper: its callers pass the command" },
+  'test/infra-ha.test.ts:cmd': { runs: [], wrapper: 'run', why: "the file's run() helper: its callers pass the command" },
   'test/proxy-ops-helpers.ts:argv[0]!': {
     runs: ['node', 'prlimit'],
     why: 'startProxyProc: the proxy, or a wrapper that execs it (its callers pass prlimit)',
