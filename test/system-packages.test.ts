@@ -235,10 +235,14 @@ function ansibleModules(): Map<string, string> {
   return out;
 }
 
-/** Filters used in infra's templates and YAML (`| name`). */
+/**
+ * Filters used in infra's templates and YAML (`| name`). Not infra/prometheus/: Prometheus's own files, whose
+ * `{{ $value | humanizePercentage }}` are Go templates that Prometheus expands, never Ansible.
+ */
 function ansibleFilters(): Map<string, string> {
   const out = new Map<string, string>();
-  for (const file of filesUnder(INFRA, ['.yml', '.yaml', '.j2'])) {
+  const prometheusFiles = join(INFRA, 'prometheus/');
+  for (const file of filesUnder(INFRA, ['.yml', '.yaml', '.j2']).filter((f) => !f.startsWith(prometheusFiles))) {
     const text = readFileSync(file, 'utf8');
     for (const expr of text.matchAll(/\{\{([\s\S]*?)\}\}|\{%([\s\S]*?)%\}|^\s*(?:when|that|changed_when|failed_when):.*$/gm)) {
       for (const m of expr[0].matchAll(/\|\s*([A-Za-z_][\w.]*)/g)) out.set(m[1]!, relative(ROOT, file));
