@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { canonicalAddress, destKey, type IpvsServiceEntry, type IpvsStats, serviceKey } from '@tiergate/ipvs';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry } from 'prom-client';
 import { destPortOf, healthKey, serviceIdOfConfig, type VirtualService } from './desired.ts';
+import type { Op } from './plan.ts';
+import type { CycleKind } from './reconciler.ts';
 
 /** The director package's version: tiergate's packages are versioned together. */
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -32,6 +34,17 @@ export interface DirectorMetricsSnapshot {
   /** Health of checked real servers, by healthKey (unchecked ones have no entry and no `healthy` series). */
   readonly health: ReadonlyMap<string, boolean>;
 }
+
+/** CycleKind (reconciler.ts) and the kinds of Op (plan.ts): the label values that exist from the start. */
+const CYCLE_KINDS: readonly CycleKind[] = ['full', 'services', 'idle'];
+const OP_KINDS: readonly Op['kind'][] = [
+  'add-service',
+  'update-service',
+  'delete-service',
+  'add-destination',
+  'update-destination',
+  'delete-destination',
+];
 
 const SERVICE_LABELS = ['service', 'vip', 'port', 'protocol'] as const;
 const SERVER_LABELS = [...SERVICE_LABELS, 'server'] as const;
@@ -160,6 +173,14 @@ export class DirectorMetrics {
       labelNames: [...SERVER_LABELS, 'state'],
       registers,
     });
+
+    // Known label values start at 0 (Prometheus' advice): an error rate or alert over them has a series to compute
+    // on before the first error, and the first error is an increase from 0 rather than a series appearing.
+    for (const kind of CYCLE_KINDS) {
+      for (const result of ['ok', 'error']) this.cycles.inc({ result, kind }, 0);
+      this.cycleSeconds.zero({ kind });
+    }
+    for (const kind of OP_KINDS) this.ops.inc({ kind }, 0);
 
     const rows = () => this.#rows;
     const serviceCounter = (name: string, help: string, stat: keyof IpvsStats) =>
