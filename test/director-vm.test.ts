@@ -215,6 +215,7 @@ t0=$(date +%s%N)
 poll "D ipvsadm -Ln -t $TG_VIP:80 | grep -Eq '${rs(2)}:80 +Route +1 '"
 echo $(( ($(date +%s%N) - t0) / 1000000 )) > up-ms.txt
 D bash -c 'http_get 9902 /metrics' > metrics.txt
+D ipvsadm -Ln --stats --exact -t $TG_VIP:80 > stats80.txt
 
 # 9) drift: changes made behind the daemon's back on owned services are repaired at the next resync (2 s)
 # (the daemon is stopped while the table drifts, so the evidence cannot race with a resync)
@@ -447,8 +448,26 @@ describe('director against real IPVS (QEMU guest, one boot)', () => {
     expect(await read('list-down.txt')).toMatch(new RegExp(`${rs(2)}:80\\s+Route\\s+0`));
     expect(await read('status-down.txt')).toMatch(new RegExp(`-> ${rs(2)}:80\\s+Route\\s+0\\s+\\d+\\s+\\d+\\s+down`));
     const metrics = await read('metrics.txt');
-    expect(metrics).toContain(`tiergate_director_health_transitions_total{service="tcp/${VIP}:80",state="down"} 1`);
-    expect(metrics).toContain(`tiergate_director_health_transitions_total{service="tcp/${VIP}:80",state="up"} 1`);
+    const web = `service="web",vip="${VIP}",port="80",protocol="tcp"`;
+    expect(metrics).toContain(`tiergate_director_health_transitions_total{${web},server="${rs(2)}:80",state="down"} 1`);
+    expect(metrics).toContain(`tiergate_director_health_transitions_total{${web},server="${rs(2)}:80",state="up"} 1`);
+    expect(metrics).toContain(`tiergate_director_realserver_healthy{${web},server="${rs(2)}:80"} 1`);
+    expect(metrics).toContain(`tiergate_director_realserver_weight{${web},server="${rs(2)}:80"} 1`);
+    // The counters are the kernel's own: what `ipvsadm -Ln --stats --exact` shows right after (no traffic between).
+    const stats80 = (await read('stats80.txt')).split('\n');
+    const svcLine =
+      stats80
+        .find((l) => l.startsWith('TCP'))
+        ?.trim()
+        .split(/\s+/) ?? [];
+    expect(metrics).toContain(`tiergate_director_service_connections_total{${web}} ${svcLine[2]}`);
+    expect(metrics).toContain(`tiergate_director_service_incoming_bytes_total{${web}} ${svcLine[5]}`);
+    const rs1Line =
+      stats80
+        .find((l) => l.includes(`-> ${rs(1)}:80`))
+        ?.trim()
+        .split(/\s+/) ?? [];
+    expect(metrics).toContain(`tiergate_director_realserver_connections_total{${web},server="${rs(1)}:80"} ${rs1Line[2]}`);
     console.info(`health: down seen after ${(await read('down-ms.txt')).trim()} ms, up after ${(await read('up-ms.txt')).trim()} ms`);
 
     // 9) the drift (a weight set by `ipvsadm -e`, a destination deleted by `ipvsadm -d`) happened, and the next

@@ -11,7 +11,7 @@ import { type CycleOutcome, endReconcileSpan, healthTransitionSpan, MAX_TRANSITI
 import { applyDirectorSysctls } from './host-setup.ts';
 import { type Logger, silentLogger } from './logger.ts';
 import { type HeldServer, resolveServer } from './manual-drain.ts';
-import { DirectorMetrics } from './metrics.ts';
+import { DirectorMetrics, serviceLabels } from './metrics.ts';
 import type { Op } from './plan.ts';
 import { RealServerHealth } from './real-server-health.ts';
 import { type DirectorState, EMPTY_STATE, type StateStore } from './state-store.ts';
@@ -162,6 +162,9 @@ export class Director implements AsyncDisposable {
   /** The running wait of each `draining` held server (by its entry: a new drain of the same server is a new wait). */
   #watchers = new Map<HeldServer, Promise<ManualDrainResult>>();
   #wake = new Set<() => void>();
+  /** Fresh table reads started, and the newest one the metrics' snapshot is from. */
+  #reads = 0;
+  #metricsRead = 0;
 
   constructor(options: DirectorOptions) {
     this.#o = options;
@@ -400,8 +403,9 @@ export class Director implements AsyncDisposable {
     const durationMs = performance.now() - started;
     this.#cycles += 1;
     this.#last = { at, kind, durationMs, ops: error ? partial.planned : ops.length, error };
-    this.metrics.cycles.inc({ result: error ? 'error' : 'ok' });
-    this.metrics.cycleSeconds.observe(durationMs / 1000);
+    this.metrics.cycles.inc({ result: error ? 'error' : 'ok', kind });
+    if (error) this.metrics.cycleErrors.inc({ code: error.code });
+    this.metrics.cycleSeconds.observe({ kind }, durationMs / 1000);
     return {
       planned: error ? partial.planned : ops.length,
       applied: report?.applied.length ?? partial.applied,
@@ -472,8 +476,8 @@ export class Director implements AsyncDisposable {
   #onHealth(key: string, change: HealthChange): void {
     const state = change.healthy ? 'up' : 'down';
     const [service = '', server = ''] = key.split(' ');
-    this.metrics.transitions.inc({ service: change.monitor, state });
-    if (key !== '') this.metrics.healthy.set({ service, server }, change.healthy ? 1 : 0);
+    const vs = this.#managed.get(service);
+    if (vs) this.metrics.transitions.inc({ ...serviceLabels(vs), server, state });
     const span = healthTransitionSpan(this.#o.name, server, change);
     // An invalid context is what a no-op span (tracing off) has: nothing to link to.
     if (isSpanContextValid(span.spanContext()) && this.#transitions.length < MAX_TRANSITION_LINKS)
@@ -483,22 +487,6 @@ export class Director implements AsyncDisposable {
     );
     if (service !== '') this.#dirty.add(service);
     void this.reconcileNow();
-  }
-
-  /** Gauges from a table just read: the weight and active connections the kernel holds, and health. */
-  #updateGauges(table: readonly IpvsServiceEntry[]): void {
-    for (const [key, healthy] of this.#health.snapshot()) {
-      const [service = '', server = ''] = key.split(' ');
-      this.metrics.healthy.set({ service, server }, healthy ? 1 : 0);
-    }
-    for (const e of table) {
-      const service = serviceKey(e.service);
-      if (!this.#managed.has(service)) continue;
-      for (const d of e.destinations) {
-        this.metrics.weight.set({ service, server: destKey(d) }, d.weight);
-        this.metrics.activeConns.set({ service, server: destKey(d) }, d.activeConns ?? 0);
-      }
-    }
   }
 
   /** What the last cycle did (null before the first), as `status()` has it, without building the table's status. */
@@ -513,11 +501,16 @@ export class Director implements AsyncDisposable {
 
   /**
    * Status from a fresh read of the kernel's table (GET /status and /metrics: counters and stats are current,
-   * and the gauges are set from it). A read only: the model is left alone, and a cycle never waits for it.
+   * and the metrics' snapshot is taken from it). A read only: the model is left alone, and a cycle never waits for it.
    */
   async readStatus(): Promise<DirectorStatus> {
+    const seq = ++this.#reads;
     const table = await this.#o.driver.listServices();
-    this.#updateGauges(table);
+    // Reads that overlap (two scrapes at once) may end out of order: an older one would take the counters back.
+    if (seq > this.#metricsRead) {
+      this.#metricsRead = seq;
+      this.metrics.update({ table, services: this.#services, health: this.#health.snapshot() });
+    }
     return this.#statusOf(table);
   }
 
