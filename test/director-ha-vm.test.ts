@@ -247,9 +247,18 @@ describe('director pair failover (QEMU guest: real keepalived, real IPVS and its
     ran();
     const lb1 = await read('status-lb1-before.txt');
     const lb2 = await read('status-lb2-before.txt');
-    expect(lb1).toMatch(new RegExp(`^VRRP: MASTER since \\S+; VIP \\(keepalived\\): ${VIP} held$`, 'm'));
+    expect(lb1, lb1).toMatch(new RegExp(`^VRRP: MASTER since \\S+; VIP \\(keepalived\\): ${VIP} held$`, 'm'));
     expect(lb1).toMatch(/^sync daemon: master on eth0 id 7 \(wanted: master\)$/m);
-    expect(lb2).toMatch(new RegExp(`^VRRP: BACKUP since \\S+; VIP \\(keepalived\\): ${VIP} not held$`, 'm'));
+    // keepalived forks one notify script per transition, unordered: when lb2 passes through MASTER at start-up (its
+    // first adverts race lb1's under emulation), the MASTER script can finish after the BACKUP one and leave MASTER
+    // recorded (seen once in CI). status must then flag it as stale, never show lb2 as a plain MASTER. Serializing
+    // the notifications (keepalived's notify_fifo) is the fix left for later (docs/director.md).
+    expect(lb2, lb2).toMatch(
+      new RegExp(
+        `^VRRP: (BACKUP since \\S+|MASTER since \\S+ \\(recorded; no VIP here now: keepalived stopped without a notify\\?\\)); VIP \\(keepalived\\): ${VIP} not held$`,
+        'm',
+      ),
+    );
     expect(lb2).toMatch(/^sync daemon: backup on eth0 id 7 \(wanted: backup\)$/m);
   });
 
