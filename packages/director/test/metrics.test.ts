@@ -1,9 +1,9 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { validateConfig } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import type { IpvsDaemon, IpvsDestination, IpvsService, IpvsServiceEntry, IpvsStats } from '@tiergate/ipvs';
+import { promtoolCheckMetrics } from '@tiergate/testkit';
 import { describe, expect, it } from 'vitest';
 import { startAdminServer } from '../src/admin-server.ts';
 import type { VirtualService } from '../src/desired.ts';
@@ -15,19 +15,6 @@ import { FakeIpvs } from './fake-ipvs.ts';
 
 // The director's /metrics: what `ipvsadm -Ln --stats` shows (the kernel's own counters), weights, health and the
 // reconcile loop, as Prometheus text that Prometheus' own linter (`promtool check metrics`) accepts.
-
-/** `promtool check metrics` (Debian's prometheus package) over `text`: its exit code and what it printed. */
-function promtoolCheck(text: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c));
-    child.stderr.on('data', (c: Buffer) => (output += c));
-    child.on('error', (err) => reject(new Error('this test needs promtool (apt-get install prometheus)', { cause: err })));
-    child.on('close', (code) => resolve({ code, output }));
-    child.stdin.end(text);
-  });
-}
 
 interface Sample {
   readonly name: string;
@@ -146,7 +133,7 @@ describe('DirectorMetrics: the IPVS table as metrics', () => {
     });
     const text = await m.registry.metrics();
 
-    expect(await promtoolCheck(text)).toEqual({ code: 0, output: '' });
+    expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: '' });
     // ipvsadm -Ln --stats, service lines (the foreign 10.99.0.200 is not tiergate's: not exported).
     expect(family(text, 'tiergate_director_service_connections_total')).toEqual({ [WEB]: 7, [DNS]: 1 });
     expect(family(text, 'tiergate_director_service_incoming_packets_total')).toEqual({ [WEB]: 70, [DNS]: 10 });
@@ -268,7 +255,7 @@ describe('Director /metrics (admin listener over a table with stats)', () => {
     expect(family(text, 'tiergate_director_realserver_healthy')).toEqual({ [labels]: 0 });
     expect(family(text, 'tiergate_director_realserver_weight')).toEqual({ [labels]: 0 });
     expect(family(text, 'tiergate_director_realserver_configured_weight')).toEqual({ [labels]: 1 });
-    expect(await promtoolCheck(text)).toEqual({ code: 0, output: '' });
+    expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: '' });
   });
 });
 
@@ -302,7 +289,7 @@ describe('Director /metrics when the table cannot be read, and the VRRP pair', (
     expect(family(text, 'tiergate_director_service_connections_total')).toEqual({});
     // What the config says is still known.
     expect(family(text, 'tiergate_director_realserver_configured_weight')).toEqual({ [server]: 3 });
-    expect(await promtoolCheck(text)).toEqual({ code: 0, output: '' });
+    expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: '' });
 
     driver.listServices = listServices;
     text = await scrape();
@@ -362,6 +349,6 @@ describe('Director /metrics when the table cannot be read, and the VRRP pair', (
     d.metrics.setHaSource(() => Promise.reject(new Error('ip: command not found')));
     text = await scrape();
     expect(family(text, 'tiergate_director_vip_held')).toEqual({});
-    expect(await promtoolCheck(text)).toEqual({ code: 0, output: '' });
+    expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: '' });
   });
 });
