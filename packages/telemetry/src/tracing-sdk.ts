@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { type TracerProvider as ApiTracerProvider, context, DiagLogLevel, diag, propagation, trace } from '@opentelemetry/api';
+import { type TracerProvider as ApiTracerProvider, context, diag, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { ParentBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
 import { TgError } from '@tiergate/errors';
+import { installDiagLogger } from './diag-sink.ts';
 import { EncodingSpanProcessor } from './exporters/encoding-span-processor.ts';
 import { PIPELINES } from './exporters/exporter-registry.ts';
 import { resolveOtlpExport } from './exporters/otlp-export-settings.ts';
@@ -111,22 +112,6 @@ async function instrumentIoredis(provider: ApiTracerProvider): Promise<() => voi
  */
 export function exportFromThread(setting: boolean | 'auto'): boolean {
   return setting !== false;
-}
-
-function installDiagLogger(sink: (level: 'warn' | 'error', message: string) => void): void {
-  const ignore = (): void => {};
-  const format = (message: string, args: unknown[]): string =>
-    [message, ...args.map((a) => (a instanceof Error ? a.message : String(a)))].join(' ');
-  diag.setLogger(
-    {
-      error: (m, ...a) => sink('error', format(m, a)),
-      warn: (m, ...a) => sink('warn', format(m, a)),
-      info: ignore,
-      debug: ignore,
-      verbose: ignore,
-    },
-    DiagLogLevel.WARN,
-  );
 }
 
 function unregisterGlobals(): void {
