@@ -53,6 +53,8 @@ describe('tracing: tiergate demo-app', () => {
     // No traceparent: app-1 starts a trace of its own (ratio 1), app-2 none (ratio 0).
     expect((await new TracedClient().call(`${url1}/cart`)).status).toBe(200);
     expect((await new TracedClient().call(`${url2}/cart`)).status).toBe(200);
+    // The liveness route is not traced (the proxy probes it every few seconds): `servers` below has no span for it.
+    expect((await fetch(`${url1}/healthz`, { headers: { traceparent: trace.traceparent().header } })).status).toBe(200);
     // Tracing off: served, nothing exported.
     expect((await browser.call(`${url3}/cart`, { traceparent: p5!.header })).body?.user).toBe('alice');
     // Redis gone: a 503, an ERROR span, and a log line that names the trace.
