@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { type TracerProvider as ApiTracerProvider, context, diag, propagation, trace } from '@opentelemetry/api';
+import { context, diag, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
@@ -63,12 +63,10 @@ export async function startTracingSdk(settings: TelemetrySettings, options: Star
     await provider.shutdown();
     throw new TgError('TG_TELEMETRY_SETUP', 'another OpenTelemetry SDK is already registered in this process');
   }
-  const stopInstrumentation = options.tier === 'app' ? await instrumentIoredis(apiProvider) : () => {};
 
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {
-      stopInstrumentation();
       try {
         await provider.shutdown(); // flushes the batch processor, then shuts the exporter down
       } catch (err) {
@@ -82,24 +80,6 @@ export async function startTracingSdk(settings: TelemetrySettings, options: Star
     return stopping;
   };
   return { enabled: true, shutdown, [Symbol.asyncDispose]: shutdown };
-}
-
-/**
- * Redis spans for the app tier. ioredis is CommonJS, and when an ES module imports it Node does
- * not go through `require`, so require-in-the-middle alone never sees it: import-in-the-middle's
- * in-thread loader hook (module.registerHooks, Node >= 24.11.1) is what lets the instrumentation
- * patch it. Only modules imported after this runs are patched, hence "start telemetry first".
- */
-async function instrumentIoredis(provider: ApiTracerProvider): Promise<() => void> {
-  const [{ register, supportsSyncHooks }, { IORedisInstrumentation }] = await Promise.all([
-    import('import-in-the-middle/register-hooks.mjs'),
-    import('@opentelemetry/instrumentation-ioredis'),
-  ]);
-  if (supportsSyncHooks()) register({ include: ['ioredis'] });
-  const instrumentation = new IORedisInstrumentation({ enabled: false, requireParentSpan: true });
-  instrumentation.setTracerProvider(provider);
-  instrumentation.enable();
-  return () => instrumentation.disable();
 }
 
 /**
