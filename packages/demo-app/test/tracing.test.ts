@@ -64,7 +64,9 @@ describe('tracing: the demo app on the standard Node SDK', () => {
       'x-forwarded-for': '198.51.100.1, 203.0.113.7',
       'user-agent': 'tiergate-test',
     };
-    expect((await browser.call(`${app.url}/captcha`, { headers })).status).toBe(200);
+    const captchaReply = await browser.call(`${app.url}/captcha`, { headers });
+    expect(captchaReply.status).toBe(200);
+    const code = String(captchaReply.body?.code);
     expect(
       (await browser.call(`${app.url}/no-such-page`, { headers: { ...headers, traceparent: `00-${TRACE_ID}-${'b'.repeat(16)}-01` } }))
         .status,
@@ -101,7 +103,11 @@ describe('tracing: the demo app on the standard Node SDK', () => {
     expect(redisSpans.filter((r) => serverOf(r) === captcha!.spanId).length).toBeGreaterThan(0);
     for (const r of redisSpans) {
       expect(r).toMatchObject({ traceId: TRACE_ID, attributes: { 'db.system.name': 'redis', 'server.port': redis.port } });
+      // The command and a placeholder per argument: the arguments are the session's id and data.
+      expect(r.attributes['db.query.text']).toMatch(/^\w+( \?)*$/);
     }
+    // The captcha's answer went to Redis (the session save's script) but into no span.
+    expect(JSON.stringify(spans)).not.toContain(code);
     expect(new Set(spans.map((s) => s.traceId))).toEqual(new Set([TRACE_ID]));
   });
 });

@@ -69,8 +69,14 @@ export async function startNodeSdk(settings: TelemetrySettings, options: StartAp
     ...(!env.OTEL_LOGS_EXPORTER?.trim() && { logRecordProcessors: [] }),
     instrumentations: [
       new HttpInstrumentation({ ignoreIncomingRequestHook: options.ignoreIncomingRequest }),
-      // Only under a request's span: the store's connection checks and pings would each start a trace otherwise.
-      new IORedisInstrumentation({ requireParentSpan: true }),
+      new IORedisInstrumentation({
+        // Only under a request's span: the store's connection checks and pings would each start a trace otherwise.
+        requireParentSpan: true,
+        // The default serializer writes every argument of EVAL/EVALSHA, GET, DEL, …: for a session store that is the
+        // session's id and data (a captcha's answer, the user). The command and a `?` per argument, as SQL
+        // instrumentations sanitize their statements.
+        dbStatementSerializer: (command, args) => [command, ...args.map(() => '?')].join(' '),
+      }),
     ],
   });
   // OTEL_LOG_LEVEL gives the SDK its console logger (NodeSDK's constructor did that); otherwise the caller's sink.
