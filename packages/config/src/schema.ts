@@ -81,7 +81,22 @@ export const l4HealthCheck = healthCheck(
   },
 );
 /** nginx plus `health_check` defaults: interval 5 s, passes 1, fails 1 (timeout 2 s, ours). */
-export const l7HealthCheck = healthCheck(5_000, 2_000, 1, 1, {});
+const l7Timing = timing(5_000, 2_000, 1, 1);
+/**
+ * L7 only (the director's real servers are proxy nodes, checked by http): the gRPC health protocol
+ * (`grpc.health.v1.Health/Check`), as nginx plus `health_check type=grpc grpc_service=`, Envoy's
+ * `grpc_health_check` and Kubernetes' `grpc` probe.
+ */
+const grpcCheck = z.strictObject({
+  type: z.literal('grpc'),
+  ...l7Timing,
+  /** The service asked about; '' (the default) is the server as a whole (grpc.health.v1). */
+  service: z.string().default(''),
+  /** Speak TLS (h2 by ALPN) instead of cleartext h2c. */
+  tls: z.boolean().default(false),
+  tls_verify: z.boolean().default(false),
+});
+export const l7HealthCheck = z.discriminatedUnion('type', [...healthCheck(5_000, 2_000, 1, 1, {}).options, grpcCheck]);
 
 // ---------------------------------------------------------------- L4: directors and virtual services
 
@@ -227,6 +242,18 @@ export const pool = z.strictObject({
     })
     .prefault({}),
   health_check: l7HealthCheck.optional(),
+  /**
+   * How the proxy speaks to the servers (docs/proxy.md, "HTTP/2 and gRPC to upstreams"): `http1` cleartext
+   * HTTP/1.1; `h2` TLS offering h2 then http/1.1 by ALPN (nginx `grpc_pass grpcs://`, HAProxy `ssl alpn h2`);
+   * `h2c` cleartext HTTP/2 with prior knowledge (nginx `grpc_pass grpc://`, HAProxy `proto h2`).
+   */
+  protocol: z.enum(['http1', 'h2', 'h2c']).default('http1'),
+  /** `h2` only: verify the servers' certificates (nginx `proxy_ssl_verify`, off by default as there). */
+  tls_verify: z.boolean().default(false),
+  /** `h2` only: a PEM file of CAs to verify against instead of Node's bundled roots (nginx `proxy_ssl_trusted_certificate`). */
+  tls_ca: z.string().min(1).optional(),
+  /** `h2` only: the SNI and verified name (nginx `proxy_ssl_name`); default the server address's host when it is a name. */
+  tls_server_name: z.string().min(1).optional(),
   sticky: z
     .strictObject({
       cookie: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid cookie name'),
