@@ -18,6 +18,7 @@ import type { RouteTable } from './route-table.ts';
 import { activeTracer, endAttemptSpan, endServerSpan, setRoute, startAttemptSpan, startServerSpan, withTraceContext } from './tracing.ts';
 import { joinSockets } from './tunnel.ts';
 import { classifyUpstreamError } from './upstream-error.ts';
+import { acceptsTrailers, rawHeaderList, trailerAnnouncement } from './upstream-h2.ts';
 import { NEXT, statusBit, type UpstreamPool } from './upstream-pool.ts';
 
 /** What a matched route resolves to, compiled at startup. */
@@ -226,6 +227,8 @@ export class Exchange {
   /** 103 responses passed to the client so far. */
   #earlyHints = 0;
   #hasBody = false;
+  /** The client sent `TE: trailers`: only then are the upstream's trailers passed on (upstream-h2.ts). */
+  #trailers = false;
   #headers: string[] = [];
   /** The request target sent upstream: the raw one or the normalised path routing matched. */
   #target = '';
@@ -340,6 +343,9 @@ export class Exchange {
       keepTraceContext: this.#tracer === undefined && (ctx.trustIncoming || peerTrusted),
     });
     pool.sticky?.strip(this.#headers);
+    this.#trailers = acceptsTrailers(req);
+    // `te: trailers`, the one TE HTTP/2 allows (RFC 9113 §8.2.2), tells a gRPC server its trailers will arrive.
+    if (this.#trailers && pool.config.protocol !== 'http1') this.#headers.push('te', 'trailers');
     // Node calls this handler for `Expect: 100-continue` without answering it: nginx-like, the proxy
     // says 100 once it has decided to read the body (after the route, size and server checks above).
     if (this.#hasBody && (req.headers.expect ?? '').toLowerCase() === '100-continue') res.writeContinue();
@@ -401,13 +407,15 @@ export class Exchange {
       });
       headers = withTraceContext(headers, attempt.span ?? this.#span);
     }
-    const opts: Dispatcher.DispatchOptions = {
+    // `servername`: undici's Request takes it (its types do not list it); see Upstream.servername.
+    const opts: Dispatcher.DispatchOptions & { servername: string | undefined } = {
       method: this.req.method as Dispatcher.HttpMethod,
       path: this.#target,
       headers: headers as string[],
       body: this.#hasBody ? this.req : null,
       reset: pool.reset,
       upgrade: this.#upgrade?.protocol ?? null,
+      servername: pool.upstreams[index]!.servername,
     };
     try {
       pool.upstreams[index]!.dispatcher.dispatch(opts, attempt);
@@ -452,6 +460,10 @@ export class Exchange {
     this.#status = status;
     this.#upstream = a.upstream;
     const headers = this.#clientHeaders(a, raw);
+    if (this.#trailers && this.req.httpVersion === '1.1') {
+      const announce = trailerAnnouncement(raw, status, this.req.method);
+      if (announce !== undefined) headers.push('Trailer', announce);
+    }
     // Draining: tell keep-alive clients to reconnect, through the director, to a node that is not leaving.
     if (this.ctx.draining) headers.push('connection', 'close');
     if (statusText) this.res.writeHead(status, statusText, headers);
@@ -528,9 +540,9 @@ export class Exchange {
     this.#closeTunnel?.();
   }
 
-  onEnd(a: Attempt, rawTrailers: Buffer[] | undefined): void {
+  onEnd(a: Attempt, rawTrailers: Buffer[]): void {
     if (a !== this.current) return;
-    if (rawTrailers && rawTrailers.length > 0) this.res.addTrailers(trailerPairs(rawTrailers));
+    if (this.#trailers && rawTrailers.length > 0) this.res.addTrailers(trailerPairs(rawTrailers));
     this.res.end();
     this.#release(a, a.failed, undefined, a.failed ? 'TG_PROXY_UPSTREAM_STATUS' : undefined);
     this.#finish();
@@ -823,7 +835,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseStart(controller: Dispatcher.DispatchController, status: number, _headers: unknown, statusText?: string): void {
     // An interim 1xx leaves the final headers to wait for, within the deadline already running.
     if (status >= 200) this.#arm(WAIT_BODY, this.#idleMs);
-    this.ex.onHeaders(this, status, statusText, controller.rawHeaders as Buffer[]);
+    this.ex.onHeaders(this, status, statusText, rawHeaderList(controller.rawHeaders));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -841,11 +853,11 @@ class Attempt implements Dispatcher.DispatchHandler {
   onRequestUpgrade(controller: Dispatcher.DispatchController, status: number, _headers: unknown, socket: Duplex): void {
     this.#arm(WAIT_NONE, 0); // the tunnel has its own idle timeout (tunnel.ts)
     this.upgradedAt = this.ex.ctx.now();
-    this.ex.onUpgrade(this, status, '', controller.rawHeaders as Buffer[], socket);
+    this.ex.onUpgrade(this, status, '', rawHeaderList(controller.rawHeaders), socket);
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController): void {
-    this.ex.onEnd(this, (controller.rawTrailers as Buffer[] | null | undefined) ?? undefined);
+    this.ex.onEnd(this, rawHeaderList(controller.rawTrailers));
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
