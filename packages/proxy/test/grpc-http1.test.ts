@@ -1,0 +1,123 @@
+import { type IncomingMessage, request } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { deframer, Echo, frame, gate, type Msg, startGrpc } from './grpc-helpers.ts';
+import { startTestProxy } from './helpers.ts';
+
+/**
+ * gRPC through the proxy from an HTTP/1.1 client (node:http, chunked both ways, `TE: trailers`) to a real
+ * grpc-js server in an h2c pool: the wire format a gRPC call has on each hop, with the messages framed and
+ * encoded by the service's own (proto-loader) serializers. grpc.test.ts makes the same calls from a grpc-js
+ * client, over HTTP/2 to the proxy.
+ */
+const GRPC_HEADERS = { 'content-type': 'application/grpc', te: 'trailers' };
+
+interface Call {
+  readonly write: (m: Msg) => void;
+  readonly end: () => void;
+  /** Every message received so far; `next()` resolves with the next one. */
+  readonly received: Msg[];
+  next(): Promise<Msg>;
+  /** The response (once its head arrived) and its trailers, once it ended. */
+  readonly done: Promise<{ res: IncomingMessage; trailers: NodeJS.Dict<string> }>;
+}
+
+/** Opens a call; the response is read as it streams in (its head may only come after the first request message). */
+function call(port: number, method: 'Say' | 'Count' | 'Chat'): Call {
+  const def = Echo.service[method]!;
+  const req = request({ host: '127.0.0.1', port, method: 'POST', path: def.path, headers: GRPC_HEADERS });
+  req.flushHeaders();
+  const received: Msg[] = [];
+  const waiting: ((m: Msg) => void)[] = [];
+  const done = new Promise<{ res: IncomingMessage; trailers: NodeJS.Dict<string> }>((resolve, reject) => {
+    req.on('error', reject);
+    req.on('response', (res) => {
+      res.on(
+        'data',
+        deframer((bytes) => {
+          const m = def.responseDeserialize(bytes) as Msg;
+          received.push(m);
+          waiting.shift()?.(m);
+        }),
+      );
+      res.on('end', () => resolve({ res, trailers: res.trailers }));
+    });
+  });
+  let seen = 0;
+  return {
+    write: (m) => void req.write(frame(def.requestSerialize(m))),
+    end: () => void req.end(),
+    received,
+    next: () => {
+      const i = seen++;
+      return i < received.length ? Promise.resolve(received[i]!) : new Promise((resolve) => waiting.push(resolve));
+    },
+    done,
+  };
+}
+
+describe('gRPC from an HTTP/1.1 client through an h2c pool', () => {
+  it('unary: the answer and grpc-status 0 in the trailers, announced in Trailer', async () => {
+    await using up = await startGrpc();
+    await using p = await startTestProxy({ pools: { grpc: { protocol: 'h2c', servers: [{ address: up.address }] } } });
+    const port = p.proxy.addresses()[0]!.port;
+    const c = call(port, 'Say');
+    c.write({ text: 'hi', n: 7 });
+    c.end();
+    const { res, trailers } = await c.done;
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/grpc+proto');
+    expect(res.headers.trailer).toBe('grpc-status, grpc-message');
+    expect(c.received).toEqual([{ text: 'echo hi', n: 7 }]);
+    expect(trailers['grpc-status']).toBe('0');
+  });
+
+  it('an error status reaches the client (grpc-js answers it trailers-only, in the headers)', async () => {
+    await using up = await startGrpc();
+    await using p = await startTestProxy({ pools: { grpc: { protocol: 'h2c', servers: [{ address: up.address }] } } });
+    const c = call(p.proxy.addresses()[0]!.port, 'Say');
+    c.write({ text: 'fail', n: 0 });
+    c.end();
+    const { res, trailers } = await c.done;
+    const status = res.headers['grpc-status'] ?? trailers['grpc-status'];
+    const message = res.headers['grpc-message'] ?? trailers['grpc-message'];
+    // grpc-message is percent-encoded on the wire (PROTOCOL-HTTP2.md), and passed on as it came.
+    expect([res.statusCode, status, message]).toEqual([200, '9', 'no%20such%20thing']);
+    expect(c.received).toEqual([]);
+  });
+
+  it('server streaming: the first message reaches the client before the server has written the second', async () => {
+    const g = gate();
+    await using up = await startGrpc({ countGate: g });
+    await using p = await startTestProxy({ pools: { grpc: { protocol: 'h2c', servers: [{ address: up.address }] } } });
+    const c = call(p.proxy.addresses()[0]!.port, 'Count');
+    c.write({ text: 'tick', n: 3 });
+    c.end();
+    expect(await c.next()).toEqual({ text: 'tick 1', n: 1 });
+    g.open(); // a proxy that buffered the response would never get here
+    const { trailers } = await c.done;
+    expect(c.received.map((m) => m.text)).toEqual(['tick 1', 'tick 2', 'tick 3']);
+    expect(trailers['grpc-status']).toBe('0');
+  });
+
+  it('bidirectional streaming: each answer comes back while the request body is still open', async () => {
+    await using up = await startGrpc();
+    await using p = await startTestProxy({ pools: { grpc: { protocol: 'h2c', servers: [{ address: up.address }] } } });
+    const c = call(p.proxy.addresses()[0]!.port, 'Chat');
+    for (let i = 1; i <= 3; i++) {
+      c.write({ text: `m${i}`, n: i });
+      expect(await c.next()).toEqual({ text: `re: m${i}`, n: i });
+    }
+    c.end();
+    expect((await c.done).trailers['grpc-status']).toBe('0');
+  });
+
+  it('a server that is down: HTTP 502, which gRPC clients read as UNAVAILABLE (nginx grpc_pass does the same)', async () => {
+    const up = await startGrpc();
+    const address = up.address;
+    await up[Symbol.asyncDispose]();
+    await using p = await startTestProxy({ pools: { grpc: { protocol: 'h2c', servers: [{ address }] } } });
+    const c = call(p.proxy.addresses()[0]!.port, 'Say');
+    c.end();
+    expect((await c.done).res.statusCode).toBe(502);
+  });
+});
