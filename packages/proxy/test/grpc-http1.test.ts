@@ -121,3 +121,40 @@ describe('gRPC from an HTTP/1.1 client through an h2c pool', () => {
     expect((await c.done).res.statusCode).toBe(502);
   });
 });
+
+describe('health_check type grpc on a pool', () => {
+  /** Polls the proxy's view of server `i` until it is `healthy` (or 5 s pass). */
+  async function until(p: { proxy: { status(): { pools: { servers: { healthy: boolean }[] }[] } } }, i: number, healthy: boolean) {
+    const deadline = Date.now() + 5000;
+    while (p.proxy.status().pools[0]!.servers[i]!.healthy !== healthy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return p.proxy.status().pools[0]!.servers[i]!.healthy;
+  }
+
+  it('takes a server out while its service is NOT_SERVING and back once it is SERVING (grpc.health.v1)', async () => {
+    await using a = await startGrpc({ health: { '': 'SERVING', 'tiergate.test.Echo': 'SERVING' } });
+    await using b = await startGrpc({ health: { '': 'SERVING', 'tiergate.test.Echo': 'SERVING' } });
+    await using p = await startTestProxy({
+      pools: {
+        grpc: {
+          protocol: 'h2c',
+          algorithm: 'round_robin',
+          servers: [{ address: a.address }, { address: b.address }],
+          health_check: { type: 'grpc', service: 'tiergate.test.Echo', interval: '50ms', timeout: '500ms', fall: 1, rise: 1 },
+        },
+      },
+    });
+    a.health.setStatus('tiergate.test.Echo', 'NOT_SERVING');
+    expect(await until(p, 0, false)).toBe(false);
+    const port = p.proxy.addresses()[0]!.port;
+    for (let i = 0; i < 4; i++) {
+      const c = call(port, 'Say');
+      c.write({ text: String(i), n: i });
+      c.end();
+      expect((await c.done).trailers['grpc-status']).toBe('0');
+    }
+    expect([a.calls.length, b.calls.length]).toEqual([0, 4]);
+    a.health.setStatus('tiergate.test.Echo', 'SERVING');
+    expect(await until(p, 0, true)).toBe(true);
+    expect(p.proxy.status().pools[0]!.servers[1]!.healthy).toBe(true);
+  });
+});
