@@ -1,9 +1,12 @@
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
+import { validateConfig } from '@tiergate/config';
+import { startTelemetry } from '@tiergate/telemetry';
+import { startOtlpReceiver } from '@tiergate/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RequestEvent } from '../src/index.ts';
+import { ProxyMetrics, type RequestEvent } from '../src/index.ts';
 import { certFiles, h2client, h2request } from './h2-helpers.ts';
-import { collect, named, server, startTestProxy, startUpstream } from './helpers.ts';
+import { collect, named, proxySection, server, startTestProxy, startUpstream } from './helpers.ts';
 
 let tls: Awaited<ReturnType<typeof certFiles>>;
 beforeAll(async () => {
@@ -221,5 +224,76 @@ describe('HTTP/2 to clients', () => {
     release();
     expect(await inFlight).toMatchObject({ status: 200, body: 'late' });
     await closing;
+  });
+
+  it('spans of an h2 request say network.protocol.version 2', async () => {
+    await using receiver = await startOtlpReceiver();
+    const cfg = validateConfig({ version: 1, telemetry: { tracing: { enabled: true, endpoint: receiver.url } } });
+    await using telemetry = await startTelemetry(cfg.telemetry, { tier: 'proxy', version: 'test', exportTimeoutMs: 5_000 });
+    await using up = await startUpstream(named('a'));
+    await using p = await tlsProxy(up);
+    await using c = h2client(p.origin);
+    expect((await h2request(c, { ':path': '/t', ':authority': 'trace.example' })).status).toBe(200);
+    await telemetry.shutdown();
+    const srv = receiver.spans().find((sp) => sp.kind === 'SERVER')!;
+    expect(srv.attributes).toMatchObject({ 'network.protocol.version': '2', 'url.scheme': 'https', 'server.address': 'trace.example' });
+  });
+
+  it('metrics count h2 requests and connections like HTTP/1.1 ones', async () => {
+    await using up = await startUpstream(named('a'));
+    const pools = { app: { servers: [server(up)] } };
+    await using p = await tlsProxy(up);
+    using m = new ProxyMetrics(p.proxy, proxySection({ pools }), { worker: '1' });
+    await using c = h2client(p.origin);
+    for (let i = 0; i < 3; i++) await h2request(c, { ':path': '/' });
+    const text = await m.registry.metrics();
+    expect(text).toMatch(/tiergate_proxy_requests_total\{[^}]*code="2xx"[^}]*\} 3/);
+    expect(text).toMatch(/tiergate_proxy_client_connections_accepted_total(\{[^}]*\})? 1\n/);
+  });
+
+  it('sticky cookies pin an h2 client to its server', async () => {
+    await using a = await startUpstream(named('a'));
+    await using b = await startUpstream(named('b'));
+    await using p = await startTestProxy({
+      listeners: [{ address: '127.0.0.1', port: 0, tls: { cert: tls.cert, key: tls.key } }],
+      pools: { app: { algorithm: 'round_robin', servers: [server(a), server(b)], sticky: { cookie: 'tg_srv', secret: 'x'.repeat(16) } } },
+    });
+    await using c = h2client(`https://localhost:${p.proxy.addresses()[0]!.port}`);
+    const first = await h2request(c, { ':path': '/' });
+    const cookie = String(first.headers['set-cookie']).split(';')[0]!;
+    const bodies = new Set<string>();
+    for (let i = 0; i < 4; i++) bodies.add((await h2request(c, { ':path': '/', cookie: ['s=1', cookie] })).body);
+    expect(bodies).toEqual(new Set([first.body]));
+  });
+
+  it('a reload applies new h2 limits to sessions opened after it', async () => {
+    await using up = await startUpstream(named('a'));
+    const listeners = [{ address: '127.0.0.1', port: 0, tls: { cert: tls.cert, key: tls.key } }];
+    const pools = { app: { servers: [server(up)] } };
+    await using p = await startTestProxy({ listeners, pools });
+    const origin = `https://localhost:${p.proxy.addresses()[0]!.port}`;
+    const remoteStreams = async () => {
+      await using c = h2client(origin);
+      await h2request(c, { ':path': '/' });
+      return c.remoteSettings.maxConcurrentStreams;
+    };
+    expect(await remoteStreams()).toBe(128);
+    await p.proxy.reload(proxySection({ listeners, pools, limits: { http2_max_concurrent_streams: 7 } }));
+    expect(await remoteStreams()).toBe(7);
+  });
+
+  it('failHealthCheck: monitor_uri answers 503 over h2 and the session gets GOAWAY, its stream answered', async () => {
+    await using up = await startUpstream(named('a'));
+    await using p = await tlsProxy(up, { monitor_uri: '/healthz' });
+    await using c = h2client(p.origin);
+    expect((await h2request(c, { ':path': '/healthz' })).status).toBe(200);
+    p.proxy.failHealthCheck(true);
+    const goaway = new Promise<number>((r) => c.once('goaway', (code: number) => r(code)));
+    const res = await h2request(c, { ':path': '/' });
+    expect(res.status).toBe(200);
+    expect(res.headers.connection).toBeUndefined();
+    expect(await goaway).toBe(0);
+    await using c2 = h2client(p.origin);
+    expect((await h2request(c2, { ':path': '/healthz' })).status).toBe(503);
   });
 });
