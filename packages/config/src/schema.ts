@@ -276,6 +276,12 @@ export const listener = z.strictObject({
   address: ipAddress.default('0.0.0.0'),
   port: z.number().int().min(0).max(65535),
   tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  /**
+   * nginx `http2 on`. With `tls`: ALPN offers `h2` then `http/1.1` (default true, as HAProxy's `bind … ssl`
+   * since 2.8). Without `tls`: the listener speaks only cleartext h2c with prior knowledge (default false), for
+   * internal clients that know it (gRPC, a load tester): HTTP/1.1 clients of that listener are refused.
+   */
+  http2: z.boolean().optional(),
 });
 
 /** `name:port`, which a route's host refuses (below) rather than calling it a malformed name. */
@@ -342,6 +348,14 @@ export const proxy = z.strictObject({
       /** nginx `send_timeout`: between two writes to the client that drain; then the client is closed. */
       send_timeout: duration.default(60_000),
       rate_limit: z.strictObject({ rate: z.number().positive(), burst: z.number().int().min(1) }).optional(),
+      /** nginx `http2_max_concurrent_streams`: streams an HTTP/2 client may have open at once; beyond, REFUSED_STREAM. */
+      http2_max_concurrent_streams: z.number().int().min(1).max(65535).default(128),
+      /**
+       * Client `RST_STREAM`s an HTTP/2 connection may send (a token bucket: `burst`, refilled `rate` per second)
+       * before it is closed with GOAWAY (CVE-2023-44487, rapid reset). nghttp2's defaults: nginx has no such knob.
+       */
+      http2_reset_burst: z.number().int().min(1).default(1000),
+      http2_reset_rate: z.number().int().min(1).default(33),
     })
     .prefault({}),
   shutdown_timeout: duration.default(30_000),

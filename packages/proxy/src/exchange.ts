@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { BlockList } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
@@ -282,7 +283,7 @@ export class Exchange {
     const { req, res, ctx } = this;
     const te = req.headers['transfer-encoding'];
     const cl = req.headers['content-length'];
-    this.#hasBody = te !== undefined || (cl !== undefined && cl !== '0');
+    this.#hasBody = te !== undefined || (cl !== undefined && cl !== '0') || h2HasBody(req);
     (res as TaggedResponse)[kExchange] = this;
     res.on('close', onResponseClose);
     ctx.inFlight.add(this);
@@ -368,7 +369,8 @@ export class Exchange {
       url: req.url ?? '',
       scheme: this.#listener.scheme,
       clientAddress: this.clientAddress,
-      protocolVersion: req.httpVersion,
+      // OpenTelemetry's network.protocol.version spells HTTP/2 `2`.
+      protocolVersion: req.httpVersionMajor === 2 ? '2' : req.httpVersion,
       serverPort: this.#listener.port,
     };
     this.#span = startServerSpan(tracer, facts, req.headers, trusted);
@@ -473,13 +475,13 @@ export class Exchange {
   /**
    * An interim response (undici passes every 1xx but 100 and 101 on; it drops the connection on an
    * unasked-for 100, and a 101 only comes to an upgrade). A 103's `Link` fields go to the client as early
-   * hints (RFC 8297), at most MAX_EARLY_HINTS of them, and only to an HTTP/1.1 client (RFC 9110 §15.2: no
+   * hints (RFC 8297), at most MAX_EARLY_HINTS of them, and only to an HTTP/1.1 or h2 client (RFC 9110 §15.2: no
    * 1xx to HTTP/1.0); every other 1xx is dropped. None of them changes the exchange: the final response
    * is still awaited within the same `response_headers` deadline (a flood of 1xx cannot extend it).
    */
   #interim(status: number, raw: Buffer[]): void {
     const { req, res } = this;
-    if (status !== 103 || this.#earlyHints >= MAX_EARLY_HINTS || req.httpVersion !== '1.1' || res.headersSent) return;
+    if (status !== 103 || this.#earlyHints >= MAX_EARLY_HINTS || req.httpVersion === '1.0' || res.headersSent) return;
     const links: string[] = [];
     for (let i = 0; i < raw.length; i += 2) {
       if (raw[i]!.toString('latin1').toLowerCase() !== 'link') continue;
@@ -691,6 +693,14 @@ export class Exchange {
     requestChannel.publish(event);
     log?.(event);
   }
+}
+
+/**
+ * An HTTP/2 request has a body when its HEADERS frame did not end the stream: the length is optional in h2
+ * (RFC 9113 §8.1), so a body without `content-length` goes upstream chunked.
+ */
+function h2HasBody(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2 && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders;
 }
 
 function headerString(v: string | string[] | undefined): string | undefined {
