@@ -9,7 +9,7 @@ import { type Dispatcher, errors } from 'undici';
 import { type AttemptEvent, attemptChannel, type RequestEvent, requestChannel } from './channels.ts';
 import { isTrusted, realClientAddress, unmapIPv4 } from './client-address.ts';
 import { sendError } from './error-response.ts';
-import { clientResponseHeaders, type HeaderRules, trailerPairs, upstreamRequestHeaders } from './forward-headers.ts';
+import { clientResponseHeaders, type HeaderRules, upstreamRequestHeaders } from './forward-headers.ts';
 import { RequestKeyVars } from './key-vars.ts';
 import type { TokenBucketLimiter } from './rate-limiter.ts';
 import { requestIdOf } from './request-id.ts';
@@ -19,7 +19,7 @@ import type { RouteTable } from './route-table.ts';
 import { activeTracer, endAttemptSpan, endServerSpan, setRoute, startAttemptSpan, startServerSpan, withTraceContext } from './tracing.ts';
 import { joinSockets } from './tunnel.ts';
 import { classifyUpstreamError } from './upstream-error.ts';
-import { acceptsTrailers, rawHeaderList, trailerAnnouncement } from './upstream-h2.ts';
+import { acceptsTrailers, deferHead, isTrailersOnly, rawHeaderList, trailerAnnouncement, trailersFor } from './upstream-h2.ts';
 import { NEXT, statusBit, type UpstreamPool } from './upstream-pool.ts';
 
 /** What a matched route resolves to, compiled at startup. */
@@ -468,7 +468,8 @@ export class Exchange {
     }
     // Draining: tell keep-alive clients to reconnect, through the director, to a node that is not leaving.
     if (this.ctx.draining) headers.push('connection', 'close');
-    if (statusText) this.res.writeHead(status, statusText, headers);
+    if (this.req.httpVersionMajor === 2 && isTrailersOnly(raw)) deferHead(this.res, status, headers);
+    else if (statusText) this.res.writeHead(status, statusText, headers);
     else this.res.writeHead(status, headers);
   }
 
@@ -544,7 +545,7 @@ export class Exchange {
 
   onEnd(a: Attempt, rawTrailers: Buffer[]): void {
     if (a !== this.current) return;
-    if (this.#trailers && rawTrailers.length > 0) this.res.addTrailers(trailerPairs(rawTrailers));
+    if (this.#trailers && rawTrailers.length > 0) this.res.addTrailers(trailersFor(rawTrailers, this.req.httpVersionMajor === 2));
     this.res.end();
     this.#release(a, a.failed, undefined, a.failed ? 'TG_PROXY_UPSTREAM_STATUS' : undefined);
     this.#finish();

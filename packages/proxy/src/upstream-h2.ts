@@ -6,10 +6,12 @@
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
 import { type DeepReadonly, type PoolConfig, splitHostPort } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import { buildConnector, type Pool } from 'undici';
+import { trailerPairs } from './forward-headers.ts';
 
 type PoolSection = DeepReadonly<PoolConfig>;
 
@@ -139,4 +141,43 @@ export function trailerAnnouncement(raw: readonly Buffer[], status: number, meth
     } else if (name === 'content-type') grpc = raw[i + 1]!.toString('latin1').toLowerCase().startsWith('application/grpc');
   }
   return announced ?? (grpc ? 'grpc-status, grpc-message' : undefined);
+}
+
+/**
+ * Trailer fields for `res.addTrailers`: HTTP/1.1's takes `[name, value]` pairs (repeats kept), node:http2's
+ * compatibility response only an object (it would send pairs as fields named `0`, `1`, …), where a repeated
+ * name becomes a list.
+ */
+export function trailersFor(raw: readonly Buffer[], h2: boolean): [string, string][] | Record<string, string | string[]> {
+  if (!h2) return trailerPairs(raw);
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toString('latin1').toLowerCase();
+    const value = raw[i + 1]!.toString('latin1');
+    const had = out[name];
+    out[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
+  }
+  return out;
+}
+
+/**
+ * A gRPC "Trailers-Only" response (PROTOCOL-HTTP2.md: the status in the one HEADERS frame, which ends the
+ * stream), as gRPC servers answer a call that fails before any message: `grpc-status` among the headers.
+ */
+export function isTrailersOnly(raw: readonly Buffer[]): boolean {
+  for (let i = 0; i < raw.length; i += 2)
+    if (raw[i]!.length === 11 && raw[i]!.toString('latin1').toLowerCase() === 'grpc-status') return true;
+  return false;
+}
+
+/**
+ * Sets the head of an HTTP/2 client's response without sending it. node:http2's compatibility `writeHead`
+ * sends HEADERS at once without END_STREAM, so a Trailers-Only answer would reach the client as headers
+ * followed by an empty end, which gRPC clients refuse ("Call ended without gRPC status"). Set this way, the
+ * head goes out with the response's end (`res.end()` sends it with END_STREAM), or with the first body
+ * chunk if one comes after all.
+ */
+export function deferHead(res: ServerResponse, status: number, headers: readonly string[]): void {
+  res.statusCode = status;
+  for (let i = 0; i < headers.length; i += 2) res.appendHeader(headers[i]!, headers[i + 1]!);
 }
