@@ -324,6 +324,11 @@ export class Exchange {
       return;
     }
     const pool = route.pool;
+    // undici would try RFC 8441's extended CONNECT towards an h2 server, and count its refusal against the server.
+    if (this.#upgrade !== undefined && pool.config.protocol !== 'http1') {
+      this.fail('TG_PROXY_UPGRADE_UNSUPPORTED', true);
+      return;
+    }
     pool.acquire();
     this.#pool = pool;
     if (pool.hashKey) this.#hashKey = pool.hashKey(new RequestKeyVars(req, this.clientAddress));

@@ -111,6 +111,19 @@ describe('pools.X.protocol: h2c (cleartext HTTP/2, prior knowledge)', () => {
     expect(up.sessions.length).toBe(1);
   });
 
+  it('answers a WebSocket upgrade 501 without trying a server (HTTP/2 carries no Upgrade), and the server stays healthy', async () => {
+    await using up = await startH2(echo);
+    await using p = await startTestProxy({ pools: { app: { protocol: 'h2c', servers: [{ address: up.address }] } } });
+    const raw = await rawExchange(
+      p.proxy.addresses()[0]!.port,
+      'GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    expect(raw).toMatch(/^HTTP\/1\.1 501 .*\r\nx-tiergate-error: TG_PROXY_UPGRADE_UNSUPPORTED\r\n/s);
+    expect(up.sessions.length).toBe(0);
+    expect(p.proxy.status().pools[0]!.servers[0]).toMatchObject({ failed: false, fails: 0 });
+    expect((await fetchText(`${p.url}/after`)).status).toBe(200);
+  });
+
   it('answers 502 when the server speaks only HTTP/1.1', async () => {
     const { startUpstream } = await import('./helpers.ts');
     await using up = await startUpstream((_req, res) => res.end('h1'));
