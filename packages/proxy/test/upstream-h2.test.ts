@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchText, rawExchange, startTestProxy } from './helpers.ts';
+import { fetchText, proxySection, rawExchange, startTestProxy } from './helpers.ts';
 
 type H2Handler = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
 
@@ -168,6 +168,21 @@ describe('pools.X.protocol: h2 (TLS, h2 by ALPN)', () => {
       await using p = await startTestProxy({ pools: { app: { protocol: 'h2', tls_verify: true, servers: [{ address: up.address }] } } });
       expect((await fetchText(`${p.url}/`)).status).toBe(502);
     }
+  });
+
+  it('reload: an unreadable tls_ca is refused and the old pool serves on; a changed tls_server_name takes new connections', async () => {
+    await using up = await startH2(echo, tlsPair);
+    const pool = (extra: Record<string, unknown>) => ({
+      pools: { app: { protocol: 'h2', tls_verify: true, tls_ca: join(certDir, 'cert.pem'), servers: [{ address: up.address }], ...extra } },
+    });
+    await using p = await startTestProxy(pool({ tls_server_name: 'app.internal' }));
+    expect((await fetchText(`${p.url}/`)).status).toBe(200);
+    await expect(p.proxy.reload(proxySection(pool({ tls_ca: join(certDir, 'missing.pem') })))).rejects.toMatchObject({
+      code: 'TG_CONFIG_INVALID',
+    });
+    expect((await fetchText(`${p.url}/`)).status).toBe(200);
+    await p.proxy.reload(proxySection(pool({ tls_server_name: 'other.internal' })));
+    expect((await fetchText(`${p.url}/`)).status).toBe(502);
   });
 
   it('refuses to start with an unreadable tls_ca, naming the key', async () => {
