@@ -1,4 +1,6 @@
+import { once } from 'node:events';
 import { type IncomingMessage, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { deframer, Echo, frame, gate, type Msg, startGrpc } from './grpc-helpers.ts';
 import { startTestProxy } from './helpers.ts';
@@ -119,6 +121,53 @@ describe('gRPC from an HTTP/1.1 client through an h2c pool', () => {
     const c = call(p.proxy.addresses()[0]!.port, 'Say');
     c.end();
     expect((await c.done).res.statusCode).toBe(502);
+  });
+});
+
+describe('retries of gRPC calls (POST: non-idempotent)', () => {
+  it('with non_idempotent, a call is retried on the next server only while none of its body was read', async () => {
+    // The first server resets every stream once a request message arrived: the body was read, no retry.
+    const { createServer } = await import('node:http2');
+    const resetter = createServer((req) => req.once('data', () => req.stream.close(0x2)));
+    resetter.listen(0, '127.0.0.1');
+    await once(resetter, 'listening');
+    const resetAddress = `127.0.0.1:${(resetter.address() as AddressInfo).port}`;
+    const gone = await startGrpc();
+    const goneAddress = gone.address;
+    await gone[Symbol.asyncDispose]();
+    await using good = await startGrpc();
+    try {
+      const pool = (first: string) => ({
+        pools: {
+          grpc: {
+            protocol: 'h2c',
+            algorithm: 'round_robin',
+            retries: { on: ['error', 'timeout', 'non_idempotent'] },
+            servers: [{ address: first, max_fails: 0 }, { address: good.address }],
+          },
+        },
+      });
+      {
+        // Refused before anything was sent: retried, the call succeeds on the second server.
+        await using p = await startTestProxy(pool(goneAddress));
+        const c = call(p.proxy.addresses()[0]!.port, 'Say');
+        c.write({ text: 'again', n: 1 });
+        c.end();
+        const { trailers } = await c.done;
+        expect([trailers['grpc-status'], c.received]).toEqual(['0', [{ text: 'echo again', n: 1 }]]);
+      }
+      {
+        await using p = await startTestProxy(pool(resetAddress));
+        const c = call(p.proxy.addresses()[0]!.port, 'Say');
+        c.write({ text: 'once', n: 1 });
+        c.end();
+        const { res } = await c.done;
+        expect(res.statusCode).toBe(502);
+        expect(good.calls.length).toBe(1); // only the refused call's retry
+      }
+    } finally {
+      resetter.close();
+    }
   });
 });
 

@@ -10,6 +10,7 @@ import {
   type Http2ServerResponse,
   type ServerHttp2Session,
 } from 'node:http2';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -139,6 +140,23 @@ describe('pools.X.protocol: h2 (TLS, h2 by ALPN)', () => {
     const res = await fetchText(`${p.url}/tls`, { headers: { host: 'shop.example' } });
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body)).toMatchObject({ version: '2.0', authority: 'shop.example', path: '/tls' });
+  });
+
+  it('speaks HTTP/1.1 over TLS to a server whose ALPN picks http/1.1', async () => {
+    const server = createHttpsServer(tlsPair, (req, res) => res.end(`h1 ${req.httpVersion} ${req.headers.host}`));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    try {
+      const address = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+      await using p = await startTestProxy({ pools: { app: { protocol: 'h2', servers: [{ address }] } } });
+      expect(await fetchText(`${p.url}/`, { headers: { host: 'shop.example' } })).toMatchObject({
+        status: 200,
+        body: 'h1 1.1 shop.example',
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('verifies against tls_ca with tls_verify, by tls_server_name (not the client Host), and refuses a name the certificate lacks', async () => {
