@@ -228,8 +228,6 @@ export class Exchange {
   /** 103 responses passed to the client so far. */
   #earlyHints = 0;
   #hasBody = false;
-  /** The client sent `TE: trailers`: only then are the upstream's trailers passed on (upstream-h2.ts). */
-  #trailers = false;
   #headers: string[] = [];
   /** The request target sent upstream: the raw one or the normalised path routing matched. */
   #target = '';
@@ -252,6 +250,8 @@ export class Exchange {
   #span: Span | undefined;
   /** Why the last attempt was given up, for the next attempt's span. */
   #retryReason: string | undefined;
+  /** The client sent `TE: trailers`: only then are the upstream's trailers passed on (upstream-h2.ts). */
+  #trailers = false;
 
   constructor(ctx: ProxyContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, upgrade: UpgradeInfo | undefined) {
     this.ctx = ctx;
