@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fetchText, proxySection, rawExchange, startTestProxy } from './helpers.ts';
+import { fetchText, proxySection, rawExchange, startTestProxy, startUpstream } from './helpers.ts';
 
 type H2Handler = (req: Http2ServerRequest, res: Http2ServerResponse) => void;
 
@@ -126,7 +126,6 @@ describe('pools.X.protocol: h2c (cleartext HTTP/2, prior knowledge)', () => {
   });
 
   it('answers 502 when the server speaks only HTTP/1.1', async () => {
-    const { startUpstream } = await import('./helpers.ts');
     await using up = await startUpstream((_req, res) => res.end('h1'));
     await using p = await startTestProxy({ pools: { app: { protocol: 'h2c', servers: [{ address: up.address }] } } });
     expect((await fetchText(`${p.url}/`)).status).toBe(502);
@@ -238,6 +237,24 @@ describe('trailers from an HTTP/2 upstream to an HTTP/1.1 client', () => {
     expect(raw).toMatch(/\r\ntrailer: grpc-status, grpc-message\r\n/i);
     expect(raw).toMatch(/0\r\ngrpc-status: 0\r\ngrpc-message: fine\r\n\r\n$/);
     expect(te).toBe('trailers');
+  });
+
+  it('the same rule for an HTTP/1.1 upstream: its Trailer field and trailers only to a client that sent TE: trailers', async () => {
+    await using up = await startUpstream((req, res) => {
+      req.resume();
+      res.writeHead(200, { trailer: 'x-checksum' });
+      res.write('data');
+      res.addTrailers({ 'x-checksum': 'abc' });
+      res.end();
+    });
+    await using p = await startTestProxy({ pools: { app: { servers: [{ address: up.address }] } } });
+    const port = p.proxy.addresses()[0]!.port;
+    const withTe = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: t\r\nTE: trailers\r\nConnection: close\r\n\r\n');
+    expect(withTe).toMatch(/\r\ntrailer: x-checksum\r\n/i);
+    expect(withTe).toMatch(/0\r\nx-checksum: abc\r\n\r\n$/);
+    const without = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n');
+    expect(without).toMatch(/4\r\ndata\r\n0\r\n\r\n$/);
+    expect(without).not.toMatch(/x-checksum|trailer:/i);
   });
 
   it('drops them for a client that did not send TE: trailers, and sends no te upstream', async () => {
