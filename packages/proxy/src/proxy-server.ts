@@ -1,9 +1,10 @@
-import { readFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
+import { createServer, Server as HttpServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
+import type { Http2SecureServer, Http2Server } from 'node:http2';
 import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
 import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
+import type { SecureContextOptions } from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
 import { type DeepReadonly, type ListenerConfig, type ProxyConfig, toBlockList } from '@tiergate/config';
 import { type ErrorCode, httpStatusOf, TgError } from '@tiergate/errors';
@@ -22,6 +23,8 @@ import {
   TIMEOUT_SWEEP_MS,
 } from './exchange.ts';
 import { compileHeaderRules } from './forward-headers.ts';
+import { createHttp2Listener, type Http2Request, type Http2Response, Http2Sessions, http2Settings } from './http2-server.ts';
+import { listenerTlsOptions } from './listener-tls.ts';
 import { TokenBucketLimiter } from './rate-limiter.ts';
 import { type RouteSpec, RouteTable } from './route-table.ts';
 import { type PoolDeps, UpstreamPool } from './upstream-pool.ts';
@@ -119,9 +122,9 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     inFlight: new InFlight(),
     trustIncoming: options.trustIncomingTraceContext ?? false,
   };
-  const servers: { server: Server; tls: boolean }[] = [];
+  const servers: Listening[] = [];
   try {
-    for (const l of config.listeners) servers.push({ server: await listen(l, config, ctx, log), tls: l.tls !== undefined });
+    for (const l of config.listeners) servers.push(await listen(l, config, ctx, log));
   } catch (err) {
     await Promise.all(servers.map(({ server }) => new Promise((r) => server.close(r))));
     await Promise.all([...pools.values()].map((p) => p.close(true)));
@@ -149,7 +152,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     if (closing) throw new TgError('TG_PROXY_SHUTTING_DOWN', 'the proxy is shutting down');
     if (!isDeepStrictEqual(next.listeners, current.config.listeners))
       throw new TgError('TG_CONFIG_INVALID', 'listeners cannot change on reload', { details: { path: ['proxy', 'listeners'] } });
-    const contexts = await tlsContexts(next.listeners);
+    const contexts = tlsContexts(next.listeners);
     const nextPools = buildPools(next, current.pools, deps);
     const fresh = [...nextPools.values()].filter((p) => !live.has(p));
     let gen: Generation;
@@ -257,12 +260,22 @@ function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, Upstream
   return new RouteTable(specs);
 }
 
+/** A listener's server: node:http(s), or node:http2 (with HTTP/1.1 on the same TLS port) for `http2`. */
+type ListenerServer = Server | Http2SecureServer | Http2Server;
+
+/** One bound listener; `sessions` when it serves HTTP/2. */
+interface Listening {
+  readonly server: ListenerServer;
+  readonly tls: boolean;
+  readonly sessions: Http2Sessions | undefined;
+}
+
 async function listen(
   l: DeepReadonly<ListenerConfig>,
   config: ProxySection,
   ctx: ProxyContext,
   log: ProxyLogger | undefined,
-): Promise<Server> {
+): Promise<Listening> {
   const limits = config.limits;
   const httpOptions = {
     // Keeps the client connection when undici destroys a request body it has fully read (client-request.ts).
@@ -287,9 +300,30 @@ async function listen(
     if (monitor !== undefined && isMonitorRequest(req.url, monitor)) answerMonitor(ctx, res);
     else handleRequest(ctx, info, req, res);
   };
-  const server: Server = l.tls
-    ? createTlsServer({ ...httpOptions, cert: await readFile(l.tls.cert), key: await readFile(l.tls.key) }, onRequest)
-    : createServer(httpOptions, onRequest);
+  const tls = l.tls ? readTls(l) : undefined;
+  const http2 = l.http2 ?? l.tls !== undefined;
+  const sessions = http2 ? new Http2Sessions() : undefined;
+  let server: ListenerServer;
+  if (sessions) {
+    const h2 = createHttp2Listener(tls, limits);
+    // node's HTTP/1.1 code reads these from the server for the HTTP/1.1 connections of a TLS listener.
+    Object.assign(h2, httpOptions);
+    h2.on('session', (session) => {
+      sessions.add(session);
+      // nginx keepalive_timeout for h2: a session with no frames for that long gets GOAWAY; streams still open
+      // finish (each has its own client_body_timeout and send_timeout).
+      session.setTimeout((h2 as unknown as Server).keepAliveTimeout, () => session.close());
+    });
+    h2.on('request', (req: Http2Request | IncomingMessage, res: Http2Response | ServerResponse) => {
+      // Draining: the h2 twin of `Connection: close` is GOAWAY, sent once; this stream and those already
+      // open are still served, and the client opens its next ones elsewhere (through the director).
+      if (ctx.draining && req.httpVersionMajor === 2) closeSession(req as Http2Request);
+      onRequest(req as IncomingMessage, res as ServerResponse);
+    });
+    server = h2;
+  } else {
+    server = tls ? createTlsServer({ ...httpOptions, ...tls }, onRequest) : createServer(httpOptions, onRequest);
+  }
   server.on('checkContinue', onRequest);
   server.on('clientError', onClientError);
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(ctx, info, req, socket, head));
@@ -306,7 +340,12 @@ async function listen(
   server.on('error', acceptErrorLogger(log, `${l.address}:${(server.address() as AddressInfo).port}`));
   // X-Forwarded-Port tells the app the port the client used: the real one when the config said 0.
   (info as { port: number }).port = (server.address() as AddressInfo).port;
-  return server;
+  return { server, tls: tls !== undefined, sessions };
+}
+
+function closeSession(req: Http2Request): void {
+  const session = req.stream.session;
+  if (session && !session.closed) session.close();
 }
 
 /**
@@ -366,35 +405,34 @@ function onUpgrade(ctx: ProxyContext, info: ListenerInfo, req: IncomingMessage, 
  * accept, before reading a byte (nginx `worker_connections`-like): cheaper under a flood than a 503.
  * `auto` keeps it below the process's descriptor limit (connection-limit.ts).
  */
-function applyServerOptions(server: Server, config: ProxySection, tls: { cert: Buffer; key: Buffer } | undefined): void {
+function applyServerOptions(listenerServer: ListenerServer, config: ProxySection, tls: SecureContextOptions | undefined): void {
   const limits = config.limits;
+  // An HTTP/2 listener's server takes the same fields for its HTTP/1.1 connections (node's HTTP/1.1 code reads them).
+  const server = listenerServer as Server;
   server.maxConnections = connectionLimit(limits.max_connections);
   // Read by node for each new connection's parser (storeHTTPOptions), though @types/node does not declare it.
   (server as Server & { maxHeaderSize: number }).maxHeaderSize = limits.max_header_size;
   server.keepAliveTimeout = limits.keepalive_timeout;
   server.headersTimeout = limits.client_header_timeout;
   server.requestTimeout = limits.client_request_timeout;
+  if ('updateSettings' in listenerServer) listenerServer.updateSettings(http2Settings(limits));
   if (tls) (server as unknown as TlsServer).setSecureContext(tls);
 }
 
+/** A TLS listener's options; a file that cannot be read is a configuration error naming the listener. */
+function readTls(l: DeepReadonly<ListenerConfig>): SecureContextOptions {
+  try {
+    return listenerTlsOptions(l);
+  } catch (cause) {
+    throw new TgError('TG_CONFIG_INVALID', `cannot read TLS certificate or key of ${l.address}:${l.port}: ${(cause as Error).message}`, {
+      cause,
+    });
+  }
+}
+
 /** Re-reads every TLS listener's certificate and key (a reload is how renewed certificates are picked up). */
-async function tlsContexts(listeners: ProxySection['listeners']): Promise<({ cert: Buffer; key: Buffer } | undefined)[]> {
-  return Promise.all(
-    listeners.map(async (l) => {
-      if (!l.tls) return undefined;
-      try {
-        return { cert: await readFile(l.tls.cert), key: await readFile(l.tls.key) };
-      } catch (cause) {
-        throw new TgError(
-          'TG_CONFIG_INVALID',
-          `cannot read TLS certificate or key of ${l.address}:${l.port}: ${(cause as Error).message}`,
-          {
-            cause,
-          },
-        );
-      }
-    }),
-  );
+function tlsContexts(listeners: ProxySection['listeners']): (SecureContextOptions | undefined)[] {
+  return listeners.map((l) => (l.tls ? readTls(l) : undefined));
 }
 
 /** Requests node rejects before they reach the proxy: short answers with the catalogue code, then close. */
@@ -419,13 +457,13 @@ function onClientError(err: Error & { code?: string }, socket: Duplex): void {
 }
 
 /** Stops accepting connections; resolves once every connection has closed. */
-function stopAccepting(server: Server): Promise<void> {
+function stopAccepting(server: ListenerServer): Promise<void> {
   return new Promise((resolve) => NetServer.prototype.close.call(server, () => resolve()));
 }
 
 async function shutdown(
   ctx: ProxyContext,
-  servers: readonly { server: Server }[],
+  servers: readonly Listening[],
   pools: ReadonlySet<UpstreamPool>,
   timeoutMs: number,
   graceMs: number,
@@ -440,11 +478,16 @@ async function shutdown(
   // so listening stops through net.Server#close, which only stops accepting.
   const closed = Promise.all(servers.map(({ server }) => stopAccepting(server)));
   await waitForIdleGrace(servers, Math.min(graceMs, timeoutMs));
-  // Now http.Server#close: closes the idle connections and stops its timeout checks.
+  // Now http.Server#close: closes the idle connections and stops its timeout checks. An HTTP/2 listener's
+  // close() also sends GOAWAY to every session (idle ones close, busy ones once their streams are done).
   for (const { server } of servers) server.close();
   const drained = await waitForDrain(ctx, Math.max(0, deadline - Date.now()));
   if (!drained) log?.warn({ inFlight: ctx.inFlight.size }, 'shutdown timeout: cutting requests in flight');
-  for (const { server } of servers) server.closeAllConnections();
+  for (const { server, sessions } of servers) {
+    // Http2SecureServer has no closeAllConnections, but tracks its HTTP/1.1 connections as http.Server does.
+    HttpServer.prototype.closeAllConnections.call(server as Server);
+    sessions?.destroyAll();
+  }
   // Upgraded connections are no longer the http server's: cut open tunnels here.
   ctx.inFlight.forEach((ex) => {
     ex.destroyTunnel();
@@ -458,7 +501,7 @@ async function shutdown(
 const IDLE_CLOSE_GRACE_MS = 1000;
 
 /** Resolves once no client connection is open, or after `ms`. */
-async function waitForIdleGrace(servers: readonly { server: Server }[], ms: number): Promise<void> {
+async function waitForIdleGrace(servers: readonly Listening[], ms: number): Promise<void> {
   const until = Date.now() + ms;
   const open = () => Promise.all(servers.map(({ server }) => new Promise<number>((r) => server.getConnections((_e, n) => r(n ?? 0)))));
   while (Date.now() < until && (await open()).some((n) => n > 0)) await new Promise((r) => setTimeout(r, 20));
