@@ -4,6 +4,7 @@ import { validateConfig } from '@tiergate/config';
 import { startTelemetry } from '@tiergate/telemetry';
 import { startOtlpReceiver } from '@tiergate/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
 import { ProxyMetrics, type RequestEvent } from '../src/index.ts';
 import { certFiles, h2client, h2request } from './h2-helpers.ts';
 import { collect, named, proxySection, server, startTestProxy, startUpstream } from './helpers.ts';
@@ -295,5 +296,24 @@ describe('HTTP/2 to clients', () => {
     expect(await goaway).toBe(0);
     await using c2 = h2client(p.origin);
     expect((await h2request(c2, { ':path': '/healthz' })).status).toBe(503);
+  });
+
+  it('tunnels a WebSocket from an HTTPS/1.1 client on the h2 listener (h2 clients open WebSockets over HTTP/1.1)', async () => {
+    await using up = await startUpstream((_req, res) => res.end('plain'));
+    const wss = new WebSocketServer({ noServer: true });
+    up.server.on('upgrade', (req, socket, head) => {
+      wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data) => ws.send(`echo:${data.toString()}`)));
+    });
+    await using p = await tlsProxy(up);
+    const ws = new WebSocket(`wss://localhost:${p.port}/ws`, { rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const reply = new Promise<string>((r) => ws.once('message', (d) => r(d.toString())));
+    ws.send('hi');
+    expect(await reply).toBe('echo:hi');
+    ws.terminate();
+    wss.close();
   });
 });
