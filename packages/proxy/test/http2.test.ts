@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket, WebSocketServer } from 'ws';
 import { ProxyMetrics, type RequestEvent } from '../src/index.ts';
 import { certFiles, h2client, h2request } from './h2-helpers.ts';
-import { collect, named, proxySection, server, startTestProxy, startUpstream } from './helpers.ts';
+import { collect, named, proxySection, rawExchange, server, startTestProxy, startUpstream } from './helpers.ts';
 
 let tls: Awaited<ReturnType<typeof certFiles>>;
 beforeAll(async () => {
@@ -322,5 +322,48 @@ describe('HTTP/2 to clients', () => {
     expect(await reply).toBe('echo:hi');
     ws.terminate();
     wss.close();
+  });
+
+  it('sends GOAWAY to a session idle for keepalive_timeout', async () => {
+    await using up = await startUpstream(named('a'));
+    await using p = await tlsProxy(up, { limits: { keepalive_timeout: '300ms' } });
+    await using c = h2client(p.origin);
+    expect((await h2request(c, { ':path': '/' })).status).toBe(200);
+    const goaway = await new Promise<number>((r) => c.once('goaway', (code: number) => r(code)));
+    expect(goaway).toBe(0);
+  });
+
+  it('after shutdown_timeout, close() cuts the h2 streams still open', async () => {
+    await using up = await startUpstream((req) => req.resume()); // never answers
+    await using p = await tlsProxy(up, { shutdown_timeout: '300ms' });
+    await using c = h2client(p.origin);
+    const stuck = h2request(c, { ':path': '/' }).then(
+      () => 'answered',
+      () => 'cut',
+    );
+    await new Promise<void>((r) => {
+      const t = setInterval(() => {
+        if (up.seen.length > 0) {
+          clearInterval(t);
+          r();
+        }
+      }, 5);
+    });
+    await p.proxy.close();
+    expect(await stuck).toBe('cut');
+  });
+
+  it('an HTTP/1.1 request to an h2c listener is refused without harm to the next h2 client', async () => {
+    await using up = await startUpstream(named('a'));
+    await using p = await startTestProxy({
+      listeners: [{ address: '127.0.0.1', port: 0, http2: true }],
+      pools: { app: { servers: [server(up)] } },
+    });
+    const port = p.proxy.addresses()[0]!.port;
+    const answer = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(answer).not.toContain('HTTP/1.1 200');
+    expect(up.seen).toHaveLength(0);
+    await using c = h2client(`http://127.0.0.1:${port}`);
+    expect((await h2request(c, { ':path': '/' })).status).toBe(200);
   });
 });
