@@ -5,13 +5,14 @@
  * to nginx.
  *
  *   node loadtest/tls-bench.ts [--duration 10] [--warmup 3] [--connections 50] [--h2-clients 10] [--h2-streams 5]
- *                              [--bodies 100,65536] [--targets nginx,tiergate,tiergate-h1only] [--protocols h1,h2]
+ *                              [--bodies 100,65536] [--targets nginx,tiergate,tiergate-h1only,nginx-cleartext,tiergate-cleartext] [--protocols h1,h2]
  *
  * CPU placement (2 cores): the proxy under test on core 0 (one worker), the load generator and the upstream
  * nginx on core 1. Targets: `nginx` (1 worker, `listen … ssl`, `http2 on`, upstream keepalive 32, the same
  * forwarding headers), `tiergate` (a TLS listener: h2 and http/1.1 by ALPN on node:http2), `tiergate-h1only`
  * (`http2: false`: node:https, HTTP/1.1 only; its h2 run is skipped), to see what node:http2's HTTP/1.1
- * fallback costs. Both sides use an ECDSA P-256 certificate made by openssl for the run and their default TLS
+ * fallback costs; `nginx-cleartext` and `tiergate-cleartext` serve plain HTTP/1.1, to see what TLS adds to
+ * each (their ratio is to each other). Both sides use an ECDSA P-256 certificate made by openssl for the run and their default TLS
  * settings (TLS 1.3 on loopback). HTTP/2 load: `--h2-clients` connections × `--h2-streams` streams each, as
  * many requests in flight as wrk's `--connections`. h2load prints no percentiles: p99 comes from its
  * `--log-file` (one line per request). Loopback only; every run is bounded by --duration. Not part of
@@ -261,22 +262,28 @@ for (const p of up) await waitFor(`http://127.0.0.1:${p}/b${BODIES[0]}`);
 
 // ---------------------------------------------------------------- targets
 
-async function startTarget(name: string): Promise<{ port: number; proc: ChildProcess }> {
+/** `nginx-cleartext`, `tiergate-cleartext`: the same proxy without TLS (HTTP/1.1 only), for what TLS adds. */
+function cleartext(name: string): boolean {
+  return name.endsWith('-cleartext');
+}
+
+async function startTarget(name: string): Promise<{ port: number; proc: ChildProcess; scheme: string }> {
   const port = await freePort();
-  if (name === 'nginx') {
+  const scheme = cleartext(name) ? 'http' : 'https';
+  if (name.startsWith('nginx')) {
     const conf = nginxConf(
       'proxy',
       `worker_processes 1;
 http { access_log off; keepalive_requests 100000; http2_max_concurrent_streams 128;
   upstream app { server 127.0.0.1:${up[0]}; server 127.0.0.1:${up[1]}; keepalive 32; }
-  server { listen 127.0.0.1:${port} ssl http2; ssl_certificate ${cert}; ssl_certificate_key ${key};
+  server { ${cleartext(name) ? `listen 127.0.0.1:${port};` : `listen 127.0.0.1:${port} ssl http2; ssl_certificate ${cert}; ssl_certificate_key ${key};`}
     location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
       proxy_set_header Host $host; proxy_set_header X-Real-IP $remote_addr;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; } } }`,
     );
     const proc = start('nginx', ['-c', conf, '-p', work], '0');
-    await waitFor(`https://127.0.0.1:${port}/b${BODIES[0]}`);
-    return { port, proc };
+    await waitFor(`${scheme}://127.0.0.1:${port}/b${BODIES[0]}`);
+    return { port, proc, scheme };
   }
   const admin = await freePort();
   const cfg = join(work, `${name}.yaml`);
@@ -284,7 +291,7 @@ http { access_log off; keepalive_requests 100000; http2_max_concurrent_streams 1
     cfg,
     `version: 1
 proxy:
-  listeners: [{ address: 127.0.0.1, port: ${port}, tls: { cert: ${cert}, key: ${key} }${name === 'tiergate-h1only' ? ', http2: false' : ''} }]
+  listeners: [{ address: 127.0.0.1, port: ${port}${cleartext(name) ? '' : `, tls: { cert: ${cert}, key: ${key} }`}${name === 'tiergate-h1only' ? ', http2: false' : ''} }]
   admin: { address: 127.0.0.1, port: ${admin} }
   workers: 1
   access_log: false
@@ -295,8 +302,8 @@ proxy:
 `,
   );
   const proc = start(process.execPath, [join(root, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg], '0');
-  await waitFor(`https://127.0.0.1:${port}/b${BODIES[0]}`);
-  return { port, proc };
+  await waitFor(`${scheme}://127.0.0.1:${port}/b${BODIES[0]}`);
+  return { port, proc, scheme };
 }
 
 const results: Record<string, Record<string, Measured>> = {};
@@ -308,9 +315,9 @@ for (const name of TARGETS) {
   const t = await startTarget(name);
   results[name] = {};
   for (const protocol of PROTOCOLS) {
-    if (protocol === 'h2' && name === 'tiergate-h1only') continue;
+    if (protocol === 'h2' && (name === 'tiergate-h1only' || cleartext(name))) continue;
     for (const size of BODIES) {
-      const url = `https://127.0.0.1:${t.port}/b${size}`;
+      const url = `${t.scheme}://127.0.0.1:${t.port}/b${size}`;
       await runLoad(protocol, url, WARMUP);
       const r = await measure(t.proc.pid as number, protocol, url, DURATION);
       (results[name] as Record<string, Measured>)[`${protocol}-${size}`] = r;
@@ -325,9 +332,9 @@ for (const name of TARGETS) {
 
 if (results.nginx) {
   console.log('\nratio to nginx (req/s; p99 and CPU per request as multiples of nginx):');
-  for (const name of TARGETS.filter((n) => n !== 'nginx')) {
+  for (const name of TARGETS.filter((n) => !n.startsWith('nginx'))) {
     for (const [k, a] of Object.entries(results[name] ?? {})) {
-      const b = results.nginx[k];
+      const b = (cleartext(name) ? results['nginx-cleartext'] : results.nginx)?.[k];
       if (b)
         console.log(
           `${name.padEnd(16)} ${k.padEnd(9)} ${(a.rps / b.rps).toFixed(2)} × req/s   p99 ${(a.p99ms / b.p99ms).toFixed(2)} ×   CPU/req ${(a.cpuUsPerRequest / b.cpuUsPerRequest).toFixed(2)} ×`,
