@@ -366,4 +366,45 @@ describe('HTTP/2 to clients', () => {
     await using c = h2client(`http://127.0.0.1:${port}`);
     expect((await h2request(c, { ':path': '/' })).status).toBe(200);
   });
+
+  it('header rules, retries, upstream timeouts and the rate limit apply to h2 streams as to HTTP/1.1 requests', async () => {
+    await using bad = await startUpstream((req) => {
+      req.resume();
+      req.socket.destroy(); // a reset: retried on the other server
+    });
+    await using slow = await startUpstream(() => {}); // never answers
+    await using good = await startUpstream(named('good'));
+    await using p = await startTestProxy(
+      {
+        listeners: [{ address: '127.0.0.1', port: 0, tls: { cert: tls.cert, key: tls.key } }],
+        pools: {
+          app: {
+            algorithm: 'round_robin',
+            servers: [server(bad, { max_fails: 0 }), server(good)],
+            headers: { set: { 'X-Pool': 'app' }, remove: ['X-Secret'] },
+          },
+          slow: { servers: [server(slow)], timeouts: { response_headers: '200ms' } },
+        },
+        routes: [
+          { path: '/slow', pool: 'slow' },
+          { path: '/', pool: 'app' },
+        ],
+        limits: { rate_limit: { rate: 1, burst: 3 } },
+      },
+      () => 0,
+    );
+    await using c = h2client(`https://localhost:${p.proxy.addresses()[0]!.port}`);
+    const first = await h2request(c, { ':path': '/', 'x-secret': 's' });
+    expect(first).toMatchObject({ status: 200, body: 'good' });
+    expect(good.seen[0]!.headers['x-pool']).toBe('app');
+    expect(good.seen[0]!.headers['x-secret']).toBeUndefined();
+    expect(bad.seen).toHaveLength(1);
+    const timedOut = await h2request(c, { ':path': '/slow' });
+    expect(timedOut.status).toBe(504);
+    expect(timedOut.headers['x-tiergate-error']).toBe('TG_PROXY_UPSTREAM_TIMEOUT');
+    await h2request(c, { ':path': '/' });
+    const limited = await h2request(c, { ':path': '/' });
+    expect(limited.status).toBe(429);
+    expect(limited.headers['retry-after']).toBeDefined();
+  });
 });
