@@ -53,7 +53,10 @@ export function h2request(
       response = h;
     });
     stream.on('data', (c: Buffer) => chunks.push(c));
-    stream.on('end', () => resolve({ status: Number(response[':status']), headers: response, body: Buffer.concat(chunks).toString() }));
+    stream.on('end', () => {
+      if (response[':status'] === undefined) reject(new Error(`stream ${stream.id} closed without a response (code ${stream.rstCode})`));
+      else resolve({ status: Number(response[':status']), headers: response, body: Buffer.concat(chunks).toString() });
+    });
     stream.on('error', reject);
     if (body !== undefined) stream.end(body);
   });

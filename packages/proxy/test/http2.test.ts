@@ -4,9 +4,10 @@ import { validateConfig } from '@tiergate/config';
 import { startTelemetry } from '@tiergate/telemetry';
 import { startOtlpReceiver } from '@tiergate/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocket, WebSocketServer } from 'ws';
 import { ProxyMetrics, type RequestEvent } from '../src/index.ts';
 import { certFiles, h2client, h2request } from './h2-helpers.ts';
-import { collect, named, proxySection, server, startTestProxy, startUpstream } from './helpers.ts';
+import { collect, named, proxySection, rawExchange, server, startTestProxy, startUpstream } from './helpers.ts';
 
 let tls: Awaited<ReturnType<typeof certFiles>>;
 beforeAll(async () => {
@@ -146,10 +147,17 @@ describe('HTTP/2 to clients', () => {
     await using up = await startUpstream(named('a'));
     await using p = await tlsProxy(up, { limits: { max_body_size: '4' } });
     await using c = h2client(p.origin);
+    // node would drop a `Connection` field itself, but with an UnsupportedWarning on the process.
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.message);
+    process.on('warning', onWarning);
     // An error that closes an HTTP/1.1 connection (its body is unread): on h2 only the stream ends.
     const tooLarge = await h2request(c, { ':path': '/', ':method': 'POST', 'content-length': '10' }, '0123456789');
+    await new Promise((r) => setImmediate(r));
+    process.off('warning', onWarning);
     expect(tooLarge.status).toBe(413);
     expect(tooLarge.headers.connection).toBeUndefined();
+    expect(warnings).toEqual([]);
     expect((await h2request(c, { ':path': '/' })).status).toBe(200);
   });
 
@@ -295,5 +303,108 @@ describe('HTTP/2 to clients', () => {
     expect(await goaway).toBe(0);
     await using c2 = h2client(p.origin);
     expect((await h2request(c2, { ':path': '/healthz' })).status).toBe(503);
+  });
+
+  it('tunnels a WebSocket from an HTTPS/1.1 client on the h2 listener (h2 clients open WebSockets over HTTP/1.1)', async () => {
+    await using up = await startUpstream((_req, res) => res.end('plain'));
+    const wss = new WebSocketServer({ noServer: true });
+    up.server.on('upgrade', (req, socket, head) => {
+      wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data) => ws.send(`echo:${data.toString()}`)));
+    });
+    await using p = await tlsProxy(up);
+    const ws = new WebSocket(`wss://localhost:${p.port}/ws`, { rejectUnauthorized: false });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
+    const reply = new Promise<string>((r) => ws.once('message', (d) => r(d.toString())));
+    ws.send('hi');
+    expect(await reply).toBe('echo:hi');
+    ws.terminate();
+    wss.close();
+  });
+
+  it('sends GOAWAY to a session idle for keepalive_timeout', async () => {
+    await using up = await startUpstream(named('a'));
+    await using p = await tlsProxy(up, { limits: { keepalive_timeout: '300ms' } });
+    await using c = h2client(p.origin);
+    expect((await h2request(c, { ':path': '/' })).status).toBe(200);
+    const goaway = await new Promise<number>((r) => c.once('goaway', (code: number) => r(code)));
+    expect(goaway).toBe(0);
+  });
+
+  it('after shutdown_timeout, close() cuts the h2 streams still open', async () => {
+    await using up = await startUpstream((req) => req.resume()); // never answers
+    await using p = await tlsProxy(up, { shutdown_timeout: '300ms' });
+    await using c = h2client(p.origin);
+    const stuck = h2request(c, { ':path': '/' }).then(
+      () => 'answered',
+      () => 'cut',
+    );
+    await new Promise<void>((r) => {
+      const t = setInterval(() => {
+        if (up.seen.length > 0) {
+          clearInterval(t);
+          r();
+        }
+      }, 5);
+    });
+    await p.proxy.close();
+    expect(await stuck).toBe('cut');
+  });
+
+  it('an HTTP/1.1 request to an h2c listener is refused without harm to the next h2 client', async () => {
+    await using up = await startUpstream(named('a'));
+    await using p = await startTestProxy({
+      listeners: [{ address: '127.0.0.1', port: 0, http2: true }],
+      pools: { app: { servers: [server(up)] } },
+    });
+    const port = p.proxy.addresses()[0]!.port;
+    const answer = await rawExchange(port, 'GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(answer).not.toContain('HTTP/1.1 200');
+    expect(up.seen).toHaveLength(0);
+    await using c = h2client(`http://127.0.0.1:${port}`);
+    expect((await h2request(c, { ':path': '/' })).status).toBe(200);
+  });
+
+  it('header rules, retries, upstream timeouts and the rate limit apply to h2 streams as to HTTP/1.1 requests', async () => {
+    await using bad = await startUpstream((req) => {
+      req.resume();
+      req.socket.destroy(); // a reset: retried on the other server
+    });
+    await using slow = await startUpstream(() => {}); // never answers
+    await using good = await startUpstream(named('good'));
+    await using p = await startTestProxy(
+      {
+        listeners: [{ address: '127.0.0.1', port: 0, tls: { cert: tls.cert, key: tls.key } }],
+        pools: {
+          app: {
+            algorithm: 'round_robin',
+            servers: [server(bad, { max_fails: 0 }), server(good)],
+            headers: { set: { 'X-Pool': 'app' }, remove: ['X-Secret'] },
+          },
+          slow: { servers: [server(slow)], timeouts: { response_headers: '200ms' } },
+        },
+        routes: [
+          { path: '/slow', pool: 'slow' },
+          { path: '/', pool: 'app' },
+        ],
+        limits: { rate_limit: { rate: 1, burst: 3 } },
+      },
+      () => 0,
+    );
+    await using c = h2client(`https://localhost:${p.proxy.addresses()[0]!.port}`);
+    const first = await h2request(c, { ':path': '/', 'x-secret': 's' });
+    expect(first).toMatchObject({ status: 200, body: 'good' });
+    expect(good.seen[0]!.headers['x-pool']).toBe('app');
+    expect(good.seen[0]!.headers['x-secret']).toBeUndefined();
+    expect(bad.seen).toHaveLength(1);
+    const timedOut = await h2request(c, { ':path': '/slow' });
+    expect(timedOut.status).toBe(504);
+    expect(timedOut.headers['x-tiergate-error']).toBe('TG_PROXY_UPSTREAM_TIMEOUT');
+    await h2request(c, { ':path': '/' });
+    const limited = await h2request(c, { ':path': '/' });
+    expect(limited.status).toBe(429);
+    expect(limited.headers['retry-after']).toBeDefined();
   });
 });

@@ -1,0 +1,367 @@
+/**
+ * HTTPS benchmark: `tiergate proxy` and Debian's nginx terminating TLS in front of the same two upstreams, one
+ * after the other in one run: HTTPS/1.1 with wrk, HTTP/2 with h2load (nghttp2-client). Reports req/s, p99, the
+ * CPU time the proxy's process tree spent per request (from /proc), peak RSS, and each tiergate target's ratio
+ * to nginx.
+ *
+ *   node loadtest/tls-bench.ts [--duration 10] [--warmup 3] [--connections 50] [--h2-clients 10] [--h2-streams 5]
+ *                              [--bodies 100,65536] [--targets nginx,tiergate,tiergate-h1only,nginx-cleartext,tiergate-cleartext] [--protocols h1,h2]
+ *
+ * CPU placement (2 cores): the proxy under test on core 0 (one worker), the load generator and the upstream
+ * nginx on core 1. Targets: `nginx` (1 worker, `listen … ssl`, `http2 on`, upstream keepalive 32, the same
+ * forwarding headers), `tiergate` (a TLS listener: h2 and http/1.1 by ALPN on node:http2), `tiergate-h1only`
+ * (`http2: false`: node:https, HTTP/1.1 only; its h2 run is skipped), to see what node:http2's HTTP/1.1
+ * fallback costs; `nginx-cleartext` and `tiergate-cleartext` serve plain HTTP/1.1, to see what TLS adds to
+ * each (their ratio is to each other). Both sides use an ECDSA P-256 certificate made by openssl for the run and their default TLS
+ * settings (TLS 1.3 on loopback). HTTP/2 load: `--h2-clients` connections × `--h2-streams` streams each, as
+ * many requests in flight as wrk's `--connections`. h2load prints no percentiles: p99 comes from its
+ * `--log-file` (one line per request). Loopback only; every run is bounded by --duration. Not part of
+ * `npm test`: performance is measured, not asserted.
+ */
+
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { freePort } from '@tiergate/testkit';
+import { runWrk, stopChild } from './lib.ts';
+
+const root = resolve(import.meta.dirname, '..');
+const { values: args } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '3' },
+    connections: { type: 'string', default: '50' },
+    'h2-clients': { type: 'string', default: '10' },
+    'h2-streams': { type: 'string', default: '5' },
+    bodies: { type: 'string', default: '100,65536' },
+    targets: { type: 'string', default: 'nginx,tiergate,tiergate-h1only' },
+    protocols: { type: 'string', default: 'h1,h2' },
+    out: { type: 'string', default: join(root, 'loadtest', 'results') },
+  },
+});
+const DURATION = Number(args.duration);
+const WARMUP = Number(args.warmup);
+const CONNS = Number(args.connections);
+const H2_CLIENTS = Number(args['h2-clients']);
+const H2_STREAMS = Number(args['h2-streams']);
+const BODIES = args.bodies.split(',').map(Number);
+const TARGETS = args.targets.split(',');
+const PROTOCOLS = args.protocols.split(',') as ('h1' | 'h2')[];
+const RUN_ID = `tls-bench-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+/** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ: 100 on Linux). */
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+const work = mkdtempSync(join(tmpdir(), 'tg-tls-bench-'));
+// nginx workers run as an unprivileged user: they must be able to read the bodies and the key.
+chmodSync(work, 0o755);
+const children: ChildProcess[] = [];
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  rmSync(work, { recursive: true, force: true });
+});
+
+function start(cmd: string, argv: string[], core: string): ChildProcess {
+  const c = spawn('taskset', ['-c', core, cmd, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  c.stderr?.on('data', (d) => (err = (err + d).slice(-4000)));
+  c.on('exit', (code) => {
+    if (code && code !== 0) console.error(`${cmd} exited ${code}: ${err}`);
+  });
+  children.push(c);
+  return c;
+}
+
+async function waitFor(url: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const { Agent, request } = await import('undici');
+  const agent = new Agent({ connect: { rejectUnauthorized: false } });
+  try {
+    while (Date.now() < deadline) {
+      try {
+        const r = await request(url, { dispatcher: agent });
+        await r.body.arrayBuffer();
+        if (r.statusCode === 200) return;
+      } catch {}
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await agent.close();
+  }
+  throw new Error(`nothing answered ${url} within ${timeoutMs} ms`);
+}
+
+/** Every pid of a process tree (the tiergate primary and its worker). */
+function treePids(pid: number): number[] {
+  const out: number[] = [];
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop() as number;
+    out.push(p);
+    try {
+      for (const t of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) stack.push(Number(t));
+    } catch {}
+  }
+  return out;
+}
+
+/** CPU seconds (user + system) the tree has used so far. */
+function treeCpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const p of treePids(pid)) {
+    try {
+      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {}
+  }
+  return ticks / CLK_TCK;
+}
+
+/** RSS (KiB) of the whole tree and of its largest process (the worker, for tiergate). */
+function treeRssKiB(pid: number): { total: number; largest: number } {
+  let total = 0;
+  let largest = 0;
+  for (const p of treePids(pid)) {
+    try {
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+      total += rss;
+      largest = Math.max(largest, rss);
+    } catch {}
+  }
+  return { total, largest };
+}
+
+interface LoadResult {
+  requests: number;
+  rps: number;
+  p99ms: number;
+  errors: number;
+  non2xx: number;
+}
+
+/** One h2load run (1 thread, on core 1): throughput from its report, p99 from its per-request log. */
+async function runH2load(url: string, seconds: number): Promise<LoadResult> {
+  const log = join(work, `h2load-${Date.now()}.log`);
+  const argv = ['-c', '1', 'h2load', '-t1', `-c${H2_CLIENTS}`, `-m${H2_STREAMS}`, `-D${seconds}`, `--log-file=${log}`, url];
+  const c = spawn('taskset', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  c.stdout.on('data', (d) => (out += d));
+  c.stderr.on('data', (d) => (out += d));
+  const [code] = (await Promise.race([
+    once(c, 'close'),
+    once(c, 'error').then(([e]) =>
+      Promise.reject(new Error(`h2load could not run (apt-get install -y nghttp2-client): ${(e as Error).message}`)),
+    ),
+  ])) as [number | null];
+  if (code !== 0) throw new Error(`h2load exited ${code}: ${out}`);
+  const rps = Number(/finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out)?.[1]);
+  const req = /requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored, (\d+) timeout/.exec(out);
+  const status = /status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out);
+  if (!Number.isFinite(rps) || !req || !status) throw new Error(`h2load's report not understood: ${out}`);
+  // --log-file: `start time (µs since the epoch) \t status \t request time (µs)` per request.
+  const times = readFileSync(log, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => Number(l.split('\t')[2]))
+    .filter(Number.isFinite)
+    .sort((a, b) => a - b);
+  rmSync(log, { force: true });
+  const p99 = times.length > 0 ? (times[Math.min(times.length - 1, Math.floor(times.length * 0.99))] as number) / 1000 : Number.NaN;
+  return {
+    requests: Number(req[4]),
+    rps,
+    p99ms: p99,
+    errors: Number(req[5]) + Number(req[6]) + Number(req[7]),
+    non2xx: Number(status[2]) + Number(status[3]) + Number(status[4]),
+  };
+}
+
+async function runLoad(protocol: 'h1' | 'h2', url: string, seconds: number): Promise<LoadResult> {
+  if (protocol === 'h2') return runH2load(url, seconds);
+  const r = await runWrk({ url, seconds, connections: CONNS });
+  return { requests: r.requests, rps: r.rps, p99ms: r.p99ms, errors: r.errors, non2xx: r.non2xx };
+}
+
+type Measured = LoadResult & { cpuUsPerRequest: number; rssMiB: number; workerRssMiB: number };
+
+async function measure(pid: number, protocol: 'h1' | 'h2', url: string, seconds: number): Promise<Measured> {
+  let peak = 0;
+  let peakWorker = 0;
+  const sample = () => {
+    const rss = treeRssKiB(pid);
+    peak = Math.max(peak, rss.total);
+    peakWorker = Math.max(peakWorker, rss.largest);
+  };
+  const sampler = setInterval(sample, 250);
+  const cpu0 = treeCpuSeconds(pid);
+  try {
+    const r = await runLoad(protocol, url, seconds);
+    const cpu = treeCpuSeconds(pid) - cpu0;
+    sample();
+    const mib = (kib: number) => Math.round(kib / 102.4) / 10;
+    return { ...r, cpuUsPerRequest: (cpu * 1e6) / Math.max(1, r.requests), rssMiB: mib(peak), workerRssMiB: mib(peakWorker) };
+  } finally {
+    clearInterval(sampler);
+  }
+}
+
+// ---------------------------------------------------------------- certificate, upstreams
+
+const cert = join(work, 'cert.pem');
+const key = join(work, 'key.pem');
+const openssl = spawnSync(
+  'openssl',
+  [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=localhost',
+    '-addext',
+    'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+  ],
+  { encoding: 'utf8' },
+);
+if (openssl.status !== 0) throw new Error(`openssl could not make the certificate: ${openssl.stderr}`);
+chmodSync(key, 0o644);
+
+const up = [await freePort(), await freePort()];
+mkdirSync(join(work, 'www'));
+for (const size of BODIES) writeFileSync(join(work, 'www', `b${size}`), 'x'.repeat(size));
+function nginxConf(name: string, body: string): string {
+  const file = join(work, `${name}.conf`);
+  writeFileSync(
+    file,
+    `pid ${join(work, `${name}.pid`)}; error_log ${work}/${name}.err warn; daemon off;\nevents { worker_connections 4096; }\n${body}\n`,
+  );
+  return file;
+}
+const upstreamConf = nginxConf(
+  'upstream',
+  `worker_processes 1;
+http { access_log off; keepalive_requests 100000;
+  ${up.map((p) => `server { listen 127.0.0.1:${p}; root ${work}/www; location / { default_type text/plain; } }`).join('\n  ')}
+}`,
+);
+start('nginx', ['-c', upstreamConf, '-p', work], '1');
+for (const p of up) await waitFor(`http://127.0.0.1:${p}/b${BODIES[0]}`);
+
+// ---------------------------------------------------------------- targets
+
+/** `nginx-cleartext`, `tiergate-cleartext`: the same proxy without TLS (HTTP/1.1 only), for what TLS adds. */
+function cleartext(name: string): boolean {
+  return name.endsWith('-cleartext');
+}
+
+async function startTarget(name: string): Promise<{ port: number; proc: ChildProcess; scheme: string }> {
+  const port = await freePort();
+  const scheme = cleartext(name) ? 'http' : 'https';
+  if (name.startsWith('nginx')) {
+    const conf = nginxConf(
+      'proxy',
+      `worker_processes 1;
+http { access_log off; keepalive_requests 100000; http2_max_concurrent_streams 128;
+  upstream app { server 127.0.0.1:${up[0]}; server 127.0.0.1:${up[1]}; keepalive 32; }
+  server { ${cleartext(name) ? `listen 127.0.0.1:${port};` : `listen 127.0.0.1:${port} ssl http2; ssl_certificate ${cert}; ssl_certificate_key ${key};`}
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection "";
+      proxy_set_header Host $host; proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; } } }`,
+    );
+    const proc = start('nginx', ['-c', conf, '-p', work], '0');
+    await waitFor(`${scheme}://127.0.0.1:${port}/b${BODIES[0]}`);
+    return { port, proc, scheme };
+  }
+  const admin = await freePort();
+  const cfg = join(work, `${name}.yaml`);
+  writeFileSync(
+    cfg,
+    `version: 1
+proxy:
+  listeners: [{ address: 127.0.0.1, port: ${port}${cleartext(name) ? '' : `, tls: { cert: ${cert}, key: ${key} }`}${name === 'tiergate-h1only' ? ', http2: false' : ''} }]
+  admin: { address: 127.0.0.1, port: ${admin} }
+  workers: 1
+  access_log: false
+  pools:
+    app:
+      algorithm: weighted
+      servers: [{ address: "127.0.0.1:${up[0]}" }, { address: "127.0.0.1:${up[1]}" }]
+`,
+  );
+  const proc = start(process.execPath, [join(root, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg], '0');
+  await waitFor(`${scheme}://127.0.0.1:${port}/b${BODIES[0]}`);
+  return { port, proc, scheme };
+}
+
+const results: Record<string, Record<string, Measured>> = {};
+console.log(
+  `TLS benchmark: HTTPS/1.1 wrk ${CONNS} connections; HTTP/2 h2load ${H2_CLIENTS} connections × ${H2_STREAMS} streams; ` +
+    `${DURATION}s per run after ${WARMUP}s warm-up; one proxy worker on core 0, load on core 1`,
+);
+for (const name of TARGETS) {
+  const t = await startTarget(name);
+  results[name] = {};
+  for (const protocol of PROTOCOLS) {
+    if (protocol === 'h2' && (name === 'tiergate-h1only' || cleartext(name))) continue;
+    for (const size of BODIES) {
+      const url = `${t.scheme}://127.0.0.1:${t.port}/b${size}`;
+      await runLoad(protocol, url, WARMUP);
+      const r = await measure(t.proc.pid as number, protocol, url, DURATION);
+      (results[name] as Record<string, Measured>)[`${protocol}-${size}`] = r;
+      console.log(
+        `${name.padEnd(16)} ${protocol} ${String(size).padStart(6)} B  ${r.rps.toFixed(0).padStart(7)} req/s  p99 ${r.p99ms.toFixed(2)} ms  ` +
+          `CPU ${r.cpuUsPerRequest.toFixed(0)} µs/req  RSS ${r.rssMiB} MiB (largest process ${r.workerRssMiB})  errors ${r.errors} non-2xx ${r.non2xx}`,
+      );
+    }
+  }
+  await stopChild(t.proc);
+}
+
+if (results.nginx) {
+  console.log('\nratio to nginx (req/s; p99 and CPU per request as multiples of nginx):');
+  for (const name of TARGETS.filter((n) => !n.startsWith('nginx'))) {
+    for (const [k, a] of Object.entries(results[name] ?? {})) {
+      const b = (cleartext(name) ? results['nginx-cleartext'] : results.nginx)?.[k];
+      if (b)
+        console.log(
+          `${name.padEnd(16)} ${k.padEnd(9)} ${(a.rps / b.rps).toFixed(2)} × req/s   p99 ${(a.p99ms / b.p99ms).toFixed(2)} ×   CPU/req ${(a.cpuUsPerRequest / b.cpuUsPerRequest).toFixed(2)} ×`,
+        );
+    }
+  }
+}
+mkdirSync(args.out, { recursive: true });
+const outFile = join(args.out, `${RUN_ID}.json`);
+const nginxVersion = spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim();
+const h2loadVersion = spawnSync('h2load', ['--version'], { encoding: 'utf8' }).stdout.trim();
+writeFileSync(
+  outFile,
+  JSON.stringify(
+    {
+      date: new Date().toISOString(),
+      nginxVersion,
+      h2loadVersion,
+      node: process.version,
+      connections: CONNS,
+      h2: { clients: H2_CLIENTS, streams: H2_STREAMS },
+      duration: DURATION,
+      results,
+    },
+    null,
+    2,
+  ),
+);
+console.log(`\nresults: ${outFile}`);
+for (const c of children) await stopChild(c);
