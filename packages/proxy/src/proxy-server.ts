@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
+import { createServer as createTlsServer } from 'node:https';
 import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
+import type { Server as TlsServer } from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
 import { type DeepReadonly, type ListenerConfig, type ProxyConfig, toBlockList } from '@tiergate/config';
 import { type ErrorCode, httpStatusOf, TgError } from '@tiergate/errors';
@@ -22,6 +22,7 @@ import {
   TIMEOUT_SWEEP_MS,
 } from './exchange.ts';
 import { compileHeaderRules } from './forward-headers.ts';
+import { ListenerTls } from './listener-tls.ts';
 import { TokenBucketLimiter } from './rate-limiter.ts';
 import { type RouteSpec, RouteTable } from './route-table.ts';
 import { type PoolDeps, UpstreamPool } from './upstream-pool.ts';
@@ -51,6 +52,8 @@ export interface StartProxyOptions {
    * `Connection: close`) before the idle ones are closed; default 1000 ms, bounded by shutdown_timeout.
    */
   readonly idleCloseGraceMs?: number;
+  /** Session ticket key (48 bytes) of each listener, by index, shared by the workers (listener-tls.ts TicketKeyRotation). */
+  readonly ticketKeys?: readonly (Buffer | undefined)[];
 }
 
 /** One bound listener. */
@@ -98,6 +101,8 @@ export interface ProxyServer extends AsyncDisposable {
    * node closes (Envoy `/healthcheck/fail`). close() keeps it failing.
    */
   failHealthCheck(failing: boolean): void;
+  /** A new session ticket key for the TLS listener at `index` (a rotation; listener-tls.ts). */
+  setTicketKeys(index: number, keys: Buffer): void;
 }
 
 /**
@@ -119,9 +124,14 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     inFlight: new InFlight(),
     trustIncoming: options.trustIncomingTraceContext ?? false,
   };
-  const servers: { server: Server; tls: boolean }[] = [];
+  const servers: { server: Server; tls: ListenerTls | undefined }[] = [];
   try {
-    for (const l of config.listeners) servers.push({ server: await listen(l, config, ctx, log), tls: l.tls !== undefined });
+    for (const [i, l] of config.listeners.entries()) {
+      const tls = l.tls ? ListenerTls.load(l, i) : undefined;
+      const keys = options.ticketKeys?.[i];
+      if (keys) tls?.setTicketKeys(keys);
+      servers.push({ server: await listen(l, tls, config, ctx, log), tls });
+    }
   } catch (err) {
     await Promise.all(servers.map(({ server }) => new Promise((r) => server.close(r))));
     await Promise.all([...pools.values()].map((p) => p.close(true)));
@@ -133,7 +143,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
   const addresses = (): BoundAddress[] =>
     servers.map(({ server, tls }) => {
       const a = server.address() as AddressInfo;
-      return { address: a.address, port: a.port, family: a.family, tls };
+      return { address: a.address, port: a.port, family: a.family, tls: tls !== undefined };
     });
   log?.info({ listeners: addresses(), maxConnections: servers[0]?.server.maxConnections }, 'proxy listening');
   let current = { config, pools };
@@ -149,7 +159,8 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     if (closing) throw new TgError('TG_PROXY_SHUTTING_DOWN', 'the proxy is shutting down');
     if (!isDeepStrictEqual(next.listeners, current.config.listeners))
       throw new TgError('TG_CONFIG_INVALID', 'listeners cannot change on reload', { details: { path: ['proxy', 'listeners'] } });
-    const contexts = await tlsContexts(next.listeners);
+    // Re-reads every certificate, key and CA file: one that fails rejects the whole reload (nothing applied yet).
+    const contexts = next.listeners.map((l, i) => (l.tls ? ListenerTls.load(l, i) : undefined));
     const nextPools = buildPools(next, current.pools, deps);
     const fresh = [...nextPools.values()].filter((p) => !live.has(p));
     let gen: Generation;
@@ -165,8 +176,9 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     }
     await Promise.all(fresh.map((p) => p.ready()));
     if (closing) throw new TgError('TG_PROXY_SHUTTING_DOWN', 'the proxy is shutting down');
-    servers.forEach(({ server }, i) => {
-      applyServerOptions(server, next, contexts[i]);
+    servers.forEach(({ server, tls }, i) => {
+      applyServerOptions(server, next);
+      if (tls && contexts[i]) tls.replace(contexts[i]);
     });
     ctx.gen = gen;
     for (const p of current.pools.values()) {
@@ -186,6 +198,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
       ctx.healthFailing = failing;
       ctx.draining = failing || closing !== undefined;
     },
+    setTicketKeys: (index, keys) => servers[index]?.tls?.setTicketKeys(keys),
     reload: (next) => {
       const run = reloading.then(() => reloadOnce(next));
       reloading = run.catch(() => {});
@@ -259,6 +272,7 @@ function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, Upstream
 
 async function listen(
   l: DeepReadonly<ListenerConfig>,
+  tls: ListenerTls | undefined,
   config: ProxySection,
   ctx: ProxyContext,
   log: ProxyLogger | undefined,
@@ -281,19 +295,19 @@ async function listen(
     // the routes, header rules, X-Real-IP and limits of every later request on that connection.
     shouldUpgradeCallback: (req: IncomingMessage) => upgradeAllowed(ctx.gen.upgrades, req.headers.upgrade),
   };
-  const info: ListenerInfo = { scheme: l.tls ? 'https' : 'http', port: l.port };
+  const info: ListenerInfo = { scheme: tls ? 'https' : 'http', port: l.port, tls };
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const monitor = ctx.gen.monitorUri;
     if (monitor !== undefined && isMonitorRequest(req.url, monitor)) answerMonitor(ctx, res);
     else handleRequest(ctx, info, req, res);
   };
-  const server: Server = l.tls
-    ? createTlsServer({ ...httpOptions, cert: await readFile(l.tls.cert), key: await readFile(l.tls.key) }, onRequest)
+  const server: Server = tls
+    ? tlsServer(tls, createTlsServer({ ...httpOptions, ...tls.options() }, onRequest))
     : createServer(httpOptions, onRequest);
   server.on('checkContinue', onRequest);
   server.on('clientError', onClientError);
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(ctx, info, req, socket, head));
-  applyServerOptions(server, config, undefined);
+  applyServerOptions(server, config);
   await new Promise<void>((resolve, reject) => {
     const onListenError = (cause: Error) =>
       reject(new TgError('TG_PROXY_LISTEN', `cannot listen on ${l.address}:${l.port}: ${cause.message}`, { cause }));
@@ -306,6 +320,12 @@ async function listen(
   server.on('error', acceptErrorLogger(log, `${l.address}:${(server.address() as AddressInfo).port}`));
   // X-Forwarded-Port tells the app the port the client used: the real one when the config said 0.
   (info as { port: number }).port = (server.address() as AddressInfo).port;
+  return server;
+}
+
+/** Hands `tls` the server its options built, so that reloads and ticket keys reach it. */
+function tlsServer<S extends TlsServer>(tls: ListenerTls, server: S): S {
+  tls.attach(server);
   return server;
 }
 
@@ -366,7 +386,7 @@ function onUpgrade(ctx: ProxyContext, info: ListenerInfo, req: IncomingMessage, 
  * accept, before reading a byte (nginx `worker_connections`-like): cheaper under a flood than a 503.
  * `auto` keeps it below the process's descriptor limit (connection-limit.ts).
  */
-function applyServerOptions(server: Server, config: ProxySection, tls: { cert: Buffer; key: Buffer } | undefined): void {
+function applyServerOptions(server: Server, config: ProxySection): void {
   const limits = config.limits;
   server.maxConnections = connectionLimit(limits.max_connections);
   // Read by node for each new connection's parser (storeHTTPOptions), though @types/node does not declare it.
@@ -374,27 +394,6 @@ function applyServerOptions(server: Server, config: ProxySection, tls: { cert: B
   server.keepAliveTimeout = limits.keepalive_timeout;
   server.headersTimeout = limits.client_header_timeout;
   server.requestTimeout = limits.client_request_timeout;
-  if (tls) (server as unknown as TlsServer).setSecureContext(tls);
-}
-
-/** Re-reads every TLS listener's certificate and key (a reload is how renewed certificates are picked up). */
-async function tlsContexts(listeners: ProxySection['listeners']): Promise<({ cert: Buffer; key: Buffer } | undefined)[]> {
-  return Promise.all(
-    listeners.map(async (l) => {
-      if (!l.tls) return undefined;
-      try {
-        return { cert: await readFile(l.tls.cert), key: await readFile(l.tls.key) };
-      } catch (cause) {
-        throw new TgError(
-          'TG_CONFIG_INVALID',
-          `cannot read TLS certificate or key of ${l.address}:${l.port}: ${(cause as Error).message}`,
-          {
-            cause,
-          },
-        );
-      }
-    }),
-  );
 }
 
 /** Requests node rejects before they reach the proxy: short answers with the catalogue code, then close. */
