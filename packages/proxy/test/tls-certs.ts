@@ -68,7 +68,10 @@ export interface TlsExchange {
  * A raw TLS connection to 127.0.0.1:port, one `GET path` with `Connection: close`, the whole response
  * read. Rejects with the TLS error when the handshake or the connection fails.
  */
-export async function tlsGet(port: number, options: ConnectionOptions & { path?: string; headers?: string[] } = {}): Promise<TlsExchange> {
+export async function tlsGet(
+  port: number,
+  options: ConnectionOptions & { target?: string; headers?: string[] } = {},
+): Promise<TlsExchange> {
   const socket = connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...options });
   let session: Buffer | undefined;
   socket.on('session', (s: Buffer) => {
@@ -78,7 +81,9 @@ export async function tlsGet(port: number, options: ConnectionOptions & { path?:
     await once(socket, 'secureConnect');
     const peer = socket.getPeerX509Certificate();
     const extra = (options.headers ?? []).map((h) => `${h}\r\n`).join('');
-    socket.write(`GET ${options.path ?? '/'} HTTP/1.1\r\nHost: ${options.servername || 'localhost'}\r\n${extra}Connection: close\r\n\r\n`);
+    socket.write(
+      `GET ${options.target ?? '/'} HTTP/1.1\r\nHost: ${options.servername || 'localhost'}\r\n${extra}Connection: close\r\n\r\n`,
+    );
     const chunks: Buffer[] = [];
     socket.on('data', (c: Buffer) => chunks.push(c));
     await new Promise((resolve, reject) => {
