@@ -91,7 +91,10 @@ export class ListenerTls {
     const verify = s.ssl_verify_client;
     return {
       ...this.#contextOptions(this.#material.certs[0]!, this.#material.ca),
-      SNICallback: (name, cb) => cb(null, this.#contextFor(name)),
+      // With one certificate there is nothing to choose: no SNICallback spares node a call into JS per handshake.
+      ...(this.#material.certs.length > 1 && {
+        SNICallback: (name: string, cb: (err: Error | null, ctx?: SecureContext) => void) => cb(null, this.#contextFor(name)),
+      }),
       requestCert: verify !== 'off',
       // `on`: the handshake fails without a valid certificate (TLS alert), before any HTTP is read.
       rejectUnauthorized: verify === 'on',
