@@ -15,7 +15,7 @@ import { admin, type ConfigDir, configDir, type ProxyProc, startProxyProc, until
  */
 const TOKEN = 's3cret';
 /** The ticket key rotation period: long enough for 26 handshakes after a change, short enough to wait for one. */
-const ROTATION_S = 4;
+const ROTATION_S = 5;
 const at = (cfg: ConfigDir, name: string) => join(dirname(cfg.file), name);
 
 async function selfSigned(cfg: ConfigDir, name: string, cn: string): Promise<void> {
@@ -167,5 +167,34 @@ proxy:
     await until(() => /reload rejected/.test(p.stdout() + p.stderr()), 10_000, 'the rejected reload');
     expect(p.stdout() + p.stderr()).toMatch(/TLS listener 127\.0\.0\.1:0: .*live\.pem .*live\.key: .*key values mismatch/);
     for (let i = 0; i < 6; i++) expect((await tlsGet(port)).cn).toBe('CN=two.test');
+  });
+});
+
+describe('tiergate proxy, workers: 1, TLS listener', () => {
+  it('rotates its own ticket key every ssl_session_ticket_rotation', async () => {
+    const cfg = configDir('');
+    try {
+      await selfSigned(cfg, 'one', 'one.test');
+      writeFileSync(
+        cfg.file,
+        `version: 1
+proxy:
+  listeners: [{ address: 127.0.0.1, port: 0, tls: { cert: ${at(cfg, 'one.pem')}, key: ${at(cfg, 'one.key')}, ssl_session_ticket_rotation: 1s } }]
+  admin: { address: 127.0.0.1, port: 0 }
+  workers: 1
+  pools:
+    app:
+      servers: [{ address: "127.0.0.1:9" }]
+`,
+      );
+      await using p = await startProxyProc(cfg.file);
+      const port = Number(new URL(p.url).port);
+      const first = await tlsGet(port);
+      // Resumes until the key changes (within 1 s), then never again.
+      await until(async () => !(await tlsGet(port, { session: first.session! })).reused, 5_000, 'a ticket key rotation');
+      expect((await tlsGet(port, { session: first.session! })).reused).toBe(false);
+    } finally {
+      cfg[Symbol.dispose]();
+    }
   });
 });
