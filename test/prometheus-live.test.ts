@@ -6,8 +6,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { validateConfig } from '@tiergate/config';
-import { Director, MemoryStateStore, startAdminServer } from '@tiergate/director';
+import { Director, type HaStatus, MemoryStateStore, startAdminServer } from '@tiergate/director';
 import { TgError } from '@tiergate/errors';
+import type { IpvsDaemon } from '@tiergate/ipvs';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -259,6 +260,27 @@ proxy:
       error: new TgError('TG_IPVS_KERNEL', 'refused (ENOMEM)'),
     };
     await using directorAdmin = await startAdminServer(director, { address: '127.0.0.1', port: 0 });
+    // A second director of the VRRP pair, lb2, whose kernel table cannot be read (the read-error alert). The pair's
+    // host state (VIPs on the interface, keepalived's notify file, the kernel's sync daemons) is what haStatus reads
+    // on a real director; here it is given: VIP .100 on neither director (the unheld alert), .101 on both (split
+    // brain), and lb2 wanting the master sync daemon without running one (the wrong-role alert).
+    const lb2Table = new FakeIpvs();
+    await using lb2 = new Director({ name: 'lb2', services, driver: lb2Table, state: new MemoryStateStore(), intervalMs: 3_600_000 });
+    await lb2.start();
+    lb2Table.listServices = () => Promise.reject(new TgError('TG_IPVS_PERMISSION', 'reading the IPVS table needs CAP_NET_ADMIN (EPERM)'));
+    const pair = (held100: boolean, daemons: IpvsDaemon[], wanted: 'master' | 'backup'): HaStatus => ({
+      vipOwner: 'keepalived',
+      vips: [
+        { address: '192.0.2.100', held: held100 },
+        { address: '192.0.2.101', held: true },
+      ],
+      vrrp: { state: wanted === 'master' ? 'MASTER' : 'BACKUP', since: new Date().toISOString() },
+      syncDaemons: daemons,
+      wantedSync: wanted,
+    });
+    director.metrics.setHaSource(async () => pair(false, [{ state: 'master', interface: 'eth0', syncId: 1 }], 'master'));
+    lb2.metrics.setHaSource(async () => pair(false, [], 'master'));
+    await using lb2Admin = await startAdminServer(lb2, { address: '127.0.0.1', port: 0 });
 
     const hostPort = (u: string) => new URL(u).host;
     const deadTarget = `127.0.0.1:${await freePort()}`;
@@ -268,7 +290,7 @@ scrape_configs:
   - job_name: tiergate-proxy
     static_configs: [{ targets: [${JSON.stringify(hostPort(proxy.admin))}, ${JSON.stringify(deadTarget)}] }]
   - job_name: tiergate-director
-    static_configs: [{ targets: [${JSON.stringify(hostPort(directorAdmin.url))}] }]
+    static_configs: [{ targets: [${JSON.stringify(hostPort(directorAdmin.url))}, ${JSON.stringify(hostPort(lb2Admin.url))}] }]
 `);
 
     // Load only once Prometheus scrapes the proxy: rates need samples before and after the requests.

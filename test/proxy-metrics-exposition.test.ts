@@ -1,20 +1,7 @@
-import { spawn } from 'node:child_process';
+import { promtoolCheckMetrics } from '@tiergate/testkit';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
 import { admin, configDir, metricSum, proxyYaml, startProxyProc, startUpstream } from './proxy-ops-helpers.ts';
-
-/** `promtool check metrics` (Debian's prometheus package) over `text`: its exit code and what it printed. */
-function promtoolCheck(text: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c));
-    child.stderr.on('data', (c: Buffer) => (output += c));
-    child.on('error', (err) => reject(new Error('this test needs promtool (apt-get install prometheus)', { cause: err })));
-    child.on('close', (code) => resolve({ code, output }));
-    child.stdin.end(text);
-  });
-}
 
 /** The real `tiergate proxy` process: what its admin listener's /metrics serves, and whether it serves it. */
 describe('tiergate proxy /metrics (real processes)', () => {
@@ -27,7 +14,7 @@ describe('tiergate proxy /metrics (real processes)', () => {
       for (let i = 0; i < 4; i++) expect((await fetch(`${p.url}/`)).status).toBe(200);
       const m = await admin(p.admin, '/metrics');
       expect(m.status).toBe(200);
-      expect(await promtoolCheck(m.body)).toEqual({ code: 0, output: '' });
+      expect(await promtoolCheckMetrics(m.body)).toEqual({ code: 0, output: '' });
       expect(metricSum(m.body, 'tiergate_build_info', { node_version: process.version })).toBe(1);
       expect(metricSum(m.body, 'tiergate_proxy_client_connections_accepted_total')).toBeGreaterThanOrEqual(1);
       // The single process is worker 0; a cluster has workers 1…N and the primary.

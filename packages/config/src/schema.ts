@@ -81,7 +81,22 @@ export const l4HealthCheck = healthCheck(
   },
 );
 /** nginx plus `health_check` defaults: interval 5 s, passes 1, fails 1 (timeout 2 s, ours). */
-export const l7HealthCheck = healthCheck(5_000, 2_000, 1, 1, {});
+const l7Timing = timing(5_000, 2_000, 1, 1);
+/**
+ * L7 only (the director's real servers are proxy nodes, checked by http): the gRPC health protocol
+ * (`grpc.health.v1.Health/Check`), as nginx plus `health_check type=grpc grpc_service=`, Envoy's
+ * `grpc_health_check` and Kubernetes' `grpc` probe.
+ */
+const grpcCheck = z.strictObject({
+  type: z.literal('grpc'),
+  ...l7Timing,
+  /** The service asked about; '' (the default) is the server as a whole (grpc.health.v1). */
+  service: z.string().default(''),
+  /** Speak TLS (h2 by ALPN) instead of cleartext h2c. */
+  tls: z.boolean().default(false),
+  tls_verify: z.boolean().default(false),
+});
+export const l7HealthCheck = z.discriminatedUnion('type', [...healthCheck(5_000, 2_000, 1, 1, {}).options, grpcCheck]);
 
 // ---------------------------------------------------------------- L4: directors and virtual services
 
@@ -227,6 +242,18 @@ export const pool = z.strictObject({
     })
     .prefault({}),
   health_check: l7HealthCheck.optional(),
+  /**
+   * How the proxy speaks to the servers (docs/proxy.md, "HTTP/2 and gRPC to upstreams"): `http1` cleartext
+   * HTTP/1.1; `h2` TLS offering h2 then http/1.1 by ALPN (nginx `grpc_pass grpcs://`, HAProxy `ssl alpn h2`);
+   * `h2c` cleartext HTTP/2 with prior knowledge (nginx `grpc_pass grpc://`, HAProxy `proto h2`).
+   */
+  protocol: z.enum(['http1', 'h2', 'h2c']).default('http1'),
+  /** `h2` only: verify the servers' certificates (nginx `proxy_ssl_verify`, off by default as there). */
+  tls_verify: z.boolean().default(false),
+  /** `h2` only: a PEM file of CAs to verify against instead of Node's bundled roots (nginx `proxy_ssl_trusted_certificate`). */
+  tls_ca: z.string().min(1).optional(),
+  /** `h2` only: the SNI and verified name (nginx `proxy_ssl_name`); default the server address's host when it is a name. */
+  tls_server_name: z.string().min(1).optional(),
   sticky: z
     .strictObject({
       cookie: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid cookie name'),
@@ -317,6 +344,12 @@ export const listener = z.strictObject({
   address: ipAddress.default('0.0.0.0'),
   port: z.number().int().min(0).max(65535),
   tls: listenerTls.optional(),
+  /**
+   * nginx `http2 on`. With `tls`: ALPN offers `h2` then `http/1.1` (default true, as HAProxy's `bind … ssl`
+   * since 2.8). Without `tls`: the listener speaks only cleartext h2c with prior knowledge (default false), for
+   * internal clients that know it (gRPC, a load tester): HTTP/1.1 clients of that listener are refused.
+   */
+  http2: z.boolean().optional(),
 });
 
 /** `name:port`, which a route's host refuses (below) rather than calling it a malformed name. */
@@ -383,6 +416,14 @@ export const proxy = z.strictObject({
       /** nginx `send_timeout`: between two writes to the client that drain; then the client is closed. */
       send_timeout: duration.default(60_000),
       rate_limit: z.strictObject({ rate: z.number().positive(), burst: z.number().int().min(1) }).optional(),
+      /** nginx `http2_max_concurrent_streams`: streams an HTTP/2 client may have open at once; beyond, REFUSED_STREAM. */
+      http2_max_concurrent_streams: z.number().int().min(1).max(65535).default(128),
+      /**
+       * Client `RST_STREAM`s an HTTP/2 connection may send (a token bucket: `burst`, refilled `rate` per second)
+       * before it is closed with GOAWAY (CVE-2023-44487, rapid reset). nghttp2's defaults: nginx has no such knob.
+       */
+      http2_reset_burst: z.number().int().min(1).default(1000),
+      http2_reset_rate: z.number().int().min(1).default(33),
     })
     .prefault({}),
   shutdown_timeout: duration.default(30_000),

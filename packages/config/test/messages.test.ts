@@ -50,8 +50,8 @@ describe('error reporting', () => {
     const hc = POOL.replace('servers:', 'health_check: { interval: 5s }\n      servers:');
     const issue = failure(() => parseConfig(`version: 1\n${hc}`)).issues[0];
     expect(issue).toMatchObject({ path: 'proxy.pools.app.health_check.type', message: 'required' });
-    const unknown = failure(() => parseConfig(`version: 1\n${hc.replace('{ interval', '{ type: grpc, interval')}`)).issues[0];
-    expect(unknown?.message).toBe('unknown type "grpc"');
+    const unknown = failure(() => parseConfig(`version: 1\n${hc.replace('{ interval', '{ type: snmp, interval')}`)).issues[0];
+    expect(unknown?.message).toBe('unknown type "snmp"');
     const rs = failure(() => parseConfig('version: 1\nvirtual_services:\n  - { address: 10.0.0.1, port: 80, real_servers: [{}] }\n'));
     expect(rs.issues[0]).toMatchObject({ path: 'virtual_services[0].real_servers[0].address', message: 'required' });
   });

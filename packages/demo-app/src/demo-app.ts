@@ -7,7 +7,7 @@ import { clientAddress, parseTrustedProxies } from './client-address.ts';
 import { renderHomePage } from './home-page.ts';
 import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.ts';
 import { HttpError, readFields, stringField } from './request-body.ts';
-import { withServerSpan } from './server-span.ts';
+import { describeServerSpan } from './server-span.ts';
 
 /**
  * A fixed secret so that several demo instances sign cookies alike out of the box. It is public (it
@@ -75,8 +75,9 @@ interface Context {
  * The demo application server (not listening yet). Routes: GET / (HTML), GET /captcha (SVG, or in
  * demo mode `{ code }` as JSON for Accept: application/json — a test convenience a real captcha must
  * never offer), POST /login, POST /logout, GET and POST /cart, GET /healthz. Bad input is 400, too
- * many failed logins 429, a session store outage 503, never a stack trace. Each request but /healthz
- * is traced as a SERVER span continuing the incoming traceparent (withServerSpan).
+ * many failed logins 429, a session store outage 503, never a stack trace. Tracing is the process's OpenTelemetry
+ * SDK's: its HTTP instrumentation makes each request a SERVER span continuing the incoming traceparent, and the app
+ * adds the route and the client address it believes (describeServerSpan).
  */
 export function createDemoApp(options: DemoAppOptions): Server {
   const demo = options.demo ?? false;
@@ -99,14 +100,11 @@ export function createDemoApp(options: DemoAppOptions): Server {
     res.setHeader('x-instance-id', options.instanceId);
     res.setHeader('cache-control', 'no-store');
     const path = new URL(req.url ?? '/', 'http://demo').pathname;
-    // Untraced: the proxy probes it every few seconds per app, which would bury the requests in Jaeger.
     if (path === '/healthz') return healthz(context, req, res);
-    const facts = { path, route: ROUTES.has(path) ? path : undefined, clientAddress: clientAddress(req, context.trusted) };
-    withServerSpan(req, res, facts, () => {
-      withSessionRoutes(req, res).catch(() => {
-        if (!res.headersSent) res.writeHead(500);
-        res.end();
-      });
+    describeServerSpan(ROUTES.has(path) ? path : undefined, clientAddress(req, context.trusted));
+    withSessionRoutes(req, res).catch(() => {
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
     });
   });
 }

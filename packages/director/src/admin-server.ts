@@ -91,7 +91,7 @@ export async function startAdminServer(
       } else if (req.method === 'GET' && path === '/metrics' && opts.metrics === false) {
         res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"metrics are off (telemetry.metrics.enabled: false)"}\n');
       } else if (req.method === 'GET' && path === '/metrics') {
-        await director.readStatus();
+        await director.refreshMetrics();
         const body = await director.metrics.registry.metrics();
         res.writeHead(200, { 'content-type': director.metrics.registry.contentType }).end(body);
       } else if (req.method === 'POST' && path === '/reconcile') {

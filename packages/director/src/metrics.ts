@@ -4,6 +4,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry
 import { destPortOf, healthKey, serviceIdOfConfig, type VirtualService } from './desired.ts';
 import type { Op } from './plan.ts';
 import type { CycleKind } from './reconciler.ts';
+import type { HaStatus } from './sync-role.ts';
 
 /** The director package's version: tiergate's packages are versioned together. */
 const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
@@ -45,6 +46,9 @@ const OP_KINDS: readonly Op['kind'][] = [
   'update-destination',
   'delete-destination',
 ];
+
+/** keepalived's states (its notify script's argument): each has a series once a state is recorded. */
+const VRRP_STATES = ['MASTER', 'BACKUP', 'FAULT', 'STOP'];
 
 const SERVICE_LABELS = ['service', 'vip', 'port', 'protocol'] as const;
 const SERVER_LABELS = [...SERVICE_LABELS, 'server'] as const;
@@ -127,7 +131,11 @@ export class DirectorMetrics {
   readonly cycleSeconds: Histogram<'kind'>;
   readonly ops: Counter<'kind'>;
   readonly transitions: Counter<(typeof SERVER_LABELS)[number] | 'state'>;
+  readonly tableReadErrors: Counter<'code'>;
   #rows: Rows = NO_ROWS;
+  #tableReadOk = 1;
+  #ha: HaStatus | null = null;
+  #haSource: (() => Promise<HaStatus>) | undefined;
 
   constructor(options: { version?: string; processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -172,6 +180,60 @@ export class DirectorMetrics {
       help: 'Real-server health changes, by service, real server and new state (up, down).',
       labelNames: [...SERVER_LABELS, 'state'],
       registers,
+    });
+
+    this.tableReadErrors = new Counter({
+      name: 'tiergate_director_table_read_errors_total',
+      help: 'Scrapes whose read of the kernel IPVS table failed, by error code (the table series are absent then).',
+      labelNames: ['code'],
+      registers,
+    });
+    const self = this;
+    new Gauge({
+      name: 'tiergate_director_table_read_ok',
+      help: '1 when this scrape read the kernel IPVS table, 0 when the read failed (the table series are absent then).',
+      registers,
+      collect() {
+        this.set(self.#tableReadOk);
+      },
+    });
+    // The VRRP pair (docs/director.md, "Two directors"): which VIPs this director holds now, what keepalived's notify
+    // script recorded, and which sync daemons the kernel runs. Read at each scrape from the host (haStatus), only when
+    // this director is one of a pair (setHaSource); alerts on them: infra/prometheus/rules.yml (no holder, two holders).
+    new Gauge({
+      name: 'tiergate_director_vip_held',
+      help: "1 when the VIP is on this director's interface now (the VRRP MASTER holds it), else 0.",
+      labelNames: ['vip'],
+      registers,
+      collect() {
+        this.reset();
+        for (const v of self.#ha?.vips ?? []) this.set({ vip: v.address }, v.held ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'tiergate_director_vrrp_state',
+      help: "1 for keepalived's state as its notify script last recorded it (MASTER, BACKUP, FAULT, STOP); no series without a record.",
+      labelNames: ['state'],
+      registers,
+      collect() {
+        this.reset();
+        const recorded = self.#ha?.vrrp?.state;
+        if (recorded) for (const state of new Set([...VRRP_STATES, recorded])) this.set({ state }, state === recorded ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'tiergate_director_sync_daemon',
+      help: 'The IPVS connection sync daemons the kernel runs: 1 per state (master, backup) running, 0 otherwise; `wanted` says which this director should run now.',
+      labelNames: ['state', 'wanted'],
+      registers,
+      collect() {
+        this.reset();
+        const ha = self.#ha;
+        if (!ha || 'error' in ha.syncDaemons) return;
+        const running = new Set(ha.syncDaemons.map((d) => d.state));
+        for (const state of ['master', 'backup'] as const)
+          this.set({ state, wanted: String(ha.wantedSync === state) }, running.has(state) ? 1 : 0);
+      },
     });
 
     // Known label values start at 0 (Prometheus' advice): an error rate or alert over them has a series to compute
@@ -301,5 +363,28 @@ export class DirectorMetrics {
   /** The table, config and health the next collections report (replacing the last snapshot's series). */
   update(snapshot: DirectorMetricsSnapshot): void {
     this.#rows = rowsOf(snapshot);
+    this.#tableReadOk = 1;
+  }
+
+  /**
+   * The kernel's table could not be read for this scrape: its series go (absent is "unknown"; stale counters would
+   * feed rate() numbers the kernel never had), the configured weights and health stay, and the failure is counted —
+   * so the scrape itself still succeeds and an alert sees the read error rather than `up == 0`.
+   */
+  tableReadFailed(snapshot: Omit<DirectorMetricsSnapshot, 'table'>, code: string): void {
+    this.#rows = rowsOf({ ...snapshot, table: [] });
+    this.#tableReadOk = 0;
+    this.tableReadErrors.inc({ code });
+  }
+
+  /** Where the VRRP pair's state comes from (a director of a pair only); read by refreshHa() before each scrape. */
+  setHaSource(source: () => Promise<HaStatus>): void {
+    this.#haSource = source;
+  }
+
+  /** Reads the HA state for the next collection; a failed read leaves those series absent for this scrape. */
+  async refreshHa(): Promise<void> {
+    if (!this.#haSource) return;
+    this.#ha = await this.#haSource().catch(() => null);
   }
 }

@@ -514,6 +514,22 @@ export class Director implements AsyncDisposable {
     return this.#statusOf(table);
   }
 
+  /**
+   * Brings the metrics up to date for a scrape (GET /metrics): a fresh read of the table and the VRRP pair's state.
+   * Never throws: a failed table read is reported by the metrics themselves (tiergate_director_table_read_ok 0,
+   * tiergate_director_table_read_errors_total), so the scrape succeeds and an alert sees the cause, not `up == 0`.
+   */
+  async refreshMetrics(): Promise<void> {
+    const read = this.readStatus().then(
+      () => undefined,
+      (err: unknown) => {
+        this.#log.warn({ err }, 'reading the IPVS table for /metrics failed; its series are absent from this scrape');
+        this.metrics.tableReadFailed({ services: this.#services, health: this.#health.snapshot() }, isTgError(err) ? err.code : 'unknown');
+      },
+    );
+    await Promise.all([read, this.metrics.refreshHa()]);
+  }
+
   #statusOf(table: readonly IpvsServiceEntry[]): DirectorStatus {
     return buildStatus(this.#o.name, table, {
       managed: this.#managed,

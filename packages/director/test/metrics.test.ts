@@ -1,32 +1,20 @@
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { validateConfig } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
-import type { IpvsDestination, IpvsService, IpvsServiceEntry, IpvsStats } from '@tiergate/ipvs';
+import type { IpvsDaemon, IpvsDestination, IpvsService, IpvsServiceEntry, IpvsStats } from '@tiergate/ipvs';
+import { promtoolCheckMetrics } from '@tiergate/testkit';
 import { describe, expect, it } from 'vitest';
 import { startAdminServer } from '../src/admin-server.ts';
 import type { VirtualService } from '../src/desired.ts';
 import { DirectorMetrics } from '../src/metrics.ts';
 import { Director } from '../src/reconciler.ts';
 import { MemoryStateStore } from '../src/state-store.ts';
+import type { HaStatus } from '../src/sync-role.ts';
 import { FakeIpvs } from './fake-ipvs.ts';
 
 // The director's /metrics: what `ipvsadm -Ln --stats` shows (the kernel's own counters), weights, health and the
 // reconcile loop, as Prometheus text that Prometheus' own linter (`promtool check metrics`) accepts.
-
-/** `promtool check metrics` (Debian's prometheus package) over `text`: its exit code and what it printed. */
-function promtoolCheck(text: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c));
-    child.stderr.on('data', (c: Buffer) => (output += c));
-    child.on('error', (err) => reject(new Error('this test needs promtool (apt-get install prometheus)', { cause: err })));
-    child.on('close', (code) => resolve({ code, output }));
-    child.stdin.end(text);
-  });
-}
 
 interface Sample {
   readonly name: string;
@@ -145,7 +133,7 @@ describe('DirectorMetrics: the IPVS table as metrics', () => {
     });
     const text = await m.registry.metrics();
 
-    expect(await promtoolCheck(text)).toEqual({ code: 0, output: '' });
+    expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: '' });
     // ipvsadm -Ln --stats, service lines (the foreign 10.99.0.200 is not tiergate's: not exported).
     expect(family(text, 'tiergate_director_service_connections_total')).toEqual({ [WEB]: 7, [DNS]: 1 });
     expect(family(text, 'tiergate_director_service_incoming_packets_total')).toEqual({ [WEB]: 70, [DNS]: 10 });
@@ -267,6 +255,100 @@ describe('Director /metrics (admin listener over a table with stats)', () => {
     expect(family(text, 'tiergate_director_realserver_healthy')).toEqual({ [labels]: 0 });
     expect(family(text, 'tiergate_director_realserver_weight')).toEqual({ [labels]: 0 });
     expect(family(text, 'tiergate_director_realserver_configured_weight')).toEqual({ [labels]: 1 });
-    expect(await promtoolCheck(text)).toEqual({ code: 0, output: '' });
+    expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: '' });
+  });
+});
+
+describe('Director /metrics when the table cannot be read, and the VRRP pair', () => {
+  const services = config([
+    { name: 'web', address: '10.0.0.100', port: 80, scheduler: 'rr', real_servers: [{ address: '10.0.0.11', weight: 3 }] },
+  ]);
+
+  it('a failed IPVS read still answers the scrape: read_ok 0, the error counted by code, no kernel series until a read works', async () => {
+    const driver = new FakeIpvs();
+    await using d = new Director({ name: 'd1', services, driver, state: new MemoryStateStore(), intervalMs: 3_600_000 });
+    await d.start();
+    await using admin = await startAdminServer(d, { address: '127.0.0.1', port: 0 });
+    const scrape = async () => {
+      const res = await fetch(`${admin.url}/metrics`);
+      expect(res.status).toBe(200);
+      return res.text();
+    };
+    const server = `${WEB},server=10.0.0.11:80`;
+    let text = await scrape();
+    expect(family(text, 'tiergate_director_table_read_ok')).toEqual({ '': 1 });
+    expect(family(text, 'tiergate_director_realserver_weight')).toEqual({ [server]: 3 });
+
+    const listServices = driver.listServices.bind(driver);
+    driver.listServices = () => Promise.reject(new TgError('TG_IPVS_PERMISSION', 'reading the IPVS table needs CAP_NET_ADMIN (EPERM)'));
+    text = await scrape();
+    expect(family(text, 'tiergate_director_table_read_ok')).toEqual({ '': 0 });
+    expect(family(text, 'tiergate_director_table_read_errors_total')).toEqual({ 'code=TG_IPVS_PERMISSION': 1 });
+    // The kernel's numbers are unknown now: absent, not the last read's (stale counters would feed rate()).
+    expect(family(text, 'tiergate_director_realserver_weight')).toEqual({});
+    expect(family(text, 'tiergate_director_service_connections_total')).toEqual({});
+    // What the config says is still known.
+    expect(family(text, 'tiergate_director_realserver_configured_weight')).toEqual({ [server]: 3 });
+    expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: '' });
+
+    driver.listServices = listServices;
+    text = await scrape();
+    expect(family(text, 'tiergate_director_table_read_ok')).toEqual({ '': 1 });
+    expect(family(text, 'tiergate_director_realserver_weight')).toEqual({ [server]: 3 });
+    expect(family(text, 'tiergate_director_table_read_errors_total')).toEqual({ 'code=TG_IPVS_PERMISSION': 1 });
+  });
+
+  it('a director of a VRRP pair exports VIP ownership, keepalived state and sync daemons, read at each scrape', async () => {
+    const driver = new FakeIpvs();
+    await using d = new Director({ name: 'lb1', services, driver, state: new MemoryStateStore(), intervalMs: 3_600_000 });
+    await d.start();
+    await using admin = await startAdminServer(d, { address: '127.0.0.1', port: 0 });
+    const scrape = async () => (await fetch(`${admin.url}/metrics`)).text();
+    // Without a source (no pair): no series at all.
+    let text = await scrape();
+    expect(family(text, 'tiergate_director_vip_held')).toEqual({});
+    expect(family(text, 'tiergate_director_sync_daemon')).toEqual({});
+
+    let ha: HaStatus = {
+      vipOwner: 'keepalived',
+      vips: [{ address: '10.0.0.100', held: false }],
+      vrrp: { state: 'BACKUP', since: '2026-12-06T10:00:00.000Z' },
+      syncDaemons: [{ state: 'backup', interface: 'eth0', syncId: 7 } satisfies IpvsDaemon],
+      wantedSync: 'backup',
+    };
+    let reads = 0;
+    d.metrics.setHaSource(async () => {
+      reads++;
+      return ha;
+    });
+    text = await scrape();
+    expect(family(text, 'tiergate_director_vip_held')).toEqual({ 'vip=10.0.0.100': 0 });
+    expect(family(text, 'tiergate_director_vrrp_state')).toEqual({
+      'state=MASTER': 0,
+      'state=BACKUP': 1,
+      'state=FAULT': 0,
+      'state=STOP': 0,
+    });
+    expect(family(text, 'tiergate_director_sync_daemon')).toEqual({ 'state=master,wanted=false': 0, 'state=backup,wanted=true': 1 });
+
+    // The takeover: the next scrape sees it.
+    ha = {
+      ...ha,
+      vips: [{ address: '10.0.0.100', held: true }],
+      vrrp: { state: 'MASTER', since: ha.vrrp?.since ?? '' },
+      wantedSync: 'master',
+    };
+    text = await scrape();
+    expect(family(text, 'tiergate_director_vip_held')).toEqual({ 'vip=10.0.0.100': 1 });
+    expect(family(text, 'tiergate_director_vrrp_state')).toMatchObject({ 'state=MASTER': 1, 'state=BACKUP': 0 });
+    // Still a backup daemon while master is wanted: the mismatch an alert looks for.
+    expect(family(text, 'tiergate_director_sync_daemon')).toEqual({ 'state=master,wanted=true': 0, 'state=backup,wanted=false': 1 });
+    expect(reads).toBe(2);
+
+    // A failing read leaves the series absent for that scrape; the scrape still answers.
+    d.metrics.setHaSource(() => Promise.reject(new Error('ip: command not found')));
+    text = await scrape();
+    expect(family(text, 'tiergate_director_vip_held')).toEqual({});
+    expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: '' });
   });
 });

@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   TG_PROXY_CLIENT_TIMEOUT: { status: 408, exit: 1, summary: 'The client was too slow sending its request.' },
   TG_PROXY_RATE_LIMITED: { status: 429, exit: 1, summary: 'The client address exceeded its rate limit.' },
   TG_PROXY_NO_ROUTE: { status: 404, exit: 1, summary: 'No route matches the request host and path.' },
+  // 501: the pool speaks HTTP/2 to its servers, which carries no Upgrade (a server is not at fault).
+  TG_PROXY_UPGRADE_UNSUPPORTED: { status: 501, exit: 1, summary: 'An Upgrade was asked of a pool that speaks HTTP/2 to its servers.' },
   // proxy: upstream side
   // 502 as nginx's "no live upstreams" (NGX_BUSY → ngx_http_upstream_next with FT_NOLIVE → 502).
   TG_PROXY_NO_UPSTREAM: { status: 502, exit: 1, summary: 'The pool has no usable server.' },

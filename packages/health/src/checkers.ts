@@ -1,6 +1,15 @@
 import { CommandChecker } from './command-checker.ts';
+import { GrpcChecker } from './grpc-checker.ts';
 import { HttpChecker } from './http-checker.ts';
-import { type CheckerSpec, type CommandCheckSpec, type HttpCheckSpec, invalid, type SpecOf, type TcpCheckSpec } from './spec.ts';
+import {
+  type CheckerSpec,
+  type CommandCheckSpec,
+  type GrpcCheckSpec,
+  type HttpCheckSpec,
+  invalid,
+  type SpecOf,
+  type TcpCheckSpec,
+} from './spec.ts';
 import { TcpChecker } from './tcp-checker.ts';
 import type { Checker } from './types.ts';
 
@@ -12,6 +21,7 @@ export const CHECKERS: {
   http: (spec: HttpCheckSpec) => new HttpChecker(spec),
   https: (spec: HttpCheckSpec) => new HttpChecker(spec),
   command: (spec: CommandCheckSpec) => new CommandChecker(spec),
+  grpc: (spec: GrpcCheckSpec) => new GrpcChecker(spec),
 });
 
 /**

@@ -1,6 +1,7 @@
 // Public surface of @tiergate/health.
 export { CHECKERS, createChecker } from './checkers.ts';
 export { CommandChecker } from './command-checker.ts';
+export { GrpcChecker } from './grpc-checker.ts';
 export { DEFAULT_EXPECT_STATUS, DEFAULT_MAX_BODY_BYTES, HttpChecker } from './http-checker.ts';
 export {
   CHECK_CHANNEL,
@@ -26,6 +27,7 @@ export {
   type CheckTiming,
   type CommandCheckSpec,
   DEFAULT_TIMING,
+  type GrpcCheckSpec,
   type HealthCheckSpec,
   type HttpCheckSpec,
   resolveTiming,

@@ -41,8 +41,19 @@ export interface CommandCheckSpec {
   readonly user?: string;
 }
 
+/** `grpc.health.v1.Health/Check` over HTTP/2 (nginx plus `health_check type=grpc`, Envoy `grpc_health_check`). */
+export interface GrpcCheckSpec {
+  readonly kind: 'grpc';
+  /** The service asked about; '' (default) is the server as a whole. */
+  readonly service?: string;
+  /** h2 over TLS instead of cleartext h2c (default false). */
+  readonly tls?: boolean;
+  /** `tls` only: verify the server certificate (default true). Self-signed backends need `false`. */
+  readonly rejectUnauthorized?: boolean;
+}
+
 /** What to probe; the union the checker registry is keyed by. */
-export type CheckerSpec = TcpCheckSpec | HttpCheckSpec | CommandCheckSpec;
+export type CheckerSpec = TcpCheckSpec | HttpCheckSpec | CommandCheckSpec | GrpcCheckSpec;
 
 /** The spec type of one kind (`SpecOf<'https'>` is HttpCheckSpec). */
 export type SpecOf<K extends CheckerSpec['kind']> = CheckerSpec extends infer S

@@ -1,6 +1,6 @@
 /**
  * Health checking shared by the proxy (app servers) and the director (real servers).
- * One `Checker` per kind (tcp, http, command), one file each, behind this interface; the
+ * One `Checker` per kind (tcp, http, command, grpc), one file each, behind this interface; the
  * rise/fall state machine is separate and pure.
  */
 
@@ -18,7 +18,7 @@ export interface CheckResult {
 
 /** One probe of one target. Must resolve (never reject) within `timeoutMs`, and honour `signal`. */
 export interface Checker {
-  readonly kind: 'tcp' | 'http' | 'https' | 'command';
+  readonly kind: 'tcp' | 'http' | 'https' | 'command' | 'grpc';
   check(target: CheckTarget, timeoutMs: number, signal?: AbortSignal): Promise<CheckResult>;
   /** Releases what the checker holds (the HTTP checker's connection pool). Checks after `close()` fail. */
   close?(): Promise<void>;

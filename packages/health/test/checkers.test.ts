@@ -13,6 +13,7 @@ const SPECS: { readonly [K in keyof typeof CHECKERS]: SpecOf<K> } = {
   https: { kind: 'https', path: '/', rejectUnauthorized: false },
   // A real probe program: exits 0 only if it can connect to the target.
   command: { kind: 'command', argv: [process.execPath, '-e', CONNECT_SCRIPT] },
+  grpc: { kind: 'grpc' },
 };
 
 const expectInvalid = (fn: () => unknown) => {

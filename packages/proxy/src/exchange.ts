@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Http2ServerRequest } from 'node:http2';
 import type { BlockList } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
@@ -9,7 +10,7 @@ import { type Dispatcher, errors } from 'undici';
 import { type AttemptEvent, attemptChannel, type RequestEvent, requestChannel } from './channels.ts';
 import { isTrusted, realClientAddress, unmapIPv4 } from './client-address.ts';
 import { sendError } from './error-response.ts';
-import { clientResponseHeaders, type HeaderRules, trailerPairs, upstreamRequestHeaders } from './forward-headers.ts';
+import { clientResponseHeaders, type HeaderRules, upstreamRequestHeaders } from './forward-headers.ts';
 import { RequestKeyVars } from './key-vars.ts';
 import type { ClientCertFacts } from './listener-tls.ts';
 import type { TokenBucketLimiter } from './rate-limiter.ts';
@@ -20,6 +21,7 @@ import type { RouteTable } from './route-table.ts';
 import { activeTracer, endAttemptSpan, endServerSpan, setRoute, startAttemptSpan, startServerSpan, withTraceContext } from './tracing.ts';
 import { joinSockets } from './tunnel.ts';
 import { classifyUpstreamError } from './upstream-error.ts';
+import { acceptsTrailers, deferHead, isTrailersOnly, rawHeaderList, trailerAnnouncement, trailersFor } from './upstream-h2.ts';
 import { NEXT, statusBit, type UpstreamPool } from './upstream-pool.ts';
 
 /** What a matched route resolves to, compiled at startup. */
@@ -252,6 +254,8 @@ export class Exchange {
   #span: Span | undefined;
   /** Why the last attempt was given up, for the next attempt's span. */
   #retryReason: string | undefined;
+  /** The client sent `TE: trailers`: only then are the upstream's trailers passed on (upstream-h2.ts). */
+  #trailers = false;
 
   constructor(ctx: ProxyContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, upgrade: UpgradeInfo | undefined) {
     this.ctx = ctx;
@@ -283,7 +287,7 @@ export class Exchange {
     const { req, res, ctx } = this;
     const te = req.headers['transfer-encoding'];
     const cl = req.headers['content-length'];
-    this.#hasBody = te !== undefined || (cl !== undefined && cl !== '0');
+    this.#hasBody = te !== undefined || (cl !== undefined && cl !== '0') || h2HasBody(req);
     (res as TaggedResponse)[kExchange] = this;
     res.on('close', onResponseClose);
     ctx.inFlight.add(this);
@@ -324,6 +328,11 @@ export class Exchange {
       return;
     }
     const pool = route.pool;
+    // undici would try RFC 8441's extended CONNECT towards an h2 server, and count its refusal against the server.
+    if (this.#upgrade !== undefined && pool.config.protocol !== 'http1') {
+      this.fail('TG_PROXY_UPGRADE_UNSUPPORTED', true);
+      return;
+    }
     pool.acquire();
     this.#pool = pool;
     if (pool.hashKey) this.#hashKey = pool.hashKey(new RequestKeyVars(req, this.clientAddress));
@@ -345,6 +354,9 @@ export class Exchange {
       keepTraceContext: this.#tracer === undefined && (ctx.trustIncoming || peerTrusted),
     });
     pool.sticky?.strip(this.#headers);
+    this.#trailers = acceptsTrailers(req);
+    // `te: trailers`, the one TE HTTP/2 allows (RFC 9113 §8.2.2), tells a gRPC server its trailers will arrive.
+    if (this.#trailers && pool.config.protocol !== 'http1') this.#headers.push('te', 'trailers');
     // Node calls this handler for `Expect: 100-continue` without answering it: nginx-like, the proxy
     // says 100 once it has decided to read the body (after the route, size and server checks above).
     if (this.#hasBody && (req.headers.expect ?? '').toLowerCase() === '100-continue') res.writeContinue();
@@ -367,7 +379,8 @@ export class Exchange {
       url: req.url ?? '',
       scheme: this.#listener.scheme,
       clientAddress: this.clientAddress,
-      protocolVersion: req.httpVersion,
+      // OpenTelemetry's network.protocol.version spells HTTP/2 `2`.
+      protocolVersion: req.httpVersionMajor === 2 ? '2' : req.httpVersion,
       serverPort: this.#listener.port,
     };
     this.#span = startServerSpan(tracer, facts, req.headers, trusted);
@@ -406,13 +419,15 @@ export class Exchange {
       });
       headers = withTraceContext(headers, attempt.span ?? this.#span);
     }
-    const opts: Dispatcher.DispatchOptions = {
+    // `servername`: undici's Request takes it (its types do not list it); see Upstream.servername.
+    const opts: Dispatcher.DispatchOptions & { servername: string | undefined } = {
       method: this.req.method as Dispatcher.HttpMethod,
       path: this.#target,
       headers: headers as string[],
       body: this.#hasBody ? this.req : null,
       reset: pool.reset,
       upgrade: this.#upgrade?.protocol ?? null,
+      servername: pool.upstreams[index]!.servername,
     };
     try {
       pool.upstreams[index]!.dispatcher.dispatch(opts, attempt);
@@ -457,22 +472,27 @@ export class Exchange {
     this.#status = status;
     this.#upstream = a.upstream;
     const headers = this.#clientHeaders(a, raw);
+    if (this.#trailers && this.req.httpVersion === '1.1') {
+      const announce = trailerAnnouncement(raw, status, this.req.method);
+      if (announce !== undefined) headers.push('Trailer', announce);
+    }
     // Draining: tell keep-alive clients to reconnect, through the director, to a node that is not leaving.
     if (this.ctx.draining) headers.push('connection', 'close');
-    if (statusText) this.res.writeHead(status, statusText, headers);
+    if (this.req.httpVersionMajor === 2 && isTrailersOnly(raw)) deferHead(this.res, status, headers);
+    else if (statusText) this.res.writeHead(status, statusText, headers);
     else this.res.writeHead(status, headers);
   }
 
   /**
    * An interim response (undici passes every 1xx but 100 and 101 on; it drops the connection on an
    * unasked-for 100, and a 101 only comes to an upgrade). A 103's `Link` fields go to the client as early
-   * hints (RFC 8297), at most MAX_EARLY_HINTS of them, and only to an HTTP/1.1 client (RFC 9110 §15.2: no
+   * hints (RFC 8297), at most MAX_EARLY_HINTS of them, and only to an HTTP/1.1 or h2 client (RFC 9110 §15.2: no
    * 1xx to HTTP/1.0); every other 1xx is dropped. None of them changes the exchange: the final response
    * is still awaited within the same `response_headers` deadline (a flood of 1xx cannot extend it).
    */
   #interim(status: number, raw: Buffer[]): void {
     const { req, res } = this;
-    if (status !== 103 || this.#earlyHints >= MAX_EARLY_HINTS || req.httpVersion !== '1.1' || res.headersSent) return;
+    if (status !== 103 || this.#earlyHints >= MAX_EARLY_HINTS || req.httpVersion === '1.0' || res.headersSent) return;
     const links: string[] = [];
     for (let i = 0; i < raw.length; i += 2) {
       if (raw[i]!.toString('latin1').toLowerCase() !== 'link') continue;
@@ -533,9 +553,9 @@ export class Exchange {
     this.#closeTunnel?.();
   }
 
-  onEnd(a: Attempt, rawTrailers: Buffer[] | undefined): void {
+  onEnd(a: Attempt, rawTrailers: Buffer[]): void {
     if (a !== this.current) return;
-    if (rawTrailers && rawTrailers.length > 0) this.res.addTrailers(trailerPairs(rawTrailers));
+    if (this.#trailers && rawTrailers.length > 0) this.res.addTrailers(trailersFor(rawTrailers, this.req.httpVersionMajor === 2));
     this.res.end();
     this.#release(a, a.failed, undefined, a.failed ? 'TG_PROXY_UPSTREAM_STATUS' : undefined);
     this.#finish();
@@ -686,6 +706,14 @@ export class Exchange {
   }
 }
 
+/**
+ * An HTTP/2 request has a body when its HEADERS frame did not end the stream: the length is optional in h2
+ * (RFC 9113 §8.1), so a body without `content-length` goes upstream chunked.
+ */
+function h2HasBody(req: IncomingMessage): boolean {
+  return req.httpVersionMajor === 2 && !(req as unknown as Http2ServerRequest).stream.endAfterHeaders;
+}
+
 function headerString(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v.join(', ') : v;
 }
@@ -828,7 +856,7 @@ class Attempt implements Dispatcher.DispatchHandler {
   onResponseStart(controller: Dispatcher.DispatchController, status: number, _headers: unknown, statusText?: string): void {
     // An interim 1xx leaves the final headers to wait for, within the deadline already running.
     if (status >= 200) this.#arm(WAIT_BODY, this.#idleMs);
-    this.ex.onHeaders(this, status, statusText, controller.rawHeaders as Buffer[]);
+    this.ex.onHeaders(this, status, statusText, rawHeaderList(controller.rawHeaders));
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
@@ -846,11 +874,11 @@ class Attempt implements Dispatcher.DispatchHandler {
   onRequestUpgrade(controller: Dispatcher.DispatchController, status: number, _headers: unknown, socket: Duplex): void {
     this.#arm(WAIT_NONE, 0); // the tunnel has its own idle timeout (tunnel.ts)
     this.upgradedAt = this.ex.ctx.now();
-    this.ex.onUpgrade(this, status, '', controller.rawHeaders as Buffer[], socket);
+    this.ex.onUpgrade(this, status, '', rawHeaderList(controller.rawHeaders), socket);
   }
 
   onResponseEnd(controller: Dispatcher.DispatchController): void {
-    this.ex.onEnd(this, (controller.rawTrailers as Buffer[] | null | undefined) ?? undefined);
+    this.ex.onEnd(this, rawHeaderList(controller.rawTrailers));
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {

@@ -14,6 +14,8 @@ export function healthSpecOf(check: L7Check): HealthCheckSpec & { readonly port?
   const port = check.port === undefined ? {} : { port: check.port };
   if (check.type === 'tcp') return { kind: 'tcp', ...timing, ...port };
   if (check.type === 'command') return { kind: 'command', argv: [...check.command], ...timing, ...port };
+  if (check.type === 'grpc')
+    return { kind: 'grpc', service: check.service, tls: check.tls, rejectUnauthorized: check.tls_verify, ...timing, ...port };
   return {
     kind: check.type,
     path: check.path,

@@ -1,4 +1,5 @@
-import { createServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
+import { createServer, Server as HttpServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
+import type { Http2SecureServer, Http2Server } from 'node:http2';
 import { createServer as createTlsServer } from 'node:https';
 import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -22,6 +23,7 @@ import {
   TIMEOUT_SWEEP_MS,
 } from './exchange.ts';
 import { compileHeaderRules } from './forward-headers.ts';
+import { createHttp2Listener, type Http2Request, type Http2Response, Http2Sessions, http2Settings } from './http2-server.ts';
 import { ListenerTls } from './listener-tls.ts';
 import { TokenBucketLimiter } from './rate-limiter.ts';
 import { type RouteSpec, RouteTable } from './route-table.ts';
@@ -90,7 +92,7 @@ export interface ProxyServer extends AsyncDisposable {
    * with. Servers removed from a pool are drained (their connections close after their last request);
    * servers added to a pool with a `health_check` take traffic only after a passing check (the reload
    * waits up to the check's timeout + 1 s for it). Listener changes need a restart: rejected with
-   * TG_CONFIG_INVALID, the running configuration stays. TLS listeners re-read their certificate and key.
+   * TG_CONFIG_INVALID, the running configuration stays. TLS listeners re-read their files (listener-tls.ts).
    * Reloads run one at a time; after close() began they reject with TG_PROXY_SHUTTING_DOWN.
    */
   reload(section: ProxySection): Promise<void>;
@@ -124,13 +126,13 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     inFlight: new InFlight(),
     trustIncoming: options.trustIncomingTraceContext ?? false,
   };
-  const servers: { server: Server; tls: ListenerTls | undefined }[] = [];
+  const servers: Listening[] = [];
   try {
     for (const [i, l] of config.listeners.entries()) {
       const tls = l.tls ? ListenerTls.load(l, i) : undefined;
       const keys = options.ticketKeys?.[i];
       if (keys) tls?.setTicketKeys(keys);
-      servers.push({ server: await listen(l, tls, config, ctx, log), tls });
+      servers.push(await listen(l, tls, config, ctx, log));
     }
   } catch (err) {
     await Promise.all(servers.map(({ server }) => new Promise((r) => server.close(r))));
@@ -143,7 +145,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
   const addresses = (): BoundAddress[] =>
     servers.map(({ server, tls }) => {
       const a = server.address() as AddressInfo;
-      return { address: a.address, port: a.port, family: a.family, tls: tls !== undefined };
+      return { address: a.address, port: a.port, family: a.family, tls };
     });
   log?.info({ listeners: addresses(), maxConnections: servers[0]?.server.maxConnections }, 'proxy listening');
   let current = { config, pools };
@@ -176,9 +178,9 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     }
     await Promise.all(fresh.map((p) => p.ready()));
     if (closing) throw new TgError('TG_PROXY_SHUTTING_DOWN', 'the proxy is shutting down');
-    servers.forEach(({ server, tls }, i) => {
+    servers.forEach(({ server, listenerTls }, i) => {
       applyServerOptions(server, next);
-      if (tls && contexts[i]) tls.replace(contexts[i]);
+      if (listenerTls && contexts[i]) listenerTls.replace(contexts[i]);
     });
     ctx.gen = gen;
     for (const p of current.pools.values()) {
@@ -198,7 +200,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
       ctx.healthFailing = failing;
       ctx.draining = failing || closing !== undefined;
     },
-    setTicketKeys: (index, keys) => servers[index]?.tls?.setTicketKeys(keys),
+    setTicketKeys: (index, keys) => servers[index]?.listenerTls?.setTicketKeys(keys),
     reload: (next) => {
       const run = reloading.then(() => reloadOnce(next));
       reloading = run.catch(() => {});
@@ -270,13 +272,25 @@ function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, Upstream
   return new RouteTable(specs);
 }
 
+/** A listener's server: node:http(s), or node:http2 (with HTTP/1.1 on the same TLS port) for `http2`. */
+type ListenerServer = Server | Http2SecureServer | Http2Server;
+
+/** One bound listener; `sessions` when it serves HTTP/2. */
+interface Listening {
+  readonly server: ListenerServer;
+  readonly tls: boolean;
+  /** A TLS listener's certificates and ticket key: what a reload and a key rotation change. */
+  readonly listenerTls: ListenerTls | undefined;
+  readonly sessions: Http2Sessions | undefined;
+}
+
 async function listen(
   l: DeepReadonly<ListenerConfig>,
-  tls: ListenerTls | undefined,
+  listenerTls: ListenerTls | undefined,
   config: ProxySection,
   ctx: ProxyContext,
   log: ProxyLogger | undefined,
-): Promise<Server> {
+): Promise<Listening> {
   const limits = config.limits;
   const httpOptions = {
     // Keeps the client connection when undici destroys a request body it has fully read (client-request.ts).
@@ -295,15 +309,38 @@ async function listen(
     // the routes, header rules, X-Real-IP and limits of every later request on that connection.
     shouldUpgradeCallback: (req: IncomingMessage) => upgradeAllowed(ctx.gen.upgrades, req.headers.upgrade),
   };
-  const info: ListenerInfo = { scheme: tls ? 'https' : 'http', port: l.port, tls };
+  const info: ListenerInfo = { scheme: l.tls ? 'https' : 'http', port: l.port, tls: listenerTls };
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const monitor = ctx.gen.monitorUri;
     if (monitor !== undefined && isMonitorRequest(req.url, monitor)) answerMonitor(ctx, res);
     else handleRequest(ctx, info, req, res);
   };
-  const server: Server = tls
-    ? tlsServer(tls, createTlsServer({ ...httpOptions, ...tls.options() }, onRequest))
-    : createServer(httpOptions, onRequest);
+  const tls = listenerTls?.options();
+  const http2 = l.http2 ?? l.tls !== undefined;
+  const sessions = http2 ? new Http2Sessions() : undefined;
+  let server: ListenerServer;
+  if (sessions) {
+    const h2 = createHttp2Listener(tls, limits);
+    // node's HTTP/1.1 code reads these from the server for the HTTP/1.1 connections of a TLS listener.
+    Object.assign(h2, httpOptions);
+    h2.on('session', (session) => {
+      sessions.add(session);
+      // nginx keepalive_timeout for h2: a session with no frames for that long gets GOAWAY; streams still open
+      // finish (each has its own client_body_timeout and send_timeout).
+      session.setTimeout((h2 as unknown as Server).keepAliveTimeout, () => session.close());
+    });
+    h2.on('request', (req: Http2Request | IncomingMessage, res: Http2Response | ServerResponse) => {
+      // Draining: the h2 twin of `Connection: close` is GOAWAY, sent once; this stream and those already
+      // open are still served, and the client opens its next ones elsewhere (through the director).
+      if (ctx.draining && req.httpVersionMajor === 2) closeSession(req as Http2Request);
+      onRequest(req as IncomingMessage, res as ServerResponse);
+    });
+    server = h2;
+  } else {
+    server = tls ? createTlsServer({ ...httpOptions, ...tls }, onRequest) : createServer(httpOptions, onRequest);
+  }
+  // The http2 secure server is a tls.Server too: reloads and ticket keys reach it the same way.
+  if (listenerTls) listenerTls.attach(server as TlsServer);
   server.on('checkContinue', onRequest);
   server.on('clientError', onClientError);
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(ctx, info, req, socket, head));
@@ -320,13 +357,12 @@ async function listen(
   server.on('error', acceptErrorLogger(log, `${l.address}:${(server.address() as AddressInfo).port}`));
   // X-Forwarded-Port tells the app the port the client used: the real one when the config said 0.
   (info as { port: number }).port = (server.address() as AddressInfo).port;
-  return server;
+  return { server, tls: tls !== undefined, listenerTls, sessions };
 }
 
-/** Hands `tls` the server its options built, so that reloads and ticket keys reach it. */
-function tlsServer<S extends TlsServer>(tls: ListenerTls, server: S): S {
-  tls.attach(server);
-  return server;
+function closeSession(req: Http2Request): void {
+  const session = req.stream.session;
+  if (session && !session.closed) session.close();
 }
 
 /**
@@ -386,14 +422,17 @@ function onUpgrade(ctx: ProxyContext, info: ListenerInfo, req: IncomingMessage, 
  * accept, before reading a byte (nginx `worker_connections`-like): cheaper under a flood than a 503.
  * `auto` keeps it below the process's descriptor limit (connection-limit.ts).
  */
-function applyServerOptions(server: Server, config: ProxySection): void {
+function applyServerOptions(listenerServer: ListenerServer, config: ProxySection): void {
   const limits = config.limits;
+  // An HTTP/2 listener's server takes the same fields for its HTTP/1.1 connections (node's HTTP/1.1 code reads them).
+  const server = listenerServer as Server;
   server.maxConnections = connectionLimit(limits.max_connections);
   // Read by node for each new connection's parser (storeHTTPOptions), though @types/node does not declare it.
   (server as Server & { maxHeaderSize: number }).maxHeaderSize = limits.max_header_size;
   server.keepAliveTimeout = limits.keepalive_timeout;
   server.headersTimeout = limits.client_header_timeout;
   server.requestTimeout = limits.client_request_timeout;
+  if ('updateSettings' in listenerServer) listenerServer.updateSettings(http2Settings(limits));
 }
 
 /** Requests node rejects before they reach the proxy: short answers with the catalogue code, then close. */
@@ -418,13 +457,13 @@ function onClientError(err: Error & { code?: string }, socket: Duplex): void {
 }
 
 /** Stops accepting connections; resolves once every connection has closed. */
-function stopAccepting(server: Server): Promise<void> {
+function stopAccepting(server: ListenerServer): Promise<void> {
   return new Promise((resolve) => NetServer.prototype.close.call(server, () => resolve()));
 }
 
 async function shutdown(
   ctx: ProxyContext,
-  servers: readonly { server: Server }[],
+  servers: readonly Listening[],
   pools: ReadonlySet<UpstreamPool>,
   timeoutMs: number,
   graceMs: number,
@@ -439,11 +478,16 @@ async function shutdown(
   // so listening stops through net.Server#close, which only stops accepting.
   const closed = Promise.all(servers.map(({ server }) => stopAccepting(server)));
   await waitForIdleGrace(servers, Math.min(graceMs, timeoutMs));
-  // Now http.Server#close: closes the idle connections and stops its timeout checks.
+  // Now http.Server#close: closes the idle connections and stops its timeout checks. An HTTP/2 listener's
+  // close() also sends GOAWAY to every session (idle ones close, busy ones once their streams are done).
   for (const { server } of servers) server.close();
   const drained = await waitForDrain(ctx, Math.max(0, deadline - Date.now()));
   if (!drained) log?.warn({ inFlight: ctx.inFlight.size }, 'shutdown timeout: cutting requests in flight');
-  for (const { server } of servers) server.closeAllConnections();
+  for (const { server, sessions } of servers) {
+    // Http2SecureServer has no closeAllConnections, but tracks its HTTP/1.1 connections as http.Server does.
+    HttpServer.prototype.closeAllConnections.call(server as Server);
+    sessions?.destroyAll();
+  }
   // Upgraded connections are no longer the http server's: cut open tunnels here.
   ctx.inFlight.forEach((ex) => {
     ex.destroyTunnel();
@@ -457,7 +501,7 @@ async function shutdown(
 const IDLE_CLOSE_GRACE_MS = 1000;
 
 /** Resolves once no client connection is open, or after `ms`. */
-async function waitForIdleGrace(servers: readonly { server: Server }[], ms: number): Promise<void> {
+async function waitForIdleGrace(servers: readonly Listening[], ms: number): Promise<void> {
   const until = Date.now() + ms;
   const open = () => Promise.all(servers.map(({ server }) => new Promise<number>((r) => server.getConnections((_e, n) => r(n ?? 0)))));
   while (Date.now() < until && (await open()).some((n) => n > 0)) await new Promise((r) => setTimeout(r, 20));

@@ -5,6 +5,7 @@ import { type TargetHealth, targetKey } from '@tiergate/health';
 import { Pool } from 'undici';
 import { PoolHealth } from './pool-health.ts';
 import { StickyCookies } from './sticky-cookie.ts';
+import { type UpstreamProtocol, upstreamProtocol } from './upstream-h2.ts';
 
 /** The frozen pool section of the validated config. */
 export type PoolSection = DeepReadonly<PoolConfig>;
@@ -60,6 +61,8 @@ class SharedDispatcher {
 export interface Upstream {
   readonly address: string;
   readonly dispatcher: Pool;
+  /** The TLS server name its requests name (undici `servername`; upstream-h2.ts), undefined in cleartext. */
+  readonly servername: string | undefined;
 }
 
 /** Clock and randomness of the proxy. */
@@ -135,13 +138,18 @@ export class UpstreamPool {
     });
     this.hashKey = config.algorithm === 'hash' ? compileKeyTemplate(config.hash_key ?? '$request_uri') : undefined;
     const reusable = new Map((previous ? previous.#dispatchers : []).map((d) => [d.key, d]));
-    this.#dispatchers = config.servers.map((s) => {
-      const key = dispatcherKey(s.address, config);
-      const d = reusable.get(key) ?? new SharedDispatcher(key, newDispatcher(s.address, config));
+    const protocols = config.servers.map((s) => upstreamProtocol(s.address, config, `proxy.pools.${name}`, config.timeouts.connect));
+    this.#dispatchers = config.servers.map((s, i) => {
+      const key = dispatcherKey(s.address, config, protocols[i]!);
+      const d = reusable.get(key) ?? new SharedDispatcher(key, newDispatcher(s.address, config, protocols[i]!));
       d.holders++;
       return d;
     });
-    this.upstreams = config.servers.map((s, i) => ({ address: s.address, dispatcher: this.#dispatchers[i]!.pool }));
+    this.upstreams = config.servers.map((s, i) => ({
+      address: s.address,
+      dispatcher: this.#dispatchers[i]!.pool,
+      servername: protocols[i]!.servername,
+    }));
     this.nextUpstream = config.retries.on.reduce((bits, n) => bits | NEXT[n], 0);
     this.tries = config.retries.tries === 0 ? config.servers.length : config.retries.tries;
     this.triesTimeoutMs = config.retries.timeout;
@@ -285,13 +293,13 @@ function keyOf(address: string): string {
 }
 
 /** Servers whose address and connection settings are unchanged keep their undici Pool across a reload. */
-function dispatcherKey(address: string, config: PoolSection): string {
-  return JSON.stringify([address, config.keepalive, config.timeouts]);
+function dispatcherKey(address: string, config: PoolSection, protocol: UpstreamProtocol): string {
+  return JSON.stringify([address, config.keepalive, config.timeouts, protocol.key]);
 }
 
-function newDispatcher(address: string, config: PoolSection): Pool {
+function newDispatcher(address: string, config: PoolSection, protocol: UpstreamProtocol): Pool {
   const t = config.timeouts;
-  return new Pool(`http://${address}`, {
+  return new Pool(`${protocol.scheme}${address}`, {
     connections: config.keepalive.max_connections === 0 ? null : config.keepalive.max_connections,
     pipelining: 1,
     keepAliveTimeout: config.keepalive.timeout,
@@ -301,5 +309,6 @@ function newDispatcher(address: string, config: PoolSection): Pool {
     // Off: exchange.ts keeps these deadlines (expireAttempts) without a timer object per request.
     headersTimeout: 0,
     bodyTimeout: 0,
+    ...protocol.poolOptions,
   });
 }

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:tls';
+import { connect as connectH2 } from 'node:http2';
+import { connect, type TLSSocket } from 'node:tls';
 import { isTgError } from '@tiergate/errors';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TicketKeyRotation } from '../src/index.ts';
@@ -287,6 +288,28 @@ describe('TLS listener: client certificates', () => {
     expect([ok['x-ssl-client-verify'], ok['x-ssl-client-s-dn']]).toEqual(['SUCCESS', 'CN=alice']);
     const bad = fields((await tlsGet(p.port, client('stranger'))).body);
     expect([bad['x-ssl-client-verify'], bad['x-ssl-client-s-dn']]).toEqual(['FAILED:UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CN=mallory']);
+  });
+
+  it('HTTP/2 (ALPN h2): SNI picks the certificate and the client-certificate fields reach the upstream', async () => {
+    await using p = await tlsProxy({
+      certificates: [cert('default'), cert('a')],
+      ssl_verify_client: 'optional',
+      ssl_client_certificate: certs.path('ca.pem'),
+    });
+    const session = connectH2(`https://127.0.0.1:${p.port}`, { servername: 'a.test', rejectUnauthorized: false, ...client('client') });
+    try {
+      await once(session, 'connect');
+      const socket = session.socket as TLSSocket;
+      expect([socket.alpnProtocol, socket.getPeerX509Certificate()?.subject]).toEqual(['h2', 'CN=a.test']);
+      const stream = session.request({ ':path': '/', 'x-ssl-client-verify': 'NONE' });
+      let body = '';
+      stream.setEncoding('utf8').on('data', (d: string) => (body += d));
+      await once(stream, 'end');
+      const f = fields(body);
+      expect([f['x-ssl-client-verify'], f['x-ssl-client-s-dn']]).toEqual(['SUCCESS', 'CN=alice']);
+    } finally {
+      session.close();
+    }
   });
 
   it('plain listeners drop client-certificate fields too', async () => {

@@ -1,20 +1,7 @@
-import { spawn } from 'node:child_process';
+import { promtoolCheckMetrics } from '@tiergate/testkit';
 import { describe, expect, it } from 'vitest';
 import { aggregateMetrics, expositionFormat, type MetricsJson, ProxyMetrics, RuntimeMetrics, startAdminServer } from '../src/index.ts';
 import { fetchText, named, proxySection, server, startTestProxy, startUpstream } from './helpers.ts';
-
-/** `promtool check metrics` (Debian's prometheus package) over `text`: its exit code and what it printed. */
-function promtoolCheck(text: string): Promise<{ code: number | null; output: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c));
-    child.stderr.on('data', (c: Buffer) => (output += c));
-    child.on('error', (err) => reject(new Error('this test needs promtool (apt-get install prometheus)', { cause: err })));
-    child.on('close', (code) => resolve({ code, output }));
-    child.stdin.end(text);
-  });
-}
 
 /** `# TYPE` lines of an exposition: family name → type. */
 function families(text: string): Map<string, string> {
@@ -69,7 +56,7 @@ const PROMETHEUS_ACCEPT =
 describe('/metrics exposition', () => {
   it('passes `promtool check metrics` (Prometheus’ own linter) as served by the admin listener', async () => {
     const text = await clusterMetrics();
-    expect(await promtoolCheck(text)).toEqual({ code: 0, output: '' });
+    expect(await promtoolCheckMetrics(text)).toEqual({ code: 0, output: '' });
   });
 
   it('no family clashes with a counter’s OpenMetrics family (its name without _total)', async () => {

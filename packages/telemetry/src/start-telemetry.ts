@@ -11,14 +11,15 @@ let running: TelemetryHandle | undefined;
 
 /**
  * Starts OpenTelemetry tracing for this process as `telemetry.tracing` says, and returns the
- * handle whose shutdown() flushes what is still queued. Call it once, first thing, before the
- * modules that should be instrumented (ioredis) are imported, and call shutdown() before exit.
+ * handle whose shutdown() flushes what is still queued. Call it once, first thing, and call
+ * shutdown() before exit. For the tiergate processes (proxy, director), which make their spans
+ * through the API and need no instrumentation; app servers use startAppTelemetry (the standard
+ * Node SDK with the HTTP and ioredis instrumentations).
  *
  * With tracing disabled it returns a no-op handle and loads no SDK module: libraries' calls to
  * `@opentelemetry/api` then stay no-ops that cost a function call. With tracing enabled the SDK
  * (tracer provider, parent-based ratio sampler, batch processor, OTLP exporter, W3C trace-context
- * and baggage propagators, AsyncLocalStorage context) is registered globally; for tier 'app' the
- * ioredis instrumentation is registered too. Throws TgError TG_TELEMETRY_SETUP when the SDK cannot
+ * and baggage propagators, AsyncLocalStorage context) is registered globally. Throws TgError TG_TELEMETRY_SETUP when the SDK cannot
  * start (unsupported protocol, already started) and nothing stays registered then.
  */
 export async function startTelemetry(settings: TelemetrySettings, options: StartTelemetryOptions): Promise<TelemetryHandle> {

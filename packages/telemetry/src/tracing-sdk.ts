@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { type TracerProvider as ApiTracerProvider, context, DiagLogLevel, diag, propagation, trace } from '@opentelemetry/api';
+import { context, diag, propagation, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import { ParentBasedSampler, TracerProvider } from '@opentelemetry/sdk-trace';
 import { TgError } from '@tiergate/errors';
+import { installDiagLogger } from './diag-sink.ts';
 import { EncodingSpanProcessor } from './exporters/encoding-span-processor.ts';
 import { PIPELINES } from './exporters/exporter-registry.ts';
 import { resolveOtlpExport } from './exporters/otlp-export-settings.ts';
@@ -62,12 +63,10 @@ export async function startTracingSdk(settings: TelemetrySettings, options: Star
     await provider.shutdown();
     throw new TgError('TG_TELEMETRY_SETUP', 'another OpenTelemetry SDK is already registered in this process');
   }
-  const stopInstrumentation = options.tier === 'app' ? await instrumentIoredis(apiProvider) : () => {};
 
   let stopping: Promise<void> | undefined;
   const shutdown = (): Promise<void> => {
     stopping ??= (async () => {
-      stopInstrumentation();
       try {
         await provider.shutdown(); // flushes the batch processor, then shuts the exporter down
       } catch (err) {
@@ -84,24 +83,6 @@ export async function startTracingSdk(settings: TelemetrySettings, options: Star
 }
 
 /**
- * Redis spans for the app tier. ioredis is CommonJS, and when an ES module imports it Node does
- * not go through `require`, so require-in-the-middle alone never sees it: import-in-the-middle's
- * in-thread loader hook (module.registerHooks, Node >= 24.11.1) is what lets the instrumentation
- * patch it. Only modules imported after this runs are patched, hence "start telemetry first".
- */
-async function instrumentIoredis(provider: ApiTracerProvider): Promise<() => void> {
-  const [{ register, supportsSyncHooks }, { IORedisInstrumentation }] = await Promise.all([
-    import('import-in-the-middle/register-hooks.mjs'),
-    import('@opentelemetry/instrumentation-ioredis'),
-  ]);
-  if (supportsSyncHooks()) register({ include: ['ioredis'] });
-  const instrumentation = new IORedisInstrumentation({ enabled: false, requireParentSpan: true });
-  instrumentation.setTracerProvider(provider);
-  instrumentation.enable();
-  return () => instrumentation.disable();
-}
-
-/**
  * `export_thread: auto` (the default) sends from the exporter thread, at every ratio. loadtest/tracing-bench.ts,
  * proxy pinned to one core, throughput lost against tracing off (docs/telemetry.md): at 1 % ~1–5 % with the thread
  * and 7.5 % inline (rare exports from the serving thread reshape its hot undici code: worker-exporter.ts); at 100 %,
@@ -111,22 +92,6 @@ async function instrumentIoredis(provider: ApiTracerProvider): Promise<() => voi
  */
 export function exportFromThread(setting: boolean | 'auto'): boolean {
   return setting !== false;
-}
-
-function installDiagLogger(sink: (level: 'warn' | 'error', message: string) => void): void {
-  const ignore = (): void => {};
-  const format = (message: string, args: unknown[]): string =>
-    [message, ...args.map((a) => (a instanceof Error ? a.message : String(a)))].join(' ');
-  diag.setLogger(
-    {
-      error: (m, ...a) => sink('error', format(m, a)),
-      warn: (m, ...a) => sink('warn', format(m, a)),
-      info: ignore,
-      debug: ignore,
-      verbose: ignore,
-    },
-    DiagLogLevel.WARN,
-  );
 }
 
 function unregisterGlobals(): void {

@@ -2,12 +2,12 @@ import { startOtlpReceiver, startRedis } from '@tiergate/testkit';
 import { describe, expect, it } from 'vitest';
 import { lastJson, runChild, tracingOn } from './spawn-child.ts';
 
-describe('app tier: ioredis instrumentation', () => {
+describe('app SDK (startAppTelemetry): ioredis instrumentation', () => {
   it('records a CLIENT span per Redis command under the active span, none outside a span', async () => {
     await using redis = await startRedis();
     await using receiver = await startOtlpReceiver();
     const { traceId } = lastJson<{ traceId: string }>(
-      await runChild('redis-child.ts', { TG_TELEMETRY: tracingOn(receiver.url), TG_TIER: 'app', TG_REDIS_URL: redis.url }),
+      await runChild('redis-child.ts', { TG_TELEMETRY: tracingOn(receiver.url), TG_REDIS_URL: redis.url }),
     );
     const spans = receiver.spans();
     const server = spans.find((s) => s.name === 'GET /session');

@@ -1,11 +1,12 @@
+import type { IncomingMessage } from 'node:http';
 import { type Config, loadConfigFile, sessionCookieSecure } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import { type Command, Option } from 'commander';
 import type { Logger } from 'pino';
-import { createTracedLogger, startCommandTelemetry } from '../process-telemetry.ts';
+import { createTracedLogger, startAppCommandTelemetry } from '../process-telemetry.ts';
 
-// @tiergate/demo-app and @tiergate/session are imported in serve(), after telemetry started: the
-// ioredis instrumentation patches only modules loaded after it (docs/telemetry.md).
+// @tiergate/demo-app and @tiergate/session are imported in serve(), after the OpenTelemetry Node SDK started: its
+// node:http and ioredis instrumentations patch only modules imported after it (docs/telemetry.md).
 
 interface DemoAppOpts {
   port: string;
@@ -48,13 +49,21 @@ async function runDemoApp(opts: DemoAppOpts): Promise<void> {
   const config = await loadConfigFile(opts.config);
   if (!config.sessions) throw new TgError('TG_CONFIG_INVALID', `${opts.config}: has no sessions section`);
   const log = createTracedLogger(config.telemetry.logs.level, 'tiergate-demo-app');
-  const telemetry = await startCommandTelemetry(config.telemetry, 'app', log);
+  const telemetry = await startAppCommandTelemetry(config.telemetry, log, isHealthCheck);
   try {
     await serve(opts, port, config, log);
   } finally {
     // After the server closed: flushes the spans of the last requests (bounded by the export timeout).
     await telemetry.shutdown();
   }
+}
+
+/**
+ * The demo app's liveness route: untraced, as the proxy probes it every few seconds per app, which would bury the
+ * requests in Jaeger.
+ */
+function isHealthCheck(request: IncomingMessage): boolean {
+  return URL.parse(request.url ?? '/', 'http://app')?.pathname === '/healthz';
 }
 
 /** Runs the app until SIGTERM/SIGINT; `config.sessions` was checked to be present. */

@@ -264,6 +264,10 @@ async function runDaemon(config: Config, director: DirectorCfg, stateFile: strin
         intervalMs: director.reconcile_interval,
       });
       await follower.start();
+      const ha = syncDriver;
+      daemon.metrics.setHaSource(() =>
+        haStatus(director, config.virtual_services, defaultVrrpStatePath(director.name), () => ha.listDaemons()),
+      );
     }
     const running = daemon;
     const onHup = () => void reloadDaemon(running, opts, logger);

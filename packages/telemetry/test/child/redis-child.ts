@@ -1,10 +1,10 @@
-// Plays the app's session calls: tier 'app' telemetry first, then ioredis (imported afterwards, as
+// Plays the app's session calls: the app SDK (startAppTelemetry) first, then ioredis (imported afterwards, as
 // the CLI must), SET and GET under a SERVER span against a real redis-server at TG_REDIS_URL.
 import { SpanKind, trace } from '@opentelemetry/api';
-import { startTelemetry } from '../../src/index.ts';
-import { optionsFromEnv, settingsFromEnv } from './settings.ts';
+import { startAppTelemetry } from '../../src/index.ts';
+import { settingsFromEnv } from './settings.ts';
 
-const telemetry = await startTelemetry(settingsFromEnv(), optionsFromEnv());
+const telemetry = await startAppTelemetry(settingsFromEnv(), { version: '9.9.9-test' });
 const { Redis } = await import('ioredis');
 const redis = new Redis(process.env.TG_REDIS_URL ?? '', { lazyConnect: true });
 await redis.connect();

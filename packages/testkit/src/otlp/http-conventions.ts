@@ -11,7 +11,8 @@ export const HTTP_SPAN_CONVENTIONS = {
     required: ['http.request.method', 'url.path', 'url.scheme'],
     recommended: ['client.address', 'network.protocol.version', 'server.address', 'server.port', 'user_agent.original'],
     omitted: {
-      // The TCP peer is the director or a proxy in front; client.address carries the client.
+      // The TCP peer is the director or a proxy in front; client.address carries the client. Left out by the proxy;
+      // the app's SERVER spans (@opentelemetry/instrumentation-http) record it, which the table allows.
       'network.peer.address': 'client.address is the client (after trusted proxies); the TCP peer is not recorded',
       'network.peer.port': 'as network.peer.address',
     },
