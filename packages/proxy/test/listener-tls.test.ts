@@ -117,6 +117,11 @@ describe('TLS listener: reload', () => {
     copyFileSync(certs.path('renewed.key'), dir.path('c.key'));
     await p.proxy.reload(proxySection({ listeners: [{ address: '127.0.0.1', port: 0, tls }], pools: pools() }));
     expect((await tlsGet(p.port)).serverCn).toBe('renewed.test');
+    // The new context keeps what the server negotiates besides the certificate: h2 by ALPN.
+    const alpn = connect({ host: '127.0.0.1', port: p.port, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
+    await once(alpn, 'secureConnect');
+    expect(alpn.alpnProtocol).toBe('h2');
+    alpn.destroy();
     expect(await ask()).toBe('HTTP/1.1 200 OK');
     expect(open.getPeerX509Certificate()?.subject).toBe('CN=default.test');
     open.destroy();
