@@ -38,6 +38,7 @@ export {
   type L4HealthCheckConfig,
   type L7HealthCheckConfig,
   type ListenerConfig,
+  type ListenerTlsConfig,
   type PoolConfig,
   type ProxyConfig,
   type RealServerConfig,

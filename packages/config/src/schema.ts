@@ -272,10 +272,78 @@ export const pool = z.strictObject({
   headers: headerOps,
 });
 
+// ---------------------------------------------------------------- listener TLS (nginx ssl_*; proxy listener-tls.ts)
+
+/** Versions node can negotiate; `ssl_protocols` must name a contiguous run of them (node sets a minimum and a maximum). */
+export const TLS_PROTOCOLS = ['TLSv1', 'TLSv1.1', 'TLSv1.2', 'TLSv1.3'] as const;
+/** Mozilla's "intermediate" TLS 1.2 cipher list (ssl-config.mozilla.org, guidelines 5.7); TLS 1.3 keeps OpenSSL's suites. */
+export const MOZILLA_INTERMEDIATE_CIPHERS =
+  'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:' +
+  'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:' +
+  'DHE-RSA-CHACHA20-POLY1305';
+
+const tlsCertificate = z.strictObject({
+  cert: z.string().min(1),
+  key: z.string().min(1),
+  /** nginx `server_name` of the server block holding this `ssl_certificate`: exact names or `*.suffix`; default: the certificate's DNS SANs. */
+  server_names: z
+    .array(z.string().regex(/^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/, 'expected a host name or *.suffix'))
+    .min(1)
+    .optional(),
+});
+
+const listenerTls = z
+  .strictObject({
+    /** One certificate (the form before SNI): the same as `certificates: [{cert, key}]`. */
+    cert: z.string().min(1).optional(),
+    key: z.string().min(1).optional(),
+    /** Chosen by SNI; the first is the default (no SNI, or a name no entry lists). */
+    certificates: z.array(tlsCertificate).min(1).optional(),
+    ssl_protocols: z
+      .array(z.enum(TLS_PROTOCOLS))
+      .min(1)
+      .refine((ps) => {
+        const at = [...new Set(ps)].map((p) => TLS_PROTOCOLS.indexOf(p)).sort();
+        return at.every((v, i) => i === 0 || v === at[i - 1]! + 1);
+      }, 'must be a contiguous range of versions (node sets a minimum and a maximum version)')
+      .default(['TLSv1.2', 'TLSv1.3']),
+    /** OpenSSL cipher list for TLS ≤ 1.2; `TLS_…` entries set the TLS 1.3 suites. */
+    ssl_ciphers: z.string().min(1).default(MOZILLA_INTERMEDIATE_CIPHERS),
+    ssl_ecdh_curve: z.string().min(1).default('X25519:prime256v1:secp384r1'),
+    ssl_prefer_server_ciphers: z.boolean().default(false),
+    ssl_session_tickets: z.boolean().default(true),
+    /** Lifetime of a session ticket (the hint sent to clients, and what the server accepts). */
+    ssl_session_timeout: duration.default(300_000),
+    /** A 48-byte file (`openssl rand 48 > file`) all workers and nodes share; re-read on reload. Default: generated and rotated. */
+    ssl_session_ticket_key: z.string().min(1).optional(),
+    /** How often the generated ticket key is replaced (not with ssl_session_ticket_key). */
+    ssl_session_ticket_rotation: duration.default(3_600_000),
+    ssl_verify_client: z.enum(['off', 'on', 'optional']).default('off'),
+    /** PEM CA certificate(s) client certificates must chain to. */
+    ssl_client_certificate: z.string().min(1).optional(),
+  })
+  .superRefine((t, ctx) => {
+    const single = t.cert !== undefined || t.key !== undefined;
+    if (single && t.certificates !== undefined)
+      ctx.addIssue({ code: 'custom', message: 'use either cert + key or certificates, not both', path: ['certificates'] });
+    else if (single && (t.cert === undefined || t.key === undefined))
+      ctx.addIssue({ code: 'custom', message: 'cert and key go together', path: [t.cert === undefined ? 'cert' : 'key'] });
+    else if (!single && t.certificates === undefined)
+      ctx.addIssue({ code: 'custom', message: 'a TLS listener needs cert + key, or certificates', path: ['certificates'] });
+    if (t.ssl_verify_client !== 'off' && t.ssl_client_certificate === undefined)
+      ctx.addIssue({
+        code: 'custom',
+        message: `ssl_verify_client: ${t.ssl_verify_client} needs ssl_client_certificate (the CA client certificates must chain to)`,
+        path: ['ssl_client_certificate'],
+      });
+    if (t.ssl_session_ticket_rotation < 1000)
+      ctx.addIssue({ code: 'custom', message: 'use at least 1s', path: ['ssl_session_ticket_rotation'] });
+  });
+
 export const listener = z.strictObject({
   address: ipAddress.default('0.0.0.0'),
   port: z.number().int().min(0).max(65535),
-  tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+  tls: listenerTls.optional(),
   /**
    * nginx `http2 on`. With `tls`: ALPN offers `h2` then `http/1.1` (default true, as HAProxy's `bind … ssl`
    * since 2.8). Without `tls`: the listener speaks only cleartext h2c with prior knowledge (default false), for
@@ -503,6 +571,7 @@ export type PoolConfig = z.output<typeof pool>;
 export type UpstreamServerConfig = z.output<typeof upstreamServer>;
 export type RouteConfig = z.output<typeof route>;
 export type ListenerConfig = z.output<typeof listener>;
+export type ListenerTlsConfig = z.output<typeof listenerTls>;
 export type L4HealthCheckConfig = z.output<typeof l4HealthCheck>;
 export type L7HealthCheckConfig = z.output<typeof l7HealthCheck>;
 export type SessionsConfig = z.output<typeof sessions>;

@@ -3,6 +3,7 @@ import type { Http2ServerRequest } from 'node:http2';
 import type { BlockList } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import type { Span, Tracer } from '@opentelemetry/api';
 import type { ErrorCode } from '@tiergate/errors';
 import { type Dispatcher, errors } from 'undici';
@@ -11,6 +12,7 @@ import { isTrusted, realClientAddress, unmapIPv4 } from './client-address.ts';
 import { sendError } from './error-response.ts';
 import { clientResponseHeaders, type HeaderRules, upstreamRequestHeaders } from './forward-headers.ts';
 import { RequestKeyVars } from './key-vars.ts';
+import type { ClientCertFacts } from './listener-tls.ts';
 import type { TokenBucketLimiter } from './rate-limiter.ts';
 import { requestIdOf } from './request-id.ts';
 import { refusedRequest } from './request-screen.ts';
@@ -110,6 +112,8 @@ export class InFlight {
 export interface ListenerInfo {
   readonly scheme: 'http' | 'https';
   readonly port: number;
+  /** A TLS listener's client-certificate facts, forwarded as X-SSL-Client-* (listener-tls.ts). */
+  readonly tls?: { clientCert(socket: TLSSocket): ClientCertFacts | undefined };
 }
 
 /** RFC 9110 §9.2.2 idempotent methods (nginx retries only these unless `non_idempotent`). */
@@ -346,6 +350,7 @@ export class Exchange {
       scheme: this.#listener.scheme,
       listenerPort: this.#listener.port,
       requestId: this.requestId,
+      clientCert: this.#listener.tls?.clientCert(req.socket as TLSSocket),
       keepTraceContext: this.#tracer === undefined && (ctx.trustIncoming || peerTrusted),
     });
     pool.sticky?.strip(this.#headers);

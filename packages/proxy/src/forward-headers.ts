@@ -3,6 +3,7 @@
  * Rules are compiled once per route at startup (`compileHeaderRules`); per request there is one
  * pass over the incoming list and no intermediate objects.
  */
+import type { ClientCertFacts } from './listener-tls.ts';
 
 /** RFC 9110 §7.6.1 connection-specific fields, plus the ones proxies have used (Proxy-Connection). */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade'];
@@ -26,6 +27,10 @@ const MANAGED = [
   'forwarded',
   'traceparent',
   'tracestate',
+  // Client-certificate facts (listener-tls.ts): set only by the proxy, so a client cannot claim a certificate.
+  'x-ssl-client-verify',
+  'x-ssl-client-s-dn',
+  'x-ssl-client-fingerprint',
 ];
 
 /**
@@ -107,6 +112,8 @@ export interface ForwardContext {
   readonly scheme: 'http' | 'https';
   readonly listenerPort: number;
   readonly requestId: string;
+  /** `ssl_verify_client` on/optional: sent as X-SSL-Client-Verify, -S-DN and -Fingerprint (SHA-256). */
+  readonly clientCert?: ClientCertFacts | undefined;
   /**
    * Forward the client's `traceparent`/`tracestate` as they came: true when the proxy makes no spans of its
    * own and the sender is trusted (a trusted proxy, or `tracing.trust_incoming`), so the proxy is transparent
@@ -169,6 +176,13 @@ export function upstreamRequestHeaders(raw: readonly string[], rules: HeaderRule
   pushManaged(out, rules.overridden, 'X-Forwarded-Port', 'x-forwarded-port', fwdPort ?? String(ctx.listenerPort));
   if (forwarded !== undefined)
     pushManaged(out, rules.overridden, 'Forwarded', 'forwarded', `${forwarded}, ${forwardedElement(ctx.peerAddress, ctx.scheme)}`);
+  const cert = ctx.clientCert;
+  if (cert) {
+    pushManaged(out, rules.overridden, 'X-SSL-Client-Verify', 'x-ssl-client-verify', cert.verify);
+    if (cert.subject !== undefined) pushManaged(out, rules.overridden, 'X-SSL-Client-S-DN', 'x-ssl-client-s-dn', cert.subject);
+    if (cert.fingerprint !== undefined)
+      pushManaged(out, rules.overridden, 'X-SSL-Client-Fingerprint', 'x-ssl-client-fingerprint', cert.fingerprint);
+  }
   for (let i = 0; i < rules.append.length; i++) out.push(rules.append[i]!);
   return out;
 }

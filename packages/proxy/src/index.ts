@@ -12,6 +12,7 @@ export {
 } from './admin-server.ts';
 export { ATTEMPT_CHANNEL, type AttemptEvent, REQUEST_CHANNEL, type RequestEvent } from './channels.ts';
 export { realClientAddress, unmapIPv4 } from './client-address.ts';
+export { type ClientCertFacts, ListenerTls, listenerTlsOptions, TICKET_KEY_BYTES, TicketKeyRotation } from './listener-tls.ts';
 export {
   aggregateMetrics,
   type ExpositionFormat,

@@ -1,10 +1,10 @@
 import { createServer, Server as HttpServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Http2SecureServer, Http2Server } from 'node:http2';
-import { createServer as createTlsServer, type Server as TlsServer } from 'node:https';
+import { createServer as createTlsServer } from 'node:https';
 import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import type { SecureContextOptions } from 'node:tls';
+import type { Server as TlsServer } from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
 import { type DeepReadonly, type ListenerConfig, type ProxyConfig, toBlockList } from '@tiergate/config';
 import { type ErrorCode, httpStatusOf, TgError } from '@tiergate/errors';
@@ -24,7 +24,7 @@ import {
 } from './exchange.ts';
 import { compileHeaderRules } from './forward-headers.ts';
 import { createHttp2Listener, type Http2Request, type Http2Response, Http2Sessions, http2Settings } from './http2-server.ts';
-import { listenerTlsOptions } from './listener-tls.ts';
+import { ListenerTls } from './listener-tls.ts';
 import { TokenBucketLimiter } from './rate-limiter.ts';
 import { type RouteSpec, RouteTable } from './route-table.ts';
 import { type PoolDeps, UpstreamPool } from './upstream-pool.ts';
@@ -54,6 +54,8 @@ export interface StartProxyOptions {
    * `Connection: close`) before the idle ones are closed; default 1000 ms, bounded by shutdown_timeout.
    */
   readonly idleCloseGraceMs?: number;
+  /** Session ticket key (48 bytes) of each listener, by index, shared by the workers (listener-tls.ts TicketKeyRotation). */
+  readonly ticketKeys?: readonly (Buffer | undefined)[];
 }
 
 /** One bound listener. */
@@ -90,7 +92,7 @@ export interface ProxyServer extends AsyncDisposable {
    * with. Servers removed from a pool are drained (their connections close after their last request);
    * servers added to a pool with a `health_check` take traffic only after a passing check (the reload
    * waits up to the check's timeout + 1 s for it). Listener changes need a restart: rejected with
-   * TG_CONFIG_INVALID, the running configuration stays. TLS listeners re-read their certificate and key.
+   * TG_CONFIG_INVALID, the running configuration stays. TLS listeners re-read their files (listener-tls.ts).
    * Reloads run one at a time; after close() began they reject with TG_PROXY_SHUTTING_DOWN.
    */
   reload(section: ProxySection): Promise<void>;
@@ -101,6 +103,8 @@ export interface ProxyServer extends AsyncDisposable {
    * node closes (Envoy `/healthcheck/fail`). close() keeps it failing.
    */
   failHealthCheck(failing: boolean): void;
+  /** A new session ticket key for the TLS listener at `index` (a rotation; listener-tls.ts). */
+  setTicketKeys(index: number, keys: Buffer): void;
 }
 
 /**
@@ -124,7 +128,12 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
   };
   const servers: Listening[] = [];
   try {
-    for (const l of config.listeners) servers.push(await listen(l, config, ctx, log));
+    for (const [i, l] of config.listeners.entries()) {
+      const tls = l.tls ? ListenerTls.load(l, i) : undefined;
+      const keys = options.ticketKeys?.[i];
+      if (keys) tls?.setTicketKeys(keys);
+      servers.push(await listen(l, tls, config, ctx, log));
+    }
   } catch (err) {
     await Promise.all(servers.map(({ server }) => new Promise((r) => server.close(r))));
     await Promise.all([...pools.values()].map((p) => p.close(true)));
@@ -152,7 +161,8 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     if (closing) throw new TgError('TG_PROXY_SHUTTING_DOWN', 'the proxy is shutting down');
     if (!isDeepStrictEqual(next.listeners, current.config.listeners))
       throw new TgError('TG_CONFIG_INVALID', 'listeners cannot change on reload', { details: { path: ['proxy', 'listeners'] } });
-    const contexts = tlsContexts(next.listeners);
+    // Re-reads every certificate, key and CA file: one that fails rejects the whole reload (nothing applied yet).
+    const contexts = next.listeners.map((l, i) => (l.tls ? ListenerTls.load(l, i) : undefined));
     const nextPools = buildPools(next, current.pools, deps);
     const fresh = [...nextPools.values()].filter((p) => !live.has(p));
     let gen: Generation;
@@ -168,8 +178,9 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     }
     await Promise.all(fresh.map((p) => p.ready()));
     if (closing) throw new TgError('TG_PROXY_SHUTTING_DOWN', 'the proxy is shutting down');
-    servers.forEach(({ server }, i) => {
-      applyServerOptions(server, next, contexts[i]);
+    servers.forEach(({ server, listenerTls }, i) => {
+      applyServerOptions(server, next);
+      if (listenerTls && contexts[i]) listenerTls.replace(contexts[i]);
     });
     ctx.gen = gen;
     for (const p of current.pools.values()) {
@@ -189,6 +200,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
       ctx.healthFailing = failing;
       ctx.draining = failing || closing !== undefined;
     },
+    setTicketKeys: (index, keys) => servers[index]?.listenerTls?.setTicketKeys(keys),
     reload: (next) => {
       const run = reloading.then(() => reloadOnce(next));
       reloading = run.catch(() => {});
@@ -267,11 +279,14 @@ type ListenerServer = Server | Http2SecureServer | Http2Server;
 interface Listening {
   readonly server: ListenerServer;
   readonly tls: boolean;
+  /** A TLS listener's certificates and ticket key: what a reload and a key rotation change. */
+  readonly listenerTls: ListenerTls | undefined;
   readonly sessions: Http2Sessions | undefined;
 }
 
 async function listen(
   l: DeepReadonly<ListenerConfig>,
+  listenerTls: ListenerTls | undefined,
   config: ProxySection,
   ctx: ProxyContext,
   log: ProxyLogger | undefined,
@@ -294,13 +309,13 @@ async function listen(
     // the routes, header rules, X-Real-IP and limits of every later request on that connection.
     shouldUpgradeCallback: (req: IncomingMessage) => upgradeAllowed(ctx.gen.upgrades, req.headers.upgrade),
   };
-  const info: ListenerInfo = { scheme: l.tls ? 'https' : 'http', port: l.port };
+  const info: ListenerInfo = { scheme: l.tls ? 'https' : 'http', port: l.port, tls: listenerTls };
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     const monitor = ctx.gen.monitorUri;
     if (monitor !== undefined && isMonitorRequest(req.url, monitor)) answerMonitor(ctx, res);
     else handleRequest(ctx, info, req, res);
   };
-  const tls = l.tls ? readTls(l) : undefined;
+  const tls = listenerTls?.options();
   const http2 = l.http2 ?? l.tls !== undefined;
   const sessions = http2 ? new Http2Sessions() : undefined;
   let server: ListenerServer;
@@ -324,10 +339,12 @@ async function listen(
   } else {
     server = tls ? createTlsServer({ ...httpOptions, ...tls }, onRequest) : createServer(httpOptions, onRequest);
   }
+  // The http2 secure server is a tls.Server too: reloads and ticket keys reach it the same way.
+  if (listenerTls) listenerTls.attach(server as TlsServer);
   server.on('checkContinue', onRequest);
   server.on('clientError', onClientError);
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(ctx, info, req, socket, head));
-  applyServerOptions(server, config, undefined);
+  applyServerOptions(server, config);
   await new Promise<void>((resolve, reject) => {
     const onListenError = (cause: Error) =>
       reject(new TgError('TG_PROXY_LISTEN', `cannot listen on ${l.address}:${l.port}: ${cause.message}`, { cause }));
@@ -340,7 +357,7 @@ async function listen(
   server.on('error', acceptErrorLogger(log, `${l.address}:${(server.address() as AddressInfo).port}`));
   // X-Forwarded-Port tells the app the port the client used: the real one when the config said 0.
   (info as { port: number }).port = (server.address() as AddressInfo).port;
-  return { server, tls: tls !== undefined, sessions };
+  return { server, tls: tls !== undefined, listenerTls, sessions };
 }
 
 function closeSession(req: Http2Request): void {
@@ -405,7 +422,7 @@ function onUpgrade(ctx: ProxyContext, info: ListenerInfo, req: IncomingMessage, 
  * accept, before reading a byte (nginx `worker_connections`-like): cheaper under a flood than a 503.
  * `auto` keeps it below the process's descriptor limit (connection-limit.ts).
  */
-function applyServerOptions(listenerServer: ListenerServer, config: ProxySection, tls: SecureContextOptions | undefined): void {
+function applyServerOptions(listenerServer: ListenerServer, config: ProxySection): void {
   const limits = config.limits;
   // An HTTP/2 listener's server takes the same fields for its HTTP/1.1 connections (node's HTTP/1.1 code reads them).
   const server = listenerServer as Server;
@@ -416,23 +433,6 @@ function applyServerOptions(listenerServer: ListenerServer, config: ProxySection
   server.headersTimeout = limits.client_header_timeout;
   server.requestTimeout = limits.client_request_timeout;
   if ('updateSettings' in listenerServer) listenerServer.updateSettings(http2Settings(limits));
-  if (tls) (server as unknown as TlsServer).setSecureContext(tls);
-}
-
-/** A TLS listener's options; a file that cannot be read is a configuration error naming the listener. */
-function readTls(l: DeepReadonly<ListenerConfig>): SecureContextOptions {
-  try {
-    return listenerTlsOptions(l);
-  } catch (cause) {
-    throw new TgError('TG_CONFIG_INVALID', `cannot read TLS certificate or key of ${l.address}:${l.port}: ${(cause as Error).message}`, {
-      cause,
-    });
-  }
-}
-
-/** Re-reads every TLS listener's certificate and key (a reload is how renewed certificates are picked up). */
-function tlsContexts(listeners: ProxySection['listeners']): (SecureContextOptions | undefined)[] {
-  return listeners.map((l) => (l.tls ? readTls(l) : undefined));
 }
 
 /** Requests node rejects before they reach the proxy: short answers with the catalogue code, then close. */

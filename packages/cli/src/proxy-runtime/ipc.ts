@@ -9,7 +9,10 @@ export interface WireError {
 
 /** Primary → worker. */
 export type ToWorker =
-  | { readonly t: 'start'; readonly section: ProxySection; readonly version: number }
+  /** `ticketKeys`: each listener's session ticket key (base64, 48 bytes) or null (listener-tls.ts TicketKeyRotation). */
+  | { readonly t: 'start'; readonly section: ProxySection; readonly version: number; readonly ticketKeys: readonly (string | null)[] }
+  /** A rotated ticket key for the listener at `index`: every worker gets the same, so any resumes any worker's tickets. */
+  | { readonly t: 'ticketKeys'; readonly index: number; readonly keys: string }
   | { readonly t: 'reload'; readonly id: number; readonly section: ProxySection; readonly version: number }
   | { readonly t: 'snapshot'; readonly id: number }
   /** Liveness: a worker that does not answer in time is wedged and replaced. */

@@ -8,6 +8,7 @@ import {
   type ProxySection,
   RuntimeMetrics,
   startAdminServer,
+  TicketKeyRotation,
   type WorkerSnapshot,
 } from '@tiergate/proxy';
 import type { Logger } from 'pino';
@@ -70,6 +71,11 @@ export class Primary {
   #fatal: Promise<string> = new Promise(() => {});
   /** Added to every worker's environment (the telemetry settings each worker starts its own SDK from). */
   readonly #workerEnv: Readonly<Record<string, string>>;
+  /**
+   * Session ticket keys made here and sent to every worker, so that a ticket one worker issued resumes on
+   * whichever worker the next connection reaches; listeners cannot change on reload, so neither does this.
+   */
+  #tickets: TicketKeyRotation | undefined;
 
   /** `metricsEnabled`: `telemetry.metrics.enabled`, whether the admin listener serves /metrics. */
   constructor(
@@ -105,6 +111,9 @@ export class Primary {
       exec: fileURLToPath(new URL('./worker.ts', import.meta.url)),
       execArgv: proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS),
     });
+    this.#tickets = new TicketKeyRotation(this.#section.listeners, (index, keys) => {
+      for (const s of this.#slots) if (s.worker) this.#send(s.worker, { t: 'ticketKeys', index, keys: keys.toString('base64') });
+    });
     const ready = new Promise<void>((resolve, reject) => (this.#startup = { resolve, reject }));
     for (const s of this.#slots) this.#fork(s);
     try {
@@ -137,7 +146,12 @@ export class Primary {
     switch (m.t) {
       case 'hello':
         slot.version = this.#version;
-        this.#send(w, { t: 'start', section: this.#section, version: this.#version });
+        this.#send(w, {
+          t: 'start',
+          section: this.#section,
+          version: this.#version,
+          ticketKeys: (this.#tickets?.keys() ?? []).map((k) => k?.toString('base64') ?? null),
+        });
         return;
       case 'ready':
         slot.ready = true;
@@ -308,6 +322,7 @@ export class Primary {
 
   async #stopWorkers(): Promise<void> {
     this.#stopping = true;
+    this.#tickets?.stop();
     const exits: Promise<unknown>[] = [];
     for (const s of this.#slots) {
       clearTimeout(s.timer);

@@ -38,11 +38,12 @@ export interface ProxyProcess {
 /** `trustIncomingTraceContext`: the file's `telemetry.tracing.trust_incoming` (spans need this process's SDK started first). */
 export async function startProxyProcess(
   section: ProxySection,
-  opts: { log: ProxyLogger; worker: string; trustIncomingTraceContext?: boolean },
+  opts: { log: ProxyLogger; worker: string; trustIncomingTraceContext?: boolean; ticketKeys?: readonly (Buffer | undefined)[] },
 ): Promise<ProxyProcess> {
   const proxy = (await startProxy(dataPlane(section), {
     logger: opts.log,
     trustIncomingTraceContext: opts.trustIncomingTraceContext ?? false,
+    ...(opts.ticketKeys && { ticketKeys: opts.ticketKeys }),
   })) as Reloadable;
   const metrics = new ProxyMetrics(proxy, section, { worker: opts.worker });
   let current = section;

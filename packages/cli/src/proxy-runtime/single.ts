@@ -1,4 +1,11 @@
-import { aggregateMetrics, type MetricsJson, type ProxySection, RuntimeMetrics, startAdminServer } from '@tiergate/proxy';
+import {
+  aggregateMetrics,
+  type MetricsJson,
+  type ProxySection,
+  RuntimeMetrics,
+  startAdminServer,
+  TicketKeyRotation,
+} from '@tiergate/proxy';
 import type { Logger } from 'pino';
 import { announce, stopSignal } from './announce.ts';
 import { FATAL_MARGIN_MS, fatalError } from './fatal.ts';
@@ -26,6 +33,8 @@ export async function runSingle(
   // Installed first, so that an error nothing caught also drains what the proxy has in flight (and exits 1).
   const fatal = fatalError(log, () => section.shutdown_timeout + FATAL_MARGIN_MS);
   const pp = await startProxyProcess(section, { log, worker: '0', trustIncomingTraceContext });
+  // Replaces the session ticket keys every ssl_session_ticket_rotation (a cluster's primary does it for its workers).
+  const tickets = new TicketKeyRotation(section.listeners, (i, keys) => pp.proxy.setTicketKeys(i, keys));
   const runtime = new RuntimeMetrics();
   runtime.workers.set(1);
   let draining = false;
@@ -64,6 +73,7 @@ export async function runSingle(
     },
     log,
   ).catch(async (err: unknown) => {
+    tickets.stop();
     await pp.close();
     throw err;
   });
@@ -77,6 +87,7 @@ export async function runSingle(
   }
   log.info({ signal }, 'draining');
   draining = true;
+  tickets.stop();
   await pp.close();
   await admin.close();
   log.info('stopped');

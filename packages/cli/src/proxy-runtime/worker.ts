@@ -16,6 +16,8 @@ const send = (m: FromWorker) => {
 let pp: ProxyProcess | undefined;
 let telemetry: TelemetryHandle | undefined;
 let stopping: Promise<void> | undefined;
+/** The primary's session ticket keys by listener: kept from `start` on, so a rotation during startup is not lost. */
+let ticketKeys: (Buffer | undefined)[] = [];
 // The file's telemetry section, from the primary (run-proxy.ts TELEMETRY_ENV): tracing is per process.
 const telemetrySettings = process.env.TIERGATE_TELEMETRY ? (JSON.parse(process.env.TIERGATE_TELEMETRY) as TelemetrySettings) : undefined;
 
@@ -35,10 +37,19 @@ function stop(reason: string, code = 0): Promise<void> {
   return stopping;
 }
 
-async function start(section: ProxySection): Promise<void> {
+async function start(section: ProxySection, keys: readonly (string | null)[]): Promise<void> {
+  ticketKeys = keys.map((k, i) => ticketKeys[i] ?? (k === null ? undefined : Buffer.from(k, 'base64')));
   try {
     if (telemetrySettings) telemetry = await startCommandTelemetry(telemetrySettings, 'proxy', log);
-    pp = await startProxyProcess(section, { log, worker: slot, trustIncomingTraceContext: telemetrySettings?.tracing.trust_incoming });
+    pp = await startProxyProcess(section, {
+      log,
+      worker: slot,
+      trustIncomingTraceContext: telemetrySettings?.tracing.trust_incoming,
+      ticketKeys,
+    });
+    // After listen: node:cluster has just set the key the primary's handle stored from the first worker
+    // (tls.Server _setServerData), stale once the primary rotated; and a rotation may have arrived meanwhile.
+    for (const [i, k] of ticketKeys.entries()) if (k) pp.proxy.setTicketKeys(i, k);
     send({ t: 'ready', addresses: pp.proxy.addresses() });
   } catch (err) {
     send({ t: 'failed', error: toWire(err) });
@@ -50,7 +61,13 @@ async function start(section: ProxySection): Promise<void> {
 async function onMessage(m: ToWorker): Promise<void> {
   switch (m.t) {
     case 'start':
-      return start(m.section);
+      return start(m.section, m.ticketKeys);
+    case 'ticketKeys': {
+      const keys = Buffer.from(m.keys, 'base64');
+      ticketKeys[m.index] = keys;
+      pp?.proxy.setTicketKeys(m.index, keys);
+      return;
+    }
     case 'reload':
       try {
         await pp!.reload(m.section);
