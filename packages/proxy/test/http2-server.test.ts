@@ -16,11 +16,12 @@ function noDelayOf(socket: Socket): unknown {
 describe('createHttp2Listener', () => {
   it('disables Nagle on accepted sockets, as node:http(s) does (a chunked response would wait for delayed ACKs)', async () => {
     await using tls = await certFiles();
-    const limits = proxySection({ pools: { a: { servers: [{ address: '127.0.0.1:1' }] } } }).limits;
-    const server = createHttp2Listener(
-      listenerTlsOptions({ address: '127.0.0.1', port: 0, tls: { cert: tls.cert, key: tls.key } }),
-      limits,
-    );
+    // The listener as the schema gives it (TLS defaults filled in: protocols, ciphers, tickets).
+    const section = proxySection({
+      listeners: [{ address: '127.0.0.1', port: 0, tls: { cert: tls.cert, key: tls.key } }],
+      pools: { a: { servers: [{ address: '127.0.0.1:1' }] } },
+    });
+    const server = createHttp2Listener(listenerTlsOptions(section.listeners[0]!), section.limits);
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     // The TCP socket (the TLS socket wraps it): where TCP_NODELAY is set.
