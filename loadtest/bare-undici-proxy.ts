@@ -66,8 +66,5 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
 });
 server.keepAliveTimeout = 75_000;
 server.listen(port, '127.0.0.1');
-process.once('SIGTERM', () => {
-  server.closeAllConnections();
-  server.close();
-  for (const p of pools) void p.close();
-});
+// Exit at once (and so write a --cpu-prof profile): nothing here needs draining.
+process.once('SIGTERM', () => process.exit(0));

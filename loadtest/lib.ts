@@ -110,6 +110,20 @@ export function treeCpuSeconds(pid: number): number {
   return ticks / CLK_TCK;
 }
 
+/** Read and write system calls (/proc/PID/io syscr, syscw: read, recv, write, writev, send… ) of a process tree so far. */
+export function treeSyscalls(pid: number): { reads: number; writes: number } {
+  let reads = 0;
+  let writes = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const io = readFileSync(`/proc/${p}/io`, 'utf8');
+      reads += Number(/^syscr: (\d+)/m.exec(io)?.[1] ?? 0);
+      writes += Number(/^syscw: (\d+)/m.exec(io)?.[1] ?? 0);
+    } catch {}
+  }
+  return { reads, writes };
+}
+
 /** Busy and total jiffies of one core so far (/proc/stat `cpuN`; idle and iowait are not busy). */
 export function coreJiffies(core: number): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8')

@@ -32,7 +32,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '@tiergate/testkit';
 import { PROXY_MALLOC_ENV, PROXY_V8_FLAGS } from '../packages/cli/src/proxy-runtime/v8-flags.ts';
-import { busyFraction, coreJiffies, runWrk, stopChild, treeCpuSeconds, type WrkResult } from './lib.ts';
+import { busyFraction, coreJiffies, runWrk, stopChild, treeCpuSeconds, treeSyscalls, type WrkResult } from './lib.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -64,7 +64,8 @@ const RUN_ID = `proxy-bench-${new Date().toISOString().replace(/[:.]/g, '-')}`;
  * what survived the last mark-compact (`--heap-growing-percent`; V8 otherwise picks 10–300 % by its GC speed),
  * `-mos<N>` caps the old generation at N MiB (`--max-old-space-size`, which also lowers V8's largest growth step),
  * `-nmr` turns V8's memory reducer off (README.md), `-tgc` logs every GC (`--trace-gc`, the proxy's stdout)
- * to a file next to the results.
+ * to a file next to the results, `-prof` writes a V8 CPU profile of the proxy (`--cpu-prof`) into a directory
+ * next to the results when it stops (loadtest/cpuprofile-table.ts makes the table of it).
  */
 function targetFlags(name: string): string[] {
   const flags: string[] = [];
@@ -78,6 +79,7 @@ function targetFlags(name: string): string[] {
   if (hgp) flags.push(`--heap-growing-percent=${hgp[1]}`);
   if (/-nmr\b/.test(name)) flags.push('--no-memory-reducer');
   if (/-tgc\b/.test(name)) flags.push('--trace-gc');
+  if (/-prof\b/.test(name)) flags.push('--cpu-prof', `--cpu-prof-dir=${join(args.out, `${RUN_ID}-${name}`)}`);
   return flags;
 }
 /**
@@ -208,6 +210,9 @@ type Measured = WrkResult & {
   /** The proxy's process tree: CPU µs per completed request, and its CPU use in cores over the window. */
   cpuUsPerReq: number;
   proxyCores: number;
+  /** The proxy's read and write system calls per request (/proc/PID/io). */
+  readsPerReq: number;
+  writesPerReq: number;
   /** Busy fraction of the load side's core (wrk + upstreams) and of the proxy's core 0, over the window. */
   loadCoreBusy: number;
   proxyCoreBusy: number;
@@ -235,12 +240,14 @@ async function measure(t: Target, url: string, seconds: number): Promise<Measure
   const sampler = setInterval(sample, 250);
   try {
     const cpu0 = treeCpuSeconds(pid);
+    const io0 = treeSyscalls(pid);
     const load0 = coreJiffies(LOAD_CORE);
     const core0 = coreJiffies(0);
     const started = performance.now();
     const r = await wrk(url, seconds);
     const wall = (performance.now() - started) / 1000;
     const cpu = treeCpuSeconds(pid) - cpu0;
+    const io = treeSyscalls(pid);
     const loadCoreBusy = busyFraction(load0, coreJiffies(LOAD_CORE));
     const proxyCoreBusy = busyFraction(core0, coreJiffies(0));
     sample();
@@ -249,6 +256,8 @@ async function measure(t: Target, url: string, seconds: number): Promise<Measure
       rssMiB: mib(peak),
       cpuUsPerReq: r.requests > 0 ? (cpu * 1e6) / r.requests : Number.NaN,
       proxyCores: cpu / wall,
+      readsPerReq: (io.reads - io0.reads) / r.requests,
+      writesPerReq: (io.writes - io0.writes) / r.requests,
       loadCoreBusy,
       proxyCoreBusy,
       loadAvg: loadavg()[0] as number,
@@ -357,10 +366,17 @@ backend app
     await waitForPort(port);
     return { name, port, proc };
   }
-  if (name === 'undici') {
+  if (/^undici\b/.test(name)) {
     const proc = start(
       process.execPath,
-      [...PROXY_NODE_FLAGS, join(root, 'loadtest', 'bare-undici-proxy.ts'), String(port), String(up[0]), String(up[1])],
+      [
+        ...PROXY_NODE_FLAGS,
+        ...targetFlags(name),
+        join(root, 'loadtest', 'bare-undici-proxy.ts'),
+        String(port),
+        String(up[0]),
+        String(up[1]),
+      ],
       PROXY_CORES,
       { ...process.env, ...PROXY_MALLOC_ENV },
     );
@@ -415,14 +431,16 @@ console.log(
 );
 for (const name of TARGETS) {
   const t = await startTarget(name);
+  let profiled = 0;
   results[name] = {};
   for (const size of BODIES) {
     const url = `http://127.0.0.1:${t.port}/b${size}`;
-    await wrk(url, WARMUP);
+    profiled += (await wrk(url, WARMUP)).requests;
     const r = await measure(t, url, DURATION);
+    profiled += r.requests;
     (results[name] as Record<number, unknown>)[size] = r;
     console.log(
-      `${name.padEnd(14)} ${String(size).padStart(6)} B  ${r.cpuUsPerReq.toFixed(1).padStart(6)} µs CPU/req  ${r.rps.toFixed(0).padStart(6)} req/s  proxy ${(r.proxyCores * 100).toFixed(0)} % of a core  load core ${(r.loadCoreBusy * 100).toFixed(0)} %  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms  RSS ${r.rssMiB} MiB  loadavg ${r.loadAvg.toFixed(1)}  errors ${r.errors} non-2xx ${r.non2xx}${memoryLine(r.memory)}`,
+      `${name.padEnd(14)} ${String(size).padStart(6)} B  ${r.cpuUsPerReq.toFixed(1).padStart(6)} µs CPU/req  ${r.rps.toFixed(0).padStart(6)} req/s  proxy ${(r.proxyCores * 100).toFixed(0)} % of a core  syscalls/req r ${r.readsPerReq.toFixed(2)} w ${r.writesPerReq.toFixed(2)}  load core ${(r.loadCoreBusy * 100).toFixed(0)} %  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms  RSS ${r.rssMiB} MiB  loadavg ${r.loadAvg.toFixed(1)}  errors ${r.errors} non-2xx ${r.non2xx}${memoryLine(r.memory)}`,
     );
     if (r.loadBound)
       console.log(
@@ -450,6 +468,10 @@ for (const name of TARGETS) {
     (results[name] as Record<string, unknown>).soak = { slices, rss, p99, memory };
   }
   await stop(t.proc);
+  if (/-prof\b/.test(name)) {
+    // Every request the profile saw: the warm-ups' and the measured runs' (wrk counts both the same way).
+    console.log(`${name}: CPU profile in ${join(args.out, `${RUN_ID}-${name}`)}; requests served while profiling: ${profiled}`);
+  }
 }
 
 if (results.nginx) {
