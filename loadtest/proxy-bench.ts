@@ -117,7 +117,7 @@ async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     try {
-      const r = await fetch(`http://127.0.0.1:${port}/b100`);
+      const r = await fetch(`http://127.0.0.1:${port}/healthz`);
       await r.arrayBuffer();
       if (r.ok) return;
     } catch {}
