@@ -6,7 +6,7 @@ import type { Span, Tracer } from '@opentelemetry/api';
 import type { ErrorCode } from '@tiergate/errors';
 import { type Dispatcher, errors } from 'undici';
 import { type AttemptEvent, attemptChannel, type RequestEvent, requestChannel } from './channels.ts';
-import { isTrusted, realClientAddress, unmapIPv4 } from './client-address.ts';
+import { forwardedClient, type PeerInfo, peerOf } from './client-address.ts';
 import { sendError } from './error-response.ts';
 import { clientResponseHeaders, type HeaderRules, trailerPairs, upstreamRequestHeaders } from './forward-headers.ts';
 import { RequestKeyVars } from './key-vars.ts';
@@ -210,6 +210,8 @@ export class Exchange {
   readonly requestId: string;
   readonly gen: Generation;
   readonly #listener: ListenerInfo;
+  /** The client connection's peer (cached on its socket). */
+  readonly #peer: PeerInfo;
   readonly #upgrade: UpgradeInfo | undefined;
   #route: CompiledRoute | undefined;
   /** The pool generation this request holds (released when it finishes). */
@@ -259,16 +261,17 @@ export class Exchange {
     this.res = res;
     this.startedAt = ctx.now();
     this.requestId = requestIdOf(req.headers['x-request-id']);
-    const peer = unmapIPv4(req.socket.remoteAddress ?? '');
-    this.clientAddress = gen.trusted
-      ? realClientAddress(
-          peer,
+    const peer = peerOf(req.socket, gen.trusted);
+    this.#peer = peer;
+    this.clientAddress = peer.trusted
+      ? forwardedClient(
+          peer.address,
           gen.trusted,
           gen.recursive,
           headerString(req.headers['x-forwarded-for']),
           headerString(req.headers['x-real-ip']),
         )
-      : peer;
+      : peer.address;
   }
 
   get maxBodySize(): number {
@@ -328,8 +331,8 @@ export class Exchange {
       this.fail('TG_PROXY_NO_UPSTREAM', this.#hasBody);
       return;
     }
-    const peer = unmapIPv4(req.socket.remoteAddress ?? '');
-    const peerTrusted = isTrusted(this.gen.trusted, peer);
+    const peer = this.#peer.address;
+    const peerTrusted = this.#peer.trusted;
     this.#headers = upstreamRequestHeaders(req.rawHeaders, route.rules, {
       clientAddress: this.clientAddress,
       peerAddress: peer,
@@ -354,9 +357,7 @@ export class Exchange {
     const { req } = this;
     this.#tracer = tracer;
     // Asked only of a request that brings a trace context to continue.
-    const trusted =
-      req.headers.traceparent !== undefined &&
-      (this.ctx.trustIncoming || isTrusted(this.gen.trusted, unmapIPv4(req.socket.remoteAddress ?? '')));
+    const trusted = req.headers.traceparent !== undefined && (this.ctx.trustIncoming || this.#peer.trusted);
     const facts = {
       method: req.method ?? '',
       url: req.url ?? '',
@@ -660,7 +661,7 @@ export class Exchange {
       httpVersion: this.req.httpVersion,
       host: this.req.headers.host,
       clientAddress: this.clientAddress,
-      peerAddress: unmapIPv4(this.req.socket.remoteAddress ?? ''),
+      peerAddress: this.#peer.address,
       userAgent: this.req.headers['user-agent'],
       referer: this.req.headers.referer,
       pool: this.#route?.pool.name,
