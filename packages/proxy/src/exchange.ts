@@ -117,6 +117,9 @@ const MAX_EARLY_HINTS = 4;
 /** Splits a Link field before each `<`, where the next link-value of a comma-separated list begins. */
 const LINK_SPLIT = /\s*,\s*(?=<)/;
 const EMPTY: ReadonlySet<number> = new Set();
+/** Placeholders until a request has its own (one array fewer per request that gets them). */
+const NO_HEADERS = Object.freeze([]) as unknown as string[];
+const NO_UPSTREAMS: readonly string[] = Object.freeze([]);
 const kExchange = Symbol('tiergate.exchange');
 type TaggedResponse = ServerResponse & { [kExchange]?: Exchange };
 
@@ -219,7 +222,8 @@ export class Exchange {
   /** Server index the request's sticky cookie named (-1: none or unknown). */
   #stickyIndex = -1;
   /** Addresses of every server tried, in order. */
-  readonly #upstreams: string[] = [];
+  /** Made at the first dispatch, sized for the one server most requests try. */
+  #upstreams: string[] | undefined;
   #upstreamMs = 0;
   bytesSent = 0;
   /** Index in ctx.inFlight, -1 when not in it. */
@@ -228,7 +232,7 @@ export class Exchange {
   /** 103 responses passed to the client so far. */
   #earlyHints = 0;
   #hasBody = false;
-  #headers: string[] = [];
+  #headers: string[] = NO_HEADERS;
   /** The request target sent upstream: the raw one or the normalised path routing matched. */
   #target = '';
   #hashKey = '';
@@ -387,7 +391,8 @@ export class Exchange {
     this.#tried?.add(index);
     const attempt = new Attempt(this, index, pool, this.ctx.now());
     this.current = attempt;
-    this.#upstreams.push(attempt.upstream);
+    if (this.#upstreams === undefined) this.#upstreams = [attempt.upstream];
+    else this.#upstreams.push(attempt.upstream);
     let headers: readonly string[] = this.#headers;
     if (this.#span) {
       // Undefined under an unsampled SERVER span, whose context then goes upstream.
@@ -666,7 +671,7 @@ export class Exchange {
       referer: this.req.headers.referer,
       pool: this.#route?.pool.name,
       upstream: this.#upstream,
-      upstreams: this.#upstreams,
+      upstreams: this.#upstreams ?? NO_UPSTREAMS,
       status: this.#status,
       bytesSent: this.bytesSent,
       bytesReceived: this.bodyBytes,
