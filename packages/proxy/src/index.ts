@@ -1,5 +1,5 @@
 // Public surface of @tiergate/proxy.
-export { type AccessLog, type AccessLogOptions, type AccessRecord, accessRecord, startAccessLog } from './access-log.ts';
+export { type AccessLog, type AccessLogOptions, type AccessRecord, accessLine, accessRecord, startAccessLog } from './access-log.ts';
 export {
   type AdminConfig,
   type AdminServer,
