@@ -5,13 +5,15 @@
  * p50/p99 latency and RSS, how busy the load side's core was, and each target's ratio to nginx.
  *
  *   node loadtest/proxy-bench.ts [--duration 10] [--connections 50] [--bodies 100,65536] [--workers 1]
- *                                [--soak 0] [--memory] [--targets nginx,haproxy,undici,tiergate]
+ *                                [--soak 0] [--memory] [--targets nginx,haproxy,undici,tiergate] [--rounds 1]
  *
  * CPU placement (2 cores): the proxy under test on core 0, wrk and the upstream nginx on core 1.
  * CPU per request: utime + stime of the proxy's whole process tree (every process and thread, /proc/PID/stat)
  * over the measured window, divided by the requests wrk completed in it. When the load side's core (1) is more
  * than 85 % busy, wrk and the upstreams limit the rate, not the proxy: req/s ratios then flatter the slower proxy
- * and the run is flagged; its CPU per request still holds.
+ * and the run is flagged; its CPU per request still holds. The machine may be shared: `--rounds N` runs every
+ * target N times, interleaved (each round starts every target afresh), and the summary takes each target's round
+ * with the median CPU per request, so a busy minute on the host weighs on all targets alike.
  * Targets: `nginx` (1 worker, upstream keepalive 32, the same forwarding headers), `haproxy` (1 thread,
  * `http-reuse always`, the same headers), `undici` (loadtest/bare-undici-proxy.ts: node:http + undici dispatch,
  * nothing else; the proxy's V8 flags and malloc settings), `tiergate` (examples/local-stack.yaml's features:
@@ -43,6 +45,7 @@ const { values: args } = parseArgs({
     bodies: { type: 'string', default: '100,65536' },
     workers: { type: 'string', default: '1' },
     soak: { type: 'string', default: '0' },
+    rounds: { type: 'string', default: '1' },
     memory: { type: 'boolean', default: false },
     targets: { type: 'string', default: 'nginx,haproxy,undici,tiergate' },
     out: { type: 'string', default: join(root, 'loadtest', 'results') },
@@ -54,6 +57,7 @@ const CONNS = Number(args.connections);
 const BODIES = args.bodies.split(',').map(Number);
 const WORKERS = Number(args.workers);
 const SOAK = Number(args.soak);
+const ROUNDS = Number(args.rounds);
 const TARGETS = args.targets.split(',');
 const MEMORY = args.memory;
 const RUN_ID = `proxy-bench-${new Date().toISOString().replace(/[:.]/g, '-')}`;
@@ -425,53 +429,77 @@ telemetry:
 }
 
 const results: Record<string, Record<number, Measured>> = {};
+const soaks: Record<string, unknown> = {};
 const cpus = WORKERS > 1 ? 'all cores' : 'core 0';
 console.log(
   `proxy benchmark: ${CONNS} connections, ${DURATION}s per run after ${WARMUP}s warm-up, ${WORKERS} worker(s) on ${cpus}, wrk on core 1`,
 );
-for (const name of TARGETS) {
-  const t = await startTarget(name);
-  let profiled = 0;
-  results[name] = {};
-  for (const size of BODIES) {
-    const url = `http://127.0.0.1:${t.port}/b${size}`;
-    profiled += (await wrk(url, WARMUP)).requests;
-    const r = await measure(t, url, DURATION);
-    profiled += r.requests;
-    (results[name] as Record<number, unknown>)[size] = r;
-    console.log(
-      `${name.padEnd(14)} ${String(size).padStart(6)} B  ${r.cpuUsPerReq.toFixed(1).padStart(6)} µs CPU/req  ${r.rps.toFixed(0).padStart(6)} req/s  proxy ${(r.proxyCores * 100).toFixed(0)} % of a core  syscalls/req r ${r.readsPerReq.toFixed(2)} w ${r.writesPerReq.toFixed(2)}  load core ${(r.loadCoreBusy * 100).toFixed(0)} %  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms  RSS ${r.rssMiB} MiB  loadavg ${r.loadAvg.toFixed(1)}  errors ${r.errors} non-2xx ${r.non2xx}${memoryLine(r.memory)}`,
-    );
-    if (r.loadBound)
+const rounds: Record<string, Record<number, Measured[]>> = {};
+for (let round = 1; round <= ROUNDS; round++) {
+  if (ROUNDS > 1) console.log(`round ${round} of ${ROUNDS}`);
+  for (const name of TARGETS) {
+    const t = await startTarget(name);
+    let profiled = 0;
+    rounds[name] ??= {};
+    for (const size of BODIES) {
+      const url = `http://127.0.0.1:${t.port}/b${size}`;
+      profiled += (await wrk(url, WARMUP)).requests;
+      const r = await measure(t, url, DURATION);
+      profiled += r.requests;
+      const bySize = rounds[name] as Record<number, Measured[]>;
+      bySize[size] ??= [];
+      bySize[size].push(r);
       console.log(
-        `  WARNING: the load side's core was ${(r.loadCoreBusy * 100).toFixed(0)} % busy (> ${LOAD_BOUND * 100} %): wrk and the upstreams set this rate, so its req/s and p99 do not compare; CPU per request does`,
+        `${name.padEnd(14)} ${String(size).padStart(6)} B  ${r.cpuUsPerReq.toFixed(1).padStart(6)} µs CPU/req  ${r.rps.toFixed(0).padStart(6)} req/s  proxy ${(r.proxyCores * 100).toFixed(0)} % of a core  syscalls/req r ${r.readsPerReq.toFixed(2)} w ${r.writesPerReq.toFixed(2)}  load core ${(r.loadCoreBusy * 100).toFixed(0)} %  p50 ${r.p50ms.toFixed(2)} ms  p99 ${r.p99ms.toFixed(2)} ms  RSS ${r.rssMiB} MiB  loadavg ${r.loadAvg.toFixed(1)}  errors ${r.errors} non-2xx ${r.non2xx}${memoryLine(r.memory)}`,
       );
-  }
-  if (SOAK > 0 && name !== 'nginx' && name !== 'haproxy') {
-    // Drift check: the same load for SOAK seconds in 30 s slices; report the first and last slice.
-    const url = `http://127.0.0.1:${t.port}/b${BODIES[0]}`;
-    const slices: number[] = [];
-    const rss: number[] = [];
-    const p99: number[] = [];
-    const memory: (MemoryBreakdown | undefined)[] = [];
-    for (let left = SOAK; left > 0; left -= 30) {
-      const r = await measure(t, url, Math.min(30, left));
-      slices.push(r.rps);
-      rss.push(r.rssMiB);
-      p99.push(r.p99ms);
-      memory.push(r.memory);
-      if (MEMORY) console.log(`${name} soak slice ${slices.length}: RSS ${r.rssMiB} MiB${memoryLine(r.memory)}`);
+      if (r.loadBound)
+        console.log(
+          `  WARNING: the load side's core was ${(r.loadCoreBusy * 100).toFixed(0)} % busy (> ${LOAD_BOUND * 100} %): wrk and the upstreams set this rate, so its req/s and p99 do not compare; CPU per request does`,
+        );
     }
-    console.log(
-      `${name} soak ${SOAK}s: req/s per 30 s slice ${slices.map((s) => s.toFixed(0)).join(' ')}; p99 ms ${p99.map((s) => s.toFixed(1)).join(' ')}; RSS MiB ${rss.join(' ')}`,
-    );
-    (results[name] as Record<string, unknown>).soak = { slices, rss, p99, memory };
+    if (SOAK > 0 && round === 1 && name !== 'nginx' && name !== 'haproxy') {
+      // Drift check: the same load for SOAK seconds in 30 s slices; report the first and last slice.
+      const url = `http://127.0.0.1:${t.port}/b${BODIES[0]}`;
+      const slices: number[] = [];
+      const rss: number[] = [];
+      const p99: number[] = [];
+      const memory: (MemoryBreakdown | undefined)[] = [];
+      for (let left = SOAK; left > 0; left -= 30) {
+        const r = await measure(t, url, Math.min(30, left));
+        slices.push(r.rps);
+        rss.push(r.rssMiB);
+        p99.push(r.p99ms);
+        memory.push(r.memory);
+        if (MEMORY) console.log(`${name} soak slice ${slices.length}: RSS ${r.rssMiB} MiB${memoryLine(r.memory)}`);
+      }
+      console.log(
+        `${name} soak ${SOAK}s: req/s per 30 s slice ${slices.map((s) => s.toFixed(0)).join(' ')}; p99 ms ${p99.map((s) => s.toFixed(1)).join(' ')}; RSS MiB ${rss.join(' ')}`,
+      );
+      soaks[name] = { slices, rss, p99, memory };
+    }
+    await stop(t.proc);
+    if (/-prof\b/.test(name)) {
+      // Every request the profile saw: the warm-ups' and the measured runs' (wrk counts both the same way).
+      console.log(`${name}: CPU profile in ${join(args.out, `${RUN_ID}-${name}`)}; requests served while profiling: ${profiled}`);
+    }
   }
-  await stop(t.proc);
-  if (/-prof\b/.test(name)) {
-    // Every request the profile saw: the warm-ups' and the measured runs' (wrk counts both the same way).
-    console.log(`${name}: CPU profile in ${join(args.out, `${RUN_ID}-${name}`)}; requests served while profiling: ${profiled}`);
+}
+// Each target's round with the median CPU per request (the lower middle one of an even count).
+for (const [name, bySize] of Object.entries(rounds)) {
+  results[name] = {};
+  for (const [size, runs] of Object.entries(bySize)) {
+    const sorted = [...runs].sort((a, b) => a.cpuUsPerReq - b.cpuUsPerReq);
+    (results[name] as Record<number, Measured>)[Number(size)] = sorted[Math.floor((sorted.length - 1) / 2)]!;
   }
+  if (soaks[name]) (results[name] as Record<string, unknown>).soak = soaks[name];
+}
+if (ROUNDS > 1) {
+  console.log(`\nmedian of ${ROUNDS} rounds (CPU µs per request; all rounds):`);
+  for (const [name, bySize] of Object.entries(rounds))
+    for (const [size, runs] of Object.entries(bySize))
+      console.log(
+        `${name.padEnd(14)} ${size.padStart(6)} B  ${(results[name] as Record<number, Measured>)[Number(size)]!.cpuUsPerReq.toFixed(1).padStart(6)}  (${runs.map((r) => r.cpuUsPerReq.toFixed(1)).join(', ')})`,
+      );
 }
 
 if (results.nginx) {
