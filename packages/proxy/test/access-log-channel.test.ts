@@ -1,9 +1,10 @@
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import fs, { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { RequestEvent } from '../src/channels.ts';
-import { accessLine, accessRecord, startAccessLog } from '../src/index.ts';
+import { requestChannel } from '../src/channels.ts';
+import { ACCESS_LOG_FLUSH_MS, accessLine, accessRecord, startAccessLog } from '../src/index.ts';
 import { fetchText, server, startTestProxy, startUpstream } from './helpers.ts';
 
 describe('access log', () => {
@@ -59,6 +60,40 @@ describe('access log', () => {
       expect(log.dropped()).toBe(0);
       expect(() => closeSync(fd)).toThrow(); // the log closed its fd
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('gathers lines that come one event-loop turn apart into few writes, and writes a lone line within the flush period', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-access-'));
+    // sonic-boom writes through the fs module's write() (asynchronous: a thread-pool round trip per call).
+    const write = vi.spyOn(fs, 'write');
+    try {
+      const file = join(dir, 'access.log');
+      const log = startAccessLog({ fd: openSync(file, 'a') });
+      const event = (i: number) => ({ requestId: `r${i}`, time: Date.now(), method: 'GET', url: `/${i}`, status: 200, upstreams: [] });
+      const ids = () =>
+        readFileSync(file, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l).request_id);
+      // One line per turn, each after the previous write had time to finish: what a proxy under light load does.
+      for (let i = 0; i < 20; i++) {
+        requestChannel.publish(event(i));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const deadline = Date.now() + 10 * ACCESS_LOG_FLUSH_MS + 5000;
+      while (ids().length < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(ids()).toEqual(Array.from({ length: 20 }, (_, i) => `r${i}`));
+      // ~150-byte lines: a batch holds 20 of them, so a handful of writes at most (one per line before).
+      expect(write.mock.calls.length).toBeLessThanOrEqual(5);
+      // A lone line is not held until close(): the periodic flush writes it.
+      requestChannel.publish(event(20));
+      while (ids().length < 21 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(ids()).toHaveLength(21);
+      await log.close();
+    } finally {
+      write.mockRestore();
       rmSync(dir, { recursive: true, force: true });
     }
   });
