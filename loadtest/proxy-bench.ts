@@ -6,6 +6,7 @@
  *
  *   node loadtest/proxy-bench.ts [--duration 10] [--connections 50] [--bodies 100,65536] [--workers 1]
  *                                [--soak 0] [--memory] [--targets nginx,haproxy,undici,tiergate] [--rounds 1]
+ *                                [--base DIR]
  *
  * CPU placement (2 cores): the proxy under test on core 0, wrk and the upstream nginx on core 1.
  * CPU per request: utime + stime of the proxy's whole process tree (every process and thread, /proc/PID/stat)
@@ -20,7 +21,8 @@
  * trusted proxies, round robin, an active health check, /metrics; access log and tracing off; the settings
  * `tiergate proxy` gives itself: docs/operations.md "Memory"), and tiergate variants named by what they set on
  * top (targetFlags, targetEnv; a setting the variant gives replaces the default), e.g. `tiergate-log` (access log
- * on, to the proxy's stdout, discarded), `tiergate-ss8`, `tiergate-ios0-arena16` (V8's and glibc's own
+ * on, to the proxy's stdout, discarded), `tiergate-base` (the tiergate of another checkout, `--base DIR`, with its
+ * own node_modules: before/after in one run), `tiergate-ss8`, `tiergate-ios0-arena16` (V8's and glibc's own
  * defaults), `tiergate-nmr`.
  * `--memory` prints where each peak RSS was (anonymous and file-backed pages, V8 heap, external memory).
  * `--soak N` runs the first body size N more seconds in 30 s slices: req/s, p99 and peak RSS per slice.
@@ -46,6 +48,7 @@ const { values: args } = parseArgs({
     workers: { type: 'string', default: '1' },
     soak: { type: 'string', default: '0' },
     rounds: { type: 'string', default: '1' },
+    base: { type: 'string' },
     memory: { type: 'boolean', default: false },
     targets: { type: 'string', default: 'nginx,haproxy,undici,tiergate' },
     out: { type: 'string', default: join(root, 'loadtest', 'results') },
@@ -418,7 +421,13 @@ telemetry:
   }
   const proc = start(
     process.execPath,
-    [...nodeFlags, join(root, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg],
+    [
+      ...nodeFlags,
+      join(/-base\b/.test(name) ? resolve(args.base ?? '--base DIR is needed') : root, 'packages/cli/bin/tiergate.js'),
+      'proxy',
+      '-c',
+      cfg,
+    ],
     PROXY_CORES,
     targetEnv(name),
     stdout,
