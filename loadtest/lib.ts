@@ -1,6 +1,7 @@
 /** What the benchmarks in loadtest/ share: stopping a child and running wrk (free ports come from @tiergate/testkit). */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves when the child has exited. */
 export async function stopChild(c: ChildProcess, graceMs = 5000): Promise<void> {
@@ -63,4 +64,78 @@ export async function runWrk(opts: {
   const r = parseWrk(out);
   if (!Number.isFinite(r.rps) || !Number.isFinite(r.requests)) throw new Error(`wrk's report not understood: ${out}`);
   return r;
+}
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ: 100 on every Linux architecture Node ships for). */
+const CLK_TCK = 100;
+
+/** The pids of a process and all its descendants (children of any of its threads), from /proc. */
+export function processTree(pid: number): number[] {
+  const out: number[] = [];
+  const stack = [pid];
+  while (stack.length) {
+    const p = stack.pop() as number;
+    out.push(p);
+    let tasks: string[] = [];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tasks) {
+      try {
+        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) stack.push(Number(c));
+      } catch {}
+    }
+  }
+  return out;
+}
+
+/**
+ * CPU seconds (user + system, every thread) a process tree has used so far: utime + stime of each process's
+ * /proc/PID/stat, which count all of its threads, dead ones included. Two readings around a measured window give
+ * the tree's CPU time in that window (a process that started and ended inside the window is missed; a proxy under
+ * load forks none).
+ */
+export function treeCpuSeconds(pid: number): number {
+  let ticks = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      // Fields after the command name (which may hold spaces), numbered from 3 (state): utime is 14, stime 15.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {}
+  }
+  return ticks / CLK_TCK;
+}
+
+/** Read and write system calls (/proc/PID/io syscr, syscw: read, recv, write, writev, send… ) of a process tree so far. */
+export function treeSyscalls(pid: number): { reads: number; writes: number } {
+  let reads = 0;
+  let writes = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const io = readFileSync(`/proc/${p}/io`, 'utf8');
+      reads += Number(/^syscr: (\d+)/m.exec(io)?.[1] ?? 0);
+      writes += Number(/^syscw: (\d+)/m.exec(io)?.[1] ?? 0);
+    } catch {}
+  }
+  return { reads, writes };
+}
+
+/** Busy and total jiffies of one core so far (/proc/stat `cpuN`; idle and iowait are not busy). */
+export function coreJiffies(core: number): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith(`cpu${core} `));
+  if (!line) return { busy: 0, total: 0 };
+  const v = line.trim().split(/\s+/).slice(1).map(Number);
+  const total = v.reduce((a, b) => a + b, 0);
+  return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
+}
+
+/** Fraction (0–1) of a core busy between two coreJiffies readings. */
+export function busyFraction(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
+  return b.total > a.total ? (b.busy - a.busy) / (b.total - a.total) : 0;
 }

@@ -38,6 +38,17 @@ export function realClientAddress(
   xRealIp: string | undefined,
 ): string {
   if (!isTrusted(trusted, peer)) return peer;
+  return forwardedClient(peer, trusted, recursive, xff, xRealIp);
+}
+
+/** realClientAddress for a peer already known to be trusted (the proxy checks each connection's peer once). */
+export function forwardedClient(
+  peer: string,
+  trusted: BlockList | undefined,
+  recursive: boolean,
+  xff: string | undefined,
+  xRealIp: string | undefined,
+): string {
   if (xff === undefined || xff === '') {
     const real = xRealIp === undefined ? '' : unmapIPv4(xRealIp.trim());
     return real !== '' && familyOf(real) !== undefined ? real : peer;
@@ -53,4 +64,30 @@ export function realClientAddress(
     if (!recursive || !isTrusted(trusted, entry)) break;
   }
   return client;
+}
+
+const kPeer = Symbol('tiergate.peer');
+
+/** A client connection's TCP peer and whether the trusted ranges hold it. */
+export interface PeerInfo {
+  /** remoteAddress, IPv4-mapped form unmapped. */
+  readonly address: string;
+  readonly trusted: boolean;
+  /** The list `trusted` was checked against (a reload brings a new one). */
+  readonly checkedBy: BlockList | undefined;
+}
+
+/**
+ * The peer of `socket`, worked out once per connection and kept on it (checked again when a reload changed the
+ * trusted list), not on every request: a BlockList check costs about as much as routing (loadtest/README.md).
+ */
+export function peerOf(socket: object, trusted: BlockList | undefined): PeerInfo {
+  const s = socket as { [kPeer]?: PeerInfo; remoteAddress?: string };
+  const known = s[kPeer];
+  if (known !== undefined && known.checkedBy === trusted) return known;
+  const address = known?.address ?? unmapIPv4(s.remoteAddress ?? '');
+  const info = { address, trusted: isTrusted(trusted, address), checkedBy: trusted };
+  // An address not known yet (a socket already gone) is not kept: a later look may find it.
+  if (address !== '') s[kPeer] = info;
+  return info;
 }

@@ -8,7 +8,7 @@ import type { Span, Tracer } from '@opentelemetry/api';
 import type { ErrorCode } from '@tiergate/errors';
 import { type Dispatcher, errors } from 'undici';
 import { type AttemptEvent, attemptChannel, type RequestEvent, requestChannel } from './channels.ts';
-import { isTrusted, realClientAddress, unmapIPv4 } from './client-address.ts';
+import { forwardedClient, type PeerInfo, peerOf } from './client-address.ts';
 import { sendError } from './error-response.ts';
 import { clientResponseHeaders, type HeaderRules, upstreamRequestHeaders } from './forward-headers.ts';
 import { RequestKeyVars } from './key-vars.ts';
@@ -123,6 +123,9 @@ const MAX_EARLY_HINTS = 4;
 /** Splits a Link field before each `<`, where the next link-value of a comma-separated list begins. */
 const LINK_SPLIT = /\s*,\s*(?=<)/;
 const EMPTY: ReadonlySet<number> = new Set();
+/** Placeholders until a request has its own (one array fewer per request that gets them). */
+const NO_HEADERS = Object.freeze([]) as unknown as string[];
+const NO_UPSTREAMS: readonly string[] = Object.freeze([]);
 const kExchange = Symbol('tiergate.exchange');
 type TaggedResponse = ServerResponse & { [kExchange]?: Exchange };
 
@@ -216,6 +219,8 @@ export class Exchange {
   readonly requestId: string;
   readonly gen: Generation;
   readonly #listener: ListenerInfo;
+  /** The client connection's peer (cached on its socket). */
+  readonly #peer: PeerInfo;
   readonly #upgrade: UpgradeInfo | undefined;
   #route: CompiledRoute | undefined;
   /** The pool generation this request holds (released when it finishes). */
@@ -223,7 +228,8 @@ export class Exchange {
   /** Server index the request's sticky cookie named (-1: none or unknown). */
   #stickyIndex = -1;
   /** Addresses of every server tried, in order. */
-  readonly #upstreams: string[] = [];
+  /** Made at the first dispatch, sized for the one server most requests try. */
+  #upstreams: string[] | undefined;
   #upstreamMs = 0;
   bytesSent = 0;
   /** Index in ctx.inFlight, -1 when not in it. */
@@ -232,7 +238,7 @@ export class Exchange {
   /** 103 responses passed to the client so far. */
   #earlyHints = 0;
   #hasBody = false;
-  #headers: string[] = [];
+  #headers: string[] = NO_HEADERS;
   /** The request target sent upstream: the raw one or the normalised path routing matched. */
   #target = '';
   #hashKey = '';
@@ -267,16 +273,17 @@ export class Exchange {
     this.res = res;
     this.startedAt = ctx.now();
     this.requestId = requestIdOf(req.headers['x-request-id']);
-    const peer = unmapIPv4(req.socket.remoteAddress ?? '');
-    this.clientAddress = gen.trusted
-      ? realClientAddress(
-          peer,
+    const peer = peerOf(req.socket, gen.trusted);
+    this.#peer = peer;
+    this.clientAddress = peer.trusted
+      ? forwardedClient(
+          peer.address,
           gen.trusted,
           gen.recursive,
           headerString(req.headers['x-forwarded-for']),
           headerString(req.headers['x-real-ip']),
         )
-      : peer;
+      : peer.address;
   }
 
   get maxBodySize(): number {
@@ -341,8 +348,8 @@ export class Exchange {
       this.fail('TG_PROXY_NO_UPSTREAM', this.#hasBody);
       return;
     }
-    const peer = unmapIPv4(req.socket.remoteAddress ?? '');
-    const peerTrusted = isTrusted(this.gen.trusted, peer);
+    const peer = this.#peer.address;
+    const peerTrusted = this.#peer.trusted;
     this.#headers = upstreamRequestHeaders(req.rawHeaders, route.rules, {
       clientAddress: this.clientAddress,
       peerAddress: peer,
@@ -371,9 +378,7 @@ export class Exchange {
     const { req } = this;
     this.#tracer = tracer;
     // Asked only of a request that brings a trace context to continue.
-    const trusted =
-      req.headers.traceparent !== undefined &&
-      (this.ctx.trustIncoming || isTrusted(this.gen.trusted, unmapIPv4(req.socket.remoteAddress ?? '')));
+    const trusted = req.headers.traceparent !== undefined && (this.ctx.trustIncoming || this.#peer.trusted);
     const facts = {
       method: req.method ?? '',
       url: req.url ?? '',
@@ -404,7 +409,8 @@ export class Exchange {
     this.#tried?.add(index);
     const attempt = new Attempt(this, index, pool, this.ctx.now());
     this.current = attempt;
-    this.#upstreams.push(attempt.upstream);
+    if (this.#upstreams === undefined) this.#upstreams = [attempt.upstream];
+    else this.#upstreams.push(attempt.upstream);
     let headers: readonly string[] = this.#headers;
     if (this.#span) {
       // Undefined under an unsampled SERVER span, whose context then goes upstream.
@@ -685,12 +691,12 @@ export class Exchange {
       httpVersion: this.req.httpVersion,
       host: this.req.headers.host,
       clientAddress: this.clientAddress,
-      peerAddress: unmapIPv4(this.req.socket.remoteAddress ?? ''),
+      peerAddress: this.#peer.address,
       userAgent: this.req.headers['user-agent'],
       referer: this.req.headers.referer,
       pool: this.#route?.pool.name,
       upstream: this.#upstream,
-      upstreams: this.#upstreams,
+      upstreams: this.#upstreams ?? NO_UPSTREAMS,
       status: this.#status,
       bytesSent: this.bytesSent,
       bytesReceived: this.bodyBytes,

@@ -93,8 +93,11 @@ function connectionTokens(raw: readonly (string | Buffer)[]): Set<string> | unde
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     if (name.length !== 10 || name.toString().toLowerCase() !== 'connection') continue;
+    const value = raw[i + 1]!.toString();
+    // What nearly every keep-alive peer sends names only Keep-Alive, which is hop-by-hop anyway: no set to build.
+    if (value.length === 10 && value.toLowerCase() === 'keep-alive') continue;
     tokens ??= new Set();
-    for (const t of raw[i + 1]!.toString().split(',')) {
+    for (const t of value.split(',')) {
       const token = t.trim().toLowerCase();
       if (token) tokens.add(token);
     }

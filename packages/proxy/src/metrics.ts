@@ -84,6 +84,87 @@ export function percentiles(samples: readonly number[], ps: readonly number[]): 
   return ps.map((p) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!);
 }
 
+/**
+ * One labelled counter series, counted in a plain number: prom-client's `inc` validates and hashes the label set on
+ * every call (a child from `labels()` too), which was the larger part of the metrics' ~5 µs per request in the
+ * profile (loadtest/README.md). The metric's `collect()` hands the totals to prom-client when it is read.
+ */
+class CounterSeries {
+  value = 0;
+  readonly labels: Record<string, string>;
+  constructor(labels: Record<string, string>) {
+    this.labels = labels;
+  }
+}
+
+/** One labelled histogram series in plain numbers (see CounterSeries): per-bucket counts (not cumulative), sum, count. */
+class HistogramSeries {
+  readonly counts: Float64Array;
+  sum = 0;
+  count = 0;
+  readonly labels: Record<string, string>;
+  readonly #bounds: readonly number[];
+  constructor(labels: Record<string, string>, bounds: readonly number[]) {
+    this.labels = labels;
+    this.#bounds = bounds;
+    this.counts = new Float64Array(bounds.length);
+  }
+  observe(v: number): void {
+    const b = this.#bounds;
+    let i = 0;
+    while (i < b.length && v > b[i]!) i++;
+    // Above the last bound: only in `count` (the +Inf bucket), as prom-client counts it.
+    if (i < b.length) this.counts[i]!++;
+    this.sum += v;
+    this.count++;
+  }
+}
+
+/** prom-client's stored form of one histogram series (what its get() exports; `zero()` creates it). */
+interface PromHistogramEntry {
+  labels: Record<string, string>;
+  bucketValues: Record<number, number>;
+  sum: number;
+  count: number;
+}
+
+/** Replaces `counter`'s series with the totals of `series` (called from its collect(), before prom-client reads it). */
+function exportCounter(counter: Counter<string>, series: Iterable<CounterSeries>): void {
+  counter.reset();
+  for (const s of series) counter.inc(s.labels, s.value);
+}
+
+/** Replaces `histogram`'s series with `series` (from its collect()): each is created by zero(), then filled in. */
+function exportHistogram(histogram: Histogram<string>, series: Iterable<HistogramSeries>, bounds: readonly number[]): void {
+  histogram.reset();
+  const stored = () => Object.values((histogram as unknown as { hashMap: Record<string, PromHistogramEntry> }).hashMap);
+  for (const s of series) {
+    histogram.zero(s.labels);
+    const entry = stored().find((e) => e.labels === s.labels);
+    if (!entry) continue;
+    entry.sum = s.sum;
+    entry.count = s.count;
+    for (let i = 0; i < bounds.length; i++) entry.bucketValues[bounds[i]!] = s.counts[i]!;
+  }
+}
+
+/** A pool's request series: requests by status class (index 0–9: `0xx`…), duration, retries. */
+interface PoolSeries {
+  readonly requests: (CounterSeries | undefined)[];
+  duration: HistogramSeries | undefined;
+  retries: CounterSeries | undefined;
+}
+
+/** One upstream server's attempt series and /status counters. */
+interface ServerSeries {
+  requests: number;
+  failures: number;
+  readonly reservoir: LatencyReservoir;
+  ok: CounterSeries | undefined;
+  failed: CounterSeries | undefined;
+  duration: HistogramSeries | undefined;
+}
+
 /** Counters of one upstream server in one process. */
 export interface ServerCounters {
   readonly requests: number;
@@ -116,31 +197,25 @@ export interface ProxyMetricsOptions {
   readonly processMetrics?: boolean;
 }
 
-type Child = { inc(v?: number): void };
-type Observer = { observe(v: number): void };
-
 /**
  * Prometheus metrics and per-server counters of one running proxy, fed only from diagnostics
  * channels (request, attempt, health transition, node's net.server.socket), so the data plane has no
- * metrics code. Label children are cached: a label lookup per event would hash the label set each time.
+ * metrics code. The request and attempt series are counted in plain numbers found through per-pool and per-server
+ * objects (no label set is built or hashed per event) and handed to prom-client when the registry is read.
  * `close()` unsubscribes; the registry stays readable.
  */
 export class ProxyMetrics implements Disposable {
   readonly registry: Registry;
   readonly worker: string;
   readonly #proxy: ProxyServer;
-  readonly #servers = new Map<string, { requests: number; failures: number; reservoir: LatencyReservoir }>();
-  readonly #children = new Map<string, Child | Observer>();
+  /** Per pool, then per upstream address. */
+  readonly #servers = new Map<string, Map<string, ServerSeries>>();
+  readonly #pools = new Map<string, PoolSeries>();
+  readonly #errorSeries = new Map<string, CounterSeries>();
   readonly #reservoirSize: number;
   readonly #started = Date.now();
   #ports: Set<number>;
   #flags: Record<string, { down: boolean; backup: boolean }> = {};
-  readonly #requests: Counter<'pool' | 'code'>;
-  readonly #requestDuration: Histogram<'pool'>;
-  readonly #upstreamDuration: Histogram<'pool' | 'upstream'>;
-  readonly #attempts: Counter<'pool' | 'upstream' | 'result'>;
-  readonly #retries: Counter<'pool'>;
-  readonly #errors: Counter<'code'>;
   readonly #transitions: Counter<'monitor' | 'target' | 'to'>;
   readonly #connections: Gauge;
   readonly #accepted: Counter;
@@ -154,43 +229,79 @@ export class ProxyMetrics implements Disposable {
     this.#ports = new Set(proxy.addresses().map((a) => a.port));
     this.setSection(section);
     const registers = [this.registry];
-    this.#requests = new Counter({
+    const self = this;
+    new Counter({
       name: 'tiergate_proxy_requests_total',
       help: 'Client requests finished, by pool and status class (1xx..5xx; 0xx = no response).',
       labelNames: ['pool', 'code'],
       registers,
+      collect() {
+        exportCounter(
+          this,
+          self.#series((p) => p.requests),
+        );
+      },
     });
-    this.#requestDuration = new Histogram({
+    new Histogram({
       name: 'tiergate_proxy_request_duration_seconds',
       help: 'Client request duration, first byte in to last byte out.',
       labelNames: ['pool'],
       buckets: LATENCY_BUCKETS,
       registers,
+      collect() {
+        exportHistogram(
+          this,
+          self.#series((p) => [p.duration]),
+          LATENCY_BUCKETS,
+        );
+      },
     });
-    this.#upstreamDuration = new Histogram({
+    new Histogram({
       name: 'tiergate_proxy_upstream_duration_seconds',
       help: 'Duration of each upstream attempt.',
       labelNames: ['pool', 'upstream'],
       buckets: LATENCY_BUCKETS,
       registers,
+      collect() {
+        exportHistogram(
+          this,
+          self.#serverSeries((s) => [s.duration]),
+          LATENCY_BUCKETS,
+        );
+      },
     });
-    this.#attempts = new Counter({
+    new Counter({
       name: 'tiergate_proxy_upstream_attempts_total',
       help: 'Upstream attempts by result (failed = counted against the server).',
       labelNames: ['pool', 'upstream', 'result'],
       registers,
+      collect() {
+        exportCounter(
+          this,
+          self.#serverSeries((s) => [s.ok, s.failed]),
+        );
+      },
     });
-    this.#retries = new Counter({
+    new Counter({
       name: 'tiergate_proxy_retries_total',
       help: 'Attempts beyond the first (requests retried on another server).',
       labelNames: ['pool'],
       registers,
+      collect() {
+        exportCounter(
+          this,
+          self.#series((p) => [p.retries]),
+        );
+      },
     });
-    this.#errors = new Counter({
+    new Counter({
       name: 'tiergate_proxy_errors_total',
       help: 'Requests the proxy answered or cut with an error, by TgError code.',
       labelNames: ['code'],
       registers,
+      collect() {
+        exportCounter(this, self.#errorSeries.values());
+      },
     });
     this.#transitions = new Counter({
       name: 'tiergate_proxy_health_transitions_total',
@@ -206,7 +317,6 @@ export class ProxyMetrics implements Disposable {
       help: 'Client connections accepted.',
       registers,
     });
-    const self = this;
     new Gauge({
       name: 'tiergate_proxy_in_flight_requests',
       help: 'Requests being proxied now.',
@@ -237,37 +347,81 @@ export class ProxyMetrics implements Disposable {
     this.#ports = new Set(this.#proxy.addresses().map((a: BoundAddress) => a.port));
   }
 
-  #child<T extends Child | Observer>(key: string, make: () => T): T {
-    let c = this.#children.get(key) as T | undefined;
-    if (!c) {
-      c = make();
-      this.#children.set(key, c);
+  /** The series `pick` returns of every pool, in first-seen order. */
+  #series<T>(pick: (p: PoolSeries) => readonly (T | undefined)[]): T[] {
+    const out: T[] = [];
+    for (const p of this.#pools.values()) for (const s of pick(p)) if (s !== undefined) out.push(s);
+    return out;
+  }
+
+  #serverSeries<T>(pick: (s: ServerSeries) => readonly (T | undefined)[]): T[] {
+    const out: T[] = [];
+    for (const byAddress of this.#servers.values())
+      for (const server of byAddress.values()) for (const s of pick(server)) if (s !== undefined) out.push(s);
+    return out;
+  }
+
+  #pool(name: string): PoolSeries {
+    let p = this.#pools.get(name);
+    if (!p) {
+      p = { requests: [], duration: undefined, retries: undefined };
+      this.#pools.set(name, p);
     }
-    return c;
+    return p;
   }
 
   #onRequest(e: RequestEvent): void {
     const pool = e.pool ?? NO_POOL;
-    const code = `${Math.floor(e.status / 100)}xx`;
-    this.#child(`r\0${pool}\0${code}`, () => this.#requests.labels(pool, code)).inc();
-    this.#child(`d\0${pool}`, () => this.#requestDuration.labels(pool)).observe(e.durationMs / 1000);
-    if (e.attempts > 1) this.#child(`t\0${pool}`, () => this.#retries.labels(pool)).inc(e.attempts - 1);
-    if (e.error) this.#child(`e\0${e.error}`, () => this.#errors.labels(e.error!)).inc();
+    const p = this.#pool(pool);
+    const cls = Math.min(9, Math.max(0, Math.floor(e.status / 100)));
+    p.requests[cls] ??= new CounterSeries({ pool, code: `${cls}xx` });
+    p.requests[cls].value++;
+    p.duration ??= new HistogramSeries({ pool }, LATENCY_BUCKETS);
+    p.duration.observe(e.durationMs / 1000);
+    if (e.attempts > 1) {
+      p.retries ??= new CounterSeries({ pool });
+      p.retries.value += e.attempts - 1;
+    }
+    if (e.error) {
+      let s = this.#errorSeries.get(e.error);
+      if (!s) {
+        s = new CounterSeries({ code: e.error });
+        this.#errorSeries.set(e.error, s);
+      }
+      s.value++;
+    }
   }
 
   #onAttempt(e: AttemptEvent): void {
-    const key = `${e.pool}/${e.upstream}`;
-    let s = this.#servers.get(key);
+    let byAddress = this.#servers.get(e.pool);
+    if (!byAddress) {
+      byAddress = new Map();
+      this.#servers.set(e.pool, byAddress);
+    }
+    let s = byAddress.get(e.upstream);
     if (!s) {
-      s = { requests: 0, failures: 0, reservoir: new LatencyReservoir(this.#reservoirSize) };
-      this.#servers.set(key, s);
+      s = {
+        requests: 0,
+        failures: 0,
+        reservoir: new LatencyReservoir(this.#reservoirSize),
+        ok: undefined,
+        failed: undefined,
+        duration: undefined,
+      };
+      byAddress.set(e.upstream, s);
     }
     s.requests++;
-    if (e.failed) s.failures++;
     s.reservoir.add(e.durationMs);
-    const result = e.failed ? 'failed' : 'ok';
-    this.#child(`a\0${key}\0${result}`, () => this.#attempts.labels(e.pool, e.upstream, result)).inc();
-    this.#child(`u\0${key}`, () => this.#upstreamDuration.labels(e.pool, e.upstream)).observe(e.durationMs / 1000);
+    if (e.failed) {
+      s.failures++;
+      s.failed ??= new CounterSeries({ pool: e.pool, upstream: e.upstream, result: 'failed' });
+      s.failed.value++;
+    } else {
+      s.ok ??= new CounterSeries({ pool: e.pool, upstream: e.upstream, result: 'ok' });
+      s.ok.value++;
+    }
+    s.duration ??= new HistogramSeries({ pool: e.pool, upstream: e.upstream }, LATENCY_BUCKETS);
+    s.duration.observe(e.durationMs / 1000);
   }
 
   #onTransition(c: HealthChange): void {
@@ -284,7 +438,9 @@ export class ProxyMetrics implements Disposable {
   /** This process's part of /status. */
   snapshot(): WorkerSnapshot {
     const servers: Record<string, ServerCounters> = {};
-    for (const [key, s] of this.#servers) servers[key] = { requests: s.requests, failures: s.failures, latencies: s.reservoir.values() };
+    for (const [pool, byAddress] of this.#servers)
+      for (const [address, s] of byAddress)
+        servers[`${pool}/${address}`] = { requests: s.requests, failures: s.failures, latencies: s.reservoir.values() };
     return {
       worker: this.worker,
       pid: process.pid,

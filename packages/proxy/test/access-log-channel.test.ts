@@ -1,8 +1,10 @@
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import fs, { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
-import { startAccessLog } from '../src/index.ts';
+import { describe, expect, it, vi } from 'vitest';
+import type { RequestEvent } from '../src/channels.ts';
+import { requestChannel } from '../src/channels.ts';
+import { ACCESS_LOG_FLUSH_MS, accessLine, accessRecord, startAccessLog } from '../src/index.ts';
 import { fetchText, server, startTestProxy, startUpstream } from './helpers.ts';
 
 describe('access log', () => {
@@ -60,5 +62,80 @@ describe('access log', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('gathers lines that come one event-loop turn apart into few writes, and writes a lone line within the flush period', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-access-'));
+    // sonic-boom writes through the fs module's write() (asynchronous: a thread-pool round trip per call).
+    const write = vi.spyOn(fs, 'write');
+    try {
+      const file = join(dir, 'access.log');
+      const log = startAccessLog({ fd: openSync(file, 'a') });
+      const event = (i: number) => ({ requestId: `r${i}`, time: Date.now(), method: 'GET', url: `/${i}`, status: 200, upstreams: [] });
+      const ids = () =>
+        readFileSync(file, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((l) => JSON.parse(l).request_id);
+      // One line per turn, each after the previous write had time to finish: what a proxy under light load does.
+      for (let i = 0; i < 20; i++) {
+        requestChannel.publish(event(i));
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      const deadline = Date.now() + 10 * ACCESS_LOG_FLUSH_MS + 5000;
+      while (ids().length < 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(ids()).toEqual(Array.from({ length: 20 }, (_, i) => `r${i}`));
+      // ~150-byte lines: a batch holds 20 of them, so a handful of writes at most (one per line before).
+      expect(write.mock.calls.length).toBeLessThanOrEqual(5);
+      // A lone line is not held until close(): the periodic flush writes it.
+      requestChannel.publish(event(20));
+      while (ids().length < 21 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(ids()).toHaveLength(21);
+      await log.close();
+    } finally {
+      write.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('writes each line exactly as JSON.stringify of its record would, whatever the strings and whichever fields are missing', () => {
+    const base: RequestEvent = {
+      requestId: 'id',
+      time: Date.UTC(2026, 11, 6, 10, 0, 0, 123),
+      method: 'GET',
+      url: '/a?b=1',
+      path: '/a',
+      httpVersion: '1.1',
+      host: 'example.test',
+      clientAddress: '203.0.113.9',
+      peerAddress: '127.0.0.1',
+      userAgent: 'ua',
+      referer: undefined,
+      pool: 'app',
+      upstream: '127.0.0.1:1',
+      upstreams: ['127.0.0.1:2', '127.0.0.1:1'],
+      status: 200,
+      bytesSent: 5,
+      bytesReceived: 0,
+      attempts: 2,
+      upstreamDurationMs: 1.25,
+      durationMs: 2.5,
+      error: undefined,
+      aborted: false,
+      upgraded: true,
+    };
+    // Strings a client controls: quotes, backslashes, controls, DEL, non-ASCII, a lone surrogate, U+2028.
+    const hostile = ['"q"', 'back\\slash', 'ctl\u0000\u001f\n\r\t', '\u007f', 'é漢字🙂', '\ud800x', '\u2028', ''];
+    const variants: RequestEvent[] = [base];
+    for (const v of hostile)
+      variants.push({ ...base, url: v, host: v, userAgent: v, referer: v, requestId: v, method: v, error: v, upstreams: [v] });
+    const { host, pool, upstream, userAgent, ...rest } = base;
+    variants.push({ ...rest, host: undefined, pool: undefined, upstream: undefined, userAgent: undefined } as RequestEvent);
+    variants.push({ ...base, status: 0, bytesSent: -0, durationMs: Number.NaN, upstreamDurationMs: Number.POSITIVE_INFINITY });
+    // Two lines in one millisecond, then the next (the reused ISO time must follow the clock).
+    variants.push({ ...base, time: base.time + 1 }, { ...base, time: base.time + 1 }, { ...base, time: 0 });
+    // Events a subscriber of the public channel might publish with fields missing altogether.
+    variants.push({ time: base.time } as RequestEvent, { time: base.time, aborted: true, upstreams: [] } as unknown as RequestEvent);
+    for (const e of variants) expect(accessLine(e)).toBe(`${JSON.stringify(accessRecord(e))}\n`);
   });
 });

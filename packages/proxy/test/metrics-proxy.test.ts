@@ -1,4 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { Counter } from 'prom-client';
+import { describe, expect, it, vi } from 'vitest';
+import { type AttemptEvent, attemptChannel, type RequestEvent, requestChannel } from '../src/channels.ts';
 import { LatencyReservoir, ProxyMetrics, percentiles } from '../src/index.ts';
 import { fetchText, proxySection, server, startTestProxy, startUpstream } from './helpers.ts';
 
@@ -98,5 +100,54 @@ describe('ProxyMetrics', () => {
       [up.address, true],
       ['127.0.0.1:9', false],
     ]);
+  });
+
+  it("counts requests and attempts without prom-client's per-call label hashing, and exports them as prom-client would", async () => {
+    await using up = await startUpstream((_req, res) => res.end('x'));
+    const pools = { app: { servers: [server(up)] } };
+    await using p = await startTestProxy({ pools });
+    // prom-client's Counter#inc validates and hashes the label set per call (a child from labels() calls it too):
+    // on the hot path the metrics count in plain numbers and hand prom-client the totals when it is read.
+    const inc = vi.spyOn(Counter.prototype as unknown as { incWithoutExemplar(): void }, 'incWithoutExemplar');
+    using m = new ProxyMetrics(p.proxy, proxySection({ pools }));
+    const request = (durationMs: number, status: number, attempts = 1, error?: string) =>
+      requestChannel.publish({ pool: 'app', status, durationMs, attempts, error } as Partial<RequestEvent>);
+    const attempt = (durationMs: number, failed: boolean) =>
+      attemptChannel.publish({ pool: 'app', upstream: up.address, durationMs, failed } as Partial<AttemptEvent>);
+    try {
+      // On a bucket's bound (1 ms = le 0.001), between two (3 ms: le 0.005), above the last (50 s: +Inf only).
+      for (const ms of [1, 1, 3, 50_000]) request(ms, 200);
+      request(2, 502, 3, 'TG_PROXY_UPSTREAM_STATUS');
+      attempt(1, false);
+      attempt(7, true);
+      expect(inc).not.toHaveBeenCalled();
+      const text = await m.registry.metrics();
+      const h = 'tiergate_proxy_request_duration_seconds';
+      expect(sample(text, `${h}_bucket`, { pool: 'app', le: '0.001' })).toBe(2);
+      expect(sample(text, `${h}_bucket`, { pool: 'app', le: '0.0025' })).toBe(3);
+      expect(sample(text, `${h}_bucket`, { pool: 'app', le: '0.005' })).toBe(4);
+      expect(sample(text, `${h}_bucket`, { pool: 'app', le: '30' })).toBe(4);
+      expect(sample(text, `${h}_bucket`, { pool: 'app', le: '+Inf' })).toBe(5);
+      expect(sample(text, `${h}_count`, { pool: 'app' })).toBe(5);
+      expect(sample(text, `${h}_sum`, { pool: 'app' })).toBeCloseTo(50.007, 9);
+      expect(sample(text, 'tiergate_proxy_requests_total', { pool: 'app', code: '2xx' })).toBe(4);
+      expect(sample(text, 'tiergate_proxy_requests_total', { pool: 'app', code: '5xx' })).toBe(1);
+      expect(sample(text, 'tiergate_proxy_retries_total', { pool: 'app' })).toBe(2);
+      expect(sample(text, 'tiergate_proxy_errors_total', { code: 'TG_PROXY_UPSTREAM_STATUS' })).toBe(1);
+      expect(sample(text, 'tiergate_proxy_upstream_attempts_total', { upstream: up.address, result: 'ok' })).toBe(1);
+      expect(sample(text, 'tiergate_proxy_upstream_attempts_total', { upstream: up.address, result: 'failed' })).toBe(1);
+      const u = 'tiergate_proxy_upstream_duration_seconds';
+      expect(sample(text, `${u}_bucket`, { upstream: up.address, le: '0.001' })).toBe(1);
+      expect(sample(text, `${u}_bucket`, { upstream: up.address, le: '0.01' })).toBe(2);
+      expect(sample(text, `${u}_count`, { upstream: up.address })).toBe(2);
+      // Read twice: the same totals, not doubled; then more events add up.
+      const ours = (t: string) =>
+        t.split('\n').filter((l) => /^tiergate_proxy_(requests|request_duration|upstream|retries|errors)/.test(l));
+      expect(ours(await m.registry.metrics())).toEqual(ours(text));
+      request(1, 200);
+      expect(sample(await m.registry.metrics(), 'tiergate_proxy_requests_total', { pool: 'app', code: '2xx' })).toBe(5);
+    } finally {
+      inc.mockRestore();
+    }
   });
 });
