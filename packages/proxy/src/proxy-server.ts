@@ -178,8 +178,9 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     }
     await Promise.all(fresh.map((p) => p.ready()));
     if (closing) throw new TgError('TG_PROXY_SHUTTING_DOWN', 'the proxy is shutting down');
-    servers.forEach(({ server, listenerTls }, i) => {
+    servers.forEach(({ server, listenerTls, sessions }, i) => {
       applyServerOptions(server, next);
+      if (sessions) sessions.headerTimeout = next.limits.client_header_timeout;
       if (listenerTls && contexts[i]) listenerTls.replace(contexts[i]);
     });
     ctx.gen = gen;
@@ -317,7 +318,7 @@ async function listen(
   };
   const tls = listenerTls?.options();
   const http2 = l.http2 ?? l.tls !== undefined;
-  const sessions = http2 ? new Http2Sessions() : undefined;
+  const sessions = http2 ? new Http2Sessions(limits.client_header_timeout) : undefined;
   let server: ListenerServer;
   if (sessions) {
     const h2 = createHttp2Listener(tls, limits);

@@ -160,6 +160,47 @@ describe('HTTP/2 protections', () => {
     expect(c.seen.closed).toBe(false);
   });
 
+  it('a header block that never ends (no END_HEADERS, then silence) closes the connection after client_header_timeout', async () => {
+    await using p = await h2Proxy(named('a'), { client_header_timeout: '300ms', keepalive_timeout: '60s' });
+    using c = await rawH2(p.port);
+    await until(() => c.seen.settingsAcks > 0, 5000, 'the SETTINGS ACK');
+    const t0 = Date.now();
+    c.send(frame(FRAME.HEADERS, 0, 1, GET));
+    // nginx: client_header_timeout (60 s) while a header block is incomplete; here 300 ms, far below the
+    // 60 s keepalive_timeout that would otherwise end the session.
+    await until(() => c.seen.closed, 10_000, 'the connection to close');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(c.seen.goaway?.code).toBe(ERROR.PROTOCOL_ERROR);
+    expect(p.up.seen).toHaveLength(0);
+    expect(await p.stillServes()).toBe(200);
+  });
+
+  it('a session idle between requests for longer than client_header_timeout stays open (keepalive_timeout applies)', async () => {
+    await using p = await h2Proxy(named('a'), { client_header_timeout: '200ms', keepalive_timeout: '60s' });
+    await using c = h2client(`https://localhost:${p.port}`);
+    expect((await h2request(c, { ':path': '/' })).status).toBe(200);
+    await settle(700);
+    expect(c.closed || c.destroyed).toBe(false);
+    expect((await h2request(c, { ':path': '/' })).status).toBe(200);
+    expect(p.up.seen).toHaveLength(2);
+  });
+
+  it('a slow header block (a CONTINUATION just before each client_header_timeout) is cut after client_header_timeout', async () => {
+    await using p = await h2Proxy(named('a'), { client_header_timeout: '400ms', keepalive_timeout: '60s' });
+    using c = await rawH2(p.port);
+    await until(() => c.seen.settingsAcks > 0, 5000, 'the SETTINGS ACK');
+    const t0 = Date.now();
+    c.send(frame(FRAME.HEADERS, 0, 1, GET));
+    for (let i = 0; i < 6 && !c.seen.closed; i++) {
+      await settle(250);
+      if (!c.seen.closed) c.send(frame(FRAME.CONTINUATION, 0, 1, hpack([[`x-slow${i}`, 'v']])));
+    }
+    await until(() => c.seen.closed, 10_000, 'the connection to close');
+    // Each frame arrived within the timeout; the block as a whole did not.
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(p.up.seen).toHaveLength(0);
+  });
+
   it('a stream that never sends its body gets 408 after client_body_timeout; other streams of the session are served', async () => {
     await using p = await h2Proxy(
       (req, res) => {
