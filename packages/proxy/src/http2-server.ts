@@ -62,7 +62,16 @@ export class Http2Request extends Http2ServerRequest {
     super(stream, headers, options, http1RawHeaders(rawHeaders));
     const authority = headers[':authority'];
     if (authority !== undefined && headers.host === undefined) headers.host = authority;
+    let size = 0;
+    for (let i = 0; i < rawHeaders.length; i += 2) size += rawHeaders[i]!.length + rawHeaders[i + 1]!.length + 32;
+    this.headerListSize = size;
   }
+
+  /**
+   * The header list's size as HPACK counts it (names + values + 32 per field, pseudo-header fields too): what
+   * proxy-server.ts holds against `max_header_size` to answer 431 (see http2Settings).
+   */
+  readonly headerListSize: number;
 }
 
 /** The HTTP/1.1 view of an h2 header list (Http2Request). */
@@ -135,12 +144,18 @@ function isFlatList(h: OutgoingHttpHeaders | readonly string[]): h is readonly s
   return Array.isArray(h);
 }
 
+/** How far past max_header_size an h2 header list is still read, to be answered 431 (http2Settings). */
+export const HEADER_LIST_RESET_FACTOR = 2;
+
 /** The SETTINGS an h2 session advertises, from `limits` (a reload applies them to sessions opened after it). */
 export function http2Settings(limits: Limits): Settings {
   return {
     maxConcurrentStreams: limits.http2_max_concurrent_streams,
-    // The header block as HPACK counts it (names + values + 32 per field): the h2 twin of max_header_size.
-    maxHeaderListSize: limits.max_header_size,
+    // The header block as HPACK counts it (names + values + 32 per field). node checks this setting in C++
+    // as the block arrives and resets a stream whose list exceeds it (ENHANCE_YOUR_CALM) before JS ever sees
+    // it, so nothing could answer it. Twice max_header_size lets a list between the two reach proxy-server.ts,
+    // which answers 431 as for HTTP/1.1 (and nginx); only a list past twice the limit is reset unanswered.
+    maxHeaderListSize: HEADER_LIST_RESET_FACTOR * limits.max_header_size,
     // The proxy never pushes; a client is told so.
     enablePush: false,
   };
@@ -190,8 +205,12 @@ export class Http2Sessions {
   #headerTimeoutMs: number;
   #sweep: NodeJS.Timeout | undefined;
 
-  constructor(headerTimeoutMs: number) {
+  /** `max_header_size`: a stream whose header list is larger is answered 431 (proxy-server.ts). */
+  maxHeaderListSize: number;
+
+  constructor(headerTimeoutMs: number, maxHeaderListSize: number) {
     this.#headerTimeoutMs = headerTimeoutMs;
+    this.maxHeaderListSize = maxHeaderListSize;
   }
 
   /** A reload's `client_header_timeout`: for the blocks a sweep finds from now on. */
