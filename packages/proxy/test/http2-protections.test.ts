@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certFiles, ERROR, FLAG, FRAME, frame, getFields, h2client, h2request, hpack, rawH2, until } from './h2-helpers.ts';
-import { named, server, startTestProxy, startUpstream } from './helpers.ts';
+import { named, proxySection, server, startTestProxy, startUpstream } from './helpers.ts';
 
 /**
  * HTTP/2 attacks, each from a raw client that writes its frames by hand (node's own client cannot misbehave):
@@ -181,6 +181,26 @@ describe('HTTP/2 protections', () => {
     expect(c.seen.goaway?.code).toBe(ERROR.PROTOCOL_ERROR);
     expect(p.up.seen).toHaveLength(0);
     expect(await p.stillServes()).toBe(200);
+  });
+
+  it('a reload applies max_header_size (431) and client_header_timeout to h2 sessions', async () => {
+    await using up = await startUpstream(named('a'));
+    const listeners = [{ address: '127.0.0.1', port: 0, tls: { cert: tls.cert, key: tls.key } }];
+    const pools = { app: { servers: [server(up)] } };
+    await using p = await startTestProxy({ listeners, pools });
+    const port = p.proxy.addresses()[0]!.port;
+    const bigRequest = async () => {
+      await using c = h2client(`https://localhost:${port}`);
+      return (await h2request(c, { ':path': '/', 'x-big': 'a'.repeat(10_000) })).status;
+    };
+    expect(await bigRequest()).toBe(200);
+    await p.proxy.reload(proxySection({ listeners, pools, limits: { max_header_size: '8k', client_header_timeout: '300ms' } }));
+    expect(await bigRequest()).toBe(431);
+    using c = await rawH2(port);
+    await until(() => c.seen.settingsAcks > 0, 5000, 'the SETTINGS ACK');
+    c.send(frame(FRAME.HEADERS, 0, 1, GET));
+    await until(() => c.seen.closed, 10_000, 'the connection to close');
+    expect(c.seen.goaway?.code).toBe(ERROR.PROTOCOL_ERROR);
   });
 
   it('a session idle between requests for longer than client_header_timeout stays open (keepalive_timeout applies)', async () => {
