@@ -22,7 +22,7 @@
  *   a proxy's GC is fast, so it got 4×: ~28 MiB live, next mark-compact at ~113 MiB. HTTP/2 promotes ~2.3 KB
  *   per request (node:http2's per-stream objects in flight at a scavenge) against HTTP/1.1's ~0.75, so it
  *   reached that limit within seconds: peak RSS 215–274 MiB (loadtest/tls-bench.ts). A factor of 2 keeps the
- *   limit at 37–64 MiB: 171–186 MiB, a mark-compact every few seconds, no CPU per request measurably added;
+ *   limit at 37–64 MiB: 171–190 MiB, a mark-compact every few seconds, no CPU per request measurably added;
  *   lower factors (1.5, 1.25) saved 10–20 MiB more for 4–8× as many mark-compacts and more CPU at 64 KiB.
  *   HTTP/1.1 gets the same bound on its slower climb (the soak peaks above).
  */
