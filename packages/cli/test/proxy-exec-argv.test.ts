@@ -7,9 +7,23 @@ describe('proxyExecArgv', () => {
   });
 
   it('keeps a flag the operator set on the command line or in NODE_OPTIONS, and adds the others', () => {
-    expect(proxyExecArgv(['--max-semi-space-size=16'], undefined)).toEqual(['--max-semi-space-size=16', '--initial-old-space-size=40']);
-    expect(proxyExecArgv(['--max_semi_space_size=2'], undefined)).toEqual(['--max_semi_space_size=2', '--initial-old-space-size=40']);
-    expect(proxyExecArgv([], '--no-warnings  --max-semi-space-size=16')).toEqual(['--initial-old-space-size=40']);
-    expect(proxyExecArgv(['--initial-old-space-size=64'], '--max-semi-space-size=16')).toEqual(['--initial-old-space-size=64']);
+    const growing = '--heap-growing-percent=100';
+    expect(proxyExecArgv(['--max-semi-space-size=16'], undefined)).toEqual([
+      '--max-semi-space-size=16',
+      '--initial-old-space-size=40',
+      growing,
+    ]);
+    expect(proxyExecArgv(['--max_semi_space_size=2'], undefined)).toEqual([
+      '--max_semi_space_size=2',
+      '--initial-old-space-size=40',
+      growing,
+    ]);
+    expect(proxyExecArgv([], '--no-warnings  --max-semi-space-size=16')).toEqual(['--initial-old-space-size=40', growing]);
+    expect(proxyExecArgv(['--initial-old-space-size=64'], '--max-semi-space-size=16')).toEqual(['--initial-old-space-size=64', growing]);
+    expect(proxyExecArgv(['--heap_growing_percent=50'], undefined)).toEqual([
+      '--heap_growing_percent=50',
+      '--max-semi-space-size=4',
+      '--initial-old-space-size=40',
+    ]);
   });
 });

@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders } from 'node:http';
 import {
+  constants,
   createSecureServer,
   createServer,
   type Http2SecureServer,
@@ -61,7 +62,16 @@ export class Http2Request extends Http2ServerRequest {
     super(stream, headers, options, http1RawHeaders(rawHeaders));
     const authority = headers[':authority'];
     if (authority !== undefined && headers.host === undefined) headers.host = authority;
+    let size = 0;
+    for (let i = 0; i < rawHeaders.length; i += 2) size += rawHeaders[i]!.length + rawHeaders[i + 1]!.length + 32;
+    this.headerListSize = size;
   }
+
+  /**
+   * The header list's size as HPACK counts it (names + values + 32 per field, pseudo-header fields too): what
+   * proxy-server.ts holds against `max_header_size` to answer 431 (see http2Settings).
+   */
+  readonly headerListSize: number;
 }
 
 /** The HTTP/1.1 view of an h2 header list (Http2Request). */
@@ -134,12 +144,18 @@ function isFlatList(h: OutgoingHttpHeaders | readonly string[]): h is readonly s
   return Array.isArray(h);
 }
 
+/** How far past max_header_size an h2 header list is still read, to be answered 431 (http2Settings). */
+export const HEADER_LIST_RESET_FACTOR = 2;
+
 /** The SETTINGS an h2 session advertises, from `limits` (a reload applies them to sessions opened after it). */
 export function http2Settings(limits: Limits): Settings {
   return {
     maxConcurrentStreams: limits.http2_max_concurrent_streams,
-    // The header block as HPACK counts it (names + values + 32 per field): the h2 twin of max_header_size.
-    maxHeaderListSize: limits.max_header_size,
+    // The header block as HPACK counts it (names + values + 32 per field). node checks this setting in C++
+    // as the block arrives and resets a stream whose list exceeds it (ENHANCE_YOUR_CALM) before JS ever sees
+    // it, so nothing could answer it. Twice max_header_size lets a list between the two reach proxy-server.ts,
+    // which answers 431 as for HTTP/1.1 (and nginx); only a list past twice the limit is reset unanswered.
+    maxHeaderListSize: HEADER_LIST_RESET_FACTOR * limits.max_header_size,
     // The proxy never pushes; a client is told so.
     enablePush: false,
   };
@@ -167,21 +183,103 @@ export function createHttp2Listener(tls: TlsOptions | undefined, limits: Limits)
   return tls ? createSecureServer({ ...options, ...tls, allowHTTP1: true }) : createServer(options);
 }
 
-/** The h2 sessions of one listener, for drain (GOAWAY) and forced shutdown. */
+/**
+ * The h2 sessions of one listener, for drain (GOAWAY), forced shutdown, and `client_header_timeout`.
+ *
+ * A header block (HEADERS, then CONTINUATION frames until END_HEADERS) must arrive whole within
+ * `client_header_timeout`, as a request's headers must over HTTP/1.1 (nginx applies the same timeout to an
+ * h2 connection with a frame unfinished). nghttp2 caps a block at a few CONTINUATION frames, but each one
+ * restarted the session's idle timer (`keepalive_timeout`, 75 s): a client that sent HEADERS without
+ * END_HEADERS and then nothing held the connection that long, and one that dribbled CONTINUATIONs ~9 times
+ * as long. Nor could the session serve anything meanwhile, since no other frame may come between a block's
+ * frames (RFC 9113 §6.10). node tells JS of a stream only once its headers are complete, but nghttp2 counts
+ * the stream as processed as soon as its HEADERS frame arrives (`session.state.lastProcStreamID`): a session
+ * whose last processed stream JS has not seen is inside a header block. A sweep, on the period node uses for
+ * HTTP/1.1's header timeout, destroys a session that stayed so for `client_header_timeout` (GOAWAY
+ * PROTOCOL_ERROR, then close). A stream nghttp2 refused before JS saw it (too many streams, an oversized
+ * header list) looks the same until the client's next stream: a client that goes silent after one is
+ * closed after `client_header_timeout` rather than `keepalive_timeout`.
+ */
 export class Http2Sessions {
-  readonly #open = new Set<Http2Session>();
+  readonly #open = new Map<Http2Session, HeaderBlockWatch>();
+  #headerTimeoutMs: number;
+  #sweep: NodeJS.Timeout | undefined;
+
+  /** `max_header_size`: a stream whose header list is larger is answered 431 (proxy-server.ts). */
+  maxHeaderListSize: number;
+
+  constructor(headerTimeoutMs: number, maxHeaderListSize: number) {
+    this.#headerTimeoutMs = headerTimeoutMs;
+    this.maxHeaderListSize = maxHeaderListSize;
+  }
+
+  /** A reload's `client_header_timeout`: for the blocks a sweep finds from now on. */
+  set headerTimeout(ms: number) {
+    if (ms === this.#headerTimeoutMs) return;
+    this.#headerTimeoutMs = ms;
+    if (this.#sweep) {
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+      if (this.#open.size > 0) this.#startSweep();
+    }
+  }
 
   add(session: Http2Session): void {
-    this.#open.add(session);
-    session.once('close', () => this.#open.delete(session));
+    const watch: HeaderBlockWatch = { seen: 0, pending: 0, since: 0 };
+    this.#open.set(session, watch);
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      if (stream.id !== undefined && stream.id > watch.seen) watch.seen = stream.id;
+    });
+    session.once('close', () => {
+      this.#open.delete(session);
+      if (this.#open.size === 0 && this.#sweep) {
+        clearInterval(this.#sweep);
+        this.#sweep = undefined;
+      }
+    });
+    if (!this.#sweep) this.#startSweep();
   }
 
   /** Forced shutdown: cut every session with what it still carries. */
   destroyAll(): void {
-    for (const s of this.#open) s.destroy();
+    for (const s of this.#open.keys()) s.destroy();
   }
 
   get size(): number {
     return this.#open.size;
   }
+
+  #startSweep(): void {
+    // node's period for HTTP/1.1 (connectionsCheckingInterval, proxy-server.ts): a block is cut at most a
+    // quarter of the timeout late.
+    const period = Math.max(50, Math.min(1000, this.#headerTimeoutMs / 4));
+    this.#sweep = setInterval(() => this.#cutUnfinishedBlocks(), period);
+    this.#sweep.unref();
+  }
+
+  #cutUnfinishedBlocks(): void {
+    const now = Date.now();
+    for (const [session, watch] of this.#open) {
+      if (session.destroyed || session.connecting) continue;
+      const last = session.state.lastProcStreamID ?? 0;
+      if (last <= watch.seen) {
+        watch.pending = 0;
+        continue;
+      }
+      if (watch.pending !== last) {
+        watch.pending = last;
+        watch.since = now;
+      } else if (now - watch.since >= this.#headerTimeoutMs) {
+        // With an error, node sends the code given in its last GOAWAY (without one it sends NO_ERROR).
+        session.destroy(new Error('client_header_timeout: a header block left unfinished'), constants.NGHTTP2_PROTOCOL_ERROR);
+      }
+    }
+  }
+}
+
+/** Per session: the highest stream JS has seen, and the header block in progress since when. */
+interface HeaderBlockWatch {
+  seen: number;
+  pending: number;
+  since: number;
 }

@@ -11,6 +11,7 @@ import { type ErrorCode, httpStatusOf, TgError } from '@tiergate/errors';
 import type { RequestEvent } from './channels.ts';
 import { ClientRequest } from './client-request.ts';
 import { acceptErrorLogger, connectionLimit } from './connection-limit.ts';
+import { sendError } from './error-response.ts';
 import {
   type CompiledRoute,
   expireAttempts,
@@ -178,8 +179,12 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     }
     await Promise.all(fresh.map((p) => p.ready()));
     if (closing) throw new TgError('TG_PROXY_SHUTTING_DOWN', 'the proxy is shutting down');
-    servers.forEach(({ server, listenerTls }, i) => {
+    servers.forEach(({ server, listenerTls, sessions }, i) => {
       applyServerOptions(server, next);
+      if (sessions) {
+        sessions.headerTimeout = next.limits.client_header_timeout;
+        sessions.maxHeaderListSize = next.limits.max_header_size;
+      }
       if (listenerTls && contexts[i]) listenerTls.replace(contexts[i]);
     });
     ctx.gen = gen;
@@ -317,7 +322,7 @@ async function listen(
   };
   const tls = listenerTls?.options();
   const http2 = l.http2 ?? l.tls !== undefined;
-  const sessions = http2 ? new Http2Sessions() : undefined;
+  const sessions = http2 ? new Http2Sessions(limits.client_header_timeout, limits.max_header_size) : undefined;
   let server: ListenerServer;
   if (sessions) {
     const h2 = createHttp2Listener(tls, limits);
@@ -333,6 +338,11 @@ async function listen(
       // Draining: the h2 twin of `Connection: close` is GOAWAY, sent once; this stream and those already
       // open are still served, and the client opens its next ones elsewhere (through the director).
       if (ctx.draining && req.httpVersionMajor === 2) closeSession(req as Http2Request);
+      // max_header_size on h2, where node's HTTP/1.1 parser does not count (http2Settings): 431, as there.
+      if (req.httpVersionMajor === 2 && (req as Http2Request).headerListSize > sessions.maxHeaderListSize) {
+        sendError(res as ServerResponse, 'TG_PROXY_HEADERS_TOO_LARGE');
+        return;
+      }
       onRequest(req as IncomingMessage, res as ServerResponse);
     });
     server = h2;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { certFiles, ERROR, FLAG, FRAME, frame, getFields, h2client, h2request, hpack, rawH2, until } from './h2-helpers.ts';
-import { named, server, startTestProxy, startUpstream } from './helpers.ts';
+import { named, proxySection, server, startTestProxy, startUpstream } from './helpers.ts';
 
 /**
  * HTTP/2 attacks, each from a raw client that writes its frames by hand (node's own client cannot misbehave):
@@ -142,13 +142,21 @@ describe('HTTP/2 protections', () => {
     expect(await p.stillServes()).toBe(200);
   });
 
-  it('an oversized header list (max_header_size) resets that stream with ENHANCE_YOUR_CALM; the session goes on', async () => {
+  it('an oversized header list (max_header_size) gets 431 on its stream; past twice the limit it is reset with ENHANCE_YOUR_CALM; the session goes on', async () => {
     await using p = await h2Proxy(named('a'), { max_header_size: '8k' });
+    // Over the limit, within twice it: answered as HTTP/1.1 (and nginx) answer, the upstream never asked.
+    await using client = h2client(`https://localhost:${p.port}`);
+    const answered = await h2request(client, { ':path': '/', 'x-big': 'a'.repeat(10_000) });
+    expect(answered.status).toBe(431);
+    expect(answered.headers['x-tiergate-error']).toBe('TG_PROXY_HEADERS_TOO_LARGE');
+    expect((await h2request(client, { ':path': '/', 'x-fits': 'a'.repeat(6_000) })).status).toBe(200);
+    expect(p.up.seen).toHaveLength(1);
+
     using c = await rawH2(p.port);
-    // The limit is SETTINGS_MAX_HEADER_LIST_SIZE, in force once the client acknowledged it (before: node's 64 KiB).
+    // The hard limit is SETTINGS_MAX_HEADER_LIST_SIZE, in force once the client acknowledged it (before: node's 64 KiB).
     await until(() => c.seen.settingsAcks > 0, 5000, 'the SETTINGS ACK');
     await settle(20);
-    const big = hpack([...getFields('localhost'), ['x-big', 'a'.repeat(12_000)]]);
+    const big = hpack([...getFields('localhost'), ['x-big', 'a'.repeat(20_000)]]);
     // Split at the 16 KiB default frame size: the list is too large, not the frame.
     c.send(frame(FRAME.HEADERS, FLAG.END_STREAM, 1, big.subarray(0, 10_000)));
     c.send(frame(FRAME.CONTINUATION, FLAG.END_HEADERS, 1, big.subarray(10_000)));
@@ -156,8 +164,69 @@ describe('HTTP/2 protections', () => {
     expect(c.seen.resets.get(1)).toBe(ERROR.ENHANCE_YOUR_CALM);
     c.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 3, GET));
     await until(() => c.seen.responded.has(3), 5000, 'the answer to stream 3');
-    expect(p.up.seen).toHaveLength(1);
+    expect(p.up.seen).toHaveLength(2);
     expect(c.seen.closed).toBe(false);
+  });
+
+  it('a header block that never ends (no END_HEADERS, then silence) closes the connection after client_header_timeout', async () => {
+    await using p = await h2Proxy(named('a'), { client_header_timeout: '300ms', keepalive_timeout: '60s' });
+    using c = await rawH2(p.port);
+    await until(() => c.seen.settingsAcks > 0, 5000, 'the SETTINGS ACK');
+    const t0 = Date.now();
+    c.send(frame(FRAME.HEADERS, 0, 1, GET));
+    // nginx: client_header_timeout (60 s) while a header block is incomplete; here 300 ms, far below the
+    // 60 s keepalive_timeout that would otherwise end the session.
+    await until(() => c.seen.closed, 10_000, 'the connection to close');
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
+    expect(c.seen.goaway?.code).toBe(ERROR.PROTOCOL_ERROR);
+    expect(p.up.seen).toHaveLength(0);
+    expect(await p.stillServes()).toBe(200);
+  });
+
+  it('a reload applies max_header_size (431) and client_header_timeout to h2 sessions', async () => {
+    await using up = await startUpstream(named('a'));
+    const listeners = [{ address: '127.0.0.1', port: 0, tls: { cert: tls.cert, key: tls.key } }];
+    const pools = { app: { servers: [server(up)] } };
+    await using p = await startTestProxy({ listeners, pools });
+    const port = p.proxy.addresses()[0]!.port;
+    const bigRequest = async () => {
+      await using c = h2client(`https://localhost:${port}`);
+      return (await h2request(c, { ':path': '/', 'x-big': 'a'.repeat(10_000) })).status;
+    };
+    expect(await bigRequest()).toBe(200);
+    await p.proxy.reload(proxySection({ listeners, pools, limits: { max_header_size: '8k', client_header_timeout: '300ms' } }));
+    expect(await bigRequest()).toBe(431);
+    using c = await rawH2(port);
+    await until(() => c.seen.settingsAcks > 0, 5000, 'the SETTINGS ACK');
+    c.send(frame(FRAME.HEADERS, 0, 1, GET));
+    await until(() => c.seen.closed, 10_000, 'the connection to close');
+    expect(c.seen.goaway?.code).toBe(ERROR.PROTOCOL_ERROR);
+  });
+
+  it('a session idle between requests for longer than client_header_timeout stays open (keepalive_timeout applies)', async () => {
+    await using p = await h2Proxy(named('a'), { client_header_timeout: '200ms', keepalive_timeout: '60s' });
+    await using c = h2client(`https://localhost:${p.port}`);
+    expect((await h2request(c, { ':path': '/' })).status).toBe(200);
+    await settle(700);
+    expect(c.closed || c.destroyed).toBe(false);
+    expect((await h2request(c, { ':path': '/' })).status).toBe(200);
+    expect(p.up.seen).toHaveLength(2);
+  });
+
+  it('a slow header block (a CONTINUATION just before each client_header_timeout) is cut after client_header_timeout', async () => {
+    await using p = await h2Proxy(named('a'), { client_header_timeout: '400ms', keepalive_timeout: '60s' });
+    using c = await rawH2(p.port);
+    await until(() => c.seen.settingsAcks > 0, 5000, 'the SETTINGS ACK');
+    const t0 = Date.now();
+    c.send(frame(FRAME.HEADERS, 0, 1, GET));
+    for (let i = 0; i < 6 && !c.seen.closed; i++) {
+      await settle(250);
+      if (!c.seen.closed) c.send(frame(FRAME.CONTINUATION, 0, 1, hpack([[`x-slow${i}`, 'v']])));
+    }
+    await until(() => c.seen.closed, 10_000, 'the connection to close');
+    // Each frame arrived within the timeout; the block as a whole did not.
+    expect(Date.now() - t0).toBeLessThan(1500);
+    expect(p.up.seen).toHaveLength(0);
   });
 
   it('a stream that never sends its body gets 408 after client_body_timeout; other streams of the session are served', async () => {

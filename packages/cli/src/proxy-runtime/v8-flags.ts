@@ -17,8 +17,16 @@
  *   allocates (~25 MiB): 32 was too close, a mark-compact while starting sometimes came first, and a limit
  *   V8 derives then, with no speeds measured yet, is 4× what survived. V8 also keeps later limits at or
  *   above it. A starting point, not a cap.
+ * - `--heap-growing-percent=100`: after each mark-compact V8 sets the old generation's next limit to what
+ *   survived times a factor it derives from GC and mutator speeds, up to 4× on a machine with this much memory;
+ *   a proxy's GC is fast, so it got 4×: ~28 MiB live, next mark-compact at ~113 MiB. HTTP/2 promotes ~2.3 KB
+ *   per request (node:http2's per-stream objects in flight at a scavenge) against HTTP/1.1's ~0.75, so it
+ *   reached that limit within seconds: peak RSS 215–274 MiB (loadtest/tls-bench.ts). A factor of 2 keeps the
+ *   limit at 37–64 MiB: 171–190 MiB, a mark-compact every few seconds, no CPU per request measurably added;
+ *   lower factors (1.5, 1.25) saved 10–20 MiB more for 4–8× as many mark-compacts and more CPU at 64 KiB.
+ *   HTTP/1.1 gets the same bound on its slower climb (the soak peaks above).
  */
-export const PROXY_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--initial-old-space-size=40'];
+export const PROXY_V8_FLAGS: readonly string[] = ['--max-semi-space-size=4', '--initial-old-space-size=40', '--heap-growing-percent=100'];
 
 /** A proxy process's execArgv: `execArgv`, plus the PROXY_V8_FLAGS the operator did not set (execArgv or NODE_OPTIONS). */
 export function proxyExecArgv(execArgv: readonly string[], nodeOptions: string | undefined): string[] {
