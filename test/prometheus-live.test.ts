@@ -205,6 +205,8 @@ describe('Prometheus over tiergate (Debian prometheus, real proxy and director)'
     const deadPort = await freePort();
     // Pool `app`: a dead server that stays in rotation (max_fails 0), so its attempts fail and are retried on the
     // live one; pool `checked`: the same pair with an active check, which marks the dead one down (a transition).
+    // The check's timeout is generous: the dead server refuses at once, and a loaded CI machine must not time out
+    // the live one's checks (both down: a 502, seen once with 200 ms at load average 10).
     using cfg = configDir(`version: 1
 proxy:
   listeners: [{ address: 127.0.0.1, port: 0 }]
@@ -220,7 +222,7 @@ proxy:
       servers: [{ address: "127.0.0.1:${app.port}" }, { address: "127.0.0.1:${deadPort}", max_fails: 0 }]
     checked:
       servers: [{ address: "127.0.0.1:${app.port}" }, { address: "127.0.0.1:${deadPort}" }]
-      health_check: { type: http, interval: 300ms, timeout: 200ms }
+      health_check: { type: http, interval: 300ms, timeout: 2s }
 `);
     await using proxy = await startProxyProc(cfg.file);
 
