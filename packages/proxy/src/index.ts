@@ -5,6 +5,7 @@ export {
   type AccessLogOptions,
   type AccessRecord,
   accessLine,
+  accessLogBatch,
   accessRecord,
   startAccessLog,
 } from './access-log.ts';

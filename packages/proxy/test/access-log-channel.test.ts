@@ -1,10 +1,12 @@
+import { once } from 'node:events';
 import fs, { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import type { RequestEvent } from '../src/channels.ts';
 import { requestChannel } from '../src/channels.ts';
-import { ACCESS_LOG_FLUSH_MS, accessLine, accessRecord, startAccessLog } from '../src/index.ts';
+import { ACCESS_LOG_FLUSH_MS, accessLine, accessLogBatch, accessRecord, startAccessLog } from '../src/index.ts';
 import { fetchText, server, startTestProxy, startUpstream } from './helpers.ts';
 
 describe('access log', () => {
@@ -92,6 +94,35 @@ describe('access log', () => {
       while (ids().length < 21 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       expect(ids()).toHaveLength(21);
       await log.close();
+    } finally {
+      write.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('to a regular file or /dev/null, gathers lines into writes of up to 64 KiB; to a pipe or socket, of at most 4096 bytes', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-access-'));
+    const write = vi.spyOn(fs, 'write');
+    try {
+      const file = join(dir, 'access.log');
+      const log = startAccessLog({ fd: openSync(file, 'a') });
+      // 200 lines of ~150 bytes in one turn: ~30 KB, one batch to a file (8 or more writes of 3.5 KiB before).
+      for (let i = 0; i < 200; i++)
+        requestChannel.publish({ requestId: `r${i}`, time: Date.now(), method: 'GET', url: `/${i}`, status: 200, upstreams: [] });
+      await log.close();
+      const ids = readFileSync(file, 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l).request_id);
+      expect(ids).toEqual(Array.from({ length: 200 }, (_, i) => `r${i}`));
+      expect(write.mock.calls.length).toBe(1);
+      expect(accessLogBatch(openSync('/dev/null', 'w')).maxWrite).toBe(64 * 1024);
+      // A socket (as a pipe or a terminal) keeps writes within PIPE_BUF, atomic for workers sharing it.
+      await using up = await startUpstream((_req, res) => res.end('x'));
+      const sock = connect(up.port, '127.0.0.1');
+      await once(sock, 'connect');
+      expect(accessLogBatch((sock as unknown as { _handle: { fd: number } })._handle.fd).maxWrite).toBe(4096);
+      sock.destroy();
     } finally {
       write.mockRestore();
       rmSync(dir, { recursive: true, force: true });
