@@ -1,8 +1,9 @@
-# A connection plugin for the guest drill (test/stack-vm.test.ts): each inventory host is a systemd-nspawn container
-# (its own overlay of /, its own network namespace on the guest's bridge, systemd as its init), and Ansible reaches it
-# by entering the container's namespaces with nsenter(1) instead of over ssh. Under QEMU's emulator an ssh handshake
-# per task costs seconds; entering namespaces costs a fork. Everything the roles do (apt, user, template, systemd)
-# runs inside the container exactly as on a real host: only the transport differs. docs/deploy.md explains the choice.
+# A connection plugin for the playbook runs in the QEMU guest (docs/deploy.md, "The whole stack in a guest"): each
+# inventory host is a systemd-nspawn container (its own overlay of /, its own network namespace on the guest's bridge,
+# systemd as its init), and Ansible reaches it by entering the container's namespaces with nsenter(1) instead of
+# over ssh: under QEMU's emulator an ssh session per task costs seconds of emulated crypto; entering namespaces costs
+# a fork. Everything the roles do (apt, user, template, systemd) runs inside the container exactly as on a real
+# host: only the transport differs.
 from __future__ import annotations
 
 import shlex
