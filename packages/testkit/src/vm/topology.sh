@@ -81,7 +81,10 @@ tg_container_up() {
   systemd-id128 new > "$root/etc/machine-id"
   echo "$name" > "$root/etc/hostname"
   # --keep-unit --register=no: no systemd or machined in the guest's root to register with.
-  systemd-nspawn --quiet --register=no --keep-unit --directory="$root" --machine="$name" \
+  # SYSTEMD_NSPAWN_API_VFS_WRITABLE=network: /proc/sys/net writable (the rest of /proc/sys stays read-only). nspawn
+  # does so by itself only for networks it creates; with a namespace of ours, `tiergate realserver up` (arp_ignore)
+  # and the director's IPVS sysctls failed with EROFS.
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=network systemd-nspawn --quiet --register=no --keep-unit --directory="$root" --machine="$name" \
     --network-namespace-path="/run/netns/$name" --console=pipe "$@" --boot -- systemd.unit=basic.target \
     > "/hosts/$name.console" 2>&1 < /dev/null &
   echo $! > "/run/tg-hosts/$name.nspawn"
