@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { encodeTraceRequestProtobuf } from './otlp-trace-schema.ts';
@@ -60,6 +62,18 @@ describe('startOtlpReceiver', () => {
     expect(child?.attributes).toEqual({ s: 'x', i: 42, b: true, d: 1.5, a: ['p', 7] });
     expect(child?.status).toEqual({ code: 'ERROR', message: 'boom' });
     expect(receiver.requestCount()).toBe(1);
+  });
+
+  it('listens on the host and port given (a collector host of the guest drill listens on its address, 4318)', async () => {
+    // 127.0.0.2 is loopback too; a port picked free first, so the receiver must take the one named.
+    const free = createServer();
+    await new Promise<void>((resolve) => free.listen(0, '127.0.0.2', resolve));
+    const { port } = free.address() as AddressInfo;
+    await new Promise<void>((resolve) => free.close(() => resolve()));
+    await using receiver = await startOtlpReceiver({ host: '127.0.0.2', port });
+    expect(receiver.url).toBe(`http://127.0.0.2:${port}`);
+    expect((await post(receiver.tracesUrl, 'application/x-protobuf', encodeTraceRequestProtobuf(request(b64)))).status).toBe(200);
+    expect(receiver.spans()).toHaveLength(2);
   });
 
   it('decodes OTLP/JSON (hex ids) and gzip-encoded bodies the same way', async () => {

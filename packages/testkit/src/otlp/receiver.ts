@@ -28,13 +28,17 @@ export interface OtlpReceiver extends AsyncDisposable {
 export interface OtlpReceiverOptions {
   /** Largest accepted body before decompression (default 16 MiB, answered 413 beyond). */
   maxBodyBytes?: number;
+  /** Address to listen on (default 127.0.0.1); a guest's collector host listens on its own address. */
+  host?: string;
+  /** Port (default 0: an ephemeral one); 4318 is OTLP/HTTP's. */
+  port?: number;
 }
 
 const PROTOBUF = 'application/x-protobuf';
 const JSON_TYPE = 'application/json';
 
 /**
- * Starts an OTLP/HTTP receiver (OTLP spec, "OTLP/HTTP") on 127.0.0.1 and an ephemeral port.
+ * Starts an OTLP/HTTP receiver (OTLP spec, "OTLP/HTTP") on 127.0.0.1 and an ephemeral port (or `host`/`port`).
  * It accepts POST /v1/traces as binary protobuf or JSON, optionally gzip-encoded, answers as an
  * OpenTelemetry Collector does (200 with an ExportTraceServiceResponse in the request's encoding;
  * 400 for an undecodable body, 404/405/415 otherwise), and keeps the spans in memory.
@@ -58,9 +62,10 @@ export async function startOtlpReceiver(options: OtlpReceiverOptions = {}): Prom
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
+    server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => resolve());
   });
-  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const { address, port } = server.address() as AddressInfo;
+  const url = `http://${address.includes(':') ? `[${address}]` : address}:${port}`;
 
   const close = (): Promise<void> =>
     new Promise((resolve) => {

@@ -36,14 +36,21 @@ mount -t 9p -o trans=virtio,version=9p2000.L,cache=none,msize=512000 work /newro
 hostname tg-guest
 
 log "run $(cut -d' ' -f1 /proc/uptime)"
-chroot /newroot /usr/bin/env -i \
+# The new root goes ON TOP of / (as switch_root does), not merely chroot'ed into: the kernel refuses user
+# namespaces to a chroot'ed process (unshare(CLONE_NEWUSER): EPERM), and systemd units with PrivateUsers= (Debian's
+# redis-server.service) need them inside the guest's containers. From here on this shell works relative to its
+# cwd, the new root; /bin/busybox is there too (busybox-static).
+cd /newroot
+mount --move . / || halt "moving the new root failed"
+chroot . /usr/bin/env -i \
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
   HOME=/root TERM=dumb LANG=C.UTF-8 TG_SCRATCH=/tg-scratch \
   /bin/bash -c 'cd /tg-scratch && exec /bin/bash /tg-scratch/run.sh' \
-  > /newroot/tg-scratch/stdout 2> /newroot/tg-scratch/stderr < /dev/null
+  > ./tg-scratch/stdout 2> ./tg-scratch/stderr < /dev/null
 code=$?
-echo "$code" > /newroot/tg-scratch/exit-code
+echo "$code" > ./tg-scratch/exit-code
 log "exit $code $(cut -d' ' -f1 /proc/uptime)"
-sync
-umount /newroot/tg-scratch
-halt "poweroff"
+/bin/busybox sync
+/bin/busybox umount ./tg-scratch
+/bin/busybox poweroff -f
+sleep 5

@@ -55,3 +55,61 @@ tg_wait_file() {
   echo "tg_wait_file: $1 did not appear" >&2
   return 1
 }
+
+# Hosts with their own filesystem and service manager (test/stack-vm.test.ts): a systemd-nspawn container per host,
+# booted with systemd as its init on a writable overlay of the guest's / (so every installed package is there and
+# nothing is shared back), in its own network namespace on br0. Needs `tg_hosts_init` once first.
+tg_hosts_init() {
+  mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup
+  # ansible-playbook's worker queues need POSIX shared memory.
+  mkdir -p /dev/shm /hosts /run/tg-hosts
+  mountpoint -q /dev/shm || mount -t tmpfs tmpfs /dev/shm
+  # An overlay's upper layer cannot live on the guest's overlay root: a tmpfs of its own.
+  mount -t tmpfs -o mode=0755 tmpfs /hosts
+}
+
+# tg_container_up NAME ADDR [nspawn options...]: boots host NAME with eth0=ADDR/24 on br0. It stops at basic.target:
+# the services of the guest image (nginx, postgresql, redis...) are installed but not running, as on a fresh host;
+# what a host runs is what the playbook starts. The init's PID lands in /run/tg-hosts/NAME.pid (tg_container_wait).
+tg_container_up() {
+  local name=$1 addr=$2 root=/hosts/$1/root
+  shift 2
+  tg_ns_add "$name" "$addr"
+  mkdir -p "/hosts/$name/upper" "/hosts/$name/work" "$root"
+  mount -t overlay overlay -o "lowerdir=/,upperdir=/hosts/$name/upper,workdir=/hosts/$name/work" "$root"
+  # Its own identity: a machine id (journald, systemd-firstboot) and a host name.
+  systemd-id128 new > "$root/etc/machine-id"
+  echo "$name" > "$root/etc/hostname"
+  # --keep-unit --register=no: no systemd or machined in the guest's root to register with.
+  # SYSTEMD_NSPAWN_API_VFS_WRITABLE=network: /proc/sys/net writable (the rest of /proc/sys stays read-only). nspawn
+  # does so by itself only for networks it creates; with a namespace of ours, `tiergate realserver up` (arp_ignore)
+  # and the director's IPVS sysctls failed with EROFS.
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=network systemd-nspawn --quiet --register=no --keep-unit --directory="$root" --machine="$name" \
+    --network-namespace-path="/run/netns/$name" --console=pipe "$@" --boot -- systemd.unit=basic.target \
+    > "/hosts/$name.console" 2>&1 < /dev/null &
+  echo $! > "/run/tg-hosts/$name.nspawn"
+}
+
+# tg_container_wait NAME [TRIES]: waits (0.5 s steps, default 600) until NAME's systemd has finished booting, then
+# writes its init's PID (as the guest's root namespace sees it) to /run/tg-hosts/NAME.pid.
+tg_container_wait() {
+  local name=$1 nspawn leader state i
+  nspawn=$(cat "/run/tg-hosts/$name.nspawn")
+  for ((i = 0; i < ${2:-600}; i++)); do
+    leader=$(cat /proc/"$nspawn"/task/*/children 2> /dev/null | awk '{print $1}')
+    if [[ -n $leader ]]; then
+      state=$(timeout 20 nsenter --target "$leader" --all --root --wd systemctl is-system-running 2> /dev/null || true)
+      if [[ $state == running || $state == degraded ]]; then
+        echo "$leader" > "/run/tg-hosts/$name.pid"
+        return 0
+      fi
+    fi
+    sleep 0.5
+  done
+  echo "tg_container_wait: $name did not boot (state '$state'); console:" >&2
+  tail -20 "/hosts/$name.console" >&2
+  return 1
+}
+
+# tg_on NAME CMD...: runs CMD inside host NAME (its namespaces and root), as Ansible's connection does.
+tg_on() { local name=$1; shift; nsenter --target "$(cat "/run/tg-hosts/$name.pid")" --all --root --wd "$@"; }
