@@ -490,6 +490,7 @@ export async function aggregateMetrics(
   parts: readonly MetricsJson[],
   format: ExpositionFormat = 'prometheus',
 ): Promise<{ contentType: string; text: string }> {
+  parts = parts.map(keepPerWorker);
   if (format === 'prometheus') return exposition(AggregatorRegistry.aggregate(parts as MetricsJson[]));
   // The parts come from Prometheus-text registries, whose counters are named `…_total`; an OpenMetrics registry
   // names the family without it and appends `_total` to the samples itself (prom-client 15 would write
@@ -501,6 +502,19 @@ export async function aggregateMetrics(
   const registry = AggregatorRegistry.aggregate(families);
   registry.setContentType(Registry.OPENMETRICS_CONTENT_TYPE);
   return exposition(registry);
+}
+
+/**
+ * prom-client's `omit` aggregator drops a family whose value differs by process (process_start_time_seconds): right
+ * for unlabelled cluster metrics, wrong here, where every default metric carries the `worker` label, so its series
+ * never merge across processes. Those families are kept, one series per worker.
+ */
+function keepPerWorker(part: MetricsJson): MetricsJson {
+  return part.map((m) =>
+    m.aggregator === 'omit' && m.values.length > 0 && m.values.every((v) => v.labels.worker !== undefined)
+      ? { ...m, aggregator: 'first' }
+      : m,
+  );
 }
 
 async function exposition(registry: { contentType: string; metrics(): Promise<string> }): Promise<{ contentType: string; text: string }> {

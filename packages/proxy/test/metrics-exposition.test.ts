@@ -76,6 +76,8 @@ describe('/metrics exposition', () => {
       expect(value(text, 'process_resident_memory_bytes', { worker }), `rss of ${worker}`).toBeGreaterThan(1e6);
       expect(value(text, 'nodejs_heap_size_used_bytes', { worker }), `heap of ${worker}`).toBeGreaterThan(1e5);
       expect(value(text, 'process_cpu_seconds_total', { worker }), `cpu of ${worker}`).toBeGreaterThan(0);
+      // prom-client's merge omits it unless kept per worker (its value differs by process).
+      expect(value(text, 'process_start_time_seconds', { worker }), `start time of ${worker}`).toBeGreaterThan(1.7e9);
     }
     expect(families(text).has('tiergate_proxy_worker_memory_bytes')).toBe(false); // a `kind` label mixed quantities
     // Per-worker series stay apart in the merge; the proxy's own counters are summed over workers (both saw 3).
