@@ -1,7 +1,46 @@
-/** What the benchmarks in loadtest/ share: stopping a child and running wrk (free ports come from @tiergate/testkit). */
+/**
+ * What the benchmarks in loadtest/ share: a scratch dir and the children to kill on exit, starting a process pinned to
+ * a core, stopping it, running wrk, and reading a process tree's CPU time and memory from /proc (free ports come
+ * from @tiergate/testkit).
+ */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** A benchmark's scratch dir and the processes it started: on exit, every one still running is killed, then the dir removed (kept with TG_BENCH_KEEP=1). */
+export interface BenchWorkspace {
+  readonly dir: string;
+  readonly children: ChildProcess[];
+  /** `cmd argv` pinned to `core` (taskset), stdout ignored, the tail of stderr printed if it exits non-zero. */
+  start(cmd: string, argv: string[], core: string): ChildProcess;
+}
+
+export function benchWorkspace(prefix: string): BenchWorkspace {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  // nginx workers run as an unprivileged user: they must be able to read the bodies and keys in it.
+  chmodSync(dir, 0o755);
+  const children: ChildProcess[] = [];
+  process.on('exit', () => {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    if (!process.env.TG_BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
+  });
+  return {
+    dir,
+    children,
+    start(cmd, argv, core) {
+      const c = spawn('taskset', ['-c', core, cmd, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let err = '';
+      c.stderr?.on('data', (d) => (err = (err + d).slice(-4000)));
+      c.on('exit', (code) => {
+        if (code && code !== 0) console.error(`${cmd} exited ${code}: ${err}`);
+      });
+      children.push(c);
+      return c;
+    },
+  };
+}
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves when the child has exited. */
 export async function stopChild(c: ChildProcess, graceMs = 5000): Promise<void> {
@@ -48,9 +87,12 @@ export async function runWrk(opts: {
   connections: number;
   script?: string;
   core?: string;
+  /** Extra request header lines (`Name: value`), e.g. `Connection: close` for a new connection per request. */
+  headers?: readonly string[];
 }): Promise<WrkResult> {
   const argv = ['-c', opts.core ?? '1', 'wrk', '-t1', `-c${opts.connections}`, `-d${opts.seconds}s`, '--latency'];
   if (opts.script) argv.push('-s', opts.script);
+  for (const h of opts.headers ?? []) argv.push('-H', h);
   const c = spawn('taskset', [...argv, opts.url], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   c.stdout.on('data', (d) => (out += d));
@@ -89,6 +131,20 @@ export function processTree(pid: number): number[] {
     }
   }
   return out;
+}
+
+/** RSS (KiB) of a process tree, and of its largest process (the worker, for tiergate). */
+export function treeRssKiB(pid: number): { total: number; largest: number } {
+  let total = 0;
+  let largest = 0;
+  for (const p of processTree(pid)) {
+    try {
+      const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
+      total += rss;
+      largest = Math.max(largest, rss);
+    } catch {}
+  }
+  return { total, largest };
 }
 
 /**

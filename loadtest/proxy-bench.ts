@@ -30,13 +30,24 @@
  */
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { chmodSync, closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '@tiergate/testkit';
 import { PROXY_MALLOC_ENV, PROXY_V8_FLAGS } from '../packages/cli/src/proxy-runtime/v8-flags.ts';
-import { busyFraction, coreJiffies, runWrk, stopChild, treeCpuSeconds, treeSyscalls, type WrkResult } from './lib.ts';
+import {
+  benchWorkspace,
+  busyFraction,
+  coreJiffies,
+  treeRssKiB as libTreeRssKiB,
+  processTree,
+  runWrk,
+  stopChild,
+  treeCpuSeconds,
+  treeSyscalls,
+  type WrkResult,
+} from './lib.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -111,14 +122,7 @@ const PROXY_NODE_FLAGS = [...PROXY_V8_FLAGS];
 // One worker: the proxy alone on core 0. More: every core (the machine has 2), shared with wrk and the upstreams.
 const PROXY_CORES = WORKERS > 1 ? '0-1' : '0';
 
-const work = mkdtempSync(join(tmpdir(), 'tg-bench-'));
-// nginx workers run as an unprivileged user: they must be able to read the bodies.
-chmodSync(work, 0o755);
-const children: ChildProcess[] = [];
-process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  if (!process.env.TG_BENCH_KEEP) rmSync(work, { recursive: true, force: true });
-});
+const { dir: work, children } = benchWorkspace('tg-bench-');
 
 async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -155,31 +159,18 @@ function start(
 
 /** RSS (KiB) of a process and all its descendants. */
 function treeRssKiB(pid: number): number {
-  let total = 0;
-  const stack = [pid];
-  while (stack.length) {
-    const p = stack.pop() as number;
-    try {
-      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
-      total += Number(m?.[1] ?? 0);
-      for (const t of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) stack.push(Number(t));
-    } catch {}
-  }
-  return total;
+  return libTreeRssKiB(pid).total;
 }
 
 /** Anonymous memory and file-backed RSS (KiB, /proc/PID/smaps_rollup) of a process and its descendants. */
 function treeSmapsKiB(pid: number): { anon: number; file: number } {
   let anon = 0;
   let rss = 0;
-  const stack = [pid];
-  while (stack.length) {
-    const p = stack.pop() as number;
+  for (const p of processTree(pid)) {
     try {
       const rollup = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
       rss += Number(/^Rss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
       anon += Number(/^Anonymous:\s+(\d+)/m.exec(rollup)?.[1] ?? 0);
-      for (const t of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) stack.push(Number(t));
     } catch {}
   }
   return { anon, file: rss - anon };

@@ -12,13 +12,12 @@
  */
 
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort, startRedis } from '@tiergate/testkit';
 import { parse, stringify } from 'yaml';
-import { runWrk, stopChild, type WrkResult } from './lib.ts';
+import { benchWorkspace, runWrk, stopChild, type WrkResult } from './lib.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -33,12 +32,7 @@ const WARMUP = Number(args.warmup);
 const CONNS = Number(args.connections);
 const LAUNCHER = join(root, 'packages/cli/bin/tiergate.js');
 
-const work = mkdtempSync(join(tmpdir(), 'tg-session-bench-'));
-const children: ChildProcess[] = [];
-process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  rmSync(work, { recursive: true, force: true });
-});
+const { dir: work, children } = benchWorkspace('tg-session-bench-');
 
 const stop = (c: ChildProcess) => stopChild(c);
 const wrk = (url: string, seconds: number, script: string) => runWrk({ url, seconds, connections: CONNS, script });

@@ -21,12 +21,11 @@
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '@tiergate/testkit';
-import { runWrk, stopChild } from './lib.ts';
+import { benchWorkspace, runWrk, stopChild, treeCpuSeconds, treeRssKiB } from './lib.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -51,28 +50,7 @@ const BODIES = args.bodies.split(',').map(Number);
 const TARGETS = args.targets.split(',');
 const PROTOCOLS = args.protocols.split(',') as ('h1' | 'h2')[];
 const RUN_ID = `tls-bench-${new Date().toISOString().replace(/[:.]/g, '-')}`;
-/** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ: 100 on Linux). */
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-const work = mkdtempSync(join(tmpdir(), 'tg-tls-bench-'));
-// nginx workers run as an unprivileged user: they must be able to read the bodies and the key.
-chmodSync(work, 0o755);
-const children: ChildProcess[] = [];
-process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  rmSync(work, { recursive: true, force: true });
-});
-
-function start(cmd: string, argv: string[], core: string): ChildProcess {
-  const c = spawn('taskset', ['-c', core, cmd, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  c.stderr?.on('data', (d) => (err = (err + d).slice(-4000)));
-  c.on('exit', (code) => {
-    if (code && code !== 0) console.error(`${cmd} exited ${code}: ${err}`);
-  });
-  children.push(c);
-  return c;
-}
+const { dir: work, children, start } = benchWorkspace('tg-tls-bench-');
 
 async function waitFor(url: string, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -91,48 +69,6 @@ async function waitFor(url: string, timeoutMs = 15_000): Promise<void> {
     await agent.close();
   }
   throw new Error(`nothing answered ${url} within ${timeoutMs} ms`);
-}
-
-/** Every pid of a process tree (the tiergate primary and its worker). */
-function treePids(pid: number): number[] {
-  const out: number[] = [];
-  const stack = [pid];
-  while (stack.length) {
-    const p = stack.pop() as number;
-    out.push(p);
-    try {
-      for (const t of readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) stack.push(Number(t));
-    } catch {}
-  }
-  return out;
-}
-
-/** CPU seconds (user + system) the tree has used so far. */
-function treeCpuSeconds(pid: number): number {
-  let ticks = 0;
-  for (const p of treePids(pid)) {
-    try {
-      // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {}
-  }
-  return ticks / CLK_TCK;
-}
-
-/** RSS (KiB) of the whole tree and of its largest process (the worker, for tiergate). */
-function treeRssKiB(pid: number): { total: number; largest: number } {
-  let total = 0;
-  let largest = 0;
-  for (const p of treePids(pid)) {
-    try {
-      const rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0);
-      total += rss;
-      largest = Math.max(largest, rss);
-    } catch {}
-  }
-  return { total, largest };
 }
 
 interface LoadResult {

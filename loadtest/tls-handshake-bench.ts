@@ -22,14 +22,13 @@
  * node TLS server on this machine). Not part of `npm test`: performance is measured, not asserted.
  */
 
-import { type ChildProcess, execFileSync, spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { type ChildProcess, execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '@tiergate/testkit';
-import { parseWrk, stopChild, type WrkResult } from './lib.ts';
+import { benchWorkspace, runWrk, stopChild, treeCpuSeconds, type WrkResult } from './lib.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -50,16 +49,7 @@ const TARGETS = args.targets.split(',');
 const CIPHERS =
   'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:' +
   'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305';
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-const work = mkdtempSync(join(tmpdir(), 'tg-tls-bench-'));
-// nginx workers run as an unprivileged user: they must be able to read the key files.
-chmodSync(work, 0o755);
-const children: ChildProcess[] = [];
-process.on('exit', () => {
-  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
-  rmSync(work, { recursive: true, force: true });
-});
+const { dir: work, start } = benchWorkspace('tg-tls-handshake-bench-');
 
 const KEY_ARGS: Record<string, string[]> = {
   rsa2048: ['-newkey', 'rsa:2048'],
@@ -80,40 +70,6 @@ for (const k of KEYS) {
   chmodSync(join(work, `${k}.key`), 0o644);
 }
 
-function start(cmd: string, argv: string[], core: string): ChildProcess {
-  const c = spawn('taskset', ['-c', core, cmd, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
-  c.stderr?.on('data', (d) => (err = (err + d).slice(-4000)));
-  c.on('exit', (code) => {
-    if (code && code !== 0) console.error(`${cmd} exited ${code}: ${err}`);
-  });
-  children.push(c);
-  return c;
-}
-
-/** CPU seconds (user + system) of a process and all its descendants, from /proc. */
-function treeCpuSeconds(pid: number): number {
-  const parent = new Map<number, number>();
-  const ticks = new Map<number, number>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      // Fields after the command name (which may hold spaces), ")" being its end: state is field 3.
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      parent.set(Number(d), Number(f[1]));
-      ticks.set(Number(d), Number(f[11]) + Number(f[12]));
-    } catch {}
-  }
-  let total = 0;
-  for (const [p, t] of ticks) {
-    let q: number | undefined = p;
-    while (q !== undefined && q > 1 && q !== pid) q = parent.get(q);
-    if (q === pid) total += t;
-  }
-  return total / CLK_TCK;
-}
-
 async function waitForTls(port: number, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   const { connect } = await import('node:tls');
@@ -132,18 +88,8 @@ async function waitForTls(port: number, timeoutMs = 15_000): Promise<void> {
 }
 
 /** One wrk run with `Connection: close` (a new connection per request), 1 thread on core 1, bounded by `seconds`. */
-async function wrkClose(url: string, seconds: number): Promise<WrkResult> {
-  const argv = ['-c', '1', 'wrk', '-t1', `-c${CONNS}`, `-d${seconds}s`, '--latency', '-H', 'Connection: close', url];
-  const c = spawn('taskset', argv, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  c.stdout.on('data', (d) => (out += d));
-  c.stderr.on('data', (d) => (out += d));
-  const [code] = (await Promise.race([
-    once(c, 'close'),
-    once(c, 'error').then(([e]) => Promise.reject(new Error(`wrk could not run (apt-get install -y wrk): ${(e as Error).message}`))),
-  ])) as [number | null];
-  if (code !== 0) throw new Error(`wrk exited ${code}: ${out}`);
-  return parseWrk(out);
+function wrkClose(url: string, seconds: number): Promise<WrkResult> {
+  return runWrk({ url, seconds, connections: CONNS, headers: ['Connection: close'] });
 }
 
 interface Target {
