@@ -13,8 +13,8 @@ import { join } from 'node:path';
 export interface BenchWorkspace {
   readonly dir: string;
   readonly children: ChildProcess[];
-  /** `cmd argv` pinned to `core` (taskset), stdout ignored, the tail of stderr printed if it exits non-zero. */
-  start(cmd: string, argv: string[], core: string): ChildProcess;
+  /** `cmd argv` pinned to `core` (taskset), stdout ignored unless given a descriptor, the tail of stderr printed if it exits non-zero. */
+  start(cmd: string, argv: string[], core: number | string, env?: NodeJS.ProcessEnv, stdout?: number | 'ignore'): ChildProcess;
 }
 
 export function benchWorkspace(prefix: string): BenchWorkspace {
@@ -29,8 +29,8 @@ export function benchWorkspace(prefix: string): BenchWorkspace {
   return {
     dir,
     children,
-    start(cmd, argv, core) {
-      const c = spawn('taskset', ['-c', core, cmd, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+    start(cmd, argv, core, env = process.env, stdout = 'ignore') {
+      const c = spawn('taskset', ['-c', String(core), cmd, ...argv], { stdio: ['ignore', stdout, 'pipe'], env });
       let err = '';
       c.stderr?.on('data', (d) => (err = (err + d).slice(-4000)));
       c.on('exit', (code) => {

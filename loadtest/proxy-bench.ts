@@ -29,7 +29,7 @@
  * Loopback only; every run is bounded by --duration. Not part of `npm test`: performance is measured, not asserted.
  */
 
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -122,7 +122,7 @@ const PROXY_NODE_FLAGS = [...PROXY_V8_FLAGS];
 // One worker: the proxy alone on core 0. More: every core (the machine has 2), shared with wrk and the upstreams.
 const PROXY_CORES = WORKERS > 1 ? '0-1' : '0';
 
-const { dir: work, children } = benchWorkspace('tg-bench-');
+const { dir: work, children, start } = benchWorkspace('tg-bench-');
 
 async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -139,23 +139,6 @@ async function waitForPort(port: number, timeoutMs = 15_000): Promise<void> {
 
 const stop = (c: ChildProcess) => stopChild(c);
 const wrk = (url: string, seconds: number) => runWrk({ url, seconds, connections: CONNS });
-
-function start(
-  cmd: string,
-  argv: string[],
-  core: number | string,
-  env: NodeJS.ProcessEnv = process.env,
-  stdout: number | 'ignore' = 'ignore',
-): ChildProcess {
-  const c = spawn('taskset', ['-c', String(core), cmd, ...argv], { stdio: ['ignore', stdout, 'pipe'], env });
-  let err = '';
-  c.stderr?.on('data', (d) => (err = (err + d).slice(-4000)));
-  c.on('exit', (code) => {
-    if (code && code !== 0) console.error(`${cmd} exited ${code}: ${err}`);
-  });
-  children.push(c);
-  return c;
-}
 
 /** RSS (KiB) of a process and all its descendants. */
 function treeRssKiB(pid: number): number {
