@@ -22,6 +22,20 @@ export interface GuestRunOptions {
   readonly cpus?: number;
   /** Extra files for the scratch share, by path relative to it (visible in the guest under /tg-scratch). */
   readonly files?: Readonly<Record<string, string | Uint8Array>>;
+  /**
+   * A second NIC (virtio-net) on a tap device of the host: `tap` in the host network namespace `netns`, which must
+   * exist (QEMU is started inside that namespace and opens the tap there). The guest joins that L2 segment with
+   * `tg_uplink_up` (topology.sh): hosts outside the emulator (network namespaces of the host, on a bridge with the
+   * tap) then share one segment with the guest's hosts, and nothing else is reachable either way.
+   */
+  readonly uplink?: { readonly netns: string; readonly tap: string };
+  /**
+   * Work the host does while the guest runs (e.g. an Ansible controller on the host driving hosts in the guest),
+   * started with QEMU. Its end is announced to the guest by the file `alongside.done` in the scratch share
+   * (`ok`, or `failed: <message>`), so the guest script can wait for it; a rejection is reported in
+   * `GuestRun.alongsideError`, not thrown. It gets an AbortSignal that fires when the guest has ended.
+   */
+  readonly alongside?: (scratchDir: string, signal: AbortSignal) => Promise<void>;
 }
 
 /** The outcome of one guest run. Disposing it removes the scratch dir (unless `TG_VM_KEEP=1`). */
@@ -38,6 +52,8 @@ export interface GuestRun extends AsyncDisposable {
   readonly bootMs: number;
   /** Milliseconds from starting QEMU until it exited. */
   readonly totalMs: number;
+  /** Why `alongside` failed (undefined when it succeeded or there was none). */
+  readonly alongsideError?: Error;
 }
 
 const GRACE_MS = 3_000;
@@ -58,7 +74,11 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRun> {
   try {
     await writeScratch(scratchDir, options);
     const args = qemuArgs(initrd.kernel.vmlinuz, initrd.path, scratchDir, options);
-    const booted = await boot(qemu, args, options.timeoutMs);
+    const ended = new AbortController();
+    const command = options.uplink === undefined ? [qemu] : ['ip', 'netns', 'exec', options.uplink.netns, qemu];
+    const bootDone = boot(command, args, options.timeoutMs).finally(() => ended.abort());
+    const alongsideDone = runAlongside(options.alongside, scratchDir, ended.signal);
+    const [booted, alongsideError] = await Promise.all([bootDone, alongsideDone]);
     await writeFile(join(scratchDir, 'console.log'), booted.console);
     const codeFile = join(scratchDir, 'exit-code');
     if (booted.timedOut || !existsSync(codeFile)) throw guestFailed(booted, options.timeoutMs, scratchDir);
@@ -71,12 +91,27 @@ export async function runInGuest(options: GuestRunOptions): Promise<GuestRun> {
       scratchDir,
       bootMs: booted.bootMs ?? Number.NaN,
       totalMs: booted.totalMs,
+      ...(alongsideError === undefined ? {} : { alongsideError }),
       [Symbol.asyncDispose]: dispose,
     };
   } catch (err) {
     await dispose();
     throw err;
   }
+}
+
+/** Runs the host-side task, then tells the guest (scratch file `alongside.done`) how it ended. */
+async function runAlongside(task: GuestRunOptions['alongside'], scratchDir: string, signal: AbortSignal): Promise<Error | undefined> {
+  if (task === undefined) return undefined;
+  let error: Error | undefined;
+  try {
+    await task(scratchDir, signal);
+  } catch (err) {
+    error = err instanceof Error ? err : new Error(String(err));
+  }
+  // The guest may be gone already (its script failed first): the note is then for nobody, and that is fine.
+  await writeFile(join(scratchDir, 'alongside.done'), error === undefined ? 'ok\n' : `failed: ${error.message}\n`).catch(() => {});
+  return error;
 }
 
 async function writeScratch(scratchDir: string, options: GuestRunOptions): Promise<void> {
@@ -96,7 +131,7 @@ export function qemuArgs(
   vmlinuz: string,
   initrd: string,
   scratchDir: string,
-  options: Pick<GuestRunOptions, 'memoryMb' | 'cpus'>,
+  options: Pick<GuestRunOptions, 'memoryMb' | 'cpus' | 'uplink'>,
 ): string[] {
   const share = 'security_model=none,multidevs=remap';
   return [
@@ -111,7 +146,9 @@ export function qemuArgs(
     ...['-append', 'console=ttyS0 quiet panic=-1'],
     ...['-virtfs', `local,path=/,mount_tag=hostroot,${share},readonly=on`],
     ...['-virtfs', `local,path=${scratchDir},mount_tag=work,${share}`],
-    ...['-net', 'none'],
+    ...(options.uplink === undefined
+      ? ['-net', 'none']
+      : ['-netdev', `tap,id=uplink,ifname=${options.uplink.tap},script=no,downscript=no`, '-device', 'virtio-net-pci,netdev=uplink']),
   ];
 }
 
@@ -124,9 +161,10 @@ interface Booted {
 }
 
 /** Runs QEMU to completion or until `timeoutMs`, then SIGTERM and, after a grace period, SIGKILL (by PID). */
-function boot(qemu: string, args: string[], timeoutMs: number): Promise<Booted> {
+function boot(command: readonly string[], args: string[], timeoutMs: number): Promise<Booted> {
   const started = performance.now();
-  const child: ChildProcess = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // `ip netns exec` execs QEMU in place: the PID killed on timeout is QEMU's.
+  const child: ChildProcess = spawn(command[0] as string, [...command.slice(1), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const chunks: Buffer[] = [];
   let bootMs: number | undefined;
   const collect = (b: Buffer) => {

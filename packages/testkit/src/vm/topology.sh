@@ -9,14 +9,21 @@
 tg_rs_ip() { echo "$TG_PREFIX.$((TG_RS_BASE + $1))"; }
 
 # tg_ns_add NAME ADDR: a namespace NAME with eth0=ADDR/24 on br0 and lo up.
+# With TG_SEGMENT_NS set, br0 lives in that namespace (a segment of the real host, for hosts outside the guest), and
+# the namespace is named $TG_NETNS_PREFIX$NAME (namespace names are global on a shared host).
 tg_ns_add() {
-  local name=$1 addr=$2
-  ip netns add "$name"
-  ip link add "v-$name" type veth peer name eth0 netns "$name"
-  ip link set "v-$name" master br0 up
-  ip -n "$name" link set lo up
-  ip -n "$name" addr add "$addr/24" dev eth0
-  ip -n "$name" link set eth0 up
+  local name=$1 addr=$2 ns=${TG_NETNS_PREFIX:-}$1
+  ip netns add "$ns"
+  ip link add "v-$name" type veth peer name eth0 netns "$ns"
+  if [[ -n ${TG_SEGMENT_NS:-} ]]; then
+    ip link set "v-$name" netns "$TG_SEGMENT_NS"
+    ip -n "$TG_SEGMENT_NS" link set "v-$name" master br0 up
+  else
+    ip link set "v-$name" master br0 up
+  fi
+  ip -n "$ns" link set lo up
+  ip -n "$ns" addr add "$addr/24" dev eth0
+  ip -n "$ns" link set eth0 up
 }
 
 # tg_topology_up N: br0 plus namespaces client, director and rs1..rsN.
@@ -59,57 +66,87 @@ tg_wait_file() {
 # Hosts with their own filesystem and service manager (test/stack-vm.test.ts): a systemd-nspawn container per host,
 # booted with systemd as its init on a writable overlay of the guest's / (so every installed package is there and
 # nothing is shared back), in its own network namespace on br0. Needs `tg_hosts_init` once first.
+# TG_HOSTS_DIR (default /hosts) holds the containers' layers, TG_HOSTS_RUN (default /run/tg-hosts) their PID files.
+# TG_AUTHORIZED_KEYS, when set, is installed as root's authorized_keys in every container (tg_container_ssh).
 tg_hosts_init() {
   mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup
-  # ansible-playbook's worker queues need POSIX shared memory.
-  mkdir -p /dev/shm /hosts /run/tg-hosts
+  mkdir -p /dev/shm "${TG_HOSTS_DIR:-/hosts}" "${TG_HOSTS_RUN:-/run/tg-hosts}"
   mountpoint -q /dev/shm || mount -t tmpfs tmpfs /dev/shm
   # An overlay's upper layer cannot live on the guest's overlay root: a tmpfs of its own.
-  mount -t tmpfs -o mode=0755 tmpfs /hosts
+  mount -t tmpfs -o mode=0755 tmpfs "${TG_HOSTS_DIR:-/hosts}"
 }
 
 # tg_container_up NAME ADDR [nspawn options...]: boots host NAME with eth0=ADDR/24 on br0. It stops at basic.target:
 # the services of the guest image (nginx, postgresql, redis...) are installed but not running, as on a fresh host;
 # what a host runs is what the playbook starts. The init's PID lands in /run/tg-hosts/NAME.pid (tg_container_wait).
 tg_container_up() {
-  local name=$1 addr=$2 root=/hosts/$1/root
+  local name=$1 addr=$2 dir=${TG_HOSTS_DIR:-/hosts}/$1 run=${TG_HOSTS_RUN:-/run/tg-hosts}
+  local root=$dir/root
   shift 2
   tg_ns_add "$name" "$addr"
-  mkdir -p "/hosts/$name/upper" "/hosts/$name/work" "$root"
-  mount -t overlay overlay -o "lowerdir=/,upperdir=/hosts/$name/upper,workdir=/hosts/$name/work" "$root"
+  mkdir -p "$dir/upper" "$dir/work" "$root"
+  mount -t overlay overlay -o "lowerdir=/,upperdir=$dir/upper,workdir=$dir/work" "$root"
   # Its own identity: a machine id (journald, systemd-firstboot) and a host name.
   systemd-id128 new > "$root/etc/machine-id"
   echo "$name" > "$root/etc/hostname"
+  # A fresh host's root: Debian's skeleton dotfiles, not those of the machine's root (this image's /root may set up
+  # pyenv or the like in .bashrc, which every ssh session would run: seconds each under emulation).
+  install -m 0644 /etc/skel/.bashrc /etc/skel/.profile "$root/root/"
+  if [[ -n ${TG_AUTHORIZED_KEYS:-} ]]; then
+    install -d -m 0700 "$root/root/.ssh"
+    install -m 0600 "$TG_AUTHORIZED_KEYS" "$root/root/.ssh/authorized_keys"
+  fi
   # --keep-unit --register=no: no systemd or machined in the guest's root to register with.
+  # --capability=CAP_NET_ADMIN: nspawn grants it only for networks it creates itself; a host's own network setup needs
+  # it (the realserver's VIP on lo, the director's IPVS table, keepalived's VIP).
   # SYSTEMD_NSPAWN_API_VFS_WRITABLE=network: /proc/sys/net writable (the rest of /proc/sys stays read-only). nspawn
   # does so by itself only for networks it creates; with a namespace of ours, `tiergate realserver up` (arp_ignore)
   # and the director's IPVS sysctls failed with EROFS.
-  SYSTEMD_NSPAWN_API_VFS_WRITABLE=network systemd-nspawn --quiet --register=no --keep-unit --directory="$root" --machine="$name" \
-    --network-namespace-path="/run/netns/$name" --console=pipe "$@" --boot -- systemd.unit=basic.target \
-    > "/hosts/$name.console" 2>&1 < /dev/null &
-  echo $! > "/run/tg-hosts/$name.nspawn"
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=network systemd-nspawn --quiet --register=no --keep-unit --capability=CAP_NET_ADMIN \
+    --directory="$root" --machine="$name" \
+    --network-namespace-path="/run/netns/${TG_NETNS_PREFIX:-}$name" --console=pipe "$@" --boot -- systemd.unit=basic.target \
+    > "$dir.console" 2>&1 < /dev/null &
+  echo $! > "$run/$name.nspawn"
 }
 
 # tg_container_wait NAME [TRIES]: waits (0.5 s steps, default 600) until NAME's systemd has finished booting, then
 # writes its init's PID (as the guest's root namespace sees it) to /run/tg-hosts/NAME.pid.
 tg_container_wait() {
-  local name=$1 nspawn leader state i
-  nspawn=$(cat "/run/tg-hosts/$name.nspawn")
+  local name=$1 nspawn leader state i run=${TG_HOSTS_RUN:-/run/tg-hosts}
+  nspawn=$(cat "$run/$name.nspawn")
   for ((i = 0; i < ${2:-600}; i++)); do
     leader=$(cat /proc/"$nspawn"/task/*/children 2> /dev/null | awk '{print $1}')
     if [[ -n $leader ]]; then
       state=$(timeout 20 nsenter --target "$leader" --all --root --wd systemctl is-system-running 2> /dev/null || true)
       if [[ $state == running || $state == degraded ]]; then
-        echo "$leader" > "/run/tg-hosts/$name.pid"
+        echo "$leader" > "$run/$name.pid"
         return 0
       fi
     fi
     sleep 0.5
   done
   echo "tg_container_wait: $name did not boot (state '$state'); console:" >&2
-  tail -20 "/hosts/$name.console" >&2
+  tail -20 "${TG_HOSTS_DIR:-/hosts}/$name.console" >&2
   return 1
 }
 
 # tg_on NAME CMD...: runs CMD inside host NAME (its namespaces and root), as Ansible's connection does.
-tg_on() { local name=$1; shift; nsenter --target "$(cat "/run/tg-hosts/$name.pid")" --all --root --wd "$@"; }
+tg_on() { local name=$1; shift; nsenter --target "$(cat "${TG_HOSTS_RUN:-/run/tg-hosts}/$name.pid")" --all --root --wd "$@"; }
+
+# tg_uplink_up: enslaves the guest's virtio NIC (runInGuest's `uplink`: a tap on the host) to br0, so the guest's
+# hosts and the host's namespaces on the tap's bridge are one L2 segment. No address: the guest's root namespace is
+# not a host of the segment.
+tg_uplink_up() {
+  local d dev=
+  modprobe virtio_net
+  for d in /sys/class/net/*; do
+    [[ $(basename "$(readlink -f "$d/device/driver" 2> /dev/null)") == virtio_net ]] && dev=$(basename "$d")
+  done
+  [[ -n $dev ]] || { echo "tg_uplink_up: no virtio-net device (runInGuest without uplink?)" >&2; return 1; }
+  ip link set "$dev" name uplink0
+  ip link set uplink0 master br0 up
+}
+
+# tg_container_ssh NAME: sshd in host NAME (Debian's ssh.service; the host keys are the image's), so a controller
+# reaches it as it reaches a real host. Root logs in with the key tg_container_up installed (TG_AUTHORIZED_KEYS).
+tg_container_ssh() { tg_on "$1" systemctl start ssh.service; }

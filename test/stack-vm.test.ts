@@ -1,0 +1,453 @@
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { type CollectedSpan, type GuestRun, runInGuest, TOPOLOGY_SH, topologyPrelude } from '@tiergate/testkit';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// The whole stack as users deploy it (issue 16): the classic two-director topology as separate hosts on one L2
+// segment, put in place by a real `ansible-playbook site.yml` (test/ansible/stack-vm, the classic inventory in a
+// private range) over ssh, then failure drills under a request loop from `client` to the VIP.
+//
+// Where the hosts live. Only the directors need a kernel with IPVS, and this machine's kernel has none, so lb1 and lb2
+// are systemd-nspawn containers inside a QEMU guest (Debian's kernel, real IPVS, real keepalived), and everything
+// else runs on this machine's own kernel at native speed: proxy1, proxy2, app1, app2, redis1 as systemd-nspawn
+// containers (test/stack/host.sh), client and collector as plain network namespaces. The guest's NIC is a tap on the
+// segment's bridge (runInGuest's `uplink`), so VRRP, IPVS-DR's MAC rewrite and the sync daemon's multicast cross
+// between the guest and the host exactly as between machines. The controller runs on the segment (10.99.0.254) and
+// reaches every host over ssh, as operators do. Under QEMU's software CPU a task costs seconds, so with every host
+// in the guest a deploy took ~40 min; with only the directors there it fits in `npm test` (docs/deploy.md, "The whole
+// stack in a test").
+//
+// The drills, one after the other, under one request loop (GET / with a login session, a new connection each):
+//   baseline   the login is seen on both app servers; X-Real-IP carries the client's address to the app; traces
+//   app kill   SIGKILL to app1's process (systemd restarts it): 0 failed requests (the proxies retry on app2)
+//   redis      `systemctl restart redis-server` on redis1: the session survives (RDB saved at shutdown), the apps
+//              serve it again without a restart of their own
+//   proxy kill SIGKILL to proxy1's process: the failed requests are counted (IPVS sends new connections to proxy1
+//              until the director's check fails: fall 2 × interval 2 s); the director quiesces it, systemd restarts
+//              it, and it gets traffic again
+//   rolling    `systemctl restart tiergate-proxy` on proxy1, then proxy2 (the L4-aware drain): 0 failed requests
+// Absolute times through the guest mean little (its CPU is emulated); the request counts are exact.
+
+const exec = promisify(execFile);
+const ROOT = join(import.meta.dirname, '..');
+const NODE = join(ROOT, 'node_modules/.bin/node');
+const VIP = '10.99.0.100';
+const CLIENT = '10.99.0.50';
+const COLLECTOR = '10.99.0.40';
+const HOSTS = {
+  lb1: '10.99.0.2',
+  lb2: '10.99.0.3',
+  proxy1: '10.99.0.11',
+  proxy2: '10.99.0.12',
+  app1: '10.99.0.21',
+  app2: '10.99.0.22',
+  redis1: '10.99.0.30',
+} as const;
+type Host = keyof typeof HOSTS;
+// Namespace names are global on the machine: one prefix per test process.
+const TAG = `tg${process.pid % 100_000}`;
+const SEGMENT_NS = `${TAG}-seg`;
+const NETNS_PREFIX = `${TAG}-`;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number, signal?: AbortSignal) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (signal?.aborted) throw new Error(`${what}: the guest ended first`);
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms`);
+    await sleep(250);
+  }
+}
+
+const guestScript = `set -euo pipefail
+${topologyPrelude()}
+export TG_AUTHORIZED_KEYS=/tg-scratch/id.pub
+ip link add br0 type bridge
+ip link set br0 up
+tg_uplink_up
+tg_hosts_init
+tg_container_up lb1 ${HOSTS.lb1} --bind-ro=${ROOT}:/opt/tiergate-release
+tg_container_up lb2 ${HOSTS.lb2} --bind-ro=${ROOT}:/opt/tiergate-release
+for h in lb1 lb2; do tg_container_wait $h; tg_container_ssh $h; done
+touch guest.ready
+# The host drives everything from here (deploy and drills); the guest only keeps its hosts running (at most 40 min).
+tg_wait_file alongside.done 24000
+`;
+
+interface Req {
+  readonly t: number;
+  readonly ms: number;
+  readonly status?: number;
+  readonly instance?: string;
+  readonly client?: string;
+  readonly user?: string;
+  readonly error?: string;
+}
+interface Snapshot {
+  readonly t: number;
+  readonly text: string;
+}
+
+describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a QEMU guest with real IPVS and keepalived)', () => {
+  let stackDir = '';
+  let host: ChildProcess | undefined;
+  let run: GuestRun | undefined;
+  let setupError: unknown;
+  const steps: Record<string, number> = {};
+  const ipvs: Snapshot[] = [];
+  const step = (name: string) => {
+    steps[name] = Date.now();
+  };
+  const read = (f: string) => readFile(join(stackDir, f), 'utf8');
+  const requests = async () => (JSON.parse(await read('client.json')) as { requests: Req[] }).requests;
+  const between = (rs: Req[], from: string, to: string) =>
+    rs.filter((r) => r.t >= (steps[from] ?? Number.NaN) && r.t < (steps[to] ?? Number.NaN));
+
+  /** Runs CMD on HOST over ssh from the segment, as an operator would. */
+  const ssh = async (h: Host, cmd: string, timeoutMs = 120_000) =>
+    (
+      await exec('ip', ['netns', 'exec', SEGMENT_NS, 'ssh', '-F', join(stackDir, 'ssh_config'), HOSTS[h], cmd], {
+        timeout: timeoutMs,
+        maxBuffer: 64 << 20,
+      })
+    ).stdout;
+  /** Spawns with stdout and stderr appended to stackDir/LOG (a file descriptor: spawn needs one, not a stream). */
+  const spawnLogged = (cmd: string, args: string[], log: string, options: Parameters<typeof spawn>[2] = {}) => {
+    const fd = openSync(join(stackDir, log), 'a');
+    try {
+      return spawn(cmd, args, { cwd: stackDir, ...options, stdio: ['ignore', fd, fd] });
+    } finally {
+      closeSync(fd);
+    }
+  };
+  const inNetns = (name: string, args: string[], log: string) =>
+    spawnLogged('ip', ['netns', 'exec', `${NETNS_PREFIX}${name}`, NODE, ...args], log);
+
+  async function deployAndDrill(guestDir: string, signal: AbortSignal): Promise<void> {
+    await waitFor('the guest hosts', () => existsSync(join(guestDir, 'guest.ready')), 900_000, signal);
+    step('booted');
+    const collector = inNetns('collector', [join(import.meta.dirname, 'stack/collector.ts'), COLLECTOR, stackDir], 'collector.log');
+    await waitFor('the collector', () => existsSync(join(stackDir, 'collector.ready')), 60_000);
+
+    // The deploy. -e tiergate_serial=2: both hosts of a tier at once (a first deploy has no traffic to keep).
+    const env = {
+      ...process.env,
+      ANSIBLE_CONFIG: join(ROOT, 'infra/ansible.cfg'),
+      ANSIBLE_SSH_ARGS: `-F ${join(stackDir, 'ssh_config')} -o ControlMaster=auto -o ControlPersist=600s`,
+      ANSIBLE_SSH_CONTROL_PATH_DIR: join(stackDir, 'cp'),
+      ANSIBLE_FORCE_COLOR: '0',
+      ANSIBLE_NOCOLOR: '1',
+    };
+    const inventory = join(ROOT, 'test/ansible/stack-vm/hosts.yml');
+    const playbook = spawnLogged(
+      'ip',
+      ['netns', 'exec', SEGMENT_NS, 'ansible-playbook', '-i', inventory, 'site.yml', '-e', 'tiergate_serial=2'],
+      'playbook.log',
+      {
+        cwd: join(ROOT, 'infra'),
+        env,
+      },
+    );
+    const rc = await new Promise<number>((resolve) => {
+      const timer = setTimeout(() => playbook.kill('SIGTERM'), 1_200_000);
+      playbook.on('close', (code) => {
+        clearTimeout(timer);
+        resolve(code ?? -1);
+      });
+    });
+    step('deployed');
+    await writeFile(join(stackDir, 'playbook.rc'), String(rc));
+    const units = 'tiergate-director keepalived tiergate-realserver tiergate-proxy tiergate-app redis-server';
+    let services = '';
+    for (const h of Object.keys(HOSTS) as Host[])
+      services += `== ${h}\n${await ssh(h, `systemctl is-active ${units} || true`).catch((e: Error) => `ssh failed: ${e.message}\n`)}`;
+    await writeFile(join(stackDir, 'services.txt'), services);
+    if (rc !== 0) {
+      await journals();
+      collector.kill('SIGTERM');
+      throw new Error(`ansible-playbook exited with ${rc}`);
+    }
+
+    await waitFor(
+      'lb1 holding the VIP',
+      async () => (await ssh('lb1', 'ip -o addr show dev eth0')).includes(` ${VIP}/32 `),
+      120_000,
+      signal,
+    );
+    // The director's view, twice a second, for the proxy-kill drill: one ssh session running a bounded loop; each
+    // snapshot is stamped with this machine's clock when it has arrived whole (the guest's clock is its own).
+    const watch = spawn('ip', [
+      'netns',
+      'exec',
+      SEGMENT_NS,
+      'ssh',
+      '-F',
+      join(stackDir, 'ssh_config'),
+      HOSTS.lb1,
+      'for i in $(seq 2400); do echo @; ipvsadm -Ln; sleep 0.5; done',
+    ]);
+    let pending = '';
+    watch.stdout.setEncoding('utf8').on('data', (d: string) => {
+      pending += d;
+      const parts = pending.split('@\n');
+      pending = parts.pop() ?? '';
+      for (const text of parts) if (text.trim() !== '') ipvs.push({ t: Date.now(), text });
+    });
+
+    const client = inNetns('client', [join(import.meta.dirname, 'stack/client.cjs'), VIP, stackDir], 'client.log');
+    const clientDone = new Promise((r) => client.on('close', r));
+    await waitFor('the client logged in through the VIP', () => existsSync(join(stackDir, 'client.ready')), 300_000);
+    step('baseline');
+    await sleep(15_000);
+
+    const pidOf = async (h: Host, unit: string) => (await ssh(h, `systemctl show -P MainPID ${unit}`)).trim();
+    step('app-kill');
+    const appBefore = await pidOf('app1', 'tiergate-app');
+    await ssh('app1', 'systemctl kill --signal=SIGKILL tiergate-app.service');
+    await waitFor('app1 restarted by systemd', async () => ![appBefore, '0'].includes(await pidOf('app1', 'tiergate-app')), 120_000);
+    await writeFile(join(stackDir, 'app1-pid-before.txt'), appBefore);
+    await sleep(15_000);
+
+    step('redis-restart');
+    const appsBefore = [await pidOf('app1', 'tiergate-app'), await pidOf('app2', 'tiergate-app')];
+    await ssh('redis1', 'systemctl restart redis-server.service');
+    step('redis-restarted');
+    await sleep(15_000);
+    const appsAfter = [await pidOf('app1', 'tiergate-app'), await pidOf('app2', 'tiergate-app')];
+    await writeFile(join(stackDir, 'apps-pids.json'), JSON.stringify({ before: appsBefore, after: appsAfter }));
+
+    step('proxy-kill');
+    const proxyBefore = await pidOf('proxy1', 'tiergate-proxy');
+    await ssh('proxy1', 'systemctl kill --signal=SIGKILL tiergate-proxy.service');
+    await waitFor(
+      'proxy1 restarted by systemd',
+      async () => ![proxyBefore, '0'].includes(await pidOf('proxy1', 'tiergate-proxy')),
+      120_000,
+    );
+    step('proxy-restarted');
+    const weighted = (ip: string) => new RegExp(`${ip.replaceAll('.', '\\.')}:80\\s+Route\\s+1\\s`);
+    // Back: the director's check passes again and proxy1 has its weight.
+    await waitFor(
+      'proxy1 back in lb1',
+      () => ipvs.at(-1)?.t !== undefined && weighted(HOSTS.proxy1).test(ipvs.at(-1)?.text ?? ''),
+      120_000,
+    );
+    step('proxy-back');
+    await sleep(10_000);
+
+    step('rolling');
+    for (const p of ['proxy1', 'proxy2'] as const) {
+      const restarted = Date.now();
+      await ssh(p, 'systemctl restart tiergate-proxy.service');
+      await waitFor(`${p} back after its restart`, () => ipvs.some((s) => s.t > restarted && weighted(HOSTS[p]).test(s.text)), 120_000);
+    }
+    step('rolled');
+    await sleep(5_000);
+
+    await writeFile(join(stackDir, 'client.stop'), '');
+    await clientDone;
+    watch.kill('SIGTERM');
+    step('end');
+    // The exporters send their last batch within their 5 s schedule.
+    await sleep(8_000);
+    collector.kill('SIGTERM');
+    await waitFor('spans.json', () => existsSync(join(stackDir, 'spans.json')), 30_000);
+    await journals();
+  }
+
+  async function journals(): Promise<void> {
+    for (const h of Object.keys(HOSTS) as Host[]) {
+      const j = await ssh(h, "journalctl --no-pager -o short-iso -u 'tiergate-*' -u keepalived -u redis-server").catch(
+        (e: Error) => `ssh failed: ${e.message}`,
+      );
+      await writeFile(join(stackDir, `journal-${h}.txt`), j);
+    }
+  }
+
+  beforeAll(async () => {
+    stackDir = await mkdtemp(join(tmpdir(), 'tg-stack-'));
+    await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'tiergate-stack-test', '-f', join(stackDir, 'id')]);
+    await writeFile(
+      join(stackDir, 'ssh_config'),
+      [
+        'Host 10.99.0.*',
+        '  User root',
+        `  IdentityFile ${join(stackDir, 'id')}`,
+        '  IdentitiesOnly yes',
+        // Throwaway hosts with the image's host keys: nothing to pin.
+        '  StrictHostKeyChecking no',
+        '  UserKnownHostsFile /dev/null',
+        '  LogLevel ERROR',
+        // One connection per host for the test's own commands (an ssh handshake in the guest costs seconds).
+        '  ControlMaster auto',
+        `  ControlPath ${join(stackDir, 'cm-%h')}`,
+        '  ControlPersist 30s',
+        '',
+      ].join('\n'),
+    );
+    host = spawnLogged('bash', [join(import.meta.dirname, 'stack/host.sh')], 'host.log', {
+      env: {
+        ...process.env,
+        STACK_DIR: stackDir,
+        RELEASE: ROOT,
+        TOPOLOGY_SH,
+        TG_SEGMENT_NS: SEGMENT_NS,
+        TG_NETNS_PREFIX: NETNS_PREFIX,
+        TG_HOSTS_DIR: join(stackDir, 'hosts'),
+        TG_HOSTS_RUN: join(stackDir, 'run'),
+        TG_AUTHORIZED_KEYS: join(stackDir, 'id.pub'),
+      },
+    });
+    const hostExit = new Promise((r) => host?.on('close', r));
+    await Promise.race([
+      waitFor('the host-side hosts', () => existsSync(join(stackDir, 'host.ready')), 300_000),
+      hostExit.then(() => {
+        throw new Error(`test/stack/host.sh ended: ${readFileSync(join(stackDir, 'host.log'), 'utf8')}`);
+      }),
+    ]);
+    try {
+      run = await runInGuest({
+        script: guestScript,
+        timeoutMs: 2_400_000,
+        memoryMb: 3072,
+        files: { 'id.pub': await readFile(join(stackDir, 'id.pub')) },
+        uplink: { netns: SEGMENT_NS, tap: 'tap0' },
+        alongside: deployAndDrill,
+      });
+    } catch (err) {
+      setupError = err;
+    }
+    const t0 = steps.booted ?? 0;
+    const timeline = Object.entries(steps)
+      .map(([k, v]) => `+${Math.round((v - t0) / 1000)} s ${k}`)
+      .join(', ');
+    console.info(`stack: guest boot ${run?.bootMs} ms, total ${run?.totalMs} ms; ${timeline}; files in ${stackDir}`);
+  }, 2_500_000);
+
+  afterAll(async () => {
+    if (host !== undefined && host.exitCode === null) {
+      const closed = new Promise((r) => host?.on('close', r));
+      await writeFile(join(stackDir, 'host.stop'), '');
+      await Promise.race([closed, sleep(60_000)]);
+      if (host.exitCode === null) host.kill('SIGKILL');
+    }
+    await run?.[Symbol.asyncDispose]();
+    if (process.env.TG_VM_KEEP !== '1' && stackDir !== '') await rm(stackDir, { recursive: true, force: true });
+  }, 120_000);
+
+  const ran = () => {
+    const log = existsSync(join(stackDir, 'playbook.log')) ? readFileSync(join(stackDir, 'playbook.log'), 'utf8').slice(-6000) : '';
+    expect(setupError, String(setupError)).toBeUndefined();
+    expect(run?.alongsideError, `${run?.alongsideError}\nplaybook:\n${log}\nguest stderr:\n${run?.stderr}`).toBeUndefined();
+  };
+
+  it('ansible-playbook site.yml deploys every host: no failed task, every service of the roles running', async () => {
+    ran();
+    const log = await read('playbook.log');
+    const recap = log.slice(log.indexOf('PLAY RECAP'));
+    for (const h of Object.keys(HOSTS))
+      expect(recap).toMatch(new RegExp(`^${h}\\s+: ok=\\d+\\s+changed=\\d+\\s+unreachable=0\\s+failed=0 `, 'm'));
+    const services = await read('services.txt');
+    const active = (h: string) => services.split(`== ${h}\n`)[1]?.split('\n').slice(0, 6);
+    // is-active order: tiergate-director keepalived tiergate-realserver tiergate-proxy tiergate-app redis-server
+    expect(active('lb1')?.slice(0, 2)).toEqual(['active', 'active']);
+    expect(active('lb2')?.slice(0, 2)).toEqual(['active', 'active']);
+    for (const p of ['proxy1', 'proxy2']) expect(active(p)?.slice(2, 4)).toEqual(['active', 'active']);
+    for (const a of ['app1', 'app2']) expect(active(a)?.[4]).toBe('active');
+    expect(active('redis1')?.[5]).toBe('active');
+    console.info(`playbook: ${Math.round(((steps.deployed ?? 0) - (steps.booted ?? 0)) / 1000)} s`);
+  });
+
+  it('a login through the VIP is seen on both app servers, and the client address reaches the app as X-Real-IP', async () => {
+    ran();
+    const base = between(await requests(), 'baseline', 'app-kill');
+    expect(base.length).toBeGreaterThan(4);
+    expect(base.filter((r) => r.error)).toEqual([]);
+    expect(new Set(base.map((r) => r.instance))).toEqual(new Set(['app1', 'app2']));
+    expect(new Set(base.map((r) => r.user))).toEqual(new Set(['alice']));
+    // DR keeps the client's address as the TCP source at the proxy, which sets X-Real-IP; the app trusts the proxies.
+    expect(new Set(base.map((r) => r.client))).toEqual(new Set([CLIENT]));
+    console.info(`baseline: ${base.length} requests, 0 failed, served by ${[...new Set(base.map((r) => r.instance))].join(' and ')}`);
+  });
+
+  it('one trace per request reaches the collector host: proxy server span → app server span → Redis span', async () => {
+    ran();
+    const spans = JSON.parse(await read('spans.json')) as CollectedSpan[];
+    const byTrace = Map.groupBy(spans, (s) => s.traceId);
+    const complete = [...byTrace.values()].filter((trace) => {
+      const server = trace.find((s) => s.scope === '@tiergate/proxy' && s.kind === 'SERVER' && s.attributes['url.path'] === '/');
+      const app = trace.find((s) => s.kind === 'SERVER' && s.scope === '@opentelemetry/instrumentation-http');
+      const redis = trace.find((s) => s.kind === 'CLIENT' && s.attributes['db.system.name'] === 'redis');
+      return server !== undefined && app !== undefined && redis !== undefined && server.attributes['client.address'] === CLIENT;
+    });
+    // Requests go one after another, so each one's span starts within its own [sent, answered] interval (50 ms of
+    // slack for the clocks); every baseline request has its trace, and the baseline holds as many traces as requests.
+    const base = between(await requests(), 'baseline', 'app-kill');
+    const starts = complete.map((trace) => {
+      const server = trace.find((s) => s.scope === '@tiergate/proxy' && s.kind === 'SERVER');
+      return Number(BigInt(server?.startTimeUnixNano ?? '0') / 1_000_000n);
+    });
+    const within = (t: number, r: Req) => t >= r.t - 50 && t <= r.t + r.ms + 50;
+    const untraced = base.filter((r) => !starts.some((t) => within(t, r)));
+    const first = base[0] as Req;
+    const last = base.at(-1) as Req;
+    const inBase = starts.filter((t) => t >= first.t - 50 && t <= last.t + last.ms + 50);
+    console.info(
+      `traces: ${spans.length} spans, ${complete.length} complete proxy → app → Redis traces; baseline: ${inBase.length} for ${base.length} requests`,
+    );
+    expect(untraced).toEqual([]);
+    expect(inBase.length).toBe(base.length);
+  });
+
+  it('kill -9 of an app server: 0 failed requests (the proxies retry), the login session kept', async () => {
+    ran();
+    const during = between(await requests(), 'app-kill', 'redis-restart');
+    console.info(`app kill: ${during.filter((r) => r.error).length} failed of ${during.length}`);
+    expect(during.length).toBeGreaterThan(0);
+    expect(during.filter((r) => r.error)).toEqual([]);
+    expect(new Set(during.map((r) => r.user))).toEqual(new Set(['alice']));
+    expect(await read('app1-pid-before.txt')).not.toBe('');
+  });
+
+  it('restart of redis1: the session survives and the apps serve it again without a restart', async () => {
+    ran();
+    const during = between(await requests(), 'redis-restart', 'proxy-kill');
+    const failed = during.filter((r) => r.error);
+    console.info(`redis restart: ${failed.length} failed of ${during.length} (${[...new Set(failed.map((f) => f.error))].join('; ')})`);
+    const after = during.filter((r) => r.t > (steps['redis-restarted'] ?? 0) + 5_000);
+    expect(after.length).toBeGreaterThan(0);
+    expect(after.filter((r) => r.error)).toEqual([]);
+    expect(new Set(after.map((r) => r.user))).toEqual(new Set(['alice']));
+    const pids = JSON.parse(await read('apps-pids.json')) as { before: string[]; after: string[] };
+    expect(pids.after).toEqual(pids.before);
+  });
+
+  it('kill -9 of a proxy node: failures only within the director check window; proxy1 quiesced, restarted, back', async () => {
+    ran();
+    const during = between(await requests(), 'proxy-kill', 'rolling');
+    const failed = during.filter((r) => r.error);
+    const killed = steps['proxy-kill'] ?? 0;
+    const quiesced = ipvs.find((s) => s.t > killed && new RegExp(`${HOSTS.proxy1}:80\\s+Route\\s+0\\s`).test(s.text));
+    console.info(
+      `proxy kill: ${failed.length} failed of ${during.length} (${[...new Set(failed.map((f) => f.error))].join('; ')}); quiesced after ${quiesced ? quiesced.t - killed : 'never'} ms, back after ${(steps['proxy-back'] ?? 0) - killed} ms`,
+    );
+    expect(quiesced, 'the director never set proxy1 to weight 0').toBeDefined();
+    // Failures only until the director quiesced proxy1 (the snapshot arrives up to one watch period later).
+    for (const f of failed) expect(f.t).toBeLessThan((quiesced as Snapshot).t + 1_000);
+    const back = between(await requests(), 'proxy-back', 'rolling');
+    expect(back.length).toBeGreaterThan(0);
+    expect(back.filter((r) => r.error)).toEqual([]);
+  });
+
+  it('rolling restart of proxy1 then proxy2 (L4-aware drain): 0 failed requests', async () => {
+    ran();
+    const during = between(await requests(), 'rolling', 'end');
+    console.info(`rolling restart: ${during.filter((r) => r.error).length} failed of ${during.length}`);
+    expect(during.length).toBeGreaterThan(0);
+    expect(during.filter((r) => r.error)).toEqual([]);
+  });
+});
