@@ -6,6 +6,7 @@ import { newCaptchaCode, type RandomInt, renderCaptchaSvg } from './captcha.ts';
 import { clientAddress, parseTrustedProxies } from './client-address.ts';
 import { renderHomePage } from './home-page.ts';
 import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.ts';
+import { attachEcho, download } from './long-lived.ts';
 import { HttpError, readFields, stringField } from './request-body.ts';
 import { describeServerSpan } from './server-span.ts';
 
@@ -59,6 +60,8 @@ const ITEM_PATTERN = /^[\w .-]{1,64}$/;
 const CART_PREFIX = 'cart:';
 /** The session routes: what a SERVER span's `http.route` may be. */
 const ROUTES: ReadonlySet<string> = new Set(['/', '/captcha', '/login', '/logout', '/cart']);
+/** The demo mode's long-lived routes for failover drills (long-lived.ts), outside the session; also span routes. */
+const DRILL_ROUTES: ReadonlySet<string> = new Set(['/download', '/ws']);
 
 interface Context {
   options: DemoAppOptions;
@@ -74,10 +77,12 @@ interface Context {
 /**
  * The demo application server (not listening yet). Routes: GET / (HTML), GET /captcha (SVG, or in
  * demo mode `{ code }` as JSON for Accept: application/json — a test convenience a real captcha must
- * never offer), POST /login, POST /logout, GET and POST /cart, GET /healthz. Bad input is 400, too
- * many failed logins 429, a session store outage 503, never a stack trace. Tracing is the process's OpenTelemetry
- * SDK's: its HTTP instrumentation makes each request a SERVER span continuing the incoming traceparent, and the app
- * adds the route and the client address it believes (describeServerSpan).
+ * never offer), POST /login, POST /logout, GET and POST /cart, GET /healthz; in demo mode also GET /download
+ * and the WebSocket echo /ws, long-lived exchanges for failover drills that never touch the session store
+ * (long-lived.ts). Bad input is 400, too many failed logins 429, a session store outage 503, never a stack
+ * trace. Tracing is the process's OpenTelemetry SDK's: its HTTP instrumentation makes each request a SERVER
+ * span continuing the incoming traceparent, and the app adds the route and the client address it believes
+ * (describeServerSpan).
  */
 export function createDemoApp(options: DemoAppOptions): Server {
   const demo = options.demo ?? false;
@@ -96,17 +101,28 @@ export function createDemoApp(options: DemoAppOptions): Server {
     secrets: options.secrets ?? [DEMO_SECRET],
   });
   const withSessionRoutes = withSession(sessions, (req, session) => route(context, req, session));
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     res.setHeader('x-instance-id', options.instanceId);
     res.setHeader('cache-control', 'no-store');
     const path = new URL(req.url ?? '/', 'http://demo').pathname;
     if (path === '/healthz') return healthz(context, req, res);
-    describeServerSpan(ROUTES.has(path) ? path : undefined, clientAddress(req, context.trusted));
+    // The drill routes skip the session middleware: a drill restarts Redis while they run.
+    const drillRoute = demo && DRILL_ROUTES.has(path);
+    describeServerSpan(ROUTES.has(path) || drillRoute ? path : undefined, clientAddress(req, context.trusted));
+    if (drillRoute) return path === '/download' ? download(req, res) : upgradeRequired(res);
     withSessionRoutes(req, res).catch(() => {
       if (!res.headersSent) res.writeHead(500);
       res.end();
     });
   });
+  attachEcho(server, demo);
+  return server;
+}
+
+/** GET /ws without an Upgrade header: the echo speaks WebSocket only. */
+function upgradeRequired(res: ServerResponse): void {
+  res.writeHead(426, { upgrade: 'websocket', connection: 'upgrade', 'content-type': 'text/plain; charset=utf-8' });
+  res.end('/ws is a WebSocket echo: connect with Upgrade: websocket\n');
 }
 
 function healthz(context: Context, req: IncomingMessage, res: ServerResponse): void {
