@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -30,6 +30,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 //              until the director's check fails: fall 2 × interval 2 s); the director quiesces it, systemd restarts
 //              it, and it gets traffic again
 //   rolling    `systemctl restart tiergate-proxy` on proxy1, then proxy2 (the L4-aware drain): 0 failed requests
+//   failover   lb1 (VRRP MASTER) stops keepalived and its director: lb2 holds the VIP within 3 s; a paced download
+//              and a WebSocket opened through lb1 finish through lb2 (the IPVS sync daemon had their connections)
 // Absolute times through the guest mean little (its CPU is emulated); the request counts are exact.
 
 const exec = promisify(execFile);
@@ -50,6 +52,9 @@ const HOSTS = {
 type Host = keyof typeof HOSTS;
 // Namespace names are global on the machine: one prefix per test process.
 const TAG = `tg${process.pid % 100_000}`;
+// The failover drill's download: 6 MiB at 256 KiB/s, ~24 s, long enough to span the takeover.
+const DOWNLOAD_BYTES = 6 * 1024 * 1024;
+const DOWNLOAD_RATE = 256 * 1024;
 const SEGMENT_NS = `${TAG}-seg`;
 const NETNS_PREFIX = `${TAG}-`;
 
@@ -115,11 +120,18 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
         maxBuffer: 64 << 20,
       })
     ).stdout;
+  /** Every process the test starts besides the guest, so that a failure anywhere leaves none running. */
+  const children: ChildProcess[] = [];
+  const killChildren = () => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  };
   /** Spawns with stdout and stderr appended to stackDir/LOG (a file descriptor: spawn needs one, not a stream). */
   const spawnLogged = (cmd: string, args: string[], log: string, options: Parameters<typeof spawn>[2] = {}) => {
     const fd = openSync(join(stackDir, log), 'a');
     try {
-      return spawn(cmd, args, { cwd: stackDir, ...options, stdio: ['ignore', fd, fd] });
+      const child = spawn(cmd, args, { cwd: stackDir, ...options, stdio: ['ignore', fd, fd] });
+      children.push(child);
+      return child;
     } finally {
       closeSync(fd);
     }
@@ -128,6 +140,14 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     spawnLogged('ip', ['netns', 'exec', `${NETNS_PREFIX}${name}`, NODE, ...args], log);
 
   async function deployAndDrill(guestDir: string, signal: AbortSignal): Promise<void> {
+    try {
+      await drills(guestDir, signal);
+    } finally {
+      killChildren();
+    }
+  }
+
+  async function drills(guestDir: string, signal: AbortSignal): Promise<void> {
     await waitFor('the guest hosts', () => existsSync(join(guestDir, 'guest.ready')), 900_000, signal);
     step('booted');
     const collector = inNetns('collector', [join(import.meta.dirname, 'stack/collector.ts'), COLLECTOR, stackDir], 'collector.log');
@@ -137,7 +157,7 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     const env = {
       ...process.env,
       ANSIBLE_CONFIG: join(ROOT, 'infra/ansible.cfg'),
-      ANSIBLE_SSH_ARGS: `-F ${join(stackDir, 'ssh_config')} -o ControlMaster=auto -o ControlPersist=600s`,
+      ANSIBLE_SSH_ARGS: `-F ${join(stackDir, 'ssh_config')} -o ControlMaster=auto -o ControlPersist=120s`,
       ANSIBLE_SSH_CONTROL_PATH_DIR: join(stackDir, 'cp'),
       ANSIBLE_FORCE_COLOR: '0',
       ANSIBLE_NOCOLOR: '1',
@@ -163,9 +183,19 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     await writeFile(join(stackDir, 'playbook.rc'), String(rc));
     const units = 'tiergate-director keepalived tiergate-realserver tiergate-proxy tiergate-app redis-server';
     let services = '';
-    for (const h of Object.keys(HOSTS) as Host[])
+    let starts = '';
+    for (const h of Object.keys(HOSTS) as Host[]) {
       services += `== ${h}\n${await ssh(h, `systemctl is-active ${units} || true`).catch((e: Error) => `ssh failed: ${e.message}\n`)}`;
+      // How often each unit was started by the deploy (a first deploy starts each once: no restart handler after it).
+      const journal = await ssh(h, `journalctl --no-pager -o cat ${units.replace(/(\S+)/g, '-u $1')}`).catch(() => '');
+      starts += journal
+        .split('\n')
+        .filter((l) => l.startsWith('Started ') || l.startsWith('Finished '))
+        .map((l) => `${h} ${l.split(' ')[1]}\n`)
+        .join('');
+    }
     await writeFile(join(stackDir, 'services.txt'), services);
+    await writeFile(join(stackDir, 'starts.txt'), starts);
     if (rc !== 0) {
       await journals();
       collector.kill('SIGTERM');
@@ -190,6 +220,7 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
       HOSTS.lb1,
       'for i in $(seq 2400); do echo @; ipvsadm -Ln; sleep 0.5; done',
     ]);
+    children.push(watch);
     let pending = '';
     watch.stdout.setEncoding('utf8').on('data', (d: string) => {
       pending += d;
@@ -198,6 +229,14 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
       for (const text of parts) if (text.trim() !== '') ipvs.push({ t: Date.now(), text });
     });
 
+    // The directors program their table only once Node has started them, which takes a while under emulation.
+    const weighted = (ip: string) => new RegExp(`${ip.replaceAll('.', '\\.')}:80\\s+Route\\s+1\\s`);
+    await waitFor(
+      "both proxies in lb1's table",
+      () => [HOSTS.proxy1, HOSTS.proxy2].every((p) => weighted(p).test(ipvs.at(-1)?.text ?? '')),
+      600_000,
+    );
+    step('table');
     const client = inNetns('client', [join(import.meta.dirname, 'stack/client.cjs'), VIP, stackDir], 'client.log');
     const clientDone = new Promise((r) => client.on('close', r));
     await waitFor('the client logged in through the VIP', () => existsSync(join(stackDir, 'client.ready')), 300_000);
@@ -207,7 +246,9 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     const pidOf = async (h: Host, unit: string) => (await ssh(h, `systemctl show -P MainPID ${unit}`)).trim();
     step('app-kill');
     const appBefore = await pidOf('app1', 'tiergate-app');
-    await ssh('app1', 'systemctl kill --signal=SIGKILL tiergate-app.service');
+    // kill -9 of the app's process, as a crash would (`systemctl kill` reports EIO in these containers: systemd
+    // cannot use cgroup.kill there, though the signal reaches the process).
+    await ssh('app1', `kill -9 ${appBefore}`);
     await waitFor('app1 restarted by systemd', async () => ![appBefore, '0'].includes(await pidOf('app1', 'tiergate-app')), 120_000);
     await writeFile(join(stackDir, 'app1-pid-before.txt'), appBefore);
     await sleep(15_000);
@@ -222,14 +263,14 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
 
     step('proxy-kill');
     const proxyBefore = await pidOf('proxy1', 'tiergate-proxy');
-    await ssh('proxy1', 'systemctl kill --signal=SIGKILL tiergate-proxy.service');
+    // The primary; its workers stop when it is gone (their IPC channel closes).
+    await ssh('proxy1', `kill -9 ${proxyBefore}`);
     await waitFor(
       'proxy1 restarted by systemd',
       async () => ![proxyBefore, '0'].includes(await pidOf('proxy1', 'tiergate-proxy')),
       120_000,
     );
     step('proxy-restarted');
-    const weighted = (ip: string) => new RegExp(`${ip.replaceAll('.', '\\.')}:80\\s+Route\\s+1\\s`);
     // Back: the director's check passes again and proxy1 has its weight.
     await waitFor(
       'proxy1 back in lb1',
@@ -247,6 +288,31 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     }
     step('rolled');
     await sleep(5_000);
+
+    // Director failover: lb1, the VRRP MASTER and sync-daemon master, stops keepalived and its director while a
+    // paced download and a WebSocket opened through it are in flight. lb2 is watched from before the stop.
+    const failover = inNetns(
+      'client',
+      [join(import.meta.dirname, 'stack/failover-client.ts'), VIP, stackDir, String(DOWNLOAD_BYTES), String(DOWNLOAD_RATE)],
+      'failover.log',
+    );
+    const failoverDone = new Promise((r) => failover.on('close', r));
+    await waitFor('the download and the WebSocket through lb1', () => existsSync(join(stackDir, 'failover.ready')), 120_000);
+    // The sync daemon sends connection state to the backup about once a second.
+    await sleep(3_000);
+    step('failover');
+    const holds = waitFor(
+      'lb2 holding the VIP',
+      async () => (await ssh('lb2', 'ip -o addr show dev eth0')).includes(` ${VIP}/32 `),
+      60_000,
+    ).then(() => step('lb2-holds'));
+    await ssh('lb1', 'systemctl stop keepalived.service tiergate-director.service');
+    step('lb1-stopped');
+    await holds;
+    await sleep(6_000);
+    await writeFile(join(stackDir, 'failover.stop'), '');
+    await failoverDone;
+    step('failover-end');
 
     await writeFile(join(stackDir, 'client.stop'), '');
     await clientDone;
@@ -328,7 +394,18 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     console.info(`stack: guest boot ${run?.bootMs} ms, total ${run?.totalMs} ms; ${timeline}; files in ${stackDir}`);
   }, 2_500_000);
 
+  /** Ends the ssh connections kept open for reuse (Ansible's and the test's own), by their control sockets. */
+  async function closeConnections(): Promise<void> {
+    const sockets = [
+      ...(await readdir(stackDir).catch(() => [] as string[])).filter((f) => f.startsWith('cm-')).map((f) => join(stackDir, f)),
+      ...(await readdir(join(stackDir, 'cp')).catch(() => [] as string[])).map((f) => join(stackDir, 'cp', f)),
+    ];
+    for (const path of sockets) await exec('ssh', ['-o', `ControlPath=${path}`, '-O', 'exit', 'any'], { timeout: 10_000 }).catch(() => {});
+  }
+
   afterAll(async () => {
+    killChildren();
+    await closeConnections();
     if (host !== undefined && host.exitCode === null) {
       const closed = new Promise((r) => host?.on('close', r));
       await writeFile(join(stackDir, 'host.stop'), '');
@@ -359,6 +436,23 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     for (const p of ['proxy1', 'proxy2']) expect(active(p)?.slice(2, 4)).toEqual(['active', 'active']);
     for (const a of ['app1', 'app2']) expect(active(a)?.[4]).toBe('active');
     expect(active('redis1')?.[5]).toBe('active');
+    // Every unit the roles start was started once: no restart handler ran right after a first start.
+    const starts = (await read('starts.txt')).trim().split('\n').sort();
+    expect(starts).toEqual(
+      [
+        'lb1 tiergate-director.service',
+        'lb1 keepalived.service',
+        'lb2 tiergate-director.service',
+        'lb2 keepalived.service',
+        'proxy1 tiergate-realserver.service',
+        'proxy1 tiergate-proxy.service',
+        'proxy2 tiergate-realserver.service',
+        'proxy2 tiergate-proxy.service',
+        'app1 tiergate-app.service',
+        'app2 tiergate-app.service',
+        'redis1 redis-server.service',
+      ].sort(),
+    );
     console.info(`playbook: ${Math.round(((steps.deployed ?? 0) - (steps.booted ?? 0)) / 1000)} s`);
   });
 
@@ -445,9 +539,46 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
 
   it('rolling restart of proxy1 then proxy2 (L4-aware drain): 0 failed requests', async () => {
     ran();
-    const during = between(await requests(), 'rolling', 'end');
+    const during = between(await requests(), 'rolling', 'failover');
     console.info(`rolling restart: ${during.filter((r) => r.error).length} failed of ${during.length}`);
     expect(during.length).toBeGreaterThan(0);
     expect(during.filter((r) => r.error)).toEqual([]);
+  });
+
+  it('failover of the director pair: lb2 holds the VIP within 3 s; the download and the WebSocket opened through lb1 finish', async () => {
+    ran();
+    const f = JSON.parse(await read('failover.json')) as {
+      download: {
+        bytes: number;
+        expected: number;
+        mismatches: number;
+        maxGapMs: number;
+        status: number;
+        complete: boolean;
+        error?: string;
+        end: number;
+      };
+      websocket: { sent: number; answered: number; wrong: number; maxGapMs: number; closeCode: number; error?: string; end: number };
+    };
+    const stop = steps.failover ?? 0;
+    const held = steps['lb2-holds'] ?? 0;
+    const shorts = between(await requests(), 'failover', 'failover-end');
+    const failed = shorts.filter((r) => r.error);
+    console.info(
+      `failover: lb2 held the VIP ${held - stop} ms after the stop was sent (the stop returned after ${(steps['lb1-stopped'] ?? 0) - stop} ms); ` +
+        `download ${f.download.bytes}/${f.download.expected} bytes, longest pause ${f.download.maxGapMs} ms; ` +
+        `WebSocket ${f.websocket.answered}/${f.websocket.sent} echoes, longest pause ${f.websocket.maxGapMs} ms; ` +
+        `short requests: ${failed.length} failed of ${shorts.length} (${[...new Set(failed.map((r) => r.error))].join('; ')})`,
+    );
+    expect(held - stop).toBeLessThanOrEqual(3_000);
+    expect(f.download).toMatchObject({ status: 200, bytes: f.download.expected, mismatches: 0, complete: true });
+    expect(f.download.error).toBeUndefined();
+    expect(f.download.end).toBeGreaterThan(held);
+    expect(f.websocket).toMatchObject({ wrong: 0, closeCode: 1000 });
+    expect(f.websocket.error).toBeUndefined();
+    expect(f.websocket.answered).toBe(f.websocket.sent);
+    expect(f.websocket.end).toBeGreaterThan(held + 4_000);
+    // Short requests (a new connection each) may fail only while the VIP moves.
+    for (const r of failed) expect(r.t).toBeLessThan(held + 2_000);
   });
 });

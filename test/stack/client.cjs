@@ -36,7 +36,7 @@ const field = (html, id) => new RegExp(`id="${id}">([^<]*)<`).exec(html)?.[1];
 async function login() {
   // Retried: right after the deploy the first answers may still be 503 while the pool's checks settle.
   let last;
-  for (let i = 0; i < 30; i++) {
+  for (let i = 0; i < 120; i++) {
     try {
       const c = await request('GET', '/captcha');
       if (c.status === 200) {
