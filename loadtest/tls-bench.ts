@@ -15,7 +15,8 @@
  * fallback costs; `nginx-cleartext` and `tiergate-cleartext` serve plain HTTP/1.1, to see what TLS adds to
  * each (their ratio is to each other); `tiergate-base` runs the tiergate of another checkout (`--base DIR`, as in
  * proxy-bench.ts) for a before/after in one run, and a `-prof` suffix (`tiergate-prof`, `tiergate-base-prof`)
- * writes a V8 CPU profile of the proxy next to the results (loadtest/cpuprofile-table.ts). `--rounds N` runs
+ * writes a V8 CPU profile of the proxy next to the results (loadtest/cpuprofile-table.ts), `-tgc` its
+ * `--trace-gc-nvp` log, summed up as bytes promoted per request. `--rounds N` runs
  * every target N times, interleaved, and reports each one's median round by CPU per request. Both sides use an ECDSA P-256 certificate made by openssl for the run and their default TLS
  * settings (TLS 1.3 on loopback). HTTP/2 load: `--h2-clients` connections × `--h2-streams` streams each, as
  * many requests in flight as wrk's `--connections`. h2load prints no percentiles: p99 comes from its
@@ -25,7 +26,7 @@
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '@tiergate/testkit';
@@ -217,7 +218,7 @@ function cleartext(name: string): boolean {
   return name.endsWith('-cleartext');
 }
 
-async function startTarget(name: string): Promise<{ port: number; proc: ChildProcess; scheme: string }> {
+async function startTarget(name: string): Promise<{ port: number; proc: ChildProcess; scheme: string; gcLog?: string }> {
   const port = await freePort();
   const scheme = cleartext(name) ? 'http' : 'https';
   if (name.startsWith('nginx')) {
@@ -253,6 +254,14 @@ proxy:
   );
   const checkout = /-base\b/.test(name) ? resolve(args.base ?? '--base DIR is needed') : root;
   const flags = /-prof\b/.test(name) ? ['--cpu-prof', `--cpu-prof-dir=${join(args.out, `${RUN_ID}-${name}`)}`] : [];
+  let stdout: number | 'ignore' = 'ignore';
+  let gcLog: string | undefined;
+  if (/-tgc\b/.test(name)) {
+    flags.push('--trace-gc-nvp');
+    mkdirSync(args.out, { recursive: true });
+    gcLog = join(args.out, `${RUN_ID}-${name}-${++gcLogs}.gc.log`);
+    stdout = openSync(gcLog, 'w');
+  }
   // The flags and malloc settings `tiergate proxy` would re-execute itself with (v8-flags.ts), given up front: a
   // re-executed process does not write the `--cpu-prof` profile of the run.
   const proc = start(
@@ -260,9 +269,27 @@ proxy:
     [...PROXY_V8_FLAGS, ...flags, join(checkout, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg],
     '0',
     { ...process.env, ...PROXY_MALLOC_ENV },
+    stdout,
   );
+  if (typeof stdout === 'number') closeSync(stdout);
   await waitFor(`${scheme}://127.0.0.1:${port}/b${BODIES[0]}`);
-  return { port, proc, scheme };
+  return { port, proc, scheme, gcLog };
+}
+let gcLogs = 0;
+
+/** What `--trace-gc-nvp` says of a run: scavenges and mark-compacts, and the bytes scavenges promoted. */
+function gcSummary(file: string): { scavenges: number; markCompacts: number; promotedBytes: number } {
+  let scavenges = 0;
+  let markCompacts = 0;
+  let promotedBytes = 0;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const kind = / gc=(\w+) /.exec(line)?.[1];
+    if (kind === 's') {
+      scavenges++;
+      promotedBytes += Number(/ promoted=(\d+)/.exec(line)?.[1] ?? 0);
+    } else if (kind === 'mc' || kind === 'mmc') markCompacts++;
+  }
+  return { scavenges, markCompacts, promotedBytes };
 }
 
 const rounds: Record<string, Record<string, Measured[]>> = {};
@@ -296,6 +323,12 @@ for (let round = 1; round <= ROUNDS; round++) {
     await stopChild(t.proc, 20_000);
     if (/-prof\b/.test(name))
       console.log(`${name}: CPU profile in ${join(args.out, `${RUN_ID}-${name}`)}; requests served while profiling: ${profiled}`);
+    if (t.gcLog) {
+      const gc = gcSummary(t.gcLog);
+      console.log(
+        `${name}: ${gc.scavenges} scavenges, ${gc.markCompacts} mark-compacts, ${(gc.promotedBytes / Math.max(1, profiled)).toFixed(0)} bytes promoted per request (${profiled} requests, warm-ups included; ${t.gcLog})`,
+      );
+    }
   }
 }
 // Each target's round with the median CPU per request (the lower middle one of an even count).
