@@ -11,17 +11,20 @@ import { acceptsTrailers } from './upstream-h2.ts';
  * node's compatibility API (Http2ServerRequest/Http2ServerResponse) did the same with two stream objects per
  * h2 stream, eleven listeners on it, a header object copied and validated field by field, and an empty
  * trailers round (`waitForTrailers`, then an empty DATA frame) on every response. Measured with
- * loadtest/tls-bench.ts (README, "HTTP/2 through node:http2's core API"), that layer cost ~7 µs of its own per
- * 100 B request and its objects, alive at each scavenge, were most of what h2 promoted to the old generation.
- * Here a request without a body is one plain object; one with a body is a Readable (undici reads it as the
- * request body); the response passes the exchange's flat header list to `respond` as it is.
+ * loadtest/tls-bench.ts (README, "HTTP/2 through node:http2's core API"), that layer cost 8–10 µs of its own per
+ * 100 B request, drove most of node:http2's per-stream work and GC, and its objects, alive at each scavenge,
+ * were most of what h2 promoted to the old generation. Here a request without a body is one plain object; one
+ * with a body is a Readable (undici reads it as the request body); the response passes the exchange's flat
+ * header list to `respond` as it is.
  *
- * What the compatibility API did that the exchange relies on is kept, each tested over real h2
- * (test/http2.test.ts): `:authority` as Host, pseudo-header fields dropped and split cookies joined
+ * What the compatibility API did that the exchange relies on is kept, tested over real h2 (test/http2.test.ts,
+ * test/http2-stream.test.ts): `:authority` as Host, pseudo-header fields dropped and split cookies joined
  * (http1RawHeaders); connection-specific response fields dropped (RFC 9113 §8.2.2); no body for HEAD, 204 and
  * 304 (node ends those streams in `respond`); 100-continue and 103 early hints as additional HEADERS; trailers
- * only to a client that sent `TE: trailers`; a client's RST_STREAM seen as the response's 'close' before it
- * finished; a stream's errors kept from the process (node would throw them).
+ * only to a client that sent `TE: trailers`; a stream's errors kept from the process (node would throw them).
+ * Three things it did wrong are not kept: a client's RST_STREAM mid-response now aborts the upstream request
+ * (writableFinished), a response cut mid-body resets the stream with INTERNAL_ERROR rather than NO_ERROR
+ * (destroy), and CONNECT is answered 405 (serveHttp2Stream).
  */
 
 /** Response fields that are connection-specific in HTTP/2 (node's list: it refuses to send any of them). */
