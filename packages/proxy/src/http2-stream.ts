@@ -12,8 +12,8 @@ import { acceptsTrailers } from './upstream-h2.ts';
  * h2 stream, eleven listeners on it, a header object copied and validated field by field, and an empty
  * trailers round (`waitForTrailers`, then an empty DATA frame) on every response. Measured with
  * loadtest/tls-bench.ts (README, "HTTP/2 through node:http2's core API"), that layer cost 8–10 µs of its own per
- * 100 B request, added to node:http2's per-stream work and the GC, and h2 promoted twice as much per request
- * to the old generation with it (its objects, alive at each scavenge). Here a request without a body is one plain object; one
+ * 100 B request, added to node:http2's per-stream work and the GC, and h2 promoted 1.5–2.4 times as much per
+ * request to the old generation with it (its objects, alive at each scavenge). Here a request without a body is one plain object; one
  * with a body is a Readable (undici reads it as the request body); the response passes the exchange's flat
  * header list to `respond` as it is.
  *
