@@ -13,9 +13,9 @@ import { acceptsTrailers } from './upstream-h2.ts';
  * trailers round (`waitForTrailers`, then an empty DATA frame) on every response. Measured with
  * loadtest/tls-bench.ts (README, "HTTP/2 through node:http2's core API"), that layer cost 8–10 µs of its own per
  * 100 B request, added to node:http2's per-stream work and the GC, and h2 promoted 1.5–2.4 times as much per
- * request to the old generation with it (its objects, alive at each scavenge). Here a request without a body is one plain object; one
- * with a body is a Readable (undici reads it as the request body); the response passes the exchange's flat
- * header list to `respond` as it is.
+ * request to the old generation with it (its objects, alive at each scavenge). Here a request without a body
+ * is one plain object; one with a body is a Readable (undici reads it as the request body); the response passes
+ * the exchange's flat header list to `respond` as it is.
  *
  * What the compatibility API did that the exchange relies on is kept, tested over real h2 (test/http2.test.ts,
  * test/http2-stream.test.ts): `:authority` as Host, pseudo-header fields dropped and split cookies joined
