@@ -54,6 +54,9 @@ const RULES: [string, (f: CallFrame) => boolean][] = [
   ['tiergate: exchange (exchange.ts, proxy-server.ts, client-request.ts)', (f) => /proxy\/src\//.test(f.url)],
   ['diagnostics_channel publish', (f) => /node:diagnostics_channel/.test(f.url)],
   ['undici (client dispatch, llhttp response parsing)', (f) => /\/undici\//.test(f.url)],
+  ['node:http2 compatibility API (Http2ServerRequest/Response)', (f) => /node:internal\/http2\/compat/.test(f.url)],
+  ['node:http2 core (sessions, streams, header lists)', (f) => /node:internal\/http2\/(core|util)|node:http2$/.test(f.url)],
+  ['TLS (node:tls, _tls_wrap)', (f) => /node:_tls_|node:tls$|node:internal\/tls/.test(f.url)],
   [
     'node:http server (request parsing, response writing)',
     (f) => /node:_http_(server|common|incoming|outgoing)|node:http$/.test(f.url) || f.functionName === 'parserOnHeadersComplete',
@@ -72,7 +75,7 @@ const RULES: [string, (f: CallFrame) => boolean][] = [
 ];
 const SOCKETS = 'sockets and streams (node:net, streams, stream_base)';
 /** Socket and stream work split by the side it serves: the nearest caller in node:http or in undici. */
-const CLIENT_SIDE = 'sockets and streams: client side (node:http server socket reads and writes)';
+const CLIENT_SIDE = 'sockets and streams: client side (node:http or node:http2 server socket reads and writes)';
 const UPSTREAM_SIDE = 'sockets and streams: upstream side (undici socket reads and writes)';
 const OTHER = 'other';
 
@@ -94,7 +97,7 @@ function categoryOf(id: number, byId: Map<number, ProfileNode>, parent: Map<numb
     // Which side: the nearest caller that is node:http's server or undici (a read is attributed by who consumes it).
     for (let up = parent.get(id); up !== undefined; up = parent.get(up)) {
       const u = byId.get(up)!.callFrame.url;
-      if (/node:_http_/.test(u)) {
+      if (/node:_http_|node:internal\/http2\//.test(u)) {
         cat = CLIENT_SIDE;
         break;
       }

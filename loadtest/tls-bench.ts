@@ -6,13 +6,18 @@
  *
  *   node loadtest/tls-bench.ts [--duration 10] [--warmup 3] [--connections 50] [--h2-clients 10] [--h2-streams 5]
  *                              [--bodies 100,65536] [--targets nginx,tiergate,tiergate-h1only,nginx-cleartext,tiergate-cleartext] [--protocols h1,h2]
+ *                              [--rounds 1] [--base DIR]
  *
  * CPU placement (2 cores): the proxy under test on core 0 (one worker), the load generator and the upstream
  * nginx on core 1. Targets: `nginx` (1 worker, `listen … ssl`, `http2 on`, upstream keepalive 32, the same
  * forwarding headers), `tiergate` (a TLS listener: h2 and http/1.1 by ALPN on node:http2), `tiergate-h1only`
  * (`http2: false`: node:https, HTTP/1.1 only; its h2 run is skipped), to see what node:http2's HTTP/1.1
  * fallback costs; `nginx-cleartext` and `tiergate-cleartext` serve plain HTTP/1.1, to see what TLS adds to
- * each (their ratio is to each other). Both sides use an ECDSA P-256 certificate made by openssl for the run and their default TLS
+ * each (their ratio is to each other); `tiergate-base` runs the tiergate of another checkout (`--base DIR`, as in
+ * proxy-bench.ts) for a before/after in one run, and a `-prof` suffix (`tiergate-prof`, `tiergate-base-prof`)
+ * writes a V8 CPU profile of the proxy next to the results (loadtest/cpuprofile-table.ts), `-tgc` its
+ * `--trace-gc-nvp` log, summed up as bytes promoted per request. `--rounds N` runs
+ * every target N times, interleaved, and reports each one's median round by CPU per request. Both sides use an ECDSA P-256 certificate made by openssl for the run and their default TLS
  * settings (TLS 1.3 on loopback). HTTP/2 load: `--h2-clients` connections × `--h2-streams` streams each, as
  * many requests in flight as wrk's `--connections`. h2load prints no percentiles: p99 comes from its
  * `--log-file` (one line per request). Loopback only; every run is bounded by --duration. Not part of
@@ -21,10 +26,11 @@
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { freePort } from '@tiergate/testkit';
+import { PROXY_MALLOC_ENV, PROXY_V8_FLAGS } from '../packages/cli/src/proxy-runtime/v8-flags.ts';
 import { benchWorkspace, runWrk, stopChild, treeCpuSeconds, treeRssKiB } from './lib.ts';
 
 const root = resolve(import.meta.dirname, '..');
@@ -38,6 +44,8 @@ const { values: args } = parseArgs({
     bodies: { type: 'string', default: '100,65536' },
     targets: { type: 'string', default: 'nginx,tiergate,tiergate-h1only' },
     protocols: { type: 'string', default: 'h1,h2' },
+    rounds: { type: 'string', default: '1' },
+    base: { type: 'string' },
     out: { type: 'string', default: join(root, 'loadtest', 'results') },
   },
 });
@@ -49,6 +57,7 @@ const H2_STREAMS = Number(args['h2-streams']);
 const BODIES = args.bodies.split(',').map(Number);
 const TARGETS = args.targets.split(',');
 const PROTOCOLS = args.protocols.split(',') as ('h1' | 'h2')[];
+const ROUNDS = Number(args.rounds);
 const RUN_ID = `tls-bench-${new Date().toISOString().replace(/[:.]/g, '-')}`;
 const { dir: work, children, start } = benchWorkspace('tg-tls-bench-');
 
@@ -122,7 +131,7 @@ async function runLoad(protocol: 'h1' | 'h2', url: string, seconds: number): Pro
   return { requests: r.requests, rps: r.rps, p99ms: r.p99ms, errors: r.errors, non2xx: r.non2xx };
 }
 
-type Measured = LoadResult & { cpuUsPerRequest: number; rssMiB: number; workerRssMiB: number };
+type Measured = LoadResult & { cpuUsPerRequest: number; rssMiB: number; workerRssMiB: number; loadAvg: number };
 
 async function measure(pid: number, protocol: 'h1' | 'h2', url: string, seconds: number): Promise<Measured> {
   let peak = 0;
@@ -139,7 +148,13 @@ async function measure(pid: number, protocol: 'h1' | 'h2', url: string, seconds:
     const cpu = treeCpuSeconds(pid) - cpu0;
     sample();
     const mib = (kib: number) => Math.round(kib / 102.4) / 10;
-    return { ...r, cpuUsPerRequest: (cpu * 1e6) / Math.max(1, r.requests), rssMiB: mib(peak), workerRssMiB: mib(peakWorker) };
+    return {
+      ...r,
+      cpuUsPerRequest: (cpu * 1e6) / Math.max(1, r.requests),
+      rssMiB: mib(peak),
+      workerRssMiB: mib(peakWorker),
+      loadAvg: Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]),
+    };
   } finally {
     clearInterval(sampler);
   }
@@ -203,7 +218,7 @@ function cleartext(name: string): boolean {
   return name.endsWith('-cleartext');
 }
 
-async function startTarget(name: string): Promise<{ port: number; proc: ChildProcess; scheme: string }> {
+async function startTarget(name: string): Promise<{ port: number; proc: ChildProcess; scheme: string; gcLog?: string }> {
   const port = await freePort();
   const scheme = cleartext(name) ? 'http' : 'https';
   if (name.startsWith('nginx')) {
@@ -227,7 +242,7 @@ http { access_log off; keepalive_requests 100000; http2_max_concurrent_streams 1
     cfg,
     `version: 1
 proxy:
-  listeners: [{ address: 127.0.0.1, port: ${port}${cleartext(name) ? '' : `, tls: { cert: ${cert}, key: ${key} }`}${name === 'tiergate-h1only' ? ', http2: false' : ''} }]
+  listeners: [{ address: 127.0.0.1, port: ${port}${cleartext(name) ? '' : `, tls: { cert: ${cert}, key: ${key} }`}${name.startsWith('tiergate-h1only') ? ', http2: false' : ''} }]
   admin: { address: 127.0.0.1, port: ${admin} }
   workers: 1
   access_log: false
@@ -237,33 +252,103 @@ proxy:
       servers: [{ address: "127.0.0.1:${up[0]}" }, { address: "127.0.0.1:${up[1]}" }]
 `,
   );
-  const proc = start(process.execPath, [join(root, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg], '0');
+  const checkout = /-base\b/.test(name) ? resolve(args.base ?? '--base DIR is needed') : root;
+  const flags = /-prof\b/.test(name) ? ['--cpu-prof', `--cpu-prof-dir=${join(args.out, `${RUN_ID}-${name}`)}`] : [];
+  let stdout: number | 'ignore' = 'ignore';
+  let gcLog: string | undefined;
+  if (/-tgc\b/.test(name)) {
+    flags.push('--trace-gc-nvp');
+    mkdirSync(args.out, { recursive: true });
+    gcLog = join(args.out, `${RUN_ID}-${name}-${++gcLogs}.gc.log`);
+    stdout = openSync(gcLog, 'w');
+  }
+  // The flags and malloc settings `tiergate proxy` would re-execute itself with (v8-flags.ts), given up front: a
+  // re-executed process does not write the `--cpu-prof` profile of the run.
+  const proc = start(
+    process.execPath,
+    [...PROXY_V8_FLAGS, ...flags, join(checkout, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg],
+    '0',
+    { ...process.env, ...PROXY_MALLOC_ENV },
+    stdout,
+  );
+  if (typeof stdout === 'number') closeSync(stdout);
   await waitFor(`${scheme}://127.0.0.1:${port}/b${BODIES[0]}`);
-  return { port, proc, scheme };
+  return { port, proc, scheme, gcLog };
+}
+let gcLogs = 0;
+
+/** What `--trace-gc-nvp` says of a run: scavenges and mark-compacts, and the bytes scavenges promoted. */
+function gcSummary(file: string): { scavenges: number; markCompacts: number; promotedBytes: number } {
+  let scavenges = 0;
+  let markCompacts = 0;
+  let promotedBytes = 0;
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const kind = / gc=(\w+) /.exec(line)?.[1];
+    if (kind === 's') {
+      scavenges++;
+      promotedBytes += Number(/ promoted=(\d+)/.exec(line)?.[1] ?? 0);
+    } else if (kind === 'mc' || kind === 'mmc') markCompacts++;
+  }
+  return { scavenges, markCompacts, promotedBytes };
 }
 
-const results: Record<string, Record<string, Measured>> = {};
+const rounds: Record<string, Record<string, Measured[]>> = {};
 console.log(
   `TLS benchmark: HTTPS/1.1 wrk ${CONNS} connections; HTTP/2 h2load ${H2_CLIENTS} connections × ${H2_STREAMS} streams; ` +
     `${DURATION}s per run after ${WARMUP}s warm-up; one proxy worker on core 0, load on core 1`,
 );
-for (const name of TARGETS) {
-  const t = await startTarget(name);
-  results[name] = {};
-  for (const protocol of PROTOCOLS) {
-    if (protocol === 'h2' && (name === 'tiergate-h1only' || cleartext(name))) continue;
-    for (const size of BODIES) {
-      const url = `${t.scheme}://127.0.0.1:${t.port}/b${size}`;
-      await runLoad(protocol, url, WARMUP);
-      const r = await measure(t.proc.pid as number, protocol, url, DURATION);
-      (results[name] as Record<string, Measured>)[`${protocol}-${size}`] = r;
+for (let round = 1; round <= ROUNDS; round++) {
+  if (ROUNDS > 1) console.log(`round ${round} of ${ROUNDS}`);
+  for (const name of TARGETS) {
+    const t = await startTarget(name);
+    rounds[name] ??= {};
+    let profiled = 0;
+    for (const protocol of PROTOCOLS) {
+      if (protocol === 'h2' && (name.startsWith('tiergate-h1only') || cleartext(name))) continue;
+      for (const size of BODIES) {
+        const url = `${t.scheme}://127.0.0.1:${t.port}/b${size}`;
+        profiled += (await runLoad(protocol, url, WARMUP)).requests;
+        const r = await measure(t.proc.pid as number, protocol, url, DURATION);
+        profiled += r.requests;
+        const byKey = rounds[name] as Record<string, Measured[]>;
+        byKey[`${protocol}-${size}`] ??= [];
+        byKey[`${protocol}-${size}`]!.push(r);
+        console.log(
+          `${name.padEnd(16)} ${protocol} ${String(size).padStart(6)} B  ${r.rps.toFixed(0).padStart(7)} req/s  p99 ${r.p99ms.toFixed(2)} ms  ` +
+            `CPU ${r.cpuUsPerRequest.toFixed(0)} µs/req  RSS ${r.rssMiB} MiB (largest process ${r.workerRssMiB})  loadavg ${r.loadAvg.toFixed(1)}  errors ${r.errors} non-2xx ${r.non2xx}`,
+        );
+      }
+    }
+    // A profiled proxy writes its profile as it exits: give it time.
+    await stopChild(t.proc, 20_000);
+    if (/-prof\b/.test(name))
+      console.log(`${name}: CPU profile in ${join(args.out, `${RUN_ID}-${name}`)}; requests served while profiling: ${profiled}`);
+    if (t.gcLog) {
+      const gc = gcSummary(t.gcLog);
       console.log(
-        `${name.padEnd(16)} ${protocol} ${String(size).padStart(6)} B  ${r.rps.toFixed(0).padStart(7)} req/s  p99 ${r.p99ms.toFixed(2)} ms  ` +
-          `CPU ${r.cpuUsPerRequest.toFixed(0)} µs/req  RSS ${r.rssMiB} MiB (largest process ${r.workerRssMiB})  errors ${r.errors} non-2xx ${r.non2xx}`,
+        `${name}: ${gc.scavenges} scavenges, ${gc.markCompacts} mark-compacts, ${(gc.promotedBytes / Math.max(1, profiled)).toFixed(0)} bytes promoted per request (${profiled} requests, warm-ups included; ${t.gcLog})`,
       );
     }
   }
-  await stopChild(t.proc);
+}
+// Each target's round with the median CPU per request (the lower middle one of an even count).
+const results: Record<string, Record<string, Measured>> = {};
+for (const [name, byKey] of Object.entries(rounds)) {
+  results[name] = {};
+  for (const [k, runs] of Object.entries(byKey)) {
+    const sorted = [...runs].sort((a, b) => a.cpuUsPerRequest - b.cpuUsPerRequest);
+    (results[name] as Record<string, Measured>)[k] = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  }
+}
+if (ROUNDS > 1) {
+  console.log(`\nmedian of ${ROUNDS} rounds (CPU µs per request; all rounds as CPU µs / req/s / p99 ms / peak RSS MiB):`);
+  for (const [name, byKey] of Object.entries(rounds))
+    for (const [k, runs] of Object.entries(byKey))
+      console.log(
+        `${name.padEnd(16)} ${k.padEnd(9)} ${(results[name] as Record<string, Measured>)[k]!.cpuUsPerRequest.toFixed(1).padStart(6)}  (${runs
+          .map((r) => `${r.cpuUsPerRequest.toFixed(0)}/${r.rps.toFixed(0)}/${r.p99ms.toFixed(1)}/${r.rssMiB}`)
+          .join(', ')})`,
+      );
 }
 
 if (results.nginx) {
@@ -293,7 +378,9 @@ writeFileSync(
       connections: CONNS,
       h2: { clients: H2_CLIENTS, streams: H2_STREAMS },
       duration: DURATION,
+      rounds: ROUNDS,
       results,
+      allRounds: rounds,
     },
     null,
     2,

@@ -1,13 +1,12 @@
-import type { OutgoingHttpHeaders } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
   constants,
   createSecureServer,
   createServer,
   type Http2SecureServer,
   type Http2Server,
-  Http2ServerRequest,
-  Http2ServerResponse,
   type Http2Session,
+  type IncomingHttpHeaders,
   type SecureServerOptions,
   type ServerHttp2Stream,
   type Settings,
@@ -15,134 +14,24 @@ import {
 import type { TlsOptions } from 'node:tls';
 import type { DeepReadonly, ProxyConfig } from '@tiergate/config';
 import { ClientRequest } from './client-request.ts';
+import { type Http2StreamRequestLike, type Http2StreamResponse, serveHttp2Stream } from './http2-stream.ts';
+
+export { http1RawHeaders } from './http2-stream.ts';
 
 /**
- * HTTP/2 to clients (nginx `http2 on`): node:http2's compatibility API, so the exchange (exchange.ts) sees an
- * h2 stream through the same request/response surface as an HTTP/1.1 request. What differs is adapted here,
- * in the two classes node builds for each stream:
- *
- * - Http2Request presents the request as an HTTP/1.1 hop would carry it: `:authority` becomes `Host`, the
- *   pseudo-header fields are dropped, and split `cookie` fields are joined (RFC 9113 §8.2.3), since the
- *   upstream speaks HTTP/1.1.
- * - Http2Response drops connection-specific fields, which HTTP/2 forbids (RFC 9113 §8.2.2) and node throws on;
- *   a `Connection: close` the proxy adds while draining or after an error has no meaning on a stream (a
- *   draining session gets GOAWAY instead, proxy-server.ts).
+ * HTTP/2 to clients (nginx `http2 on`): node:http2's core API, each stream served through the request and
+ * response facades of http2-stream.ts, so the exchange (exchange.ts) sees an h2 stream through the same
+ * surface as an HTTP/1.1 request: the request as an HTTP/1.1 hop carries it (`:authority` as `Host`, no
+ * pseudo-header fields, split `cookie` fields joined, RFC 9113 §8.2.3), the response without the
+ * connection-specific fields HTTP/2 forbids (RFC 9113 §8.2.2; a `Connection: close` the proxy adds while
+ * draining or after an error has no meaning on a stream: a draining session gets GOAWAY, proxy-server.ts).
  *
  * The session limits are nghttp2's own, through node's options (docs/proxy.md, HTTP/2): nothing here counts
  * frames by hand.
  */
 
-/** Response fields that are connection-specific in HTTP/2 (node's list: it refuses to send any of them). */
-const CONNECTION_SPECIFIC = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'http2-settings',
-]);
-
 /** The `limits` of the proxy section that shape an HTTP/2 session. */
 type Limits = DeepReadonly<ProxyConfig>['limits'];
-
-/**
- * An h2 stream's request as an HTTP/1.1 hop carries it (see the module comment). A request with `:authority`
- * and a `Host` that names another authority keeps both, so request-screen.ts refuses it as a repeated Host
- * (400, RFC 9113 §8.3.1: such a request is malformed); one with neither gets an empty `Host`, which
- * request-screen.ts refuses too, as nginx answers 400 to a request without a host.
- */
-export class Http2Request extends Http2ServerRequest {
-  constructor(
-    stream: ServerHttp2Stream,
-    headers: Http2ServerRequest['headers'],
-    options: ConstructorParameters<typeof Http2ServerRequest>[2],
-    rawHeaders: readonly string[],
-  ) {
-    super(stream, headers, options, http1RawHeaders(rawHeaders));
-    const authority = headers[':authority'];
-    if (authority !== undefined && headers.host === undefined) headers.host = authority;
-    let size = 0;
-    for (let i = 0; i < rawHeaders.length; i += 2) size += rawHeaders[i]!.length + rawHeaders[i + 1]!.length + 32;
-    this.headerListSize = size;
-  }
-
-  /**
-   * The header list's size as HPACK counts it (names + values + 32 per field, pseudo-header fields too): what
-   * proxy-server.ts holds against `max_header_size` to answer 431 (see http2Settings).
-   */
-  readonly headerListSize: number;
-}
-
-/** The HTTP/1.1 view of an h2 header list (Http2Request). */
-export function http1RawHeaders(raw: readonly string[]): string[] {
-  const out: string[] = [];
-  let authority: string | undefined;
-  let cookie: string | undefined;
-  let hostsAgree = true;
-  let hosts = 0;
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!;
-    const value = raw[i + 1]!;
-    if (name.charCodeAt(0) === 0x3a) {
-      if (name === ':authority') authority = value;
-      continue;
-    }
-    // h2 field names are lower case (nghttp2 refuses others as malformed).
-    if (name === 'cookie') {
-      cookie = cookie === undefined ? value : `${cookie}; ${value}`;
-      continue;
-    }
-    if (name === 'host') hosts++;
-    out.push(name, value);
-  }
-  if (authority !== undefined) {
-    for (let i = 0; i < out.length && hostsAgree; i += 2)
-      if (out[i] === 'host' && out[i + 1]!.toLowerCase() !== authority.toLowerCase()) hostsAgree = false;
-    // An agreeing Host says nothing more than :authority: one Host is kept, the first field, as HTTP/1.1 puts it.
-    if (hostsAgree) for (let i = out.length - 2; i >= 0; i -= 2) if (out[i] === 'host') out.splice(i, 2);
-    if (hostsAgree || hosts > 0) out.unshift('host', authority);
-  } else if (hosts === 0) out.unshift('host', '');
-  if (cookie !== undefined) out.push('cookie', cookie);
-  return out;
-}
-
-/** The response of an h2 stream, without the fields HTTP/2 forbids (see the module comment). */
-export class Http2Response extends Http2ServerResponse {
-  override writeHead(statusCode: number, headers?: OutgoingHttpHeaders | readonly string[]): this;
-  override writeHead(statusCode: number, statusMessage: string, headers?: OutgoingHttpHeaders | readonly string[]): this;
-  override writeHead(
-    statusCode: number,
-    messageOrHeaders?: string | OutgoingHttpHeaders | readonly string[],
-    maybeHeaders?: OutgoingHttpHeaders | readonly string[],
-  ): this {
-    // HTTP/2 has no reason phrase (RFC 9113 §8.3.2): node would only warn about it.
-    const headers = typeof messageOrHeaders === 'string' ? maybeHeaders : messageOrHeaders;
-    return super.writeHead(statusCode, withoutConnectionFields(headers));
-  }
-}
-
-function withoutConnectionFields(
-  headers: OutgoingHttpHeaders | readonly string[] | undefined,
-): OutgoingHttpHeaders | readonly string[] | undefined {
-  if (headers === undefined) return undefined;
-  if (isFlatList(headers)) {
-    let clean = true;
-    for (let i = 0; i < headers.length && clean; i += 2) if (CONNECTION_SPECIFIC.has(String(headers[i]).toLowerCase())) clean = false;
-    if (clean) return headers;
-    const out: string[] = [];
-    for (let i = 0; i < headers.length; i += 2)
-      if (!CONNECTION_SPECIFIC.has(String(headers[i]).toLowerCase())) out.push(headers[i]!, headers[i + 1]!);
-    return out;
-  }
-  const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) if (!CONNECTION_SPECIFIC.has(name.toLowerCase())) out[name] = value;
-  return out;
-}
-
-function isFlatList(h: OutgoingHttpHeaders | readonly string[]): h is readonly string[] {
-  return Array.isArray(h);
-}
 
 /** How far past max_header_size an h2 header list is still read, to be answered 431 (http2Settings). */
 export const HEADER_LIST_RESET_FACTOR = 2;
@@ -163,15 +52,18 @@ export function http2Settings(limits: Limits): Settings {
 
 /**
  * A listener's HTTP/2 server: with `tls`, ALPN `h2` and `http/1.1` on one port (HTTP/1.1 connections go to
- * node's HTTP/1.1 server code with ClientRequest, as on a plain HTTPS listener); without, cleartext h2c with
- * prior knowledge only. `onSession` sees every h2 session (drain and idle timeout, proxy-server.ts).
+ * node's HTTP/1.1 server code with ClientRequest, as on a plain HTTPS listener, and to `onHttp1Request`);
+ * without, cleartext h2c with prior knowledge only. h2 streams go to `onStream` (http2-stream.ts).
  */
-export function createHttp2Listener(tls: TlsOptions | undefined, limits: Limits): Http2SecureServer | Http2Server {
+export function createHttp2Listener(
+  tls: TlsOptions | undefined,
+  limits: Limits,
+  onHttp1Request: (req: IncomingMessage, res: ServerResponse) => void,
+  onStream: (req: Http2StreamRequestLike, res: Http2StreamResponse) => void,
+): Http2SecureServer | Http2Server {
   const options: SecureServerOptions = {
     settings: http2Settings(limits),
     Http1IncomingMessage: ClientRequest,
-    Http2ServerRequest: Http2Request,
-    Http2ServerResponse: Http2Response as typeof Http2ServerResponse,
     // Rapid reset (CVE-2023-44487): nghttp2's token bucket of client RST_STREAMs, then GOAWAY.
     streamResetBurst: limits.http2_reset_burst,
     streamResetRate: limits.http2_reset_rate,
@@ -180,7 +72,16 @@ export function createHttp2Listener(tls: TlsOptions | undefined, limits: Limits)
     // 34 req/s instead of ~600 in loadtest/tls-bench.ts).
     noDelay: true,
   };
-  return tls ? createSecureServer({ ...options, ...tls, allowHTTP1: true }) : createServer(options);
+  const server = tls ? createSecureServer({ ...options, ...tls, allowHTTP1: true }) : createServer(options);
+  // node serves h2 streams through its compatibility API (two stream objects per h2 stream) as soon as the
+  // server has a 'request' listener, which the HTTP/1.1 connections need: that 'stream' listener is removed,
+  // so each stream is served once, by the core API (http2-stream.ts).
+  server.on('request', onHttp1Request);
+  for (const l of server.listeners('stream')) server.off('stream', l as () => void);
+  server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: string[]) =>
+    serveHttp2Stream(stream, headers, raw, onStream),
+  );
+  return server;
 }
 
 /**

@@ -24,7 +24,8 @@ import {
   TIMEOUT_SWEEP_MS,
 } from './exchange.ts';
 import { compileHeaderRules } from './forward-headers.ts';
-import { createHttp2Listener, type Http2Request, type Http2Response, Http2Sessions, http2Settings } from './http2-server.ts';
+import { createHttp2Listener, Http2Sessions, http2Settings } from './http2-server.ts';
+import type { Http2StreamRequestLike, Http2StreamResponse } from './http2-stream.ts';
 import { ListenerTls } from './listener-tls.ts';
 import { TokenBucketLimiter } from './rate-limiter.ts';
 import { type RouteSpec, RouteTable } from './route-table.ts';
@@ -325,7 +326,19 @@ async function listen(
   const sessions = http2 ? new Http2Sessions(limits.client_header_timeout, limits.max_header_size) : undefined;
   let server: ListenerServer;
   if (sessions) {
-    const h2 = createHttp2Listener(tls, limits);
+    const onStream = (req: Http2StreamRequestLike, res: Http2StreamResponse) => {
+      // Draining: the h2 twin of `Connection: close` is GOAWAY, sent once; this stream and those already
+      // open are still served, and the client opens its next ones elsewhere (through the director).
+      if (ctx.draining) closeSession(req);
+      // max_header_size on h2, where node's HTTP/1.1 parser does not count (http2Settings): 431, as there.
+      if (req.headerListSize > sessions.maxHeaderListSize) {
+        sendError(res as unknown as ServerResponse, 'TG_PROXY_HEADERS_TOO_LARGE');
+        return;
+      }
+      // The facades carry what the exchange reads of node:http's request and response (http2-stream.ts).
+      onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse);
+    };
+    const h2 = createHttp2Listener(tls, limits, onRequest, onStream);
     // node's HTTP/1.1 code reads these from the server for the HTTP/1.1 connections of a TLS listener.
     Object.assign(h2, httpOptions);
     h2.on('session', (session) => {
@@ -333,17 +346,6 @@ async function listen(
       // nginx keepalive_timeout for h2: a session with no frames for that long gets GOAWAY; streams still open
       // finish (each has its own client_body_timeout and send_timeout).
       session.setTimeout((h2 as unknown as Server).keepAliveTimeout, () => session.close());
-    });
-    h2.on('request', (req: Http2Request | IncomingMessage, res: Http2Response | ServerResponse) => {
-      // Draining: the h2 twin of `Connection: close` is GOAWAY, sent once; this stream and those already
-      // open are still served, and the client opens its next ones elsewhere (through the director).
-      if (ctx.draining && req.httpVersionMajor === 2) closeSession(req as Http2Request);
-      // max_header_size on h2, where node's HTTP/1.1 parser does not count (http2Settings): 431, as there.
-      if (req.httpVersionMajor === 2 && (req as Http2Request).headerListSize > sessions.maxHeaderListSize) {
-        sendError(res as ServerResponse, 'TG_PROXY_HEADERS_TOO_LARGE');
-        return;
-      }
-      onRequest(req as IncomingMessage, res as ServerResponse);
     });
     server = h2;
   } else {
@@ -370,7 +372,7 @@ async function listen(
   return { server, tls: tls !== undefined, listenerTls, sessions };
 }
 
-function closeSession(req: Http2Request): void {
+function closeSession(req: Http2StreamRequestLike): void {
   const session = req.stream.session;
   if (session && !session.closed) session.close();
 }

@@ -13,6 +13,8 @@ function noDelayOf(socket: Socket): unknown {
   return sym ? (socket as unknown as Record<symbol, unknown>)[sym] : undefined;
 }
 
+function noop(): void {}
+
 describe('createHttp2Listener', () => {
   it('disables Nagle on accepted sockets, as node:http(s) does (a chunked response would wait for delayed ACKs)', async () => {
     await using tls = await certFiles();
@@ -21,7 +23,7 @@ describe('createHttp2Listener', () => {
       listeners: [{ address: '127.0.0.1', port: 0, tls: { cert: tls.cert, key: tls.key } }],
       pools: { a: { servers: [{ address: '127.0.0.1:1' }] } },
     });
-    const server = createHttp2Listener(listenerTlsOptions(section.listeners[0]!), section.limits);
+    const server = createHttp2Listener(listenerTlsOptions(section.listeners[0]!), section.limits, noop, noop);
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     // The TCP socket (the TLS socket wraps it): where TCP_NODELAY is set.
