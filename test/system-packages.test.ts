@@ -57,7 +57,15 @@ const KNOWN_SITES: Record<string, { runs: readonly string[]; wrapper?: string; w
   'packages/health/src/command-checker.ts:file': { runs: [], why: "a `command` health check: the operator's own program" },
   'packages/ipvs/src/ipvsadm-driver.ts:binary': { runs: ['ipvsadm'], why: 'the ipvsadm driver' },
   'packages/testkit/src/redis/redis-server.ts:binary': { runs: ['redis-server'], why: 'the real Redis of the tests' },
-  'packages/testkit/src/vm/guest.ts:qemu': { runs: ['qemu-system-x86_64'], why: 'findProgram() of the guest' },
+  'packages/testkit/src/vm/guest.ts:command[0] as string': {
+    runs: ['qemu-system-x86_64', 'ip'],
+    why: 'QEMU, or `ip netns exec NS` in front of it (a guest with an uplink)',
+  },
+  'test/stack-vm.test.ts:cmd': {
+    runs: ['ip', 'bash'],
+    wrapper: 'spawnLogged',
+    why: "the file's spawnLogged() helper: `ip netns exec` (the hosts' processes, the controller) and host.sh",
+  },
   'scripts/test.ts:cmd': { runs: ['node'], why: "the file's run() helper: node_modules/.bin tools (biome, turbo, vitest) and node" },
 };
 
