@@ -1,0 +1,88 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { runCli } from './run-cli.ts';
+
+/**
+ * Which packages a command loads before it does its work. Every module costs startup time, and under QEMU's software
+ * CPU (the director's real-kernel tests, small VMs) loading every package made `tiergate --version` take 28 s: help and
+ * --version must load no package, `validate` only @tiergate/config and its parsers (program.ts explains how). The
+ * assertion is on module names, not on timings.
+ */
+
+const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+const HOOK = pathToFileURL(fileURLToPath(new URL('./record-loaded-modules.ts', import.meta.url))).href;
+const example = (name: string) => join(ROOT, 'examples', name);
+const dir = mkdtempSync(join(tmpdir(), 'tiergate-startup-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+/** The packages a module URL belongs to: an npm package name, or `@tiergate/<dir>` for a workspace package's file. */
+function packageOf(url: string): string | undefined {
+  if (!url.startsWith('file:')) return undefined; // node:* builtins
+  const path = fileURLToPath(url);
+  const inModules = /.*\/node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path);
+  if (inModules) return inModules[1];
+  const workspace = /^packages\/([^/]+)\//.exec(path.slice(ROOT.length));
+  return workspace ? `@tiergate/${workspace[1]}` : path.slice(ROOT.length);
+}
+
+let runs = 0;
+/** Runs the real launcher with the recording hook; returns the exit code, output and the sorted set of packages loaded. */
+async function loadedBy(args: string[]) {
+  const file = join(dir, `loaded-${runs++}.txt`);
+  const env = { ...process.env, NODE_OPTIONS: `--import=${HOOK}`, TIERGATE_LOADED_MODULES: file };
+  const r = await runCli(args, { env });
+  const urls = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+  const packages = [...new Set(urls.map(packageOf).filter((p) => p !== undefined))].sort();
+  return { ...r, packages };
+}
+
+/** The launcher, the program and the command definitions (packages/cli) and commander: no other package. */
+const HELP_ONLY = ['@tiergate/cli', 'commander'];
+
+describe('what a tiergate command loads at startup', () => {
+  const helpCalls = [
+    ['--version'],
+    ['-V'],
+    ['--help'],
+    ['director', '--help'],
+    ['director', 'run', '--help'],
+    ['realserver', '--help'],
+    ['proxy', '--help'],
+    ['demo-app', '--help'],
+    ['up', '--help'],
+    ['validate', '--help'],
+  ];
+  it.each(helpCalls.map((args) => [args.join(' '), args] as const))('`tiergate %s` loads commander only', async (_, args) => {
+    const r = await loadedBy([...args]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).not.toBe('');
+    expect(r.packages).toEqual(HELP_ONLY);
+  });
+
+  it('`tiergate validate FILE` loads @tiergate/config and its parsers (zod, yaml), no network, telemetry, metrics or kernel code', async () => {
+    const r = await loadedBy(['validate', example('classic-lvs-dr.yaml'), example('nat-and-tun.yaml')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/classic-lvs-dr\.yaml: ok/);
+    // Not undici, @opentelemetry/*, prom-client, pino, koffi, ioredis, nor the proxy, director or telemetry packages.
+    expect(r.packages).toEqual(['@tiergate/cli', '@tiergate/config', '@tiergate/errors', 'commander', 'yaml', 'zod']);
+  });
+
+  it('`tiergate validate` of an invalid file loads no more than of a valid one', async () => {
+    const r = await loadedBy(['validate', join(ROOT, 'package.json')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/package\.json: invalid \(TG_CONFIG_/);
+    expect(r.packages).toEqual(['@tiergate/cli', '@tiergate/config', '@tiergate/errors', 'commander', 'yaml', 'zod']);
+  });
+
+  it('`tiergate director apply --dry-run --against-empty` loads neither the proxy nor undici nor an OpenTelemetry SDK', async () => {
+    // It reads no kernel table (director-dry-run.test.ts checks its output).
+    const r = await loadedBy(['director', 'apply', '--dry-run', '--against-empty', '-c', example('nat-and-tun.yaml')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.packages).toContain('@tiergate/director');
+    const unwanted = r.packages.filter((p) => p === '@tiergate/proxy' || p === 'undici' || /^@opentelemetry\/sdk-/.test(p));
+    expect(unwanted).toEqual([]);
+  });
+});
