@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   realserver: async () => (await import('./commands/realserver.ts')).registerRealserver,
   up: async () => (await import('./commands/up.ts')).registerUp,
   'demo-app': async () => (await import('./commands/demo-app.ts')).registerDemoApp,
+  'warm-cache': async () => (await import('./commands/warm-cache.ts')).registerWarmCache,
 };
 
 /** `tiergate --version` (or -V) and nothing else: the one call that needs no command (Ansible runs it on every deploy). */

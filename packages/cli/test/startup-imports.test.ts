@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -30,13 +30,13 @@ function packageOf(url: string): string | undefined {
 
 let runs = 0;
 /** Runs the real launcher with the recording hook; returns the exit code, output and the sorted set of packages loaded. */
-async function loadedBy(args: string[]) {
+async function loadedBy(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
   const file = join(dir, `loaded-${runs++}.txt`);
-  const env = { ...process.env, NODE_OPTIONS: `--import=${HOOK}`, TIERGATE_LOADED_MODULES: file };
+  const env = { ...process.env, ...extraEnv, NODE_OPTIONS: `--import=${HOOK}`, TIERGATE_LOADED_MODULES: file };
   const r = await runCli(args, { env });
   const urls = readFileSync(file, 'utf8').split('\n').filter(Boolean);
   const packages = [...new Set(urls.map(packageOf).filter((p) => p !== undefined))].sort();
-  return { ...r, packages };
+  return { ...r, urls, packages };
 }
 
 /** The launcher, the program and the command definitions (packages/cli) and commander: no other package. */
@@ -54,6 +54,7 @@ describe('what a tiergate command loads at startup', () => {
     ['demo-app', '--help'],
     ['up', '--help'],
     ['validate', '--help'],
+    ['warm-cache', '--help'],
   ];
   it.each(helpCalls.map((args) => [args.join(' '), args] as const))('`tiergate %s` loads commander only', async (_, args) => {
     const r = await loadedBy([...args]);
@@ -84,5 +85,33 @@ describe('what a tiergate command loads at startup', () => {
     expect(r.packages).toContain('@tiergate/director');
     const unwanted = r.packages.filter((p) => p === '@tiergate/proxy' || p === 'undici' || /^@opentelemetry\/sdk-/.test(p));
     expect(unwanted).toEqual([]);
+  });
+
+  it('`tiergate warm-cache` loads every module those commands load, into the compile cache it names', async () => {
+    const cache = join(dir, 'compile-cache');
+    const warm = await loadedBy(['warm-cache'], { NODE_COMPILE_CACHE: cache });
+    expect(warm.code, warm.stderr).toBe(0);
+    expect(warm.stdout).toMatch(new RegExp(`^compile cache warmed: ${cache}/\\S+\n$`));
+    expect(readdirSync(cache, { recursive: true }).length).toBeGreaterThan(0);
+    for (const p of [
+      '@tiergate/director',
+      '@tiergate/proxy',
+      '@tiergate/demo-app',
+      '@tiergate/session',
+      'koffi',
+      'undici',
+      'prom-client',
+      'pino',
+    ])
+      expect(warm.packages).toContain(p);
+    // What commands that run here load (the proxy's status finds no proxy on port 1 of loopback, after loading its code).
+    for (const args of [
+      ['validate', example('classic-lvs-dr.yaml')],
+      ['director', 'apply', '--dry-run', '--against-empty', '-c', example('nat-and-tun.yaml')],
+      ['proxy', 'status', '-c', example('local-stack.yaml'), '--admin', 'http://127.0.0.1:1'],
+    ]) {
+      const r = await loadedBy(args);
+      expect(r.urls.filter((url) => !warm.urls.includes(url))).toEqual([]);
+    }
   });
 });

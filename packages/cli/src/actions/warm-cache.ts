@@ -1,0 +1,34 @@
+import { flushCompileCache, getCompileCacheDir } from 'node:module';
+
+/**
+ * What the commands import when they run: their actions/ modules (and with them every package they load statically),
+ * and what `demo-app` imports once its telemetry started. Importing one runs only its top-level declarations: none of
+ * them starts anything. Not here: what loads only with a setting (the OpenTelemetry SDK when tracing is on, undici
+ * on a director's first HTTP health check) or in another process (the proxy's cluster workers, whose entry starts
+ * the worker), which @tiergate/telemetry and proxy-runtime/worker.ts keep to themselves.
+ */
+const ENTRIES: readonly (() => Promise<unknown>)[] = [
+  () => import('./validate.ts'),
+  () => import('./director.ts'),
+  () => import('./realserver.ts'),
+  () => import('./proxy.ts'),
+  () => import('./demo-app.ts'),
+  () => import('../local-stack/run-local-stack.ts'),
+  () => import('@tiergate/demo-app'),
+  () => import('@tiergate/session'),
+];
+
+/** `tiergate warm-cache` (commands/warm-cache.ts). */
+export async function warmCacheCommand(): Promise<void> {
+  const dir = getCompileCacheDir();
+  if (dir === undefined) {
+    // NODE_DISABLE_COMPILE_CACHE, or a cache directory Node could not use: nothing would be kept.
+    process.stdout.write('compile cache disabled: nothing to warm\n');
+    return;
+  }
+  // Every command's definition (what help loads), then what each runs.
+  await (await import('../program.ts')).buildProgram();
+  for (const load of ENTRIES) await load();
+  flushCompileCache();
+  process.stdout.write(`compile cache warmed: ${dir}\n`);
+}
