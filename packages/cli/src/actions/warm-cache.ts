@@ -3,9 +3,9 @@ import { flushCompileCache, getCompileCacheDir } from 'node:module';
 /**
  * What the commands import when they run: their actions/ modules (and with them every package they load statically),
  * and what `demo-app` imports once its telemetry started. Importing one runs only its top-level declarations: none of
- * them starts anything. Not here: what loads only with a setting (the OpenTelemetry SDK when tracing is on, undici
- * on a director's first HTTP health check) or in another process (the proxy's cluster workers, whose entry starts
- * the worker), which @tiergate/telemetry and proxy-runtime/worker.ts keep to themselves.
+ * them starts anything. Not here: what loads only with a setting or on first use (the OpenTelemetry SDK when tracing
+ * is on, undici on a director's first HTTP health check, koffi with the first netlink socket), and the proxy's
+ * cluster worker entry (proxy-runtime/worker.ts), which starts a worker when imported.
  */
 const ENTRIES: readonly (() => Promise<unknown>)[] = [
   () => import('./validate.ts'),
