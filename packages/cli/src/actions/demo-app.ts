@@ -1,3 +1,4 @@
+// What `tiergate demo-app` does; its options and help are in commands/demo-app.ts, which imports this module when it runs.
 import type { IncomingMessage } from 'node:http';
 import { type Config, loadConfigFile, sessionCookieSecure } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';

@@ -1,3 +1,4 @@
+// What `tiergate director` does; its options and help are in commands/director.ts, which imports this module when it runs.
 import { request } from 'node:http';
 import { type Config, duration, loadConfigFile } from '@tiergate/config';
 import {

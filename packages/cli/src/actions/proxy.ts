@@ -1,3 +1,4 @@
+// What `tiergate proxy` does; its options and help are in commands/proxy.ts, which imports this module when it runs.
 import { loadConfigFile } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import type { AdminStatus, ProxySection } from '@tiergate/proxy';

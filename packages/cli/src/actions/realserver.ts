@@ -1,3 +1,4 @@
+// What `tiergate realserver` does; its options and help are in commands/realserver.ts, which imports this module when it runs.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type Config, drainDelayMs, loadConfigFile } from '@tiergate/config';
 import {

@@ -1,3 +1,4 @@
+// What `tiergate validate` does; its options and help are in commands/validate.ts, which imports this module when it runs.
 import { type ConfigIssue, formatIssue, formatWarning, loadConfigFileWithWarnings } from '@tiergate/config';
 import { isTgError } from '@tiergate/errors';
 
