@@ -1,4 +1,3 @@
-import { isTgError } from '@tiergate/errors';
 import { CommanderError } from 'commander';
 import { buildProgram } from './program.ts';
 
@@ -12,7 +11,8 @@ try {
   if (err instanceof CommanderError) {
     // --help and --version end through exitOverride too, with exitCode 0.
     process.exitCode = err.exitCode === 0 ? 0 : 2;
-  } else if (isTgError(err)) {
+  } else if ((await import('@tiergate/errors')).isTgError(err)) {
+    // Imported here: a command that succeeds (`tiergate --version`) loads nothing it does not use.
     process.stderr.write(`tiergate: ${err.message} [${err.code}]\n`);
     // Config errors list their issues in the message; other details (e.g. which IPVS ops an apply
     // completed before failing) are printed as one JSON line for the operator and for scripts.

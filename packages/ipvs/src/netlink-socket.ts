@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
-import koffi from 'koffi';
 import {
   AF_NETLINK,
   ERRNO,
@@ -78,9 +78,16 @@ interface Libc {
 }
 
 let libc: Libc | undefined;
+/**
+ * koffi (a native addon) is loaded with the first socket, not with this package: commands that import the director
+ * but open no socket (`director apply --dry-run --against-empty`, `director drain`, `realserver up`) skip it, which
+ * counts under QEMU's software CPU. Synchronous, as everything here runs after loadLibc().
+ */
+let koffi: typeof import('koffi');
 
 function loadLibc(): Libc {
   if (libc) return libc;
+  koffi = createRequire(import.meta.url)('koffi') as typeof import('koffi');
   const lib = koffi.load('libc.so.6');
   libc = {
     socket: lib.func('int socket(int domain, int type, int protocol)'),

@@ -5,13 +5,14 @@ import { fileURLToPath } from 'node:url';
 import { type Config, loadConfigFile } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import { otlpTracesEndpoint } from '@tiergate/telemetry';
+import { DEFAULT_STACK_CONFIG } from './default-config.ts';
 import { httpOk, portIsFree, redisAnswers, waitUntilReady } from './readiness.ts';
 import { resolveRedisServer } from './redis-binary.ts';
 import { hostForUrl, planStack, portsOf, type StackPlan, type StackStore } from './stack-plan.ts';
 import { type StackChild, StackSupervisor } from './stack-supervisor.ts';
 
-/** The quick-start topology `npm start` runs. */
-export const DEFAULT_STACK_CONFIG = fileURLToPath(new URL('../../../../examples/local-stack.yaml', import.meta.url));
+export { DEFAULT_STACK_CONFIG };
+
 /** The `tiergate` launcher the children run (with this Node: process.execPath is Node 24). */
 const LAUNCHER = fileURLToPath(new URL('../../bin/tiergate.js', import.meta.url));
 
