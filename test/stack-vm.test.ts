@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -70,7 +70,7 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ti
 
 const guestScript = `set -euo pipefail
 ${topologyPrelude()}
-export TG_AUTHORIZED_KEYS=/tg-scratch/id.pub
+export TG_AUTHORIZED_KEYS=/tg-scratch/id.pub TG_CONTAINER_SEED=$(cat /tg-scratch/seed-path)
 ip link add br0 type bridge
 ip link set br0 up
 tg_uplink_up
@@ -376,12 +376,36 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
         throw new Error(`test/stack/host.sh ended: ${readFileSync(join(stackDir, 'host.log'), 'utf8')}`);
       }),
     ]);
+    // Node's compile cache for the directors, as the other guest tests warm theirs: made in proxy1 (a host-side
+    // container with the directors' paths, /opt/tiergate-release, and the guest's V8 flag, both part of the cache's
+    // key) and laid into lb1 and lb2 before they boot, where root's commands (/tmp/node-compile-cache) and the
+    // director's unit (its CacheDirectory) find it. The emulated CPU then skips compiling the modules; the roles
+    // run unchanged.
+    const proxy1 = (await readFile(join(stackDir, 'run/proxy1.pid'), 'utf8')).trim();
+    await exec('nsenter', [
+      '--target',
+      proxy1,
+      '--all',
+      '--root',
+      '--wd',
+      'env',
+      'NODE_COMPILE_CACHE=/var/tmp/tg-warm',
+      '/opt/tiergate-release/node_modules/.bin/node',
+      '--no-memory-protection-keys',
+      '/opt/tiergate-release/packages/cli/bin/tiergate.js',
+      'warm-cache',
+    ]);
+    const warm = join(stackDir, 'hosts/proxy1/root/var/tmp/tg-warm');
+    for (const dest of ['seed/tmp/node-compile-cache', 'seed/var/cache/tiergate/director']) {
+      await mkdir(join(stackDir, dest), { recursive: true });
+      await exec('cp', ['-a', `${warm}/.`, join(stackDir, dest)]);
+    }
     try {
       run = await runInGuest({
         script: guestScript,
         timeoutMs: 2_400_000,
         memoryMb: 3072,
-        files: { 'id.pub': await readFile(join(stackDir, 'id.pub')) },
+        files: { 'id.pub': await readFile(join(stackDir, 'id.pub')), 'seed-path': join(stackDir, 'seed') },
         uplink: { netns: SEGMENT_NS, tap: 'tap0' },
         alongside: deployAndDrill,
       });

@@ -92,6 +92,8 @@ tg_container_up() {
   # A fresh host's root: Debian's skeleton dotfiles, not those of the machine's root (this image's /root may set up
   # pyenv or the like in .bashrc, which every ssh session would run: seconds each under emulation).
   install -m 0644 /etc/skel/.bashrc /etc/skel/.profile "$root/root/"
+  # TG_CONTAINER_SEED: a directory laid over the host's root before it boots (files a prepared image would have).
+  if [[ -n ${TG_CONTAINER_SEED:-} ]]; then cp -a "$TG_CONTAINER_SEED/." "$root/"; fi
   if [[ -n ${TG_AUTHORIZED_KEYS:-} ]]; then
     install -d -m 0700 "$root/root/.ssh"
     install -m 0600 "$TG_AUTHORIZED_KEYS" "$root/root/.ssh/authorized_keys"
