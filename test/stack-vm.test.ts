@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -70,6 +70,8 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ti
 
 const guestScript = `set -euo pipefail
 ${topologyPrelude()}
+# Traced: the guest's stderr is what a failure shows.
+set -x
 export TG_AUTHORIZED_KEYS=/tg-scratch/id.pub TG_CONTAINER_SEED=$(cat /tg-scratch/seed-path)
 ip link add br0 type bridge
 ip link set br0 up
@@ -79,6 +81,7 @@ tg_container_up lb1 ${HOSTS.lb1} --bind-ro=${ROOT}:/opt/tiergate-release
 tg_container_up lb2 ${HOSTS.lb2} --bind-ro=${ROOT}:/opt/tiergate-release
 for h in lb1 lb2; do tg_container_wait $h; tg_container_ssh $h; done
 touch guest.ready
+set +x
 # The host drives everything from here (deploy and drills); the guest only keeps its hosts running (at most 40 min).
 tg_wait_file alongside.done 24000
 `;
@@ -126,11 +129,11 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   };
   /** Spawns with stdout and stderr appended to stackDir/LOG (a file descriptor: spawn needs one, not a stream). */
-  const spawnLogged = (cmd: string, args: string[], log: string, options: Parameters<typeof spawn>[2] = {}) => {
+  const spawnLogged = (cmd: string, args: string[], log: string, options: Parameters<typeof spawn>[2] = {}, track = true) => {
     const fd = openSync(join(stackDir, log), 'a');
     try {
       const child = spawn(cmd, args, { cwd: stackDir, ...options, stdio: ['ignore', fd, fd] });
-      children.push(child);
+      if (track) children.push(child);
       return child;
     } finally {
       closeSync(fd);
@@ -261,9 +264,14 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     const appsAfter = [await pidOf('app1', 'tiergate-app'), await pidOf('app2', 'tiergate-app')];
     await writeFile(join(stackDir, 'apps-pids.json'), JSON.stringify({ before: appsBefore, after: appsAfter }));
 
-    step('proxy-kill');
     const proxyBefore = await pidOf('proxy1', 'tiergate-proxy');
-    // The primary; its workers stop when it is gone (their IPC channel closes).
+    // The primary; its workers stop when it is gone (their IPC channel closes). systemd would restart it within
+    // ~3 s, inside the director's check window (fall 2 × interval 2 s), so the node would never be seen down: for
+    // the drill its restart waits 10 s (a runtime drop-in, removed afterwards), as a node that takes a while to
+    // come back.
+    const dropIn = '/run/systemd/system/tiergate-proxy.service.d';
+    await ssh('proxy1', `mkdir -p ${dropIn} && printf '[Service]\\nRestartSec=10s\\n' > ${dropIn}/drill.conf && systemctl daemon-reload`);
+    step('proxy-kill');
     await ssh('proxy1', `kill -9 ${proxyBefore}`);
     await waitFor(
       'proxy1 restarted by systemd',
@@ -278,6 +286,7 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     const quiescedAt = ipvs.find((s) => s.t > killedAt && quiesced0(HOSTS.proxy1).test(s.text))?.t ?? 0;
     await waitFor('proxy1 back in lb1', () => ipvs.some((s) => s.t > quiescedAt && weighted(HOSTS.proxy1).test(s.text)), 120_000);
     step('proxy-back');
+    await ssh('proxy1', `rm -r ${dropIn} && systemctl daemon-reload`);
     await sleep(10_000);
 
     step('rolling');
@@ -356,19 +365,29 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
         '',
       ].join('\n'),
     );
-    host = spawnLogged('bash', [join(import.meta.dirname, 'stack/host.sh')], 'host.log', {
-      env: {
-        ...process.env,
-        STACK_DIR: stackDir,
-        RELEASE: ROOT,
-        TOPOLOGY_SH,
-        TG_SEGMENT_NS: SEGMENT_NS,
-        TG_NETNS_PREFIX: NETNS_PREFIX,
-        TG_HOSTS_DIR: join(stackDir, 'hosts'),
-        TG_HOSTS_RUN: join(stackDir, 'run'),
-        TG_AUTHORIZED_KEYS: join(stackDir, 'id.pub'),
+    host = spawnLogged(
+      'bash',
+      [join(import.meta.dirname, 'stack/host.sh')],
+      'host.log',
+      {
+        // Its own process group: if this test's worker is killed, host.sh outlives it, sees its parent gone and
+        // tears the hosts down.
+        detached: true,
+        env: {
+          ...process.env,
+          STACK_DIR: stackDir,
+          RELEASE: ROOT,
+          TOPOLOGY_SH,
+          TG_SEGMENT_NS: SEGMENT_NS,
+          TG_NETNS_PREFIX: NETNS_PREFIX,
+          TG_HOSTS_DIR: join(stackDir, 'hosts'),
+          TG_HOSTS_RUN: join(stackDir, 'run'),
+          TG_AUTHORIZED_KEYS: join(stackDir, 'id.pub'),
+        },
       },
-    });
+      // Not in `children` (killed on any failure): host.sh must get to tear the hosts down; host.stop or SIGTERM ends it.
+      false,
+    );
     const hostExit = new Promise((r) => host?.on('close', r));
     await Promise.race([
       waitFor('the host-side hosts', () => existsSync(join(stackDir, 'host.ready')), 300_000),
@@ -400,6 +419,8 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
       await mkdir(join(stackDir, dest), { recursive: true });
       await exec('cp', ['-a', `${warm}/.`, join(stackDir, dest)]);
     }
+    // The seed is laid over / with cp -a, modes included: /tmp must stay world-writable and sticky.
+    await chmod(join(stackDir, 'seed/tmp'), 0o1777);
     try {
       run = await runInGuest({
         script: guestScript,
@@ -435,7 +456,8 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
       const closed = new Promise((r) => host?.on('close', r));
       await writeFile(join(stackDir, 'host.stop'), '');
       await Promise.race([closed, sleep(60_000)]);
-      if (host.exitCode === null) host.kill('SIGKILL');
+      if (host.exitCode === null) host.kill('SIGTERM');
+      await Promise.race([closed, sleep(30_000)]);
     }
     await run?.[Symbol.asyncDispose]();
     if (process.env.TG_VM_KEEP !== '1' && stackDir !== '') await rm(stackDir, { recursive: true, force: true });
@@ -554,7 +576,7 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     );
     expect(quiesced, 'the director never set proxy1 to weight 0').toBeDefined();
     // Failures only until the director quiesced proxy1 (the snapshot arrives up to one watch period later).
-    for (const f of failed) expect(f.t).toBeLessThan((quiesced as Snapshot).t + 1_000);
+    for (const f of failed) expect(f.t).toBeLessThan((quiesced as Snapshot).t + 1_500);
     const back = between(await requests(), 'proxy-back', 'rolling');
     expect(back.length).toBeGreaterThan(0);
     expect(back.filter((r) => r.error)).toEqual([]);

@@ -104,10 +104,20 @@ tg_container_up() {
   # SYSTEMD_NSPAWN_API_VFS_WRITABLE=network: /proc/sys/net writable (the rest of /proc/sys stays read-only). nspawn
   # does so by itself only for networks it creates; with a namespace of ours, `tiergate realserver up` (arp_ignore)
   # and the director's IPVS sysctls failed with EROFS.
-  SYSTEMD_NSPAWN_API_VFS_WRITABLE=network systemd-nspawn --quiet --register=no --keep-unit --capability=CAP_NET_ADMIN \
-    --directory="$root" --machine="$name" \
-    --network-namespace-path="/run/netns/${TG_NETNS_PREFIX:-}$name" --console=pipe "$@" --boot -- systemd.unit=basic.target \
-    > "$dir.console" 2>&1 < /dev/null &
+  # On a pure cgroup2 hierarchy with no systemd above (the guest), each container gets a cgroup of its own first:
+  # nspawn --keep-unit makes a `payload` cgroup below its own, and two of them in one cgroup collided ("Failed to
+  # create //payload subcgroup: Device or resource busy").
+  local cg=
+  if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
+    cg=/sys/fs/cgroup/tg-$name
+    mkdir -p "$cg"
+  fi
+  (
+    [[ -z $cg ]] || echo "$BASHPID" > "$cg/cgroup.procs"
+    SYSTEMD_NSPAWN_API_VFS_WRITABLE=network exec systemd-nspawn --quiet --register=no --keep-unit --capability=CAP_NET_ADMIN \
+      --directory="$root" --machine="$name" \
+      --network-namespace-path="/run/netns/${TG_NETNS_PREFIX:-}$name" --console=pipe "$@" --boot -- systemd.unit=basic.target
+  ) > "$dir.console" 2>&1 < /dev/null &
   echo $! > "$run/$name.nspawn"
 }
 
@@ -117,7 +127,12 @@ tg_container_wait() {
   local name=$1 nspawn leader state i run=${TG_HOSTS_RUN:-/run/tg-hosts}
   nspawn=$(cat "$run/$name.nspawn")
   for ((i = 0; i < ${2:-600}; i++)); do
-    leader=$(cat /proc/"$nspawn"/task/*/children 2> /dev/null | awk '{print $1}')
+    if ! kill -0 "$nspawn" 2> /dev/null; then
+      echo "tg_container_wait: systemd-nspawn for $name exited; console:" >&2
+      tail -20 "${TG_HOSTS_DIR:-/hosts}/$name.console" >&2
+      return 1
+    fi
+    leader=$(cat /proc/"$nspawn"/task/*/children 2> /dev/null | awk '{print $1}' || true)
     if [[ -n $leader ]]; then
       state=$(timeout 20 nsenter --target "$leader" --all --root --wd systemctl is-system-running 2> /dev/null || true)
       if [[ $state == running || $state == degraded ]]; then
