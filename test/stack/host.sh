@@ -30,6 +30,9 @@ teardown() {
     for ((i = 0; i < 50; i++)); do kill -0 "$(cat "$f")" 2> /dev/null || break; sleep 0.1; done
   done
   for f in "$TG_HOSTS_DIR"/*/root; do mountpoint -q "$f" && umount -l "$f"; done
+  # What a killed nspawn leaves in /run (on disk here, not a tmpfs): the next nspawn of that machine name refuses to
+  # start over it. The machine names carry TG_NETNS_PREFIX, so no other run's are touched.
+  for f in "${CONTAINERS[@]}"; do rm -rf "/run/systemd/nspawn/propagate/$TG_NETNS_PREFIX${f%%:*}"; done
   mountpoint -q "$TG_HOSTS_DIR" && umount -l "$TG_HOSTS_DIR"
   for f in "${CONTAINERS[@]}" "${PLAIN[@]}"; do ip netns del "$TG_NETNS_PREFIX${f%%:*}" 2> /dev/null; done
   ip netns del "$TG_SEGMENT_NS" 2> /dev/null

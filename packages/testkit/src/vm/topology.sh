@@ -115,7 +115,7 @@ tg_container_up() {
   (
     [[ -z $cg ]] || echo "$BASHPID" > "$cg/cgroup.procs"
     SYSTEMD_NSPAWN_API_VFS_WRITABLE=network exec systemd-nspawn --quiet --register=no --keep-unit --capability=CAP_NET_ADMIN \
-      --directory="$root" --machine="$name" \
+      --directory="$root" --machine="${TG_NETNS_PREFIX:-}$name" \
       --network-namespace-path="/run/netns/${TG_NETNS_PREFIX:-}$name" --console=pipe "$@" --boot -- systemd.unit=basic.target
   ) > "$dir.console" 2>&1 < /dev/null &
   echo $! > "$run/$name.nspawn"
