@@ -22,12 +22,18 @@ PLAIN=(client:10.99.0.50 collector:10.99.0.40)
 teardown() {
   local f
   set +e
-  # Throwaway hosts: SIGKILL to systemd-nspawn ends the container's PID namespace and everything in it at once
-  # (a graceful poweroff took over 10 s a container).
-  for f in "$TG_HOSTS_RUN"/*.nspawn; do [[ -e $f ]] && kill -KILL "$(cat "$f")" 2> /dev/null; done
-  for f in "$TG_HOSTS_RUN"/*.nspawn; do
+  # Throwaway hosts: SIGKILL to each container's init (its PID namespace's PID 1) ends everything in it at once; a
+  # graceful poweroff took over 10 s a container. SIGKILL to systemd-nspawn alone would leave the container running.
+  for f in "$TG_HOSTS_RUN"/*.pid "$TG_HOSTS_RUN"/*.nspawn; do [[ -e $f ]] && kill -KILL "$(cat "$f")" 2> /dev/null; done
+  for f in "$TG_HOSTS_RUN"/*.pid "$TG_HOSTS_RUN"/*.nspawn; do
     [[ -e $f ]] || continue
     for ((i = 0; i < 50; i++)); do kill -0 "$(cat "$f")" 2> /dev/null || break; sleep 0.1; done
+  done
+  # The containers' cgroups (tg_container_up made one per container), leaves first.
+  for f in "${CONTAINERS[@]}"; do
+    for d in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified /sys/fs/cgroup; do
+      [[ -d $d/tg-$TG_NETNS_PREFIX${f%%:*} ]] && find "$d/tg-$TG_NETNS_PREFIX${f%%:*}" -depth -type d -exec rmdir {} + 2> /dev/null
+    done
   done
   for f in "$TG_HOSTS_DIR"/*/root; do mountpoint -q "$f" && umount -l "$f"; done
   # What a killed nspawn leaves in /run (on disk here, not a tmpfs): the next nspawn of that machine name refuses to

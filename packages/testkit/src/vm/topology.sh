@@ -104,16 +104,19 @@ tg_container_up() {
   # SYSTEMD_NSPAWN_API_VFS_WRITABLE=network: /proc/sys/net writable (the rest of /proc/sys stays read-only). nspawn
   # does so by itself only for networks it creates; with a namespace of ours, `tiergate realserver up` (arp_ignore)
   # and the director's IPVS sysctls failed with EROFS.
-  # On a pure cgroup2 hierarchy with no systemd above (the guest), each container gets a cgroup of its own first:
-  # nspawn --keep-unit makes a `payload` cgroup below its own, and two of them in one cgroup collided ("Failed to
-  # create //payload subcgroup: Device or resource busy").
-  local cg=
+  # Each container gets a cgroup of its own first (on the pure cgroup2 of the guest; on the systemd and unified
+  # hierarchies of a cgroup v1 hybrid host): nspawn --keep-unit makes `payload` and `supervisor` cgroups below its
+  # own, and two containers in one cgroup collided ("Failed to create //payload subcgroup: Device or resource busy"),
+  # as did one with what an earlier container left there.
+  local cgs=() c
   if [[ $(stat -fc %T /sys/fs/cgroup) == cgroup2fs ]]; then
-    cg=/sys/fs/cgroup/tg-$name
-    mkdir -p "$cg"
+    cgs=("/sys/fs/cgroup/tg-${TG_NETNS_PREFIX:-}$name")
+  else
+    for c in /sys/fs/cgroup/systemd /sys/fs/cgroup/unified; do [[ -d $c ]] && cgs+=("$c/tg-${TG_NETNS_PREFIX:-}$name"); done
   fi
+  for c in "${cgs[@]}"; do mkdir -p "$c"; done
   (
-    [[ -z $cg ]] || echo "$BASHPID" > "$cg/cgroup.procs"
+    for c in "${cgs[@]}"; do echo "$BASHPID" > "$c/cgroup.procs"; done
     SYSTEMD_NSPAWN_API_VFS_WRITABLE=network exec systemd-nspawn --quiet --register=no --keep-unit --capability=CAP_NET_ADMIN \
       --directory="$root" --machine="${TG_NETNS_PREFIX:-}$name" \
       --network-namespace-path="/run/netns/${TG_NETNS_PREFIX:-}$name" --console=pipe "$@" --boot -- systemd.unit=basic.target
