@@ -176,11 +176,14 @@ function checkPool(pool: PoolConfig, at: Path, report: Report): void {
   if (pool.hash_key !== undefined) {
     for (const problem of hashKeyProblems(pool.hash_key)) report([...at, 'hash_key'], problem);
   }
-  // TLS to the servers is what `h2` means; HTTP/1.1 over TLS (nginx `proxy_pass https://`) is not implemented.
-  if (pool.protocol !== 'h2') {
-    for (const key of ['tls_verify', 'tls_ca', 'tls_server_name'] as const)
+  if (pool.protocol !== 'h2' && pool.protocol !== 'https') {
+    for (const key of ['tls_verify', 'tls_ca', 'tls_server_name', 'tls_certificate', 'tls_certificate_key'] as const)
       if (pool[key] !== undefined && pool[key] !== false)
-        report([...at, key], `only used with protocol h2 (TLS to the servers); this pool uses ${pool.protocol}`);
+        report([...at, key], `only used with protocol https or h2 (TLS to the servers); this pool uses ${pool.protocol}`);
+  } else if ((pool.tls_certificate === undefined) !== (pool.tls_certificate_key === undefined)) {
+    const [given, missing] =
+      pool.tls_certificate === undefined ? ['tls_certificate_key', 'tls_certificate'] : ['tls_certificate', 'tls_certificate_key'];
+    report([...at, missing], `${given} needs ${missing} (a client certificate and its key go together)`);
   }
 }
 

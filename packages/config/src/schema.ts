@@ -243,17 +243,22 @@ export const pool = z.strictObject({
     .prefault({}),
   health_check: l7HealthCheck.optional(),
   /**
-   * How the proxy speaks to the servers (docs/proxy.md, "HTTP/2 and gRPC to upstreams"): `http1` cleartext
-   * HTTP/1.1; `h2` TLS offering h2 then http/1.1 by ALPN (nginx `grpc_pass grpcs://`, HAProxy `ssl alpn h2`);
-   * `h2c` cleartext HTTP/2 with prior knowledge (nginx `grpc_pass grpc://`, HAProxy `proto h2`).
+   * How the proxy speaks to the servers (docs/proxy.md, "TLS, HTTP/2 and gRPC to upstreams"): `http1` cleartext
+   * HTTP/1.1; `https` HTTP/1.1 over TLS (nginx `proxy_pass https://`, HAProxy `server … ssl`); `h2` TLS offering
+   * h2 then http/1.1 by ALPN (nginx `grpc_pass grpcs://`, HAProxy `ssl alpn h2`); `h2c` cleartext HTTP/2 with
+   * prior knowledge (nginx `grpc_pass grpc://`, HAProxy `proto h2`).
    */
-  protocol: z.enum(['http1', 'h2', 'h2c']).default('http1'),
-  /** `h2` only: verify the servers' certificates (nginx `proxy_ssl_verify`, off by default as there). */
+  protocol: z.enum(['http1', 'https', 'h2', 'h2c']).default('http1'),
+  /** `https`/`h2` only: verify the servers' certificates (nginx `proxy_ssl_verify`, off by default as there). */
   tls_verify: z.boolean().default(false),
-  /** `h2` only: a PEM file of CAs to verify against instead of Node's bundled roots (nginx `proxy_ssl_trusted_certificate`). */
+  /** `https`/`h2` only: a PEM file of CAs to verify against instead of Node's bundled roots (nginx `proxy_ssl_trusted_certificate`). */
   tls_ca: z.string().min(1).optional(),
-  /** `h2` only: the SNI and verified name (nginx `proxy_ssl_name`); default the server address's host when it is a name. */
+  /** `https`/`h2` only: the SNI and verified name (nginx `proxy_ssl_name`); default the server address's host when it is a name. */
   tls_server_name: z.string().min(1).optional(),
+  /** `https`/`h2` only: a PEM certificate (chain) the proxy presents to the servers (nginx `proxy_ssl_certificate`). */
+  tls_certificate: z.string().min(1).optional(),
+  /** Its PEM private key (nginx `proxy_ssl_certificate_key`); required with `tls_certificate`, and only with it. */
+  tls_certificate_key: z.string().min(1).optional(),
   sticky: z
     .strictObject({
       cookie: z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not a valid cookie name'),

@@ -77,6 +77,7 @@ export class GrpcChecker implements Checker {
     const tls = this.#spec.tls === true;
     const session = connect(`${tls ? 'https' : 'http'}://${host}:${target.port}`, {
       rejectUnauthorized: this.#spec.rejectUnauthorized ?? true,
+      ...(tls ? this.#spec.tlsFiles : {}),
       // SNI takes a name only (RFC 6066 §3); node warns when given an address.
       ...(tls && isIP(target.host) !== 0 ? { servername: '' } : {}),
     });

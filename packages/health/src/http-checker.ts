@@ -62,7 +62,7 @@ export class HttpChecker implements Checker {
     const headers: Record<string, string> = { 'user-agent': 'tiergate-health', ...this.#spec.headers };
     if (this.#spec.host) headers.host = this.#spec.host;
     const { Agent, request } = await loadUndici();
-    this.#agent ??= new Agent({ connect: { rejectUnauthorized: this.#spec.rejectUnauthorized ?? true } });
+    this.#agent ??= new Agent({ connect: { rejectUnauthorized: this.#spec.rejectUnauthorized ?? true, ...this.#spec.tlsFiles } });
     const res = await request(`${this.kind}://${authority(target)}${this.#spec.path}`, {
       dispatcher: this.#agent,
       method: 'GET',

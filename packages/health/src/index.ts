@@ -34,6 +34,7 @@ export {
   type SpecOf,
   type StatusRange,
   type TcpCheckSpec,
+  type TlsFiles,
 } from './spec.ts';
 export { TcpChecker } from './tcp-checker.ts';
 export * from './types.ts';

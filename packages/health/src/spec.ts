@@ -5,6 +5,13 @@ export interface TcpCheckSpec {
   readonly kind: 'tcp';
 }
 
+/** PEM contents passed to tls.connect: `ca` replaces Node's bundled CAs; `cert` + `key` are presented to the server. */
+export interface TlsFiles {
+  readonly ca?: Buffer;
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+}
+
 /** An inclusive range of HTTP status codes, e.g. `[200, 399]`. */
 export type StatusRange = readonly [number, number];
 
@@ -23,6 +30,8 @@ export interface HttpCheckSpec {
   readonly maxBodyBytes?: number;
   /** https only: verify the server certificate (default true). Self-signed backends need `false`. */
   readonly rejectUnauthorized?: boolean;
+  /** https only: the CAs to verify against and a client certificate to present (a pool's `tls_*` files). */
+  readonly tlsFiles?: TlsFiles;
   /** Extra request headers (e.g. a check token). */
   readonly headers?: Readonly<Record<string, string>>;
 }
@@ -50,6 +59,8 @@ export interface GrpcCheckSpec {
   readonly tls?: boolean;
   /** `tls` only: verify the server certificate (default true). Self-signed backends need `false`. */
   readonly rejectUnauthorized?: boolean;
+  /** `tls` only: the CAs to verify against and a client certificate to present (a pool's `tls_*` files). */
+  readonly tlsFiles?: TlsFiles;
 }
 
 /** What to probe; the union the checker registry is keyed by. */

@@ -21,7 +21,7 @@ import type { RouteTable } from './route-table.ts';
 import { activeTracer, endAttemptSpan, endServerSpan, setRoute, startAttemptSpan, startServerSpan, withTraceContext } from './tracing.ts';
 import { joinSockets } from './tunnel.ts';
 import { classifyUpstreamError } from './upstream-error.ts';
-import { acceptsTrailers, deferHead, isTrailersOnly, rawHeaderList, trailerAnnouncement, trailersFor } from './upstream-h2.ts';
+import { acceptsTrailers, deferHead, isTrailersOnly, rawHeaderList, speaksH2, trailerAnnouncement, trailersFor } from './upstream-h2.ts';
 import { NEXT, statusBit, type UpstreamPool } from './upstream-pool.ts';
 
 /** What a matched route resolves to, compiled at startup. */
@@ -336,7 +336,7 @@ export class Exchange {
     }
     const pool = route.pool;
     // undici would try RFC 8441's extended CONNECT towards an h2 server, and count its refusal against the server.
-    if (this.#upgrade !== undefined && pool.config.protocol !== 'http1') {
+    if (this.#upgrade !== undefined && speaksH2(pool.config.protocol)) {
       this.fail('TG_PROXY_UPGRADE_UNSUPPORTED', true);
       return;
     }
@@ -363,7 +363,7 @@ export class Exchange {
     pool.sticky?.strip(this.#headers);
     this.#trailers = acceptsTrailers(req);
     // `te: trailers`, the one TE HTTP/2 allows (RFC 9113 §8.2.2), tells a gRPC server its trailers will arrive.
-    if (this.#trailers && pool.config.protocol !== 'http1') this.#headers.push('te', 'trailers');
+    if (this.#trailers && speaksH2(pool.config.protocol)) this.#headers.push('te', 'trailers');
     // Node calls this handler for `Expect: 100-continue` without answering it: nginx-like, the proxy
     // says 100 once it has decided to read the body (after the route, size and server checks above).
     if (this.#hasBody && (req.headers.expect ?? '').toLowerCase() === '100-continue') res.writeContinue();

@@ -1,5 +1,5 @@
 import { type DeepReadonly, type PoolConfig, splitHostPort } from '@tiergate/config';
-import { type CheckEvent, type HealthChange, HealthMonitor, type TargetHealth, targetKey } from '@tiergate/health';
+import { type CheckEvent, type HealthChange, HealthMonitor, type TargetHealth, type TlsFiles, targetKey } from '@tiergate/health';
 import { healthSpecOf } from './health-spec.ts';
 
 /** A pool's `health_check` section. */
@@ -18,6 +18,8 @@ export type VerdictListener = (key: string, healthy: boolean) => void;
  */
 export class PoolHealth {
   readonly check: HealthCheckSection;
+  /** What decides, with `check`, whether a reload keeps this monitor: the pool's TLS settings (UpstreamProtocol.key). */
+  readonly tlsKey: string;
   /** Pool generations using it; the last one to let go stops the monitor. */
   holders = 0;
   readonly #monitor: HealthMonitor;
@@ -29,10 +31,11 @@ export class PoolHealth {
   readonly #waiters = new Set<() => void>();
   #started = false;
 
-  constructor(pool: string, check: HealthCheckSection, random: () => number) {
+  constructor(pool: string, check: HealthCheckSection, random: () => number, tls?: { key: string; files: TlsFiles | undefined }) {
     this.check = check;
+    this.tlsKey = tls?.key ?? '';
     this.#monitor = new HealthMonitor({
-      spec: healthSpecOf(check),
+      spec: healthSpecOf(check, tls?.files),
       name: pool,
       random,
       onChange: (c) => this.#onChange(c),

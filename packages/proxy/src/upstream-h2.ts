@@ -1,6 +1,6 @@
 /**
- * HTTP/2 to upstream servers (`pools.X.protocol: h2 | h2c`) and the trailer rules gRPC needs; the
- * rest of the proxy stays protocol-blind. undici speaks h2 itself: by ALPN over TLS (`allowH2`), and in
+ * TLS and HTTP/2 to upstream servers (`pools.X.protocol: https | h2 | h2c`) and the trailer rules gRPC needs;
+ * the rest of the proxy stays protocol-blind. undici speaks h2 itself: by ALPN over TLS (`allowH2`), and in
  * cleartext with prior knowledge (`useH2c`, what its H2CClient sets), multiplexing up to
  * H2_MAX_CONCURRENT_STREAMS requests on one connection per server before it opens another.
  */
@@ -8,8 +8,10 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { type DeepReadonly, type PoolConfig, splitHostPort } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
+import type { TlsFiles } from '@tiergate/health';
 import { buildConnector, type Pool } from 'undici';
 import { trailerPairs } from './forward-headers.ts';
 
@@ -34,13 +36,20 @@ export interface UpstreamProtocol {
    * would follow whatever the client wrote. Undefined for cleartext pools.
    */
   readonly servername: string | undefined;
-  /** Part of the key under which a reload keeps a server's connections (the CA file's digest included). */
+  /** Part of the key under which a reload keeps a server's connections (the files' digests included). */
   readonly key: string;
+  /** TLS pools: the `tls_ca` / `tls_certificate` / `tls_certificate_key` contents, for the pool's health checks. */
+  readonly tlsFiles?: TlsFiles;
+}
+
+/** Whether a pool of `protocol` speaks HTTP/2 to its servers (`h2` may still fall back to HTTP/1.1 by ALPN). */
+export function speaksH2(protocol: PoolSection['protocol']): boolean {
+  return protocol === 'h2' || protocol === 'h2c';
 }
 
 /**
  * The protocol settings of `config` (`protocol`, `tls_*`) for one server. `at` names the pool for errors.
- * Throws TG_CONFIG_INVALID when `tls_ca` cannot be read (at startup and on reload, which then keeps the
+ * Throws TG_CONFIG_INVALID when a `tls_*` file cannot be read (at startup and on reload, which then keeps the
  * old configuration).
  */
 export function upstreamProtocol(address: string, config: PoolSection, at: string, connectTimeoutMs: number): UpstreamProtocol {
@@ -57,39 +66,66 @@ export function upstreamProtocol(address: string, config: PoolSection, at: strin
     const h2c = { ...h2, useH2c: true } as Pool.Options;
     return { scheme: 'http://', poolOptions: h2c, servername: undefined, key: 'h2c' };
   }
-  const ca = config.tls_ca === undefined ? undefined : readCa(config.tls_ca, at);
+  const allowH2 = config.protocol === 'h2';
+  const ca = config.tls_ca === undefined ? undefined : readPem(config.tls_ca, at, 'tls_ca');
+  const cert = config.tls_certificate === undefined ? undefined : readPem(config.tls_certificate, at, 'tls_certificate');
+  const key = config.tls_certificate_key === undefined ? undefined : readPem(config.tls_certificate_key, at, 'tls_certificate_key');
   const host = splitHostPort(address)!.host;
   // RFC 6066 §3: SNI carries a host name, never an address; an address is then verified as an IP SAN.
   const name = config.tls_server_name ?? (isIP(host) === 0 ? host : undefined);
+  if (cert !== undefined) checkClientCertificate(cert, key!, at);
   const connector = buildConnector({
     timeout: connectTimeoutMs,
-    allowH2: true,
-    // Offer h2 first: a server that speaks both should pick it (ALPN leaves the choice to the server,
-    // and some follow the client's order).
-    preferH2: true,
+    // `https` offers only http/1.1 by ALPN (what undici sends without allowH2); `h2` offers h2 first: a server
+    // that speaks both should pick it (ALPN leaves the choice to the server, and some follow the client's order).
+    allowH2,
+    preferH2: allowH2,
     rejectUnauthorized: config.tls_verify,
     ...(ca === undefined ? {} : { ca }),
+    // The client certificate (nginx proxy_ssl_certificate): undici's connector passes these on to tls.connect.
+    ...(cert === undefined ? {} : { cert, key }),
   } as buildConnector.BuildOptions);
   return {
     scheme: 'https://',
-    poolOptions: { ...h2, connect: (opts, cb) => connector({ ...opts, servername: name ?? '' }, cb) },
+    poolOptions: { ...(allowH2 ? h2 : {}), connect: (opts, cb) => connector({ ...opts, servername: name ?? '' }, cb) },
     servername: name ?? host,
-    key: JSON.stringify([
-      'h2',
-      config.tls_verify,
-      config.tls_server_name,
-      ca === undefined ? null : createHash('sha256').update(ca).digest('hex'),
-    ]),
+    key: JSON.stringify([config.protocol, config.tls_verify, config.tls_server_name, digest(ca), digest(cert), digest(key)]),
+    tlsFiles: { ...(ca === undefined ? {} : { ca }), ...(cert === undefined ? {} : { cert, key: key! }) },
   };
 }
 
-function readCa(path: string, at: string): Buffer {
+/**
+ * tls.connect parses the certificate and key at each connection, too late to report a bad file: parsing them
+ * here refuses a file that is not a certificate, a key that is not one, and a key of another certificate, with
+ * the configuration, not at the first request.
+ */
+function checkClientCertificate(cert: Buffer, key: Buffer, at: string): void {
+  for (const [field, options] of [
+    ['tls_certificate', { cert }],
+    ['tls_certificate_key', { cert, key }],
+  ] as const) {
+    try {
+      createSecureContext(options);
+    } catch (err) {
+      throw new TgError('TG_CONFIG_INVALID', `${at}.${field}: ${(err as Error).message}`, {
+        cause: err,
+        details: { path: [...at.split('.'), field] },
+      });
+    }
+  }
+}
+
+function digest(pem: Buffer | undefined): string | null {
+  return pem === undefined ? null : createHash('sha256').update(pem).digest('hex');
+}
+
+function readPem(path: string, at: string, field: string): Buffer {
   try {
     return readFileSync(path);
   } catch (err) {
-    throw new TgError('TG_CONFIG_INVALID', `${at}.tls_ca: cannot read ${path}: ${(err as Error).message}`, {
+    throw new TgError('TG_CONFIG_INVALID', `${at}.${field}: cannot read ${path}: ${(err as Error).message}`, {
       cause: err,
-      details: { path: [...at.split('.'), 'tls_ca'] },
+      details: { path: [...at.split('.'), field] },
     });
   }
 }

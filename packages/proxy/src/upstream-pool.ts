@@ -165,8 +165,13 @@ export class UpstreamPool {
         )
       : undefined;
     const check = config.health_check;
-    const kept = previous?.health && isDeepStrictEqual(previous.health.check, check) ? previous.health : undefined;
-    this.health = check ? (kept ?? new PoolHealth(name, check, deps.random)) : undefined;
+    // Every server of a pool has the same TLS settings (only the SNI default differs, which checks do not use).
+    const tls = protocols[0] && { key: protocols[0].key, files: protocols[0].tlsFiles };
+    const kept =
+      previous?.health && isDeepStrictEqual(previous.health.check, check) && previous.health.tlsKey === (tls?.key ?? '')
+        ? previous.health
+        : undefined;
+    this.health = check ? (kept ?? new PoolHealth(name, check, deps.random, tls)) : undefined;
     if (this.health) this.health.holders++;
   }
 

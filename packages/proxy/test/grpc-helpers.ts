@@ -39,7 +39,7 @@ export interface GrpcUpstream extends AsyncDisposable {
  * the second only once `countGate` opens; Chat answers each message as it comes.
  */
 export async function startGrpc(
-  opts: { countGate?: Gate; health?: ServingStatusMap; tls?: { key: string; cert: string } } = {},
+  opts: { countGate?: Gate; health?: ServingStatusMap; tls?: { key: string; cert: string; clientCa?: Buffer } } = {},
 ): Promise<GrpcUpstream> {
   const server = new grpc.Server();
   const calls: grpc.Metadata[] = [];
@@ -66,7 +66,12 @@ export async function startGrpc(
   const health = new HealthImplementation(opts.health ?? { '': 'SERVING' });
   health.addToServer(server);
   const creds = opts.tls
-    ? grpc.ServerCredentials.createSsl(null, [{ private_key: Buffer.from(opts.tls.key), cert_chain: Buffer.from(opts.tls.cert) }])
+    ? grpc.ServerCredentials.createSsl(
+        opts.tls.clientCa ?? null,
+        [{ private_key: Buffer.from(opts.tls.key), cert_chain: Buffer.from(opts.tls.cert) }],
+        // With `clientCa`: a client must present a certificate that chains to it.
+        opts.tls.clientCa !== undefined,
+      )
     : grpc.ServerCredentials.createInsecure();
   const port = await new Promise<number>((resolve, reject) =>
     server.bindAsync('127.0.0.1:0', creds, (err, p) => (err ? reject(err) : resolve(p))),
