@@ -151,6 +151,48 @@ function checkProxy(proxy: ProxyConfig, report: Report): void {
   else if (proxy.routes.length === 0 && Object.keys(proxy.pools).length !== 1)
     report(['proxy', 'routes'], 'with several pools, routes must say which requests go to which pool');
   for (const [name, pool] of Object.entries(proxy.pools)) checkPool(pool, ['proxy', 'pools', name], report);
+  proxy.routes.forEach((r, i) => {
+    checkHeaderOps(r.headers, ['proxy', 'routes', i, 'headers'], REQUEST_OWN, report);
+    checkHeaderOps(r.response_headers, ['proxy', 'routes', i, 'response_headers'], RESPONSE_OWN, report);
+  });
+  for (const [name, pool] of Object.entries(proxy.pools)) {
+    checkHeaderOps(pool.headers, ['proxy', 'pools', name, 'headers'], REQUEST_OWN, report);
+    checkHeaderOps(pool.response_headers, ['proxy', 'pools', name, 'response_headers'], RESPONSE_OWN, report);
+  }
+}
+
+/**
+ * Fields a header rule may not `set` or `add`, with the reason. Content-Length and Transfer-Encoding frame the
+ * message: a second or different one is how requests are smuggled (RFC 9112 §6.3), and the proxy frames each
+ * message itself. The hop-by-hop fields (RFC 9110 §7.6.1) belong to one connection, which the proxy manages;
+ * `Expect` is answered by the proxy. `remove` of any of them is allowed (they are dropped anyway).
+ */
+const FRAMING = 'frames the message: the proxy sets it from the body it sends';
+const HOP_BY_HOP = 'is hop-by-hop (RFC 9110 §7.6.1): the proxy manages each connection itself';
+const REQUEST_OWN: ReadonlyMap<string, string> = new Map([
+  ['content-length', FRAMING],
+  ['transfer-encoding', FRAMING],
+  ['connection', HOP_BY_HOP],
+  ['keep-alive', HOP_BY_HOP],
+  ['proxy-connection', HOP_BY_HOP],
+  ['te', HOP_BY_HOP],
+  ['trailer', HOP_BY_HOP],
+  ['upgrade', HOP_BY_HOP],
+  ['expect', 'is answered by the proxy itself (it sends 100 Continue when it reads the body)'],
+]);
+const RESPONSE_OWN: ReadonlyMap<string, string> = new Map([...REQUEST_OWN].filter(([name]) => name !== 'expect' && name !== 'te'));
+
+function checkHeaderOps(
+  ops: { add: Record<string, string>; set: Record<string, string> },
+  at: Path,
+  own: ReadonlyMap<string, string>,
+  report: Report,
+): void {
+  for (const op of ['set', 'add'] as const)
+    for (const name of Object.keys(ops[op])) {
+      const why = own.get(name.toLowerCase());
+      if (why !== undefined) report([...at, op, name], `${name} ${why}; it cannot be ${op === 'set' ? 'set' : 'added'} by a rule`);
+    }
 }
 
 function checkPool(pool: PoolConfig, at: Path, report: Report): void {

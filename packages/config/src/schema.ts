@@ -190,11 +190,26 @@ export const upstreamServer = z.strictObject({
   slow_start: duration.default(0),
 });
 
+/** RFC 9110 §5.1: a field name is a token. */
+const headerName = z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'not an HTTP header name (RFC 9110 token characters only)');
+/**
+ * RFC 9110 §5.5: no control character but HTAB in a field value. A CR or LF would end the field (and start another
+ * one the operator never wrote); node and undici refuse them, and every request would fail.
+ */
+const headerValue = z.string().refine((v) => {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return false;
+  }
+  return true;
+}, 'a header value takes no control characters (CR, LF, NUL, …)');
+
+/** nginx `proxy_set_header` (request) / `add_header` + `proxy_hide_header` (response)-like operations. */
 const headerOps = z
   .strictObject({
-    add: z.record(z.string(), z.string()).default({}),
-    set: z.record(z.string(), z.string()).default({}),
-    remove: z.array(z.string()).default([]),
+    add: z.record(headerName, headerValue).default({}),
+    set: z.record(headerName, headerValue).default({}),
+    remove: z.array(headerName).default([]),
   })
   .prefault({});
 
@@ -275,6 +290,8 @@ export const pool = z.strictObject({
     })
     .optional(),
   headers: headerOps,
+  /** Operations on the response headers sent to the client (nginx `add_header … always`, `proxy_hide_header`). */
+  response_headers: headerOps,
 });
 
 // ---------------------------------------------------------------- listener TLS (nginx ssl_*; proxy listener-tls.ts)
@@ -385,6 +402,8 @@ export const route = z.strictObject({
     .default('/'),
   pool: z.string().min(1),
   headers: headerOps,
+  /** Applied after the pool's `response_headers` (a route `remove` also cancels a pool `set`/`add`). */
+  response_headers: headerOps,
   max_body_size: size.optional(),
   /**
    * The request target sent upstream: `raw` as received when it is unambiguous, else normalised (nginx

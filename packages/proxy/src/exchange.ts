@@ -514,10 +514,9 @@ export class Exchange {
     }
   }
 
-  /** The upstream's response headers for the client, plus X-Request-Id and a sticky cookie when one is due. */
+  /** The upstream's response headers for the client (with X-Request-Id and the response rules), plus a sticky cookie when one is due. */
   #clientHeaders(a: Attempt, raw: Buffer[]): string[] {
-    const headers = clientResponseHeaders(raw, this.#route!.rules);
-    headers.push('X-Request-Id', this.requestId);
+    const headers = clientResponseHeaders(raw, this.#route!.rules, this.requestId);
     const sticky = this.#route!.pool.sticky;
     if (sticky && a.index !== this.#stickyIndex) headers.push('Set-Cookie', sticky.setCookie(a.index));
     return headers;

@@ -44,11 +44,17 @@ const MANAGED_DASHED: ReadonlySet<string> = new Set(MANAGED.filter((n) => n.incl
 /** What to drop from a list: 1 = hop-by-hop/managed, 2 = removed or replaced by a header rule. */
 type DropTable = ReadonlyMap<string, 1 | 2>;
 
-/** nginx `proxy_set_header`-like operations of a pool and a route, merged (the route applies last). */
+/** nginx `proxy_set_header`-like operations (one direction) of a pool or a route. */
 export interface HeaderOps {
   readonly add: Readonly<Record<string, string>>;
   readonly set: Readonly<Record<string, string>>;
   readonly remove: readonly string[];
+}
+
+/** A pool's or a route's header operations: `headers` on the request, `response_headers` on the response. */
+export interface HeaderSections {
+  readonly headers: HeaderOps;
+  readonly response_headers: HeaderOps;
 }
 
 /** Compiled rules for one route (its pool's ops, then its own). */
@@ -59,32 +65,59 @@ export interface HeaderRules {
   /** `set` then `add` pairs, flat, in config order. */
   readonly append: readonly string[];
   readonly responseDrop: DropTable;
+  /** Response names (lowercase) removed or set by a rule: the proxy's own X-Request-Id yields to them. */
+  readonly responseOverridden: ReadonlySet<string>;
+  /** The response's `set` then `add` pairs, flat, in config order. */
+  readonly responseAppend: readonly string[];
 }
 
-/** Merges pool then route operations into one table (a route `remove` also drops a pool `set`). */
-export function compileHeaderRules(pool: HeaderOps, route: HeaderOps | undefined): HeaderRules {
+/**
+ * Pool then route operations of one direction, merged: a route's `remove` drops the pool's `set`/`add` of that
+ * name, and a route's `set` replaces them (within one section, `set` and `add` of one name both apply).
+ */
+function mergeOps(all: readonly HeaderOps[]): { overridden: Set<string>; append: string[] } {
   const set = new Map<string, [string, string]>();
   const add: [string, string][] = [];
   const removed = new Set<string>();
-  for (const ops of route ? [pool, route] : [pool]) {
+  const dropAdded = (lower: string) => {
+    for (let i = add.length - 1; i >= 0; i--) if (add[i]![0].toLowerCase() === lower) add.splice(i, 1);
+  };
+  for (const ops of all) {
     for (const name of ops.remove) {
       const lower = name.toLowerCase();
       removed.add(lower);
       set.delete(lower);
-      for (let i = add.length - 1; i >= 0; i--) if (add[i]![0].toLowerCase() === lower) add.splice(i, 1);
+      dropAdded(lower);
     }
-    for (const [name, value] of Object.entries(ops.set)) set.set(name.toLowerCase(), [name, value]);
+    for (const [name, value] of Object.entries(ops.set)) {
+      set.set(name.toLowerCase(), [name, value]);
+      dropAdded(name.toLowerCase());
+    }
     for (const [name, value] of Object.entries(ops.add)) add.push([name, value]);
   }
+  return { overridden: new Set<string>([...removed, ...set.keys()]), append: [...set.values(), ...add].flat() };
+}
+
+/** Merges pool then route operations into one table per direction. */
+export function compileHeaderRules(pool: HeaderSections, route: HeaderSections | undefined): HeaderRules {
+  const sections = route ? [pool, route] : [pool];
+  const { overridden, append } = mergeOps(sections.map((s) => s.headers));
   const requestDrop = new Map<string, 1 | 2>();
   for (const name of HOP_BY_HOP) requestDrop.set(name, 1);
   for (const name of MANAGED) requestDrop.set(name, 1);
-  const overridden = new Set<string>([...removed, ...set.keys()]);
   for (const name of overridden) requestDrop.set(name, 2);
-  const append = [...set.values(), ...add].flat();
-  // The proxy answers with its own X-Request-Id (the one it logged and sent upstream).
+  const response = mergeOps(sections.map((s) => s.response_headers));
+  // The proxy answers with its own X-Request-Id (the one it logged and sent upstream), unless a rule says otherwise.
   const responseDrop = new Map<string, 1 | 2>([...HOP_BY_HOP, 'x-request-id'].map((n) => [n, 1]));
-  return { requestDrop, overridden, append, responseDrop };
+  for (const name of response.overridden) responseDrop.set(name, 2);
+  return {
+    requestDrop,
+    overridden,
+    append,
+    responseDrop,
+    responseOverridden: response.overridden,
+    responseAppend: response.append,
+  };
 }
 
 /** Tokens of every Connection header (RFC 9110 §7.6.1: each names a field to remove), lowercase. */
@@ -201,9 +234,10 @@ function pushManaged(out: string[], overridden: ReadonlySet<string>, name: strin
 
 /**
  * The response header list for the client from undici's raw list: latin1 strings, case and repeats
- * (Set-Cookie) kept, hop-by-hop fields and those the upstream's Connection names removed.
+ * (Set-Cookie) kept, hop-by-hop fields and those the upstream's Connection names removed, and those response
+ * rules remove or set; then X-Request-Id (unless a rule removed or set it) and the rules' `set` and `add`.
  */
-export function clientResponseHeaders(raw: readonly Buffer[], rules: HeaderRules): string[] {
+export function clientResponseHeaders(raw: readonly Buffer[], rules: HeaderRules, requestId: string): string[] {
   const named = connectionTokens(raw);
   const out: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
@@ -212,6 +246,8 @@ export function clientResponseHeaders(raw: readonly Buffer[], rules: HeaderRules
     if (rules.responseDrop.has(lower) || named?.has(lower)) continue;
     out.push(name, raw[i + 1]!.toString('latin1'));
   }
+  pushManaged(out, rules.responseOverridden, 'X-Request-Id', 'x-request-id', requestId);
+  for (let i = 0; i < rules.responseAppend.length; i++) out.push(rules.responseAppend[i]!);
   return out;
 }
 

@@ -264,14 +264,14 @@ function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, Upstream
   const limit = config.limits.max_body_size;
   if (config.routes.length === 0) {
     const [name, pool] = Object.entries(config.pools)[0]!;
-    const rules = compileHeaderRules(pool.headers, undefined);
+    const rules = compileHeaderRules(pool, undefined);
     const value = { route: '/', pool: pools.get(name)!, rules, maxBodySize: limit, forwardPath: 'raw' as const };
     specs.push({ path: '/', value });
   }
   for (const r of config.routes) {
     const pool = pools.get(r.pool);
     if (!pool) throw new TgError('TG_CONFIG_INVALID', `route ${r.host ?? '*'}${r.path}: unknown pool '${r.pool}'`);
-    const rules = compileHeaderRules(config.pools[r.pool]!.headers, r.headers);
+    const rules = compileHeaderRules(config.pools[r.pool]!, r);
     const value = { route: r.path, pool, rules, maxBodySize: r.max_body_size ?? limit, forwardPath: r.forward_path };
     specs.push({ host: r.host, path: r.path, value });
   }

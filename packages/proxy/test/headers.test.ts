@@ -2,6 +2,7 @@ import { request as httpRequest } from 'node:http';
 import { toBlockList } from '@tiergate/config';
 import { describe, expect, it } from 'vitest';
 import { realClientAddress } from '../src/index.ts';
+import { h2client, h2request } from './h2-helpers.ts';
 import { clientAgent, fetchText, rawExchange, server, startTestProxy, startUpstream } from './helpers.ts';
 
 /** An upstream answering with the request headers it received (raw list, JSON). */
@@ -17,6 +18,17 @@ function pairs(raw: string[]): [string, string][] {
   const out: [string, string][] = [];
   for (let i = 0; i < raw.length; i += 2) out.push([raw[i]!, raw[i + 1]!]);
   return out;
+}
+/** The raw response header list (name case and repeats as sent) of one GET. */
+function responseRaw(url: string): Promise<string[]> {
+  return new Promise<string[]>((resolve, reject) => {
+    httpRequest(url, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.rawHeaders));
+    })
+      .on('error', reject)
+      .end();
+  });
 }
 const get = (raw: [string, string][], name: string) => raw.filter(([k]) => k.toLowerCase() === name).map(([, v]) => v);
 
@@ -134,11 +146,11 @@ describe('forwarding headers', () => {
   it('applies pool then route header operations', async () => {
     await using up = await echo();
     await using p = await startTestProxy({
-      routes: [{ path: '/', pool: 'app', headers: { set: { 'X-Env': 'route' }, remove: ['X-Drop'] } }],
+      routes: [{ path: '/', pool: 'app', headers: { set: { 'X-Env': 'route', 'X-Both': 'route' }, remove: ['X-Drop'] } }],
       pools: {
         app: {
           servers: [server(up)],
-          headers: { set: { 'X-Env': 'pool', 'X-Pool': 'yes' }, add: { 'X-Added': 'a' }, remove: ['X-Real-IP'] },
+          headers: { set: { 'X-Env': 'pool', 'X-Pool': 'yes' }, add: { 'X-Added': 'a', 'X-Both': 'pool' }, remove: ['X-Real-IP'] },
         },
       },
     });
@@ -147,8 +159,81 @@ describe('forwarding headers', () => {
     expect(get(h, 'x-env')).toEqual(['route']);
     expect(get(h, 'x-pool')).toEqual(['yes']);
     expect(get(h, 'x-added')).toEqual(['client', 'a']);
+    // A route's set replaces every field of that name, the pool's added one too.
+    expect(get(h, 'x-both')).toEqual(['route']);
     expect(get(h, 'x-drop')).toEqual([]);
     expect(get(h, 'x-real-ip')).toEqual([]);
+  });
+
+  it('response rules: set replaces the upstream field, add appends, remove drops; pool then route; X-Request-Id removable', async () => {
+    await using up = await startUpstream((req, res) => {
+      req.resume();
+      res.writeHead(200, ['Server', 'gunicorn', 'X-Powered-By', 'PHP', 'Set-Cookie', 'a=1', 'X-Env', 'up', 'Content-Length', '2']);
+      res.end('ok');
+    });
+    await using p = await startTestProxy({
+      routes: [
+        { path: '/', pool: 'app' },
+        {
+          path: '/quiet',
+          pool: 'app',
+          response_headers: { remove: ['Strict-Transport-Security', 'X-Request-Id'], set: { 'X-Env': 'route' } },
+        },
+      ],
+      pools: {
+        app: {
+          servers: [server(up)],
+          response_headers: {
+            set: { Server: 'tiergate', 'Strict-Transport-Security': 'max-age=63072000' },
+            add: { 'Set-Cookie': 'b=2', 'X-Env': 'pool' },
+            remove: ['X-Powered-By'],
+          },
+        },
+      },
+    });
+    const h = pairs(await responseRaw(`${p.url}/`));
+    expect(get(h, 'server')).toEqual(['tiergate']);
+    expect(get(h, 'strict-transport-security')).toEqual(['max-age=63072000']);
+    expect(get(h, 'x-powered-by')).toEqual([]);
+    expect(get(h, 'set-cookie')).toEqual(['a=1', 'b=2']);
+    expect(get(h, 'x-env')).toEqual(['up', 'pool']);
+    expect(get(h, 'x-request-id')).toHaveLength(1);
+    expect(get(h, 'content-length')).toEqual(['2']);
+    const q = pairs(await responseRaw(`${p.url}/quiet`));
+    expect(get(q, 'strict-transport-security')).toEqual([]);
+    expect(get(q, 'x-request-id')).toEqual([]);
+    expect(get(q, 'x-env')).toEqual(['route']);
+    expect(get(q, 'server')).toEqual(['tiergate']);
+  });
+
+  it('response rules reach an HTTP/2 client and a 101 answer alike', async () => {
+    await using up = await startUpstream((req, res) => {
+      req.resume();
+      res.end('ok');
+    });
+    up.server.on('upgrade', (_req, socket) =>
+      socket.end('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nServer: up\r\n\r\n'),
+    );
+    const rules = { set: { Server: 'tiergate' }, add: { 'X-Frame-Options': 'DENY' } };
+    await using p = await startTestProxy({
+      listeners: [
+        { address: '127.0.0.1', port: 0 },
+        { address: '127.0.0.1', port: 0, http2: true },
+      ],
+      pools: { app: { servers: [server(up)], response_headers: rules } },
+    });
+    await using c = h2client(`http://127.0.0.1:${p.proxy.addresses()[1]!.port}`);
+    const res = await h2request(c, { ':path': '/' });
+    expect(res.headers.server).toBe('tiergate');
+    expect(res.headers['x-frame-options']).toBe('DENY');
+    const raw = await rawExchange(
+      p.proxy.addresses()[0]!.port,
+      'GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    expect(raw).toMatch(/^HTTP\/1\.1 101 /);
+    expect(raw).toMatch(/\r\nServer: tiergate\r\n/);
+    expect(raw).not.toMatch(/Server: up/);
+    expect(raw).toMatch(/\r\nX-Frame-Options: DENY\r\n/);
   });
 
   it('response: removes hop-by-hop headers, keeps repeated Set-Cookie and header case', async () => {
