@@ -140,8 +140,21 @@ function checkProxy(proxy: ProxyConfig, report: Report): void {
     report(['proxy', 'admin', 'port'], `the admin listener ${proxy.admin.address}:${proxy.admin.port} collides with listeners[${taken}]`);
   const routes = new Map<string, number>();
   proxy.routes.forEach((r, i) => {
-    if (!(r.pool in proxy.pools))
+    if (r.pool !== undefined && r.redirect?.prefix !== undefined)
+      report(
+        ['proxy', 'routes', i, 'pool'],
+        'a prefix redirect answers every request of its route: give pool or redirect.prefix, not both',
+      );
+    else if (r.pool === undefined && r.redirect?.prefix === undefined)
+      report(
+        ['proxy', 'routes', i, 'pool'],
+        r.redirect?.scheme === undefined
+          ? 'required (or give redirect.prefix)'
+          : `required with redirect.scheme: requests that already came over ${r.redirect.scheme} are proxied to it`,
+      );
+    else if (r.pool !== undefined && !(r.pool in proxy.pools))
       report(['proxy', 'routes', i, 'pool'], `unknown pool '${r.pool}' (pools: ${Object.keys(proxy.pools).join(', ') || 'none'})`);
+    if (r.redirect !== undefined) checkRedirect(r.redirect, ['proxy', 'routes', i, 'redirect'], report);
     // Host names are case-insensitive (RFC 9110 §4.2.3) and `a.example.` is `a.example` (the proxy's table agrees).
     const key = `${r.host?.toLowerCase().replace(/\.$/, '') ?? '*'} ${r.path}`;
     if (routes.has(key)) report(['proxy', 'routes', i, 'path'], `duplicate route ${key} (routes[${routes.get(key)}])`);
@@ -159,6 +172,26 @@ function checkProxy(proxy: ProxyConfig, report: Report): void {
     checkHeaderOps(pool.headers, ['proxy', 'pools', name, 'headers'], REQUEST_OWN, report);
     checkHeaderOps(pool.response_headers, ['proxy', 'pools', name, 'response_headers'], RESPONSE_OWN, report);
   }
+}
+
+function checkRedirect(r: NonNullable<ProxyConfig['routes'][number]['redirect']>, at: Path, report: Report): void {
+  if ((r.scheme === undefined) === (r.prefix === undefined)) {
+    report(at, 'give either scheme (keep the host, path and query) or prefix (a fixed origin before the path and query)');
+    return;
+  }
+  if (r.port !== undefined && r.scheme === undefined) report([...at, 'port'], 'only used with scheme (a prefix carries its own port)');
+  if (r.prefix === undefined) return;
+  let url: URL | undefined;
+  try {
+    url = new URL(r.prefix);
+  } catch {
+    url = undefined;
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.host === '')
+    report([...at, 'prefix'], `expected an absolute http:// or https:// URL, got '${r.prefix}'`);
+  else if (url.search !== '' || url.hash !== '' || r.prefix.includes('?') || r.prefix.includes('#'))
+    report([...at, 'prefix'], "takes no query or fragment: the request's path and query are appended");
+  else if (r.prefix.endsWith('/')) report([...at, 'prefix'], "must not end with /: the request's path, which starts with /, is appended");
 }
 
 /**

@@ -400,7 +400,22 @@ export const route = z.strictObject({
       'never matches: requests are matched on the normalised path, without //, . or .. segments (docs/proxy.md, Paths)',
     )
     .default('/'),
-  pool: z.string().min(1),
+  /** The pool that serves the route; required except with `redirect.prefix`. */
+  pool: z.string().min(1).optional(),
+  /**
+   * Answer with a redirect (HAProxy `http-request redirect`, nginx `return 301 …$request_uri`): `scheme` (+ `port`)
+   * redirects requests that came over the other scheme, keeping host, path and query, and proxies the rest to
+   * `pool` (HAProxy `redirect scheme https unless { ssl_fc }`); `prefix` answers every request of the route with the
+   * request's path and query after a fixed origin (`https://www.example.com`), and takes no pool.
+   */
+  redirect: z
+    .strictObject({
+      scheme: z.enum(['http', 'https']).optional(),
+      port: port.optional(),
+      prefix: z.string().min(1).optional(),
+      status: z.union([z.literal(301), z.literal(302), z.literal(303), z.literal(307), z.literal(308)]).default(301),
+    })
+    .optional(),
   headers: headerOps,
   /** Applied after the pool's `response_headers` (a route `remove` also cancels a pool `set`/`add`). */
   response_headers: headerOps,

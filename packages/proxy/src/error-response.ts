@@ -29,3 +29,22 @@ export function sendError(res: ServerResponse, code: ErrorCode, close = false, e
   res.end(body);
   return Buffer.byteLength(body);
 }
+
+/**
+ * Answers a request with a redirect to `location`: a one-line plain-text body naming it (nginx sends a small
+ * HTML page; clients follow the Location either way). `close` ends the connection afterwards (an unread body).
+ * Returns the body bytes sent.
+ */
+export function sendRedirect(res: ServerResponse, status: number, location: string, close: boolean, extra: readonly string[]): number {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return 0;
+  }
+  const body = `${status} ${STATUS_CODES[status] ?? 'Redirect'}: ${location}\n`;
+  const headers = ['location', location, 'content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body))];
+  for (const h of extra) headers.push(h);
+  if (close) headers.push('connection', 'close');
+  res.writeHead(status, headers);
+  res.end(body);
+  return Buffer.byteLength(body);
+}

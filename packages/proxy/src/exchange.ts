@@ -9,7 +9,7 @@ import type { ErrorCode } from '@tiergate/errors';
 import { type Dispatcher, errors } from 'undici';
 import { type AttemptEvent, attemptChannel, type RequestEvent, requestChannel } from './channels.ts';
 import { forwardedClient, type PeerInfo, peerOf } from './client-address.ts';
-import { sendError } from './error-response.ts';
+import { sendError, sendRedirect } from './error-response.ts';
 import { clientResponseHeaders, type HeaderRules, upstreamRequestHeaders } from './forward-headers.ts';
 import { RequestKeyVars } from './key-vars.ts';
 import type { ClientCertFacts } from './listener-tls.ts';
@@ -17,7 +17,7 @@ import type { TokenBucketLimiter } from './rate-limiter.ts';
 import { requestIdOf } from './request-id.ts';
 import { refusedRequest } from './request-screen.ts';
 import { type ForwardPath, parseTarget } from './request-target.ts';
-import type { RouteTable } from './route-table.ts';
+import { type RouteTable, stripPort } from './route-table.ts';
 import { activeTracer, endAttemptSpan, endServerSpan, setRoute, startAttemptSpan, startServerSpan, withTraceContext } from './tracing.ts';
 import { joinSockets } from './tunnel.ts';
 import { classifyUpstreamError } from './upstream-error.ts';
@@ -34,11 +34,29 @@ export interface CompiledRoute {
   readonly maxBodySize: number;
   /** What target the upstream gets (request-target.ts). */
   readonly forwardPath: ForwardPath;
+  /** `redirect.scheme`: requests that came over the other scheme are redirected, the rest proxied. */
+  readonly redirect?: Redirect | undefined;
+}
+
+/** `routes[].redirect`, compiled (proxy-server.ts compileRoutes). */
+export interface Redirect {
+  readonly status: number;
+  /** `scheme` form: the scheme requests must come over to be proxied; undefined for `prefix` (always redirects). */
+  readonly scheme: 'http' | 'https' | undefined;
+  /** The Location for a request target (origin-form, as received) and the request's host (no port). */
+  location(target: string, host: string): string;
+}
+
+/** A `redirect.prefix` route: it answers every request itself and has no pool. */
+export interface RedirectRoute {
+  readonly route: string;
+  readonly pool?: undefined;
+  readonly redirect: Redirect;
 }
 
 /** Everything a request needs from one configuration; a reload swaps it whole. */
 export interface Generation {
-  readonly routes: RouteTable<CompiledRoute>;
+  readonly routes: RouteTable<CompiledRoute | RedirectRoute>;
   readonly trusted: BlockList | undefined;
   readonly recursive: boolean;
   readonly accessLog: ((event: RequestEvent) => void) | undefined;
@@ -327,6 +345,11 @@ export class Exchange {
       this.fail('TG_PROXY_NO_ROUTE', this.#hasBody);
       return;
     }
+    if (route.redirect !== undefined && (route.pool === undefined || route.redirect.scheme !== this.#scheme())) {
+      this.#redirect(route.route, route.redirect, url);
+      return;
+    }
+    if (route.pool === undefined) return; // a prefix redirect (above): never here
     this.#route = route;
     this.#target = target.rawSafe && route.forwardPath === 'raw' ? url : target.normalized;
     if (this.#span) setRoute(this.#span, req.method ?? '', route.route, route.pool.name);
@@ -660,6 +683,31 @@ export class Exchange {
       };
       attemptChannel.publish(event);
     }
+  }
+
+  /**
+   * The scheme the client used: the listener's, or, from a trusted peer (a TLS terminator in front), its
+   * X-Forwarded-Proto when that says http or https (HAProxy users write `unless { ssl_fc }` or test the header).
+   */
+  #scheme(): 'http' | 'https' {
+    if (this.#peer.trusted) {
+      const proto = (headerString(this.req.headers['x-forwarded-proto']) ?? '').split(',')[0]!.trim().toLowerCase();
+      if (proto === 'http' || proto === 'https') return proto;
+    }
+    return this.#listener.scheme;
+  }
+
+  /** Answers with the route's redirect; the request's body, if any, is not read (the connection then closes). */
+  #redirect(route: string, redirect: Redirect, target: string): void {
+    if (this.#span) setRoute(this.#span, this.req.method ?? '', route, '');
+    // HTTP/1.0 may come without a Host: the address the client reached stands in (nginx would use server_name).
+    const host = this.req.headers.host ?? this.req.headers[':authority'];
+    const local = this.req.socket.localAddress ?? '';
+    const name = typeof host === 'string' && host !== '' ? stripPort(host) : local.includes(':') ? `[${local}]` : local;
+    const closing = this.#hasBody || this.ctx.draining || this.#upgrade !== undefined;
+    this.bytesSent += sendRedirect(this.res, redirect.status, redirect.location(target, name), closing, ['X-Request-Id', this.requestId]);
+    this.#status = redirect.status;
+    this.#finish();
   }
 
   /** Answers with the error of `code`; `close` ends the connection after it (so does draining). */

@@ -21,6 +21,8 @@ import {
   InFlight,
   type ListenerInfo,
   type ProxyContext,
+  type Redirect,
+  type RedirectRoute,
   TIMEOUT_SWEEP_MS,
 } from './exchange.ts';
 import { compileHeaderRules } from './forward-headers.ts';
@@ -259,8 +261,8 @@ function newGeneration(config: ProxySection, pools: ReadonlyMap<string, Upstream
   };
 }
 
-function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, UpstreamPool>): RouteTable<CompiledRoute> {
-  const specs: RouteSpec<CompiledRoute>[] = [];
+function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, UpstreamPool>): RouteTable<CompiledRoute | RedirectRoute> {
+  const specs: RouteSpec<CompiledRoute | RedirectRoute>[] = [];
   const limit = config.limits.max_body_size;
   if (config.routes.length === 0) {
     const [name, pool] = Object.entries(config.pools)[0]!;
@@ -269,13 +271,26 @@ function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, Upstream
     specs.push({ path: '/', value });
   }
   for (const r of config.routes) {
+    const redirect = r.redirect && compileRedirect(r.redirect);
+    if (r.pool === undefined) {
+      specs.push({ host: r.host, path: r.path, value: { route: r.path, redirect: redirect! } });
+      continue;
+    }
     const pool = pools.get(r.pool);
     if (!pool) throw new TgError('TG_CONFIG_INVALID', `route ${r.host ?? '*'}${r.path}: unknown pool '${r.pool}'`);
     const rules = compileHeaderRules(config.pools[r.pool]!, r);
-    const value = { route: r.path, pool, rules, maxBodySize: r.max_body_size ?? limit, forwardPath: r.forward_path };
+    const value = { route: r.path, pool, rules, maxBodySize: r.max_body_size ?? limit, forwardPath: r.forward_path, redirect };
     specs.push({ host: r.host, path: r.path, value });
   }
   return new RouteTable(specs);
+}
+
+/** `routes[].redirect` as the exchange uses it: the target and host go after the scheme (and port) or the prefix. */
+function compileRedirect(r: NonNullable<ProxySection['routes'][number]['redirect']>): Redirect {
+  const { prefix, scheme, status } = r;
+  if (prefix !== undefined) return { status, scheme: undefined, location: (target) => prefix + target };
+  const port = r.port === undefined ? '' : `:${r.port}`;
+  return { status, scheme, location: (target, host) => `${scheme}://${host}${port}${target}` };
 }
 
 /** A listener's server: node:http(s), or node:http2 (with HTTP/1.1 on the same TLS port) for `http2`. */
