@@ -374,6 +374,13 @@ export const listener = z.strictObject({
   http2: z.boolean().optional(),
 });
 
+/** An access rule's subject: an address or CIDR, or `all` (nginx `allow all` / `deny all`). */
+const accessTarget = z.string().refine((v) => v === 'all' || cidr.safeParse(v).success, 'expected an address, a CIDR or all');
+/** One `allow` or one `deny` per rule, as nginx writes one directive per line. */
+const accessRule = z
+  .strictObject({ allow: accessTarget.optional(), deny: accessTarget.optional() })
+  .refine((r) => (r.allow === undefined) !== (r.deny === undefined), 'each rule is one allow or one deny');
+
 /** `name:port`, which a route's host refuses (below) rather than calling it a malformed name. */
 const HOST_WITH_PORT = /^(\*\.)?[A-Za-z0-9.-]+:\d*$/;
 
@@ -419,6 +426,11 @@ export const route = z.strictObject({
   headers: headerOps,
   /** Applied after the pool's `response_headers` (a route `remove` also cancels a pool `set`/`add`). */
   response_headers: headerOps,
+  /**
+   * nginx `allow` / `deny` in a `location`: checked in order against the client address (after `trusted_proxies`,
+   * nginx's realip), the first that matches decides; none matching allows. A denied request gets 403.
+   */
+  access: z.array(accessRule).optional(),
   max_body_size: size.optional(),
   /**
    * The request target sent upstream: `raw` as received when it is unambiguous, else normalised (nginx

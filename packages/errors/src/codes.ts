@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   TG_PROXY_CLIENT_TIMEOUT: { status: 408, exit: 1, summary: 'The client was too slow sending its request.' },
   TG_PROXY_RATE_LIMITED: { status: 429, exit: 1, summary: 'The client address exceeded its rate limit.' },
   TG_PROXY_NO_ROUTE: { status: 404, exit: 1, summary: 'No route matches the request host and path.' },
+  TG_PROXY_FORBIDDEN: { status: 403, exit: 1, summary: "The route's access rules deny the client address." },
   // 501: the pool speaks HTTP/2 to its servers, which carries no Upgrade (a server is not at fault).
   TG_PROXY_UPGRADE_UNSUPPORTED: { status: 501, exit: 1, summary: 'An Upgrade was asked of a pool that speaks HTTP/2 to its servers.' },
   // proxy: upstream side

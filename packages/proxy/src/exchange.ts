@@ -36,6 +36,8 @@ export interface CompiledRoute {
   readonly forwardPath: ForwardPath;
   /** `redirect.scheme`: requests that came over the other scheme are redirected, the rest proxied. */
   readonly redirect?: Redirect | undefined;
+  /** `access` (nginx allow/deny): whether the client address may use the route (access-rules.ts). */
+  readonly access?: ((clientAddress: string) => boolean) | undefined;
 }
 
 /** `routes[].redirect`, compiled (proxy-server.ts compileRoutes). */
@@ -353,6 +355,10 @@ export class Exchange {
     this.#route = route;
     this.#target = target.rawSafe && route.forwardPath === 'raw' ? url : target.normalized;
     if (this.#span) setRoute(this.#span, req.method ?? '', route.route, route.pool.name);
+    if (route.access !== undefined && !route.access(this.clientAddress)) {
+      this.fail('TG_PROXY_FORBIDDEN', this.#hasBody);
+      return;
+    }
     if (route.maxBodySize > 0 && cl !== undefined && Number(cl) > route.maxBodySize) {
       this.fail('TG_PROXY_BODY_TOO_LARGE', true);
       return;

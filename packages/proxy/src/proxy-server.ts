@@ -8,6 +8,7 @@ import type { Server as TlsServer } from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
 import { type DeepReadonly, type ListenerConfig, type ProxyConfig, toBlockList } from '@tiergate/config';
 import { type ErrorCode, httpStatusOf, TgError } from '@tiergate/errors';
+import { compileAccess } from './access-rules.ts';
 import type { RequestEvent } from './channels.ts';
 import { ClientRequest } from './client-request.ts';
 import { acceptErrorLogger, connectionLimit } from './connection-limit.ts';
@@ -279,7 +280,8 @@ function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, Upstream
     const pool = pools.get(r.pool);
     if (!pool) throw new TgError('TG_CONFIG_INVALID', `route ${r.host ?? '*'}${r.path}: unknown pool '${r.pool}'`);
     const rules = compileHeaderRules(config.pools[r.pool]!, r);
-    const value = { route: r.path, pool, rules, maxBodySize: r.max_body_size ?? limit, forwardPath: r.forward_path, redirect };
+    const access = r.access && compileAccess(r.access);
+    const value = { route: r.path, pool, rules, maxBodySize: r.max_body_size ?? limit, forwardPath: r.forward_path, redirect, access };
     specs.push({ host: r.host, path: r.path, value });
   }
   return new RouteTable(specs);
