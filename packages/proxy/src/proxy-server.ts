@@ -268,7 +268,16 @@ function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, Upstream
   if (config.routes.length === 0) {
     const [name, pool] = Object.entries(config.pools)[0]!;
     const rules = compileHeaderRules(pool, undefined);
-    const value = { route: '/', pool: pools.get(name)!, rules, maxBodySize: limit, forwardPath: 'raw' as const };
+    // The same fields as a configured route's (one object shape for the exchange to read).
+    const value = {
+      route: '/',
+      pool: pools.get(name)!,
+      rules,
+      maxBodySize: limit,
+      forwardPath: 'raw' as const,
+      redirect: undefined,
+      access: undefined,
+    };
     specs.push({ path: '/', value });
   }
   for (const r of config.routes) {
