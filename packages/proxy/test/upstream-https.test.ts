@@ -33,10 +33,8 @@ interface HttpsUpstream extends AsyncDisposable {
   readonly seen: { alpn: string | false | null; version: string; host: string; sni: string; clientCn: string }[];
 }
 
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
-
 /** A node:https server on 127.0.0.1 port 0 with the `app` certificate, answering what it saw. */
-async function startHttps(options: ServerOptions = {}, handler?: Handler): Promise<HttpsUpstream> {
+async function startHttps(options: ServerOptions = {}): Promise<HttpsUpstream> {
   const seen: HttpsUpstream['seen'] = [];
   const server = createHttpsServer({ key: certs.pem('app.key'), cert: certs.pem('app.pem'), ...options }, (req, res) => {
     const socket = req.socket as TLSSocket;
@@ -48,8 +46,7 @@ async function startHttps(options: ServerOptions = {}, handler?: Handler): Promi
       clientCn: (socket.getPeerCertificate().subject?.CN as string | undefined) ?? '',
     };
     seen.push(entry);
-    if (handler) handler(req, res);
-    else res.end(JSON.stringify(entry));
+    res.end(JSON.stringify(entry));
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -151,23 +148,34 @@ describe('pools.X.protocol: https (HTTP/1.1 over TLS)', () => {
   });
 });
 
+/** A proxy configuration with one `https` pool `app` of the server at `address`, plus `extra` pool keys. */
+const httpsPool = (address: string, extra: Record<string, unknown>) => ({
+  pools: { app: { protocol: 'https', servers: [{ address }], ...extra } },
+});
+
+/** The proxy's client certificate (issued by the `clients` CA) as pool keys. */
+const proxyCert = () => ({ tls_certificate: certs.path('proxy.pem'), tls_certificate_key: certs.path('proxy.key') });
+
+/** Polls until the first server of the first pool is `want` healthy (or 5 s pass); returns what it is then. */
+async function healthy(p: { proxy: { status(): { pools: { servers: { healthy: boolean }[] }[] } } }, want: boolean): Promise<boolean> {
+  const deadline = Date.now() + 5000;
+  while (p.proxy.status().pools[0]!.servers[0]!.healthy !== want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return p.proxy.status().pools[0]!.servers[0]!.healthy;
+}
+
 describe('pools.X.tls_certificate: a client certificate towards the servers (nginx proxy_ssl_certificate)', () => {
   /** What makes a server require a certificate issued by the `clients` CA. */
   const mutual = (): ServerOptions => ({ requestCert: true, rejectUnauthorized: true, ca: [certs.pem('clients.pem')] });
 
   it('presents it to a server that requires one; without it the handshake fails and the client gets 502', async () => {
     await using up = await startHttps(mutual());
-    const pool = (extra: Record<string, unknown>) => ({
-      pools: { app: { protocol: 'https', servers: [{ address: up.address }], ...extra } },
-    });
+    const pool = (extra: Record<string, unknown>) => httpsPool(up.address, extra);
     {
       await using p = await startTestProxy(pool({}));
       expect((await fetchText(`${p.url}/`)).status).toBe(502);
     }
     {
-      await using p = await startTestProxy(
-        pool({ tls_certificate: certs.path('proxy.pem'), tls_certificate_key: certs.path('proxy.key') }),
-      );
+      await using p = await startTestProxy(pool({ ...proxyCert() }));
       const res = await fetchText(`${p.url}/`);
       expect(res.status).toBe(200);
       expect(JSON.parse(res.body).clientCn).toBe('tiergate-proxy');
@@ -198,9 +206,7 @@ describe('pools.X.tls_certificate: a client certificate towards the servers (ngi
     });
     const checksSeen = () => up.seen.filter((s) => s.clientCn === 'tiergate-proxy').length;
     {
-      await using p = await startTestProxy(
-        pool({ tls_certificate: certs.path('proxy.pem'), tls_certificate_key: certs.path('proxy.key') }),
-      );
+      await using p = await startTestProxy(pool({ ...proxyCert() }));
       const deadline = Date.now() + 5000;
       while (checksSeen() < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       expect(checksSeen()).toBeGreaterThanOrEqual(3);
@@ -210,16 +216,10 @@ describe('pools.X.tls_certificate: a client certificate towards the servers (ngi
     {
       // Without the certificate every check fails its handshake: the server is taken out (fall 1) ...
       await using p = await startTestProxy(pool({}));
-      const healthy = async (want: boolean) => {
-        const deadline = Date.now() + 5000;
-        while (p.proxy.status().pools[0]!.servers[0]!.healthy !== want && Date.now() < deadline)
-          await new Promise((r) => setTimeout(r, 20));
-        return p.proxy.status().pools[0]!.servers[0]!.healthy;
-      };
-      expect(await healthy(false)).toBe(false);
+      expect(await healthy(p, false)).toBe(false);
       // ... and a reload that adds it gives the checks the certificate too (the pool's health is not kept as it was).
-      await p.proxy.reload(proxySection(pool({ tls_certificate: certs.path('proxy.pem'), tls_certificate_key: certs.path('proxy.key') })));
-      expect(await healthy(true)).toBe(true);
+      await p.proxy.reload(proxySection(pool({ ...proxyCert() })));
+      expect(await healthy(p, true)).toBe(true);
     }
   });
 
@@ -236,19 +236,12 @@ describe('pools.X.tls_certificate: a client certificate towards the servers (ngi
         },
       },
     });
-    const healthy = async (p: { proxy: { status(): { pools: { servers: { healthy: boolean }[] }[] } } }, want: boolean) => {
-      const deadline = Date.now() + 5000;
-      while (p.proxy.status().pools[0]!.servers[0]!.healthy !== want && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      return p.proxy.status().pools[0]!.servers[0]!.healthy;
-    };
     {
       await using p = await startTestProxy(pool({}));
       expect(await healthy(p, false)).toBe(false);
     }
     {
-      await using p = await startTestProxy(
-        pool({ tls_certificate: certs.path('proxy.pem'), tls_certificate_key: certs.path('proxy.key') }),
-      );
+      await using p = await startTestProxy(pool({ ...proxyCert() }));
       // Healthy now, and still after several more checks (it starts healthy: wait for checks to have run).
       await new Promise((r) => setTimeout(r, 300));
       expect(await healthy(p, true)).toBe(true);
@@ -257,12 +250,10 @@ describe('pools.X.tls_certificate: a client certificate towards the servers (ngi
 
   it('reload: adding the certificate takes new connections; a key of another certificate is refused and the old pool serves on', async () => {
     await using up = await startHttps(mutual());
-    const pool = (extra: Record<string, unknown>) => ({
-      pools: { app: { protocol: 'https', servers: [{ address: up.address }], ...extra } },
-    });
+    const pool = (extra: Record<string, unknown>) => httpsPool(up.address, extra);
     await using p = await startTestProxy(pool({}));
     expect((await fetchText(`${p.url}/`)).status).toBe(502);
-    await p.proxy.reload(proxySection(pool({ tls_certificate: certs.path('proxy.pem'), tls_certificate_key: certs.path('proxy.key') })));
+    await p.proxy.reload(proxySection(pool({ ...proxyCert() })));
     expect((await fetchText(`${p.url}/`)).status).toBe(200);
     await expect(
       p.proxy.reload(proxySection(pool({ tls_certificate: certs.path('proxy.pem'), tls_certificate_key: certs.path('stranger.key') }))),
