@@ -1,7 +1,7 @@
 import { connect as tlsConnect } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RequestEvent } from '../src/channels.ts';
-import { certFiles } from './h2-helpers.ts';
+import { certFiles, h2client, h2request } from './h2-helpers.ts';
 import { collect, fetchText, named, rawExchange, server, startTestProxy, startUpstream } from './helpers.ts';
 
 /**
@@ -81,6 +81,26 @@ describe('routes[].redirect.scheme', () => {
       await using p = await startTestProxy(config([]));
       expect((await fetchText(`${p.url}/`, { headers: { 'x-forwarded-proto': 'https' } })).status).toBe(301);
     }
+  });
+});
+
+describe('redirects to HTTP/2 clients', () => {
+  it('take the Location from :authority and answer a request with a body without a connection field', async () => {
+    await using up = await startUpstream(named('app'));
+    await using p = await startTestProxy({
+      listeners: [{ address: '127.0.0.1', port: 0, http2: true }],
+      routes: [{ path: '/', pool: 'app', redirect: { scheme: 'https' } }],
+      pools: { app: { servers: [server(up)] } },
+    });
+    await using c = h2client(`http://127.0.0.1:${p.proxy.addresses()[0]!.port}`);
+    const get = await h2request(c, { ':path': '/a?b=1', ':authority': 'shop.example:8080' });
+    expect(get.status).toBe(301);
+    expect(get.headers.location).toBe('https://shop.example/a?b=1');
+    const post = await h2request(c, { ':method': 'POST', ':path': '/form', ':authority': 'shop.example' }, 'x=1');
+    expect(post.status).toBe(301);
+    expect(post.headers.connection).toBeUndefined();
+    expect((await h2request(c, { ':path': '/again', ':authority': 'shop.example' })).status).toBe(301);
+    expect(up.seen).toHaveLength(0);
   });
 });
 
