@@ -1,12 +1,12 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { hostname as osHostname } from 'node:os';
 import { type Session, type SessionOptions, type SessionReply, type SessionStore, sessionMiddleware, withSession } from '@tiergate/session';
 import { newCaptchaCode, type RandomInt, renderCaptchaSvg } from './captcha.ts';
 import { clientAddress, parseTrustedProxies } from './client-address.ts';
 import { renderHomePage } from './home-page.ts';
 import { LoginThrottle, type LoginThrottleOptions } from './login-throttle.ts';
-import { attachEcho, download } from './long-lived.ts';
+import { DemoServer, download } from './long-lived.ts';
 import { HttpError, readFields, stringField } from './request-body.ts';
 import { describeServerSpan } from './server-span.ts';
 
@@ -101,7 +101,7 @@ export function createDemoApp(options: DemoAppOptions): Server {
     secrets: options.secrets ?? [DEMO_SECRET],
   });
   const withSessionRoutes = withSession(sessions, (req, session) => route(context, req, session));
-  const server = createServer((req, res) => {
+  return new DemoServer((req, res) => {
     res.setHeader('x-instance-id', options.instanceId);
     res.setHeader('cache-control', 'no-store');
     const path = new URL(req.url ?? '/', 'http://demo').pathname;
@@ -114,9 +114,7 @@ export function createDemoApp(options: DemoAppOptions): Server {
       if (!res.headersSent) res.writeHead(500);
       res.end();
     });
-  });
-  attachEcho(server, demo);
-  return server;
+  }, demo);
 }
 
 /** GET /ws without an Upgrade header: the echo speaks WebSocket only. */

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { type IncomingMessage, type RequestListener, Server, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WebSocketServer } from 'ws';
@@ -90,11 +90,9 @@ async function pace(res: ServerResponse, bytes: number, rate: number, signal: Ab
  * The WebSocket echo at `/ws` (demo mode only): each text or binary message goes back unchanged. Any other
  * upgrade, or any upgrade outside demo mode, is answered 404 and the socket closed.
  *
- * Upgraded sockets leave the HTTP server's connection list, so `closeAllConnections()` would not reach them and
- * `close()` would wait for every open WebSocket to end by itself; the server's `closeAllConnections` terminates
- * them too.
+ * Returns the WebSocket server (demo mode), whose clients DemoServer#closeAllConnections terminates.
  */
-export function attachEcho(server: Server, demo: boolean): void {
+export function attachEcho(server: Server, demo: boolean): WebSocketServer | undefined {
   const wss = demo ? new WebSocketServer({ noServer: true, maxPayload: MAX_ECHO_PAYLOAD }) : undefined;
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => socket.destroy());
@@ -111,10 +109,24 @@ export function attachEcho(server: Server, demo: boolean): void {
       ws.on('message', (data, isBinary) => ws.send(data as Buffer, { binary: isBinary }));
     });
   });
-  if (wss === undefined) return;
-  const closeAllConnections = server.closeAllConnections.bind(server);
-  server.closeAllConnections = () => {
-    for (const ws of wss.clients) ws.terminate();
-    closeAllConnections();
-  };
+  return wss;
+}
+
+/**
+ * The demo app's http.Server. Upgraded sockets leave the server's connection list, so node's
+ * `closeAllConnections()` would not reach them and `close()` would wait for every open WebSocket to end by
+ * itself: this one terminates them too.
+ */
+export class DemoServer extends Server {
+  readonly #webSockets: WebSocketServer | undefined;
+
+  constructor(handler: RequestListener, demo: boolean) {
+    super(handler);
+    this.#webSockets = attachEcho(this, demo);
+  }
+
+  override closeAllConnections(): void {
+    for (const ws of this.#webSockets?.clients ?? []) ws.terminate();
+    super.closeAllConnections();
+  }
 }
