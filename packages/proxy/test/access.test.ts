@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clientAgent, fetchText, named, rawExchange, server, startTestProxy, startUpstream } from './helpers.ts';
+import { clientAgent, fetchText, named, proxySection, rawExchange, server, startTestProxy, startUpstream } from './helpers.ts';
 
 /** `routes[].access`: nginx `allow` / `deny` in a `location`, checked against the client address in order. */
 
@@ -54,5 +54,22 @@ describe('routes[].access (nginx allow/deny)', () => {
     expect(raw).toMatch(/\r\nconnection: close\r\n/i);
     expect(raw.match(/HTTP\/1\.1 /g)).toHaveLength(1);
     expect(up.seen).toHaveLength(0);
+  });
+});
+
+describe('access rules, redirects and response rules on reload', () => {
+  it('a reload swaps them for the requests that start afterwards', async () => {
+    await using up = await startUpstream(named('app'));
+    const config = (route: Record<string, unknown>) => ({
+      routes: [{ path: '/', pool: 'app', ...route }],
+      pools: { app: { servers: [server(up)] } },
+    });
+    await using p = await startTestProxy(config({ access: [{ deny: 'all' }] }));
+    expect((await fetchText(`${p.url}/`)).status).toBe(403);
+    await p.proxy.reload(proxySection(config({ response_headers: { set: { 'X-Gen': '2' } } })));
+    const second = await fetchText(`${p.url}/`);
+    expect([second.status, second.headers['x-gen']]).toEqual([200, '2']);
+    await p.proxy.reload(proxySection(config({ redirect: { scheme: 'https' } })));
+    expect((await fetchText(`${p.url}/`)).status).toBe(301);
   });
 });
