@@ -46,7 +46,31 @@ export const KNOWN_DEMO_SECRETS: ReadonlySet<string> = new Set([
 
 /** Everything `tiergate validate` warns about in a valid config (docs/config-reference.md, "Warnings"). */
 export function configWarnings(cfg: Config): ConfigWarning[] {
-  return [...secretWarnings(cfg), ...secureCookieWarnings(cfg), ...trustWarnings(cfg), ...leaveWarnings(cfg)];
+  return [...secretWarnings(cfg), ...secureCookieWarnings(cfg), ...trustWarnings(cfg), ...leaveWarnings(cfg), ...redirectWarnings(cfg)];
+}
+
+// ---------------------------------------------------------------- redirects
+
+/**
+ * A `redirect.scheme` route that can never proxy: no listener of the file speaks that scheme and no trusted proxy
+ * can say a request came over it (X-Forwarded-Proto), so every request is redirected, and one that follows the
+ * redirect to a port of this proxy is redirected again (a loop in the browser).
+ */
+function redirectWarnings(cfg: Config): ConfigWarning[] {
+  const proxy = cfg.proxy;
+  if (!proxy || proxy.trusted_proxies.length > 0) return [];
+  const warnings: ConfigWarning[] = [];
+  proxy.routes.forEach((r, i) => {
+    const scheme = r.redirect?.scheme;
+    if (scheme === undefined) return;
+    const served = proxy.listeners.some((l) => (l.tls !== undefined) === (scheme === 'https'));
+    if (!served)
+      warnings.push({
+        path: ['proxy', 'routes', i, 'redirect', 'scheme'],
+        message: `no listener serves ${scheme} and trusted_proxies is empty (no TLS terminator in front can say X-Forwarded-Proto: ${scheme}): every request of this route is redirected, and never proxied to its pool`,
+      });
+  });
+  return warnings;
 }
 
 // ---------------------------------------------------------------- a proxy node leaving

@@ -246,3 +246,25 @@ describe('warnings: the repository’s examples', () => {
     expect(of('hash-and-sticky.yaml')).toEqual(['proxy.pools.web.sticky.secret']);
   });
 });
+
+describe('warnings: a scheme redirect that can never proxy', () => {
+  const file = (tls: boolean, trusted: string, scheme = 'https') => `version: 1
+proxy:
+  listeners: [{ address: 127.0.0.1, port: 8080${tls ? ', tls: { cert: /c.pem, key: /k.pem }' : ''} }]
+  trusted_proxies: [${trusted}]
+  routes: [{ path: /, pool: app, redirect: { scheme: ${scheme} } }]
+  pools: { app: { servers: [{ address: "127.0.0.1:8081" }] } }
+`;
+
+  it('no listener serves the scheme and no trusted proxy can say so: reported on the route', () => {
+    const out = warnings(file(false, ''));
+    expect(out.map((w) => w.path)).toEqual(['proxy.routes[0].redirect.scheme']);
+    expect(out[0]?.message).toContain('every request of this route is redirected, and never proxied to its pool');
+    expect(paths(file(true, '', 'http'))).toEqual(['proxy.routes[0].redirect.scheme']);
+  });
+
+  it('not reported with a listener of that scheme, or a trusted TLS terminator in front', () => {
+    expect(paths(file(true, ''))).toEqual([]);
+    expect(paths(file(false, '10.0.0.5'))).toEqual([]);
+  });
+});
