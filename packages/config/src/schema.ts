@@ -467,6 +467,11 @@ export const proxy = z.strictObject({
       /** nginx `send_timeout`: between two writes to the client that drain; then the client is closed. */
       send_timeout: duration.default(60_000),
       rate_limit: z.strictObject({ rate: z.number().positive(), burst: z.number().int().min(1) }).optional(),
+      /**
+       * nginx `limit_conn` keyed by `$binary_remote_addr`: requests (HTTP/2 streams each) one client address may
+       * have in flight at once; beyond, 429. 0 = no limit.
+       */
+      max_concurrent_per_client: z.number().int().min(0).default(0),
       /** nginx `http2_max_concurrent_streams`: streams an HTTP/2 client may have open at once; beyond, REFUSED_STREAM. */
       http2_max_concurrent_streams: z.number().int().min(1).max(65535).default(128),
       /**

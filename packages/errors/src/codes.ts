@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   TG_PROXY_HEADERS_TOO_LARGE: { status: 431, exit: 1, summary: 'The request headers exceed the limit.' },
   TG_PROXY_CLIENT_TIMEOUT: { status: 408, exit: 1, summary: 'The client was too slow sending its request.' },
   TG_PROXY_RATE_LIMITED: { status: 429, exit: 1, summary: 'The client address exceeded its rate limit.' },
+  TG_PROXY_CONCURRENCY_LIMITED: { status: 429, exit: 1, summary: 'The client address has as many requests in flight as its limit allows.' },
   TG_PROXY_NO_ROUTE: { status: 404, exit: 1, summary: 'No route matches the request host and path.' },
   TG_PROXY_FORBIDDEN: { status: 403, exit: 1, summary: "The route's access rules deny the client address." },
   // 501: the pool speaks HTTP/2 to its servers, which carries no Upgrade (a server is not at fault).

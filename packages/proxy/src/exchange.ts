@@ -9,6 +9,7 @@ import type { ErrorCode } from '@tiergate/errors';
 import { type Dispatcher, errors } from 'undici';
 import { type AttemptEvent, attemptChannel, type RequestEvent, requestChannel } from './channels.ts';
 import { forwardedClient, type PeerInfo, peerOf } from './client-address.ts';
+import type { ClientConcurrency } from './client-concurrency.ts';
 import { sendError, sendRedirect } from './error-response.ts';
 import { clientResponseHeaders, type HeaderRules, upstreamRequestHeaders } from './forward-headers.ts';
 import { RequestKeyVars } from './key-vars.ts';
@@ -64,6 +65,8 @@ export interface Generation {
   readonly accessLog: ((event: RequestEvent) => void) | undefined;
   /** `limits.rate_limit` per client address. */
   readonly limiter: TokenBucketLimiter | undefined;
+  /** `limits.max_concurrent_per_client` (0 = no limit), counted in ProxyContext.clients. */
+  readonly maxConcurrentPerClient: number;
   /** `limits.client_body_timeout` and `limits.send_timeout`, ms (0 = none). */
   readonly clientBodyTimeoutMs: number;
   readonly sendTimeoutMs: number;
@@ -87,6 +90,8 @@ export interface ProxyContext {
   healthFailing: boolean;
   /** Exchanges not yet finished, for timeouts and graceful shutdown. */
   readonly inFlight: InFlight;
+  /** Requests in flight per client address; kept across reloads (a reload changes only the limit). */
+  readonly clients: ClientConcurrency;
   /** `telemetry.tracing.trust_incoming`: continue (or pass on) any client's `traceparent`, not only trusted proxies'. */
   readonly trustIncoming: boolean;
 }
@@ -275,6 +280,8 @@ export class Exchange {
   #upstream: string | undefined;
   #error: ErrorCode | undefined;
   #done = false;
+  /** This request was counted in ctx.clients (limits.max_concurrent_per_client): #finish releases it. */
+  #counted = false;
   /** Set only while an OpenTelemetry SDK is registered (tracing.ts); everything traced hangs off these. */
   #tracer: Tracer | undefined;
   #span: Span | undefined;
@@ -334,6 +341,14 @@ export class Exchange {
         this.fail('TG_PROXY_RATE_LIMITED', this.#hasBody, ['retry-after', String(Math.ceil(waitMs / 1000))]);
         return;
       }
+    }
+    const maxConcurrent = this.gen.maxConcurrentPerClient;
+    if (maxConcurrent > 0) {
+      if (!ctx.clients.acquire(this.clientAddress, maxConcurrent, ctx.now())) {
+        this.fail('TG_PROXY_CONCURRENCY_LIMITED', this.#hasBody);
+        return;
+      }
+      this.#counted = true;
     }
     const url = req.url ?? '';
     // Routes match the normalised path, so the route chosen and the path the upstream resolves agree.
@@ -729,6 +744,7 @@ export class Exchange {
     if (this.#done) return;
     this.#done = true;
     this.ctx.inFlight.delete(this);
+    if (this.#counted) this.ctx.clients.release(this.clientAddress);
     this.#pool?.release();
     if (this.#span) endServerSpan(this.#span, this.#status, this.#error, this.clientGone);
     const log = this.gen.accessLog;

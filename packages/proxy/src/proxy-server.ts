@@ -10,6 +10,7 @@ import { type DeepReadonly, type ListenerConfig, type ProxyConfig, toBlockList }
 import { type ErrorCode, httpStatusOf, TgError } from '@tiergate/errors';
 import { compileAccess } from './access-rules.ts';
 import type { RequestEvent } from './channels.ts';
+import { ClientConcurrency } from './client-concurrency.ts';
 import { ClientRequest } from './client-request.ts';
 import { acceptErrorLogger, connectionLimit } from './connection-limit.ts';
 import { sendError } from './error-response.ts';
@@ -129,6 +130,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     draining: false,
     healthFailing: false,
     inFlight: new InFlight(),
+    clients: new ClientConcurrency(),
     trustIncoming: options.trustIncomingTraceContext ?? false,
   };
   const servers: Listening[] = [];
@@ -255,6 +257,7 @@ function newGeneration(config: ProxySection, pools: ReadonlyMap<string, Upstream
     recursive: config.real_ip_recursive,
     accessLog: config.access_log && log ? (e: RequestEvent) => log.info({ ...e }, 'request') : undefined,
     limiter: limit ? new TokenBucketLimiter(limit) : undefined,
+    maxConcurrentPerClient: config.limits.max_concurrent_per_client,
     clientBodyTimeoutMs: config.limits.client_body_timeout,
     sendTimeoutMs: config.limits.send_timeout,
     upgrades: new Set(config.upgrades.map((u) => u.toLowerCase())),
