@@ -77,9 +77,10 @@ export class GrpcChecker implements Checker {
     const tls = this.#spec.tls === true;
     const session = connect(`${tls ? 'https' : 'http'}://${host}:${target.port}`, {
       rejectUnauthorized: this.#spec.rejectUnauthorized ?? true,
-      ...(tls ? this.#spec.tlsFiles : {}),
       // SNI takes a name only (RFC 6066 §3); node warns when given an address.
       ...(tls && isIP(target.host) !== 0 ? { servername: '' } : {}),
+      // The pool's CAs, client certificate and server name (after the line above: its name wins over none).
+      ...(tls ? this.#spec.tlsFiles : {}),
     });
     // A connection error also fails the stream (handled in #call); this listener keeps it from being unhandled.
     session.on('error', () => {});

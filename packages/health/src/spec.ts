@@ -5,11 +5,15 @@ export interface TcpCheckSpec {
   readonly kind: 'tcp';
 }
 
-/** PEM contents passed to tls.connect: `ca` replaces Node's bundled CAs; `cert` + `key` are presented to the server. */
+/**
+ * TLS settings passed to tls.connect: `ca` replaces Node's bundled CAs; `cert` + `key` are presented to the server;
+ * `servername` is the SNI and the name verified (an http check's `host`, when set, wins).
+ */
 export interface TlsFiles {
   readonly ca?: Buffer;
   readonly cert?: Buffer;
   readonly key?: Buffer;
+  readonly servername?: string;
 }
 
 /** An inclusive range of HTTP status codes, e.g. `[200, 399]`. */

@@ -38,7 +38,7 @@ export interface UpstreamProtocol {
   readonly servername: string | undefined;
   /** Part of the key under which a reload keeps a server's connections (the files' digests included). */
   readonly key: string;
-  /** TLS pools: the `tls_ca` / `tls_certificate` / `tls_certificate_key` contents, for the pool's health checks. */
+  /** TLS pools: the `tls_ca` / `tls_certificate` / `tls_certificate_key` contents and `tls_server_name`, for the pool's health checks. */
   readonly tlsFiles?: TlsFiles;
 }
 
@@ -90,7 +90,11 @@ export function upstreamProtocol(address: string, config: PoolSection, at: strin
     poolOptions: { ...(allowH2 ? h2 : {}), connect: (opts, cb) => connector({ ...opts, servername: name ?? '' }, cb) },
     servername: name ?? host,
     key: JSON.stringify([config.protocol, config.tls_verify, config.tls_server_name, digest(ca), digest(cert), digest(key)]),
-    tlsFiles: { ...(ca === undefined ? {} : { ca }), ...(cert === undefined ? {} : { cert, key: key! }) },
+    tlsFiles: {
+      ...(ca === undefined ? {} : { ca }),
+      ...(cert === undefined ? {} : { cert, key: key! }),
+      ...(config.tls_server_name === undefined ? {} : { servername: config.tls_server_name }),
+    },
   };
 }
 

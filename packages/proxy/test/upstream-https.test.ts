@@ -199,7 +199,8 @@ describe('pools.X.tls_certificate: a client certificate towards the servers (ngi
           tls_ca: certs.path('ca.pem'),
           tls_server_name: 'app.internal',
           servers: [{ address: up.address }],
-          health_check: { ...check, host: 'app.internal' },
+          // No `host`: the check takes the pool's tls_server_name as its SNI and verified name.
+          health_check: check,
           ...extra,
         },
       },
