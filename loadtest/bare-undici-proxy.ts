@@ -54,7 +54,8 @@ const server = createServer((req: IncomingMessage, res: ServerResponse) => {
   const headers: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
-    if (lower === 'connection' || lower === 'keep-alive') continue;
+    // undici frames a body of unknown length itself (and refuses a Transfer-Encoding header next to one).
+    if (lower === 'connection' || lower === 'keep-alive' || lower === 'transfer-encoding') continue;
     headers.push(raw[i]!, raw[i + 1]!);
   }
   const peer = req.socket.remoteAddress ?? '';
