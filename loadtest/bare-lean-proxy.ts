@@ -10,6 +10,7 @@
  * the bare loop sets it). Not a gateway: no Upgrade, no Expect: 100-continue, no header or request timeouts.
  *
  *   node loadtest/bare-lean-proxy.ts PORT UPSTREAM_PORT...
+ *   node loadtest/bare-lean-proxy.ts PORT            # no upstream: answers itself, as bare-undici-proxy.ts
  */
 import { createRequire } from 'node:module';
 import { createServer, type Socket } from 'node:net';
@@ -84,6 +85,18 @@ const ll = new Wasm.Instance(new Wasm.Module(require('undici/lib/llhttp/llhttp_s
 let bufPtr = 0;
 let bufSize = 0;
 
+/** loadtest/bare-undici-proxy.ts's answer without upstreams: GET /bN gets N bytes, anything else `ok`. */
+const bodies = new Map<string, Buffer>();
+function directBody(url: string): Buffer {
+  let b = bodies.get(url);
+  if (b === undefined) {
+    const m = /^\/b(\d+)$/.exec(url);
+    b = Buffer.from(m ? 'x'.repeat(Number(m[1])) : 'ok\n');
+    if (bodies.size < 16) bodies.set(url, b);
+  }
+  return b;
+}
+
 // ---------------------------------------------------------------- one exchange (request and its response)
 
 class Exchange implements Dispatcher.DispatchHandler {
@@ -112,6 +125,21 @@ class Exchange implements Dispatcher.DispatchHandler {
       return true;
     }
     return typeof data === 'string' ? this.conn.socket.write(data, 'latin1') : this.conn.socket.write(data);
+  }
+  /** No upstream (proxy-bench's `-direct` targets): the answer bare-undici-proxy.ts gives then, by hand. */
+  direct(url: string): void {
+    const body = directBody(url);
+    this.started = true;
+    if (!this.keepAlive) this.conn.closeAfter = true;
+    const connection = this.conn.closeAfter
+      ? 'Connection: close\r\n'
+      : this.http10
+        ? 'Connection: keep-alive\r\nKeep-Alive: timeout=75\r\n'
+        : 'Keep-Alive: timeout=75\r\n';
+    this.conn.cork();
+    this.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n${connection}\r\n`);
+    if (!this.head) this.write(body);
+    this.onResponseEnd();
   }
   onRequestStart(c: Dispatcher.DispatchController): void {
     this.controller = c;
@@ -299,6 +327,10 @@ class Conn {
     headers.push('X-Real-IP', peer, 'X-Forwarded-For', peer, 'X-Forwarded-Proto', 'http');
     const x = new Exchange(this, method === 'HEAD', keepAlive, http10);
     this.queue.push(x);
+    if (pools.length === 0) {
+      x.direct(this.url);
+      return 0;
+    }
     let body: Readable | null = null;
     if (hasBody) {
       const socket = this.socket;

@@ -129,6 +129,27 @@ describe.each(LOOPS)('loadtest/%s', (file) => {
   });
 });
 
+describe.each(LOOPS)('loadtest/%s without upstream ports (proxy-bench `-direct` targets)', (file) => {
+  it('answers by itself: N bytes for /bN, pipelined, HEAD without a body', async () => {
+    const port = await freePort();
+    const proc = spawn(process.execPath, [join(import.meta.dirname, '..', 'loadtest', file), String(port)], { stdio: 'ignore' });
+    try {
+      await waitFor(port);
+      const out = await exchange(
+        port,
+        'GET /b100 HTTP/1.1\r\nHost: a\r\n\r\nHEAD /b100 HTTP/1.1\r\nHost: a\r\n\r\nGET /b5 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+      );
+      const answers = out.split(/(?=HTTP\/1\.1 )/);
+      expect(answers).toHaveLength(3);
+      expect(answers[0]).toMatch(/Content-Length: 100\r\n(?:[^\r]*\r\n)*\r\nx{100}$/i);
+      expect(answers[1]).toMatch(/Content-Length: 100\r\n(?:[^\r]*\r\n)*\r\n$/i);
+      expect(answers[2]).toMatch(/Content-Length: 5\r\n(?:[^\r]*\r\n)*\r\nxxxxx$/i);
+    } finally {
+      proc.kill();
+    }
+  });
+});
+
 describe('loadtest/cpuprofile-table.ts', () => {
   it("attributes llhttp's WASM to its caller: the lean server side's request parsing, undici's response parsing", () => {
     const frame = (functionName: string, url: string) => ({ functionName, url, lineNumber: 0 });
