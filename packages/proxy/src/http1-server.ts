@@ -41,6 +41,12 @@ const E_PAUSED_UPGRADE = ERROR.PAUSED_UPGRADE!;
 const E_PAUSED_H2 = ERROR.PAUSED_H2_UPGRADE!;
 const METHOD_CONNECT = METHODS.CONNECT!;
 const METHOD_HEAD = METHODS.HEAD!;
+/**
+ * Pipelined requests read ahead of their answers before the connection stops reading (node stops once the answers
+ * waiting exceed the socket's high-water mark): a client that pipelines without reading cannot make the proxy
+ * hold an unbounded queue of requests and answers.
+ */
+const MAX_PIPELINED = 32;
 /** node answers 431 past 1000 header fields (its maxHeadersCount of 2000 counts names and values). */
 const MAX_HEADERS = 1000;
 
@@ -560,6 +566,8 @@ export class Connection {
   /** The request whose body is being read. */
   #body: Http1BodyRequest | undefined;
   #paused = false;
+  /** Reading stopped because too many answers wait to be sent (MAX_PIPELINED, or the socket's buffer is full). */
+  #flooded = false;
   /** No further request is read: a response said `Connection: close`, or the connection was upgraded. */
   #done = false;
   // The request head being parsed.
@@ -792,9 +800,15 @@ export class Connection {
     this.#queue.push(res);
     if (this.#queue.length === 1) res.socket = this.socket;
     if (req instanceof Http1BodyRequest) this.#body = req;
+    // Too many answers waiting (a client pipelining without reading): stop reading until they drain, as node.
+    if (this.#queue.length > 1 && !this.#flooded && (this.#queue.length > MAX_PIPELINED || this.socket.writableNeedDrain)) {
+      this.#flooded = true;
+      this.socket.pause();
+    }
     const expect = headers.expect;
-    if (expect !== undefined) {
-      if (/(?:^|\W)100-continue(?:$|\W)/i.test(expect) && head.httpVersionMinor === 1) {
+    // node looks at Expect on HTTP/1.1 only.
+    if (expect !== undefined && head.httpVersionMajor === 1 && head.httpVersionMinor === 1) {
+      if (/(?:^|\W)100-continue(?:$|\W)/i.test(expect)) {
         if (this.server.listenerCount('checkContinue') > 0) this.server.emit('checkContinue', req, res);
         else {
           res.writeContinue();
@@ -837,7 +851,7 @@ export class Connection {
   resumeBody(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    this.socket.resume();
+    if (!this.#flooded) this.socket.resume();
   }
 
   /** A response finished: the next one gets the socket, or the connection closes or goes idle. */
@@ -850,6 +864,10 @@ export class Connection {
       this.#queue.length = 0;
       this.socket.end();
       return;
+    }
+    if (this.#flooded && this.#queue.length <= MAX_PIPELINED && !this.socket.writableNeedDrain) {
+      this.#flooded = false;
+      if (!this.#paused) this.socket.resume();
     }
     const next = this.#queue[0];
     if (next) next.attach(this.socket);

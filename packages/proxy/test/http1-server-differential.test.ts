@@ -94,6 +94,7 @@ const CORPUS: [string, string][] = [
   ['chunk extension with CR', 'POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3;x\ry\r\nabc\r\n0\r\n\r\n'],
   ['trailer with NUL', 'POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: a\x00\r\n\r\n'],
   ['trailer obs-fold', 'POST /p HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: a\r\n b\r\n\r\n'],
+  ['Expect: bogus on HTTP/1.0 (control: node looks at Expect on HTTP/1.1 only)', 'GET / HTTP/1.0\r\nExpect: bogus\r\n\r\n'],
   ['Expect: bogus', 'GET / HTTP/1.1\r\nHost: a\r\nExpect: bogus\r\n\r\n'],
   [
     'Upgrade h2c, not allowed (control)',

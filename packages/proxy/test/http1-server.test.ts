@@ -204,6 +204,31 @@ describe('http1-server.ts', () => {
     expect(plain).toBe(1);
   });
 
+  it('stops reading a connection whose client pipelines without reading the answers, and goes on once they drain', async () => {
+    let hold: Http1Response | undefined;
+    let seen = 0;
+    const port = await start((req, res) => {
+      seen++;
+      if (req.url === '/hold') hold = res;
+      else res.writeHead(200, ['content-length', '0']).end();
+    });
+    const c = await client(port);
+    c.s.write('GET /hold HTTP/1.1\r\nHost: a\r\n\r\n');
+    expect(await until(() => hold !== undefined)).toBe(true);
+    // One request per write, so each arrives in its own read: reading stops after 33 waiting answers.
+    for (let i = 0; i < 100; i++) {
+      c.s.write(`GET /${i} HTTP/1.1\r\nHost: a\r\n\r\n`);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    expect(hold!.socket!.isPaused()).toBe(true);
+    expect(seen).toBeLessThan(60);
+    hold!.writeHead(200, ['content-length', '0']).end();
+    expect(await until(() => seen === 101)).toBe(true);
+    expect(await until(() => (c.text().match(/HTTP\/1\.1 200/g) ?? []).length === 101)).toBe(true);
+    c.s.destroy();
+  });
+
   it('closeIdleConnections closes the idle connections and leaves the busy ones', async () => {
     let held: Http1Response | undefined;
     const port = await start((req, res) => {
