@@ -6,6 +6,7 @@
  * retries, balancer state, request ids, metrics or logs: none of what a gateway does.
  *
  *   node loadtest/bare-undici-proxy.ts PORT UPSTREAM_PORT...
+ *   node loadtest/bare-undici-proxy.ts PORT            # no upstream: answers itself (see directBody)
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Dispatcher, Pool } from 'undici';
@@ -49,12 +50,34 @@ class Handler implements Dispatcher.DispatchHandler {
   }
 }
 
+/**
+ * Without upstream ports the loop answers by itself (proxy-bench's `-direct` targets): GET /bN gets N bytes,
+ * anything else `ok`. The server side alone, without undici and the upstream's load on the other core.
+ */
+const bodies = new Map<string, Buffer>();
+function directBody(url: string): Buffer {
+  let b = bodies.get(url);
+  if (b === undefined) {
+    const m = /^\/b(\d+)$/.exec(url);
+    b = Buffer.from(m ? 'x'.repeat(Number(m[1])) : 'ok\n');
+    if (bodies.size < 16) bodies.set(url, b);
+  }
+  return b;
+}
+
 const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+  if (pools.length === 0) {
+    const body = directBody(req.url ?? '/');
+    res.writeHead(200, ['Content-Type', 'text/plain', 'Content-Length', String(body.length)]);
+    res.end(body);
+    return;
+  }
   const raw = req.rawHeaders;
   const headers: string[] = [];
   for (let i = 0; i < raw.length; i += 2) {
     const lower = raw[i]!.toLowerCase();
-    if (lower === 'connection' || lower === 'keep-alive') continue;
+    // undici frames a body of unknown length itself (and refuses a Transfer-Encoding header next to one).
+    if (lower === 'connection' || lower === 'keep-alive' || lower === 'transfer-encoding') continue;
     headers.push(raw[i]!, raw[i + 1]!);
   }
   const peer = req.socket.remoteAddress ?? '';

@@ -30,6 +30,10 @@ interface Profile {
   endTime: number;
 }
 
+/** A server side on net.Socket + llhttp WASM instead of node:http (loadtest/bare-lean-proxy.ts; issue #19). */
+const LEAN = 'lean server side (llhttp WASM request parsing, response writing: bare-lean-proxy.ts, http1-server.ts)';
+const LEAN_URL = /bare-lean-proxy\.ts|proxy\/src\/http1-server\.ts/;
+
 /** Categories in table order: the first rule whose test matches a frame names its category. */
 const RULES: [string, (f: CallFrame) => boolean][] = [
   ['GC', (f) => f.functionName === '(garbage collector)'],
@@ -51,6 +55,7 @@ const RULES: [string, (f: CallFrame) => boolean][] = [
     'tiergate: pools (upstream-pool.ts, pool-health.ts, health)',
     (f) => /proxy\/src\/(upstream-pool|pool-health)\.ts|health\/src\//.test(f.url),
   ],
+  [LEAN, (f) => LEAN_URL.test(f.url)],
   ['tiergate: exchange (exchange.ts, proxy-server.ts, client-request.ts)', (f) => /proxy\/src\//.test(f.url)],
   ['diagnostics_channel publish', (f) => /node:diagnostics_channel/.test(f.url)],
   ['undici (client dispatch, llhttp response parsing)', (f) => /\/undici\//.test(f.url)],
@@ -75,7 +80,7 @@ const RULES: [string, (f: CallFrame) => boolean][] = [
 ];
 const SOCKETS = 'sockets and streams (node:net, streams, stream_base)';
 /** Socket and stream work split by the side it serves: the nearest caller in node:http or in undici. */
-const CLIENT_SIDE = 'sockets and streams: client side (node:http or node:http2 server socket reads and writes)';
+const CLIENT_SIDE = 'sockets and streams: client side (node:http, node:http2 or lean server socket reads and writes)';
 const UPSTREAM_SIDE = 'sockets and streams: upstream side (undici socket reads and writes)';
 const OTHER = 'other';
 
@@ -93,11 +98,20 @@ function categoryOf(id: number, byId: Map<number, ProfileNode>, parent: Map<numb
   if (known !== undefined) return known;
   const f = byId.get(id)!.callFrame;
   let cat = RULES.find(([, test]) => test(f))?.[0];
+  if (f.url.startsWith('wasm://')) {
+    // llhttp's WASM runs for undici (responses) and for a lean server side (requests): the caller says which.
+    for (let up = parent.get(id); up !== undefined; up = parent.get(up)) {
+      const u = byId.get(up)!.callFrame.url;
+      if (u === '' || u.startsWith('wasm://')) continue;
+      if (LEAN_URL.test(u)) cat = LEAN;
+      break;
+    }
+  }
   if (cat === SOCKETS || (cat === undefined && f.url === '')) {
     // Which side: the nearest caller that is node:http's server or undici (a read is attributed by who consumes it).
     for (let up = parent.get(id); up !== undefined; up = parent.get(up)) {
       const u = byId.get(up)!.callFrame.url;
-      if (/node:_http_|node:internal\/http2\//.test(u)) {
+      if (/node:_http_|node:internal\/http2\//.test(u) || LEAN_URL.test(u)) {
         cat = CLIENT_SIDE;
         break;
       }

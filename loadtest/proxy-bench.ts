@@ -17,7 +17,9 @@
  * with the median CPU per request, so a busy minute on the host weighs on all targets alike.
  * Targets: `nginx` (1 worker, upstream keepalive 32, the same forwarding headers), `haproxy` (1 thread,
  * `http-reuse always`, the same headers), `undici` (loadtest/bare-undici-proxy.ts: node:http + undici dispatch,
- * nothing else; the proxy's V8 flags and malloc settings), `tiergate` (examples/local-stack.yaml's features:
+ * nothing else; the proxy's V8 flags and malloc settings), `undici-lean` (loadtest/bare-lean-proxy.ts: the same
+ * loop with the server side on net.Socket + undici's llhttp WASM instead of node:http; `-direct` variants of
+ * both answer by themselves, without undici or the upstream: the server side alone), `tiergate` (examples/local-stack.yaml's features:
  * trusted proxies, round robin, an active health check, /metrics; access log and tracing off; the settings
  * `tiergate proxy` gives itself: docs/operations.md "Memory"), and tiergate variants named by what they set on
  * top (targetFlags, targetEnv; a setting the variant gives replaces the default), e.g. `tiergate-log` (access log
@@ -353,10 +355,10 @@ backend app
       [
         ...PROXY_NODE_FLAGS,
         ...targetFlags(name),
-        join(root, 'loadtest', 'bare-undici-proxy.ts'),
+        join(root, 'loadtest', /-lean\b/.test(name) ? 'bare-lean-proxy.ts' : 'bare-undici-proxy.ts'),
         String(port),
-        String(up[0]),
-        String(up[1]),
+        // `-direct`: no upstream, the loop answers by itself (its server side alone).
+        ...(/-direct\b/.test(name) ? [] : [String(up[0]), String(up[1])]),
       ],
       PROXY_CORES,
       { ...process.env, ...PROXY_MALLOC_ENV },
