@@ -372,6 +372,12 @@ export const listener = z.strictObject({
    * internal clients that know it (gRPC, a load tester): HTTP/1.1 clients of that listener are refused.
    */
   http2: z.boolean().optional(),
+  /**
+   * A plain-HTTP/1.1 listener's server: `lean` (tiergate's own, net.Socket + llhttp: a third less CPU for the
+   * server side) or `node` (node:http), the way back should a client meet a difference the tests did not find.
+   * TLS listeners always use node's.
+   */
+  http1_server: z.enum(['lean', 'node']).default('lean'),
 });
 
 /** An access rule's subject: an address or CIDR, or `all` (nginx `allow all` / `deny all`). */

@@ -64,7 +64,7 @@ describe('examples/', () => {
     expect(cfg.virtual_services).toEqual([]);
     expect(cfg.directors).toEqual([]);
     const proxy = cfg.proxy!;
-    expect(proxy.listeners).toEqual([{ address: '127.0.0.1', port: 8080 }]);
+    expect(proxy.listeners).toEqual([{ address: '127.0.0.1', port: 8080, http1_server: 'lean' }]);
     expect(proxy.admin).toEqual({ address: '127.0.0.1', port: 9901 });
     expect(proxy.trusted_proxies).toEqual(['127.0.0.0/8', '::1']);
     expect(cfg.apps?.trusted_proxies).toEqual(['127.0.0.1']);
@@ -101,7 +101,7 @@ describe('examples/', () => {
   it('hash-and-sticky: hashing, stickiness, routes and header operations', async () => {
     const cfg = await load('hash-and-sticky.yaml');
     const proxy = cfg.proxy!;
-    expect(proxy.listeners).toEqual([{ address: '0.0.0.0', port: 8080 }]);
+    expect(proxy.listeners).toEqual([{ address: '0.0.0.0', port: 8080, http1_server: 'lean' }]);
     expect(proxy.pools.cache).toMatchObject({ algorithm: 'hash', hash_key: '$request_uri', consistent: true });
     expect(proxy.pools.legacy?.algorithm).toBe('ip_hash');
     expect(proxy.pools.web?.sticky).toMatchObject({ cookie: 'srv_id', max_age: 3_600_000, http_only: true });

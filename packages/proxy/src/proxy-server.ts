@@ -1,4 +1,4 @@
-import { Server as HttpServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
+import { createServer, Server as HttpServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Http2SecureServer, Http2Server } from 'node:http2';
 import { createServer as createTlsServer } from 'node:https';
 import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
@@ -383,6 +383,8 @@ async function listen(
     server = h2;
   } else if (tls) {
     server = createTlsServer({ ...httpOptions, ...tls }, onRequest);
+  } else if (l.http1_server === 'node') {
+    server = createServer(httpOptions, onRequest);
   } else {
     // Plain HTTP/1.1: net.Socket + llhttp instead of node:http, a third less CPU for the server side
     // (http1-server.ts); as strict as node's parser (test/http1-server-differential.test.ts).

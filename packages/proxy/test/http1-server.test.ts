@@ -248,3 +248,36 @@ describe('http1-server.ts', () => {
     expect(busy.text()).toMatch(/Connection: close\r\n\r\nx$/);
   });
 });
+
+describe('listeners[].http1_server', () => {
+  it('lean by default; node puts the listener back on node:http (which publishes http.server.request.start)', async () => {
+    const { subscribe, unsubscribe } = await import('node:diagnostics_channel');
+    const { fetchText, server, startTestProxy, startUpstream } = await import('./helpers.ts');
+    let nodeRequests = 0;
+    const onStart = () => {
+      nodeRequests++;
+    };
+    await using up = await startUpstream((req, res) => {
+      req.resume();
+      res.end('ok');
+    });
+    // The upstream is a node:http server too: count what it publishes, then what the proxy adds.
+    subscribe('http.server.request.start', onStart);
+    try {
+      for (const [impl, extra] of [
+        ['lean', 0],
+        ['node', 1],
+      ] as const) {
+        await using p = await startTestProxy({
+          listeners: [{ address: '127.0.0.1', port: 0, ...(impl === 'node' ? { http1_server: 'node' } : {}) }],
+          pools: { app: { servers: [server(up)] } },
+        });
+        nodeRequests = 0;
+        expect((await fetchText(`${p.url}/`)).body).toBe('ok');
+        expect([impl, nodeRequests]).toEqual([impl, 1 + extra]);
+      }
+    } finally {
+      unsubscribe('http.server.request.start', onStart);
+    }
+  });
+});
