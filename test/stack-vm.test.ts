@@ -29,9 +29,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 //   proxy kill SIGKILL to proxy1's process: the failed requests are counted (IPVS sends new connections to proxy1
 //              until the director's check fails: fall 2 × interval 2 s); the director quiesces it, systemd restarts
 //              it, and it gets traffic again
-//   rolling    `systemctl restart tiergate-proxy` on proxy1, then proxy2 (the L4-aware drain): 0 failed requests
+//   rolling    `systemctl restart tiergate-proxy` on proxy1, then proxy2 (the L4-aware drain): each is quiesced by
+//              lb1 before it exits cleanly; 0 failed requests
+//   drain      a drain by hand of proxy2 on lb1 (what `tiergate director drain` sends the daemon): weight 0 in lb1's
+//              kernel (ipvsadm); undrain: back to 1
+//   ha status  `tiergate director status` on both (run during the first drills) and `ipvsadm -L --daemon`: lb1 MASTER
+//              with the VIP and the master sync daemon, lb2 BACKUP with the backup one
 //   failover   lb1 (VRRP MASTER) stops keepalived and its director: lb2 holds the VIP within 3 s; a paced download
-//              and a WebSocket opened through lb1 finish through lb2 (the IPVS sync daemon had their connections)
+//              and a WebSocket opened through lb1 were in lb2's connection table before the stop and finish through
+//              lb2 (the IPVS sync daemon had their connections); lb2 switches its sync daemon to master
+// (These drills took over test/drain-vm.test.ts and test/director-ha-vm.test.ts, which booted a guest each.)
 // Absolute times through the guest mean little (its CPU is emulated); the request counts are exact.
 
 const exec = promisify(execFile);
@@ -244,6 +251,16 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     const clientDone = new Promise((r) => client.on('close', r));
     await waitFor('the client logged in through the VIP', () => existsSync(join(stackDir, 'client.ready')), 300_000);
     step('baseline');
+    // `tiergate director status` on both directors, for the failover drill's "before": lb1 MASTER with the VIP and
+    // the master sync daemon, lb2 BACKUP with the backup one, which holds until lb1 is stopped. Started now, under
+    // the baseline, app and Redis drills (their work is on this machine's side): each is a Node start under the
+    // emulator, up to a minute on a loaded machine. Awaited before the proxy drills, whose timing is the directors'.
+    const haStatus = (async () => {
+      for (const h of ['lb1', 'lb2'] as const) {
+        const status = await ssh(h, `tiergate director status -c /etc/tiergate/tiergate.yaml --name ${h} 2>&1`, 300_000);
+        await writeFile(join(stackDir, `status-${h}-before.txt`), status);
+      }
+    })();
     await sleep(15_000);
 
     const pidOf = async (h: Host, unit: string) => (await ssh(h, `systemctl show -P MainPID ${unit}`)).trim();
@@ -264,6 +281,8 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     const appsAfter = [await pidOf('app1', 'tiergate-app'), await pidOf('app2', 'tiergate-app')];
     await writeFile(join(stackDir, 'apps-pids.json'), JSON.stringify({ before: appsBefore, after: appsAfter }));
 
+    await haStatus;
+    step('status-done');
     const proxyBefore = await pidOf('proxy1', 'tiergate-proxy');
     // The primary; its workers stop when it is gone (their IPC channel closes). systemd would restart it within
     // ~3 s, inside the director's check window (fall 2 × interval 2 s), so the node would never be seen down: for
@@ -291,12 +310,46 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
 
     step('rolling');
     for (const p of ['proxy1', 'proxy2'] as const) {
+      step(`rolling-${p}`);
       const restarted = Date.now();
       await ssh(p, 'systemctl restart tiergate-proxy.service');
       await waitFor(`${p} back after its restart`, () => ipvs.some((s) => s.t > restarted && weighted(HOSTS[p]).test(s.text)), 120_000);
     }
     step('rolled');
     await sleep(5_000);
+
+    // Draining by hand on lb1: what `tiergate director drain` / `undrain` send to lb1's daemon (POST /drain and
+    // /undrain on its admin listener, the bodies of packages/cli/src/actions/director.ts), sent with curl: the
+    // daemon sets weight 0 in the kernel (read with the real ipvsadm) and gives proxy2 back to the config and its
+    // check. The CLI's own part (file → admin URL → body, its output) is test/director-drain-cli.test.ts's; two Node
+    // starts under the emulator here cost minutes on a loaded machine and test nothing of the kernel's.
+    step('drain');
+    const admin = (path: string, body: object) =>
+      ssh('lb1', `curl -sS --max-time 60 -H 'content-type: application/json' -d '${JSON.stringify(body)}' http://127.0.0.1:9902/${path}`);
+    const weightOf = async (server: string) =>
+      (await ssh('lb1', `ipvsadm -Ln -t ${VIP}:80`))
+        .split('\n')
+        .find((l) => l.includes(` ${server}:80 `))
+        ?.trim()
+        .split(/\s+/)[3] ?? 'absent';
+    await writeFile(
+      join(stackDir, 'drain.json'),
+      await admin('drain', { service: 'web-http', server: HOSTS.proxy2, after: 'keep', wait: true, timeout_ms: 5_000 }),
+    );
+    await writeFile(join(stackDir, 'weight-drained.txt'), await weightOf(HOSTS.proxy2));
+    await sleep(3_000);
+    await writeFile(join(stackDir, 'undrain.json'), await admin('undrain', { service: `${VIP}:80`, server: `${HOSTS.proxy2}:80` }));
+    const undrained = Date.now();
+    // The daemon puts the configured weight back at its next cycle (reconcile_interval 1 s; seconds under emulation).
+    await waitFor('proxy2 back at weight 1 after undrain', async () => (await weightOf(HOSTS.proxy2)) === '1', 60_000).catch(() => {});
+    await writeFile(join(stackDir, 'weight-undrained.txt'), `${await weightOf(HOSTS.proxy2)} ${Date.now() - undrained}`);
+    step('undrained');
+    await sleep(3_000);
+
+    // The pair before the failover as the kernel runs its sync daemons (`director status` ran above).
+    step('ha-status');
+    for (const h of ['lb1', 'lb2'] as const)
+      await writeFile(join(stackDir, `daemons-${h}-before.txt`), await ssh(h, 'ipvsadm -L --daemon'));
 
     // Director failover: lb1, the VRRP MASTER and sync-daemon master, stops keepalived and its director while a
     // paced download and a WebSocket opened through it are in flight. lb2 is watched from before the stop.
@@ -307,8 +360,10 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     );
     const failoverDone = new Promise((r) => failover.on('close', r));
     await waitFor('the download and the WebSocket through lb1', () => existsSync(join(stackDir, 'failover.ready')), 120_000);
-    // The sync daemon sends connection state to the backup about once a second.
+    // The sync daemon sends connection state to the backup about once a second; lb2's table, to find the download's
+    // and the WebSocket's connections there before lb1 stops.
     await sleep(3_000);
+    await writeFile(join(stackDir, 'lb2-conns-before.txt'), await ssh('lb2', 'ipvsadm -Lnc'));
     step('failover');
     const holds = waitFor(
       'lb2 holding the VIP',
@@ -322,6 +377,16 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     await writeFile(join(stackDir, 'failover.stop'), '');
     await failoverDone;
     step('failover-end');
+    // lb2's director turns its sync daemon from backup to master once it holds the VIP (under a second, measured).
+    await waitFor(
+      'lb2 running the master sync daemon',
+      async () => /^master /m.test(await ssh('lb2', 'ipvsadm -L --daemon')),
+      30_000,
+    ).catch(() => {});
+    await writeFile(join(stackDir, 'daemons-lb2-after.txt'), await ssh('lb2', 'ipvsadm -L --daemon'));
+    // What `director status` reads for its VRRP line: the notify script's record (the line itself is checked on
+    // both directors before the failover; its wording in packages/director/test/sync-role.test.ts).
+    await writeFile(join(stackDir, 'vrrp-lb2-after.txt'), await ssh('lb2', 'cat /run/tiergate/vrrp-lb2.state'));
 
     await writeFile(join(stackDir, 'client.stop'), '');
     await clientDone;
@@ -585,18 +650,91 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     expect(back.filter((r) => r.error)).toEqual([]);
   });
 
-  it('rolling restart of proxy1 then proxy2 (L4-aware drain): 0 failed requests', async () => {
+  /** Times (ms) of the journal lines of HOST matching PATTERN (journalctl -o short-iso-precise, UTC). */
+  const events = async (h: Host, pattern: RegExp) =>
+    (await read(`journal-${h}.txt`))
+      .split('\n')
+      .filter((l) => pattern.test(l))
+      .map((l) => Date.parse((l.split(' ')[0] ?? '').replace(/\+0000$/, 'Z')));
+
+  it('rolling restart of proxy1 then proxy2 (L4-aware drain): each quiesced by lb1 before it exits cleanly; 0 failed requests', async () => {
     ran();
-    const during = between(await requests(), 'rolling', 'failover');
-    console.info(`rolling restart: ${during.filter((r) => r.error).length} failed of ${during.length}`);
+    const during = between(await requests(), 'rolling', 'drain');
+    const order: string[] = [];
+    for (const p of ['proxy1', 'proxy2'] as const) {
+      // proxy1..proxy2 run on this machine's kernel: their journal's clock is the test's own, as the snapshots' is.
+      const from = steps[`rolling-${p}`] ?? Number.NaN;
+      const quiesced = ipvs.find((x) => x.t > from && new RegExp(`${HOSTS[p]}:80\\s+Route\\s+0\\s`).test(x.text))?.t ?? Number.NaN;
+      const exited = (await events(p, /tiergate-proxy\.service: Deactivated successfully/)).find((t) => t > from) ?? Number.NaN;
+      order.push(`${p} at weight 0 ${quiesced - from} ms after the restart began (snapshot arrival), exited ${exited - from} ms after it`);
+      // The snapshot is stamped on arrival, after the kernel had weight 0: so the quiesce came first for sure.
+      expect(quiesced, `${p}: quiesced at ${quiesced}, exited at ${exited}`).toBeLessThan(exited);
+      // A clean exit: systemd saw neither a failing status nor a crash since the drill began.
+      expect(
+        await events(p, /tiergate-proxy\.service: (Main process exited|Failed with result)/).then((ts) => ts.filter((t) => t > from)),
+      ).toEqual([]);
+    }
+    console.info(`rolling restart: ${during.filter((r) => r.error).length} failed of ${during.length}; ${order.join('; ')}`);
     expect(during.length).toBeGreaterThan(0);
     expect(during.filter((r) => r.error)).toEqual([]);
+  });
+
+  it("a drain by hand (lb1's daemon, POST /drain) sets weight 0 in lb1's kernel and undrain restores it; 0 failed requests", async () => {
+    ran();
+    const drained = JSON.parse(await read('drain.json')) as {
+      service: string;
+      server: string;
+      phase: string;
+      timedOut: boolean;
+      waitedMs: number;
+    };
+    expect(drained).toMatchObject({ service: `tcp/${VIP}:80`, server: `${HOSTS.proxy2}:80`, phase: 'drained' });
+    expect(await read('weight-drained.txt')).toBe('0');
+    expect(JSON.parse(await read('undrain.json'))).toMatchObject({
+      restored: true,
+      service: `tcp/${VIP}:80`,
+      server: `${HOSTS.proxy2}:80`,
+    });
+    const [weight, afterMs] = (await read('weight-undrained.txt')).split(' ');
+    const during = between(await requests(), 'drain', 'ha-status');
+    console.info(
+      `drain by hand: drained in ${drained.waitedMs} ms (timed out: ${drained.timedOut}), weight 0 in the kernel; weight 1 again ${afterMs} ms after undrain returned; ${during.filter((r) => r.error).length} failed of ${during.length}`,
+    );
+    expect(weight).toBe('1');
+    expect(during.length).toBeGreaterThan(0);
+    expect(during.filter((r) => r.error)).toEqual([]);
+  });
+
+  it('before the failover: lb1 MASTER with the VIP and the master sync daemon, lb2 BACKUP with the backup one; status says so', async () => {
+    ran();
+    const lb1 = await read('status-lb1-before.txt');
+    const lb2 = await read('status-lb2-before.txt');
+    expect(lb1, lb1).toMatch(new RegExp(`^VRRP: MASTER since \\S+; VIP \\(keepalived\\): ${VIP} held$`, 'm'));
+    expect(lb1).toMatch(/^sync daemon: master on eth0 id 1 \(wanted: master\)$/m);
+    // keepalived forks one notify script per transition, unordered: if lb2 passed through MASTER at start-up, its
+    // MASTER record can outlive the BACKUP one; status must then flag it as stale, never show a plain MASTER
+    // (docs/director.md, "Two directors").
+    expect(lb2, lb2).toMatch(
+      new RegExp(
+        `^VRRP: (BACKUP since \\S+|MASTER since \\S+ \\(recorded; no VIP here now: keepalived stopped without a notify\\?\\)); VIP \\(keepalived\\): ${VIP} not held$`,
+        'm',
+      ),
+    );
+    expect(lb2).toMatch(/^sync daemon: backup on eth0 id 1 \(wanted: backup\)$/m);
+    // The kernel's own view: one daemon each, of that role.
+    expect((await read('daemons-lb1-before.txt')).trim()).toMatch(/^master sync daemon \(mcast=eth0, syncid=1[,)][^\n]*$/);
+    expect((await read('daemons-lb2-before.txt')).trim()).toMatch(/^backup sync daemon \(mcast=eth0, syncid=1[,)][^\n]*$/);
+    // No request failed from then until lb1 was stopped (the download and the WebSocket opened meanwhile).
+    const quiet = between(await requests(), 'ha-status', 'failover');
+    expect(quiet.length).toBeGreaterThan(0);
+    expect(quiet.filter((r) => r.error)).toEqual([]);
   });
 
   it('failover of the director pair: lb2 holds the VIP within 3 s; the download and the WebSocket opened through lb1 finish', async () => {
     ran();
     const f = JSON.parse(await read('failover.json')) as {
       download: {
+        localPort: number;
         bytes: number;
         expected: number;
         mismatches: number;
@@ -606,17 +744,21 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
         error?: string;
         end: number;
       };
-      websocket: { sent: number; answered: number; wrong: number; maxGapMs: number; closeCode: number; error?: string; end: number };
+      websocket: {
+        localPort: number;
+        sent: number;
+        answered: number;
+        wrong: number;
+        maxGapMs: number;
+        closeCode: number;
+        error?: string;
+        end: number;
+      };
     };
     const stop = steps.failover ?? 0;
     const held = steps['lb2-holds'] ?? 0;
     // The takeover on the guest's own clock (lb1 and lb2 share it): systemd on lb1 starts stopping keepalived → lb2's
     // keepalived enters MASTER (and adds the VIP). The host's view (an ssh poll of lb2) is coarser.
-    const events = async (h: Host, pattern: RegExp) =>
-      (await read(`journal-${h}.txt`))
-        .split('\n')
-        .filter((l) => pattern.test(l))
-        .map((l) => Date.parse((l.split(' ')[0] ?? '').replace(/\+0000$/, 'Z')));
     const lb1Stop = (await events('lb1', /systemd\[1\]: Stopping keepalived\.service/)).at(-1) ?? Number.NaN;
     const lb2Master = (await events('lb2', /\(VI_1\) Entering MASTER STATE/)).find((t) => t >= lb1Stop) ?? Number.NaN;
     const takeover = lb2Master - lb1Stop;
@@ -633,6 +775,11 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     expect(lb2EarlyMasters).toEqual([]);
     expect(takeover).toBeGreaterThanOrEqual(0);
     expect(takeover).toBeLessThanOrEqual(3_000);
+    // Connection sync: lb2 had both long-lived connections in its table before lb1 stopped (the master sync daemon
+    // sent them); they then finish through lb2 (below).
+    const conns = await read('lb2-conns-before.txt');
+    for (const port of [f.download.localPort, f.websocket.localPort])
+      expect(conns, `port ${port}`).toMatch(new RegExp(`^TCP\\s+\\S+\\s+ESTABLISHED\\s+${CLIENT}:${port}\\s+${VIP}:80\\s+`, 'm'));
     expect(f.download).toMatchObject({ status: 200, bytes: f.download.expected, mismatches: 0, complete: true });
     expect(f.download.error).toBeUndefined();
     expect(f.download.end).toBeGreaterThan(held);
@@ -642,5 +789,20 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     expect(f.websocket.end).toBeGreaterThan(held + 4_000);
     // Short requests (a new connection each) may fail only while the VIP moves.
     for (const r of failed) expect(r.t).toBeLessThan(held + 2_000);
+  });
+
+  it('after the failover: lb2 switched its sync daemon to master (kernel, journal) and recorded VRRP MASTER', async () => {
+    ran();
+    const lb1Stop = (await events('lb1', /systemd\[1\]: Stopping keepalived\.service/)).at(-1) ?? Number.NaN;
+    const lb2Master = (await events('lb2', /\(VI_1\) Entering MASTER STATE/)).find((t) => t >= lb1Stop) ?? Number.NaN;
+    const switched = (await events('lb2', /sync daemon master on eth0 \(id 1\) \(holds the VIP: VRRP MASTER\)/)).find((t) => t >= lb1Stop);
+    console.info(
+      `failover: lb2's sync daemon master ${(switched ?? Number.NaN) - lb2Master} ms after its keepalived entered MASTER (guest clock)`,
+    );
+    expect(switched, "lb2's director never logged the switch to master").toBeDefined();
+    // ipvsadm -L --daemon: one line per running daemon; the backup one is gone.
+    expect((await read('daemons-lb2-after.txt')).trim()).toMatch(/^master sync daemon \(mcast=eth0, syncid=1[,)][^\n]*$/);
+    // keepalived's notify script: `MASTER VI_1 100` (state, instance, priority), what `director status` shows.
+    expect((await read('vrrp-lb2-after.txt')).trim()).toMatch(/^MASTER VI_1 /);
   });
 });
