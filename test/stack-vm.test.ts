@@ -149,6 +149,30 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
   const inNetns = (name: string, args: string[], log: string) =>
     spawnLogged('ip', ['netns', 'exec', `${NETNS_PREFIX}${name}`, NODE, ...args], log);
 
+  /** `ansible-playbook site.yml` from the segment (the controller at .254), as users run it from infra/; its exit code. */
+  async function playbook(args: string[], log: string): Promise<number> {
+    const env = {
+      ...process.env,
+      ANSIBLE_CONFIG: join(ROOT, 'infra/ansible.cfg'),
+      ANSIBLE_SSH_ARGS: `-F ${join(stackDir, 'ssh_config')} -o ControlMaster=auto -o ControlPersist=120s`,
+      ANSIBLE_SSH_CONTROL_PATH_DIR: join(stackDir, 'cp'),
+      ANSIBLE_FORCE_COLOR: '0',
+      ANSIBLE_NOCOLOR: '1',
+    };
+    const inventory = join(ROOT, 'test/ansible/stack-vm/hosts.yml');
+    const child = spawnLogged('ip', ['netns', 'exec', SEGMENT_NS, 'ansible-playbook', '-i', inventory, 'site.yml', ...args], log, {
+      cwd: join(ROOT, 'infra'),
+      env,
+    });
+    return new Promise<number>((resolve) => {
+      const timer = setTimeout(() => child.kill('SIGTERM'), 1_200_000);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolve(code ?? -1);
+      });
+    });
+  }
+
   async function deployAndDrill(guestDir: string, signal: AbortSignal): Promise<void> {
     try {
       await drills(guestDir, signal);
@@ -164,31 +188,7 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     await waitFor('the collector', () => existsSync(join(stackDir, 'collector.ready')), 60_000);
 
     // The deploy. -e tiergate_serial=2: both hosts of a tier at once (a first deploy has no traffic to keep).
-    const env = {
-      ...process.env,
-      ANSIBLE_CONFIG: join(ROOT, 'infra/ansible.cfg'),
-      ANSIBLE_SSH_ARGS: `-F ${join(stackDir, 'ssh_config')} -o ControlMaster=auto -o ControlPersist=120s`,
-      ANSIBLE_SSH_CONTROL_PATH_DIR: join(stackDir, 'cp'),
-      ANSIBLE_FORCE_COLOR: '0',
-      ANSIBLE_NOCOLOR: '1',
-    };
-    const inventory = join(ROOT, 'test/ansible/stack-vm/hosts.yml');
-    const playbook = spawnLogged(
-      'ip',
-      ['netns', 'exec', SEGMENT_NS, 'ansible-playbook', '-i', inventory, 'site.yml', '-e', 'tiergate_serial=2'],
-      'playbook.log',
-      {
-        cwd: join(ROOT, 'infra'),
-        env,
-      },
-    );
-    const rc = await new Promise<number>((resolve) => {
-      const timer = setTimeout(() => playbook.kill('SIGTERM'), 1_200_000);
-      playbook.on('close', (code) => {
-        clearTimeout(timer);
-        resolve(code ?? -1);
-      });
-    });
+    const rc = await playbook(['-e', 'tiergate_serial=2'], 'playbook.log');
     step('deployed');
     await writeFile(join(stackDir, 'playbook.rc'), String(rc));
     const units = 'tiergate-director keepalived tiergate-realserver tiergate-proxy tiergate-app redis-server';
@@ -316,6 +316,33 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
       await waitFor(`${p} back after its restart`, () => ipvs.some((s) => s.t > restarted && weighted(HOSTS[p]).test(s.text)), 120_000);
     }
     step('rolled');
+    await sleep(5_000);
+
+    // A re-run with a changed config: the proxies' play alone (--limit: the directors' play under the emulator is
+    // not re-run), one variable changed (the app pool's algorithm in tiergate.yaml). The common role's template task
+    // notifies `tiergate config changed`; the units run already, so the guard lets the handlers act: tiergate-proxy
+    // is reloaded (SIGHUP: same MainPID, the workers take the new pool), tiergate-realserver too. Under the request loop.
+    step('redeploy');
+    const proxyPids = async () => Promise.all((['proxy1', 'proxy2'] as const).map((p) => pidOf(p, 'tiergate-proxy')));
+    const redeployBefore = await proxyPids();
+    const redeployRc = await playbook(
+      ['--limit', 'proxies', '-e', 'tiergate_serial=2', '-e', 'stack_app_algorithm=round_robin'],
+      'redeploy.log',
+    );
+    step('redeployed');
+    const algorithm = async (p: Host) =>
+      (JSON.parse(await ssh(p, 'curl -sf http://127.0.0.1:9901/status')) as { pools: { name: string; algorithm: string }[] }).pools.find(
+        (x) => x.name === 'app',
+      )?.algorithm;
+    await writeFile(
+      join(stackDir, 'redeploy.json'),
+      JSON.stringify({
+        rc: redeployRc,
+        before: redeployBefore,
+        after: await proxyPids(),
+        algorithms: [await algorithm('proxy1'), await algorithm('proxy2')],
+      }),
+    );
     await sleep(5_000);
 
     // Draining by hand on lb1: what `tiergate director drain` / `undrain` send to lb1's daemon (POST /drain and
@@ -659,7 +686,7 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
 
   it('rolling restart of proxy1 then proxy2 (L4-aware drain): each quiesced by lb1 before it exits cleanly; 0 failed requests', async () => {
     ran();
-    const during = between(await requests(), 'rolling', 'drain');
+    const during = between(await requests(), 'rolling', 'redeploy');
     const order: string[] = [];
     for (const p of ['proxy1', 'proxy2'] as const) {
       // proxy1..proxy2 run on this machine's kernel: their journal's clock is the test's own, as the snapshots' is.
@@ -677,6 +704,42 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     console.info(`rolling restart: ${during.filter((r) => r.error).length} failed of ${during.length}; ${order.join('; ')}`);
     expect(during.length).toBeGreaterThan(0);
     expect(during.filter((r) => r.error)).toEqual([]);
+  });
+
+  it('a re-run of the playbook with a changed tiergate.yaml reloads the proxies (the handlers act): new pool, same PIDs, 0 failed', async () => {
+    ran();
+    const r = JSON.parse(await read('redeploy.json')) as { rc: number; before: string[]; after: string[]; algorithms: string[] };
+    const log = await read('redeploy.log');
+    const recap = log.slice(log.indexOf('PLAY RECAP'));
+    const from = steps.redeploy ?? Number.NaN;
+    const to = steps.redeployed ?? Number.NaN;
+    const within = (ts: number[]) => ts.filter((t) => t >= from && t <= to).length;
+    const seen: string[] = [];
+    for (const p of ['proxy1', 'proxy2'] as const) {
+      // systemd's own lines about the units and the proxy's log line (the primary, once every worker applied it).
+      const reloaded = {
+        proxy: within(await events(p, /systemd\[1\]: Reloaded tiergate-proxy\.service/)),
+        proxyApplied: within(await events(p, /"msg":"config reloaded"/)),
+        realserver: within(await events(p, /systemd\[1\]: Reloaded tiergate-realserver\.service/)),
+        restarts: within(await events(p, /systemd\[1\]: (Stopping|Started) tiergate-proxy\.service/)),
+      };
+      seen.push(`${p} ${JSON.stringify(reloaded)}`);
+      expect(reloaded, p).toEqual({ proxy: 1, proxyApplied: 1, realserver: 1, restarts: 0 });
+    }
+    const during = between(await requests(), 'redeploy', 'drain');
+    console.info(
+      `re-deploy of the proxies: ${Math.round((to - from) / 1000)} s; ${seen.join('; ')}; pool algorithm now ${r.algorithms.join(', ')}; ` +
+        `${during.filter((x) => x.error).length} failed of ${during.length}`,
+    );
+    expect(r.rc, log.slice(-4000)).toBe(0);
+    for (const p of ['proxy1', 'proxy2'])
+      expect(recap).toMatch(new RegExp(`^${p}\\s+: ok=\\d+\\s+changed=[1-9]\\d*\\s+unreachable=0\\s+failed=0 `, 'm'));
+    // A reload: the same primary process, now balancing with the new algorithm in every worker.
+    expect(r.after).toEqual(r.before);
+    expect(r.algorithms).toEqual(['round_robin', 'round_robin']);
+    // SIGHUP swaps the pools between requests: nothing in flight is dropped.
+    expect(during.length).toBeGreaterThan(0);
+    expect(during.filter((x) => x.error)).toEqual([]);
   });
 
   it("a drain by hand (lb1's daemon, POST /drain) sets weight 0 in lb1's kernel and undrain restores it; 0 failed requests", async () => {
