@@ -122,14 +122,11 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
   const between = (rs: Req[], from: string, to: string) =>
     rs.filter((r) => r.t >= (steps[from] ?? Number.NaN) && r.t < (steps[to] ?? Number.NaN));
 
-  /** Runs CMD on HOST over ssh from the segment, as an operator would. */
+  /** `ip` arguments that run CMD on HOST over ssh from the segment, as an operator would. */
+  const sshArgs = (h: Host, cmd: string) => ['netns', 'exec', SEGMENT_NS, 'ssh', '-F', join(stackDir, 'ssh_config'), HOSTS[h], cmd];
+  /** Runs CMD on HOST over ssh from the segment; its stdout. */
   const ssh = async (h: Host, cmd: string, timeoutMs = 120_000) =>
-    (
-      await exec('ip', ['netns', 'exec', SEGMENT_NS, 'ssh', '-F', join(stackDir, 'ssh_config'), HOSTS[h], cmd], {
-        timeout: timeoutMs,
-        maxBuffer: 64 << 20,
-      })
-    ).stdout;
+    (await exec('ip', sshArgs(h, cmd), { timeout: timeoutMs, maxBuffer: 64 << 20 })).stdout;
   /** Every process the test starts besides the guest, so that a failure anywhere leaves none running. */
   const children: ChildProcess[] = [];
   const killChildren = () => {
@@ -220,16 +217,7 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     );
     // The director's view, once a second, for the proxy-kill drill: one ssh session running a bounded loop; each
     // snapshot is stamped with this machine's clock when it has arrived whole (the guest's clock is its own).
-    const watch = spawn('ip', [
-      'netns',
-      'exec',
-      SEGMENT_NS,
-      'ssh',
-      '-F',
-      join(stackDir, 'ssh_config'),
-      HOSTS.lb1,
-      'for i in $(seq 1200); do echo @; ipvsadm -Ln; sleep 1; done',
-    ]);
+    const watch = spawn('ip', sshArgs('lb1', 'for i in $(seq 1200); do echo @; ipvsadm -Ln; sleep 1; done'));
     children.push(watch);
     let pending = '';
     watch.stdout.setEncoding('utf8').on('data', (d: string) => {
