@@ -231,6 +231,12 @@ describe('infra: rendered files', () => {
     ports = { redis: await freePort(), app: await freePort(), proxy: await freePort(), admin: await freePort() };
     localVars = {
       keepalived_interface: iface,
+      // The director check's timing, each a value of its own and none the default: the rendered vrrp_script must
+      // carry exactly these (below), and the real keepalived accept them.
+      keepalived_track_interval: 3,
+      keepalived_track_timeout: 7,
+      keepalived_track_fall: 4,
+      keepalived_track_rise: 5,
       local_redis_port: ports.redis,
       local_app_port: ports.app,
       local_proxy_port: ports.proxy,
@@ -339,6 +345,18 @@ describe('infra: rendered files', () => {
     expect(realserver).toMatch(/^TimeoutStopSec=50s$/m);
     const app = classic('app1', 'etc/systemd/system/tiergate-app.service');
     expect(app).toContain(`ExecStart=${cli} demo-app -c ${CONFIG} --host`);
+    // Node's compile cache in a directory of each unit's own that systemd keeps across restarts (the units' private
+    // /tmp would lose it), and Node told where it is: both lines, or a restart compiles every module again.
+    for (const [unit, text] of [
+      ['director', director],
+      ['proxy', proxy],
+      ['tiergate-app', app],
+    ] as const) {
+      expect(text, unit).toMatch(new RegExp(`^CacheDirectory=tiergate/${unit}$`, 'm'));
+      expect(text, unit).toMatch(new RegExp(`^Environment=NODE_COMPILE_CACHE=/var/cache/tiergate/${unit}$`, 'm'));
+    }
+    // `realserver up` runs once per start (oneshot): nothing to cache.
+    expect(realserver).not.toMatch(/^CacheDirectory=/m);
     // app_demo is off by default: the deployed demo app has no built-in users and no JSON captcha.
     expect(app).not.toContain('--demo');
     expect(local('etc/systemd/system/tiergate-app.service')).toMatch(/^ExecStart=.* demo-app .* --demo$/m);
@@ -365,9 +383,18 @@ describe('infra: rendered files', () => {
     expect(r.stderr).toBe('');
   });
 
-  it('the real keepalived accepts the rendered keepalived.conf', async () => {
+  it('the real keepalived accepts the rendered keepalived.conf, whose director check has the keepalived_track_* values', async () => {
     const file = join(work, 'local/etc/keepalived/keepalived.conf');
-    expect(local('etc/keepalived/keepalived.conf')).toContain(`interface ${iface}`);
+    const conf = local('etc/keepalived/keepalived.conf');
+    expect(conf).toContain(`interface ${iface}`);
+    const check = /^vrrp_script chk_tiergate_director \{\n([\s\S]*?)^\}/m.exec(conf)?.[1] ?? '';
+    expect(check.split('\n').flatMap((l) => (/^ {2}(interval|timeout|fall|rise) /.test(l) ? [l.trim()] : []))).toEqual([
+      'interval 3',
+      'timeout 7',
+      'fall 4',
+      'rise 5',
+    ]);
+    expect(conf).toMatch(/^ {2}track_script \{\n {4}chk_tiergate_director\n {2}\}$/m);
     const r = await run('keepalived', ['--config-test', '-f', file]);
     expect(r.code, show(r)).toBe(0);
   });

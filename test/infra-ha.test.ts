@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * VRRP MASTER, lb2 the BACKUP, both run `tiergate director` on the same tiergate.yaml with a sync daemon, the
  * real keepalived accepts both files (`keepalived --config-test`), and keepalived's notify script records the
  * state where `tiergate director status` reads it. The harness is the minimum of test/infra-ansible.test.ts's.
- * The failover itself runs with the real keepalived and IPVS in test/director-ha-vm.test.ts.
+ * The failover itself runs with the real keepalived and IPVS on the deployed pair in test/stack-vm.test.ts.
  */
 
 const ROOT = resolve(import.meta.dirname, '..');

@@ -5,7 +5,8 @@
 //   - a WebSocket to the demo app's echo (/ws): a numbered message every 200 ms, each answer checked, until
 //     DIR/failover.stop exists (at most 120 s); the longest pause between two answers is kept.
 // Writes DIR/failover.ready once the download's headers and the first echo are in, and DIR/failover.json when both
-// are done. Arguments: VIP DIR BYTES RATE.
+// are done, with each connection's local port (the test finds them in lb2's connection table before the failover).
+// Arguments: VIP DIR BYTES RATE.
 
 import fs from 'node:fs';
 import http from 'node:http';
@@ -17,6 +18,8 @@ const [vip, dir, bytesArg, rateArg] = process.argv.slice(2) as [string, string, 
 const total = Number(bytesArg);
 
 interface Download {
+  /** The client's port of the download's TCP connection, to find it in the directors' connection tables. */
+  localPort?: number;
   bytes: number;
   mismatches: number;
   maxGapMs: number;
@@ -26,6 +29,8 @@ interface Download {
   end?: number;
 }
 interface Echo {
+  /** The client's port of the WebSocket's TCP connection. */
+  localPort?: number;
   sent: number;
   answered: number;
   wrong: number;
@@ -41,6 +46,7 @@ function download(onHeaders: () => void): Promise<Download> {
     let last = Date.now();
     const req = http.get({ host: vip, port: 80, path: `/download?bytes=${total}&rate=${rateArg}`, agent: false }, (res) => {
       r.status = res.statusCode;
+      r.localPort = res.socket.localPort;
       onHeaders();
       res.on('data', (chunk: Buffer) => {
         const now = Date.now();
@@ -63,6 +69,9 @@ function echo(onFirst: () => void): Promise<Echo> {
     let timer: NodeJS.Timeout | undefined;
     const ws = new WebSocket(`ws://${vip}/ws`);
     const deadline = Date.now() + 120_000;
+    ws.on('upgrade', (res) => {
+      r.localPort = res.socket.localPort;
+    });
     ws.on('open', () => {
       timer = setInterval(() => {
         if (fs.existsSync(join(dir, 'failover.stop')) || Date.now() > deadline) {

@@ -1,9 +1,9 @@
 /**
  * Child of sync-role.test.ts, run under `unshare --net` so it owns a fresh network namespace: makes an eth0 (a
- * veth), runs the SyncRoleFollower with an in-memory sync-daemon table (the host has no IPVS; the QEMU drill
- * test/director-ha-vm.test.ts has the kernel's), then moves the VIP onto eth0 and off again as keepalived does on
- * MASTER and BACKUP, and prints the daemon table after each step. The follower's interval is far longer than the
- * run, so only the address events (`ip monitor`) can explain a switch.
+ * veth), runs the SyncRoleFollower with an in-memory sync-daemon table (the host has no IPVS; the deployed pair
+ * of test/stack-vm.test.ts, in the QEMU guest, has the kernel's), then moves the VIP onto eth0 and off again as
+ * keepalived does on MASTER and BACKUP, and prints the daemon table after each step. The follower's interval is
+ * far longer than the run, so only the address events (`ip monitor`) can explain a switch.
  */
 import { validateConfig } from '@tiergate/config';
 import type { IpvsDaemon, IpvsDaemonState } from '@tiergate/ipvs';
