@@ -16,6 +16,7 @@ import { createRequire } from 'node:module';
 import { createServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
+import { directBody } from './direct-body.ts';
 
 const require = createRequire(import.meta.url);
 const { TYPE, ERROR, METHODS } = require('undici/lib/llhttp/constants.js') as {
@@ -84,18 +85,6 @@ const ll = new Wasm.Instance(new Wasm.Module(require('undici/lib/llhttp/llhttp_s
 
 let bufPtr = 0;
 let bufSize = 0;
-
-/** loadtest/bare-undici-proxy.ts's answer without upstreams: GET /bN gets N bytes, anything else `ok`. */
-const bodies = new Map<string, Buffer>();
-function directBody(url: string): Buffer {
-  let b = bodies.get(url);
-  if (b === undefined) {
-    const m = /^\/b(\d+)$/.exec(url);
-    b = Buffer.from(m ? 'x'.repeat(Number(m[1])) : 'ok\n');
-    if (bodies.size < 16) bodies.set(url, b);
-  }
-  return b;
-}
 
 // ---------------------------------------------------------------- one exchange (request and its response)
 

@@ -10,6 +10,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { type Dispatcher, Pool } from 'undici';
+import { directBody } from './direct-body.ts';
 
 const [port, ...ups] = process.argv.slice(2).map(Number);
 const pools = ups.map((p) => new Pool(`http://127.0.0.1:${p}`, { connections: 128, pipelining: 1 }));
@@ -48,21 +49,6 @@ class Handler implements Dispatcher.DispatchHandler {
       this.res.end();
     }
   }
-}
-
-/**
- * Without upstream ports the loop answers by itself (proxy-bench's `-direct` targets): GET /bN gets N bytes,
- * anything else `ok`. The server side alone, without undici and the upstream's load on the other core.
- */
-const bodies = new Map<string, Buffer>();
-function directBody(url: string): Buffer {
-  let b = bodies.get(url);
-  if (b === undefined) {
-    const m = /^\/b(\d+)$/.exec(url);
-    b = Buffer.from(m ? 'x'.repeat(Number(m[1])) : 'ok\n');
-    if (bodies.size < 16) bodies.set(url, b);
-  }
-  return b;
 }
 
 const server = createServer((req: IncomingMessage, res: ServerResponse) => {

@@ -155,6 +155,7 @@ function checkProxy(proxy: ProxyConfig, report: Report): void {
     else if (r.pool !== undefined && !(r.pool in proxy.pools))
       report(['proxy', 'routes', i, 'pool'], `unknown pool '${r.pool}' (pools: ${Object.keys(proxy.pools).join(', ') || 'none'})`);
     if (r.redirect !== undefined) checkRedirect(r.redirect, ['proxy', 'routes', i, 'redirect'], report);
+    checkHeaderOps(r, ['proxy', 'routes', i], report);
     // Host names are case-insensitive (RFC 9110 §4.2.3) and `a.example.` is `a.example` (the proxy's table agrees).
     const key = `${r.host?.toLowerCase().replace(/\.$/, '') ?? '*'} ${r.path}`;
     if (routes.has(key)) report(['proxy', 'routes', i, 'path'], `duplicate route ${key} (routes[${routes.get(key)}])`);
@@ -164,14 +165,6 @@ function checkProxy(proxy: ProxyConfig, report: Report): void {
   else if (proxy.routes.length === 0 && Object.keys(proxy.pools).length !== 1)
     report(['proxy', 'routes'], 'with several pools, routes must say which requests go to which pool');
   for (const [name, pool] of Object.entries(proxy.pools)) checkPool(pool, ['proxy', 'pools', name], report);
-  proxy.routes.forEach((r, i) => {
-    checkHeaderOps(r.headers, ['proxy', 'routes', i, 'headers'], REQUEST_OWN, report);
-    checkHeaderOps(r.response_headers, ['proxy', 'routes', i, 'response_headers'], RESPONSE_OWN, report);
-  });
-  for (const [name, pool] of Object.entries(proxy.pools)) {
-    checkHeaderOps(pool.headers, ['proxy', 'pools', name, 'headers'], REQUEST_OWN, report);
-    checkHeaderOps(pool.response_headers, ['proxy', 'pools', name, 'response_headers'], RESPONSE_OWN, report);
-  }
 }
 
 function checkRedirect(r: NonNullable<ProxyConfig['routes'][number]['redirect']>, at: Path, report: Report): void {
@@ -181,15 +174,10 @@ function checkRedirect(r: NonNullable<ProxyConfig['routes'][number]['redirect']>
   }
   if (r.port !== undefined && r.scheme === undefined) report([...at, 'port'], 'only used with scheme (a prefix carries its own port)');
   if (r.prefix === undefined) return;
-  let url: URL | undefined;
-  try {
-    url = new URL(r.prefix);
-  } catch {
-    url = undefined;
-  }
-  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.host === '')
+  const url = URL.parse(r.prefix);
+  if (url === null || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.host === '')
     report([...at, 'prefix'], `expected an absolute http:// or https:// URL, got '${r.prefix}'`);
-  else if (url.search !== '' || url.hash !== '' || r.prefix.includes('?') || r.prefix.includes('#'))
+  else if (r.prefix.includes('?') || r.prefix.includes('#'))
     report([...at, 'prefix'], "takes no query or fragment: the request's path and query are appended");
   else if (r.prefix.endsWith('/')) report([...at, 'prefix'], "must not end with /: the request's path, which starts with /, is appended");
 }
@@ -215,20 +203,23 @@ const REQUEST_OWN: ReadonlyMap<string, string> = new Map([
 ]);
 const RESPONSE_OWN: ReadonlyMap<string, string> = new Map([...REQUEST_OWN].filter(([name]) => name !== 'expect' && name !== 'te'));
 
-function checkHeaderOps(
-  ops: { add: Record<string, string>; set: Record<string, string> },
-  at: Path,
-  own: ReadonlyMap<string, string>,
-  report: Report,
-): void {
-  for (const op of ['set', 'add'] as const)
-    for (const name of Object.keys(ops[op])) {
-      const why = own.get(name.toLowerCase());
-      if (why !== undefined) report([...at, op, name], `${name} ${why}; it cannot be ${op === 'set' ? 'set' : 'added'} by a rule`);
-    }
+type HeaderOps = { add: Record<string, string>; set: Record<string, string> };
+
+/** A pool's or a route's `headers` and `response_headers` (at `at`): no `set`/`add` of a field the proxy owns. */
+function checkHeaderOps(section: { headers: HeaderOps; response_headers: HeaderOps }, at: Path, report: Report): void {
+  for (const [key, own] of [
+    ['headers', REQUEST_OWN],
+    ['response_headers', RESPONSE_OWN],
+  ] as const)
+    for (const op of ['set', 'add'] as const)
+      for (const name of Object.keys(section[key][op])) {
+        const why = own.get(name.toLowerCase());
+        if (why !== undefined) report([...at, key, op, name], `${name} ${why}; it cannot be ${op === 'set' ? 'set' : 'added'} by a rule`);
+      }
 }
 
 function checkPool(pool: PoolConfig, at: Path, report: Report): void {
+  checkHeaderOps(pool, at, report);
   const hashing = pool.algorithm === 'hash' || pool.algorithm === 'ip_hash';
   const addresses = new Map<string, number>();
   pool.servers.forEach((s, i) => {

@@ -9,25 +9,8 @@ import { type ErrorCode, httpStatusOf } from '@tiergate/errors';
  * flat name/value list added to the answer (X-Request-Id, Retry-After). Returns the body bytes sent.
  */
 export function sendError(res: ServerResponse, code: ErrorCode, close = false, extra: readonly string[] = []): number {
-  if (res.headersSent || res.destroyed) {
-    res.destroy();
-    return 0;
-  }
   const status = httpStatusOf(code);
-  const body = `${status} ${STATUS_CODES[status] ?? 'Error'} (${code})\n`;
-  const headers = [
-    'content-type',
-    'text/plain; charset=utf-8',
-    'content-length',
-    String(Buffer.byteLength(body)),
-    'x-tiergate-error',
-    code,
-  ];
-  for (const h of extra) headers.push(h);
-  if (close) headers.push('connection', 'close');
-  res.writeHead(status, headers);
-  res.end(body);
-  return Buffer.byteLength(body);
+  return sendText(res, status, `${status} ${STATUS_CODES[status] ?? 'Error'} (${code})\n`, ['x-tiergate-error', code, ...extra], close);
 }
 
 /**
@@ -36,15 +19,19 @@ export function sendError(res: ServerResponse, code: ErrorCode, close = false, e
  * Returns the body bytes sent.
  */
 export function sendRedirect(res: ServerResponse, status: number, location: string, close: boolean, extra: readonly string[]): number {
+  return sendText(res, status, `${status} ${STATUS_CODES[status] ?? 'Redirect'}: ${location}\n`, ['location', location, ...extra], close);
+}
+
+/** The proxy's own answer: `body` as text/plain with `fields` (a flat name/value list); see sendError for the rest. */
+function sendText(res: ServerResponse, status: number, body: string, fields: readonly string[], close: boolean): number {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return 0;
   }
-  const body = `${status} ${STATUS_CODES[status] ?? 'Redirect'}: ${location}\n`;
-  const headers = ['location', location, 'content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body))];
-  for (const h of extra) headers.push(h);
+  const length = Buffer.byteLength(body);
+  const headers = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(length), ...fields];
   if (close) headers.push('connection', 'close');
   res.writeHead(status, headers);
   res.end(body);
-  return Buffer.byteLength(body);
+  return length;
 }

@@ -875,8 +875,3 @@ export class Connection {
     else if (this.#requestStart < 0) this.#idleSince = performance.now();
   }
 }
-
-/** node:http's createServer, for the proxy's plain-HTTP listeners. */
-export function createHttp1Server(options: Http1ServerOptions, onRequest: (req: Http1AnyRequest, res: Http1Response) => void): Http1Server {
-  return new Http1Server(options, onRequest);
-}

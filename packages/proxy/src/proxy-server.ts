@@ -28,7 +28,7 @@ import {
   TIMEOUT_SWEEP_MS,
 } from './exchange.ts';
 import { compileHeaderRules } from './forward-headers.ts';
-import { createHttp1Server, Http1Server, type Http1ServerOptions } from './http1-server.ts';
+import { type Http1AnyRequest, type Http1Response, Http1Server, type Http1ServerOptions } from './http1-server.ts';
 import { createHttp2Listener, Http2Sessions, http2Settings } from './http2-server.ts';
 import type { Http2StreamRequestLike, Http2StreamResponse } from './http2-stream.ts';
 import { ListenerTls } from './listener-tls.ts';
@@ -389,9 +389,9 @@ async function listen(
     // Plain HTTP/1.1: net.Socket + llhttp instead of node:http, a third less CPU for the server side
     // (http1-server.ts); as strict as node's parser (test/http1-server-differential.test.ts).
     // Its requests and responses carry what the exchange reads of node:http's (as http2-stream.ts's facades).
-    server = createHttp1Server(
+    server = new Http1Server(
       httpOptions as unknown as Http1ServerOptions,
-      onRequest as unknown as Parameters<typeof createHttp1Server>[1],
+      onRequest as unknown as (req: Http1AnyRequest, res: Http1Response) => void,
     );
   }
   // The http2 secure server is a tls.Server too: reloads and ticket keys reach it the same way.

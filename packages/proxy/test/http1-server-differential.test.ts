@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { connect, type Server as NetServer } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHttp1Server, type Http1AnyRequest, type Http1Response } from '../src/http1-server.ts';
+import { type Http1AnyRequest, type Http1Response, Http1Server } from '../src/http1-server.ts';
 
 // The issue #19 condition for a server side other than node:http: at least as strict as node's parser. A corpus
 // of malformed and smuggling requests goes to node:http (as the proxy configures it) and to http1-server.ts;
@@ -180,7 +180,7 @@ let leanPort: number;
 beforeAll(async () => {
   nodeServer = createServer({ maxHeaderSize: MAX_HEADER_SIZE, joinDuplicateHeaders: false }, handler(nodeSeen));
   nodeServer.on('clientError', onClientError);
-  leanServer = createHttp1Server({ maxHeaderSize: MAX_HEADER_SIZE }, handler(leanSeen));
+  leanServer = new Http1Server({ maxHeaderSize: MAX_HEADER_SIZE }, handler(leanSeen));
   leanServer.on('clientError', onClientError);
   nodePort = await listen(nodeServer);
   leanPort = await listen(leanServer);

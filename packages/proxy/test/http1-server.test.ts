@@ -1,13 +1,7 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  createHttp1Server,
-  type Http1AnyRequest,
-  type Http1Response,
-  type Http1Server,
-  type Http1ServerOptions,
-} from '../src/http1-server.ts';
+import { type Http1AnyRequest, type Http1Response, Http1Server, type Http1ServerOptions } from '../src/http1-server.ts';
 
 // http1-server.ts on its own, over real sockets: what node:http did for the proxy that the proxy's own tests do
 // not all reach (they run through it too: every plain-HTTP listener is one of these).
@@ -16,7 +10,7 @@ type Handler = (req: Http1AnyRequest, res: Http1Response) => void;
 let server: Http1Server | undefined;
 
 async function start(handler: Handler, options: Http1ServerOptions = {}): Promise<number> {
-  server = createHttp1Server(options, handler);
+  server = new Http1Server(options, handler);
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return (server.address() as { port: number }).port;
