@@ -14,7 +14,8 @@
  * (`http2: false`: node:https, HTTP/1.1 only; its h2 run is skipped), to see what node:http2's HTTP/1.1
  * fallback costs; `nginx-cleartext` and `tiergate-cleartext` serve plain HTTP/1.1, to see what TLS adds to
  * each (their ratio is to each other); `tiergate-base` runs the tiergate of another checkout (`--base DIR`, as in
- * proxy-bench.ts) for a before/after in one run, and a `-prof` suffix (`tiergate-prof`, `tiergate-base-prof`)
+ * proxy-bench.ts) for a before/after in one run; a `-nodeh1` suffix (`tiergate-nodeh1`, `tiergate-h1only-nodeh1`)
+ * serves HTTP/1.1 through node's server (`http1_server: node`) instead of the lean one; a `-prof` suffix (`tiergate-prof`, `tiergate-base-prof`)
  * writes a V8 CPU profile of the proxy next to the results (loadtest/cpuprofile-table.ts), `-tgc` its
  * `--trace-gc-nvp` log, summed up as bytes promoted per request. `--rounds N` runs
  * every target N times, interleaved, and reports each one's median round by CPU per request. Both sides use an ECDSA P-256 certificate made by openssl for the run and their default TLS
@@ -242,7 +243,7 @@ http { access_log off; keepalive_requests 100000; http2_max_concurrent_streams 1
     cfg,
     `version: 1
 proxy:
-  listeners: [{ address: 127.0.0.1, port: ${port}${cleartext(name) ? '' : `, tls: { cert: ${cert}, key: ${key} }`}${name.startsWith('tiergate-h1only') ? ', http2: false' : ''} }]
+  listeners: [{ address: 127.0.0.1, port: ${port}${cleartext(name) ? '' : `, tls: { cert: ${cert}, key: ${key} }`}${name.startsWith('tiergate-h1only') ? ', http2: false' : ''}${/-nodeh1\b/.test(name) ? ', http1_server: node' : ''} }]
   admin: { address: 127.0.0.1, port: ${admin} }
   workers: 1
   access_log: false

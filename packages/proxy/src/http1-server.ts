@@ -514,6 +514,7 @@ export class Http1Server extends NetServer {
   requireHostHeader: boolean;
   shouldUpgradeCallback: (req: Http1AnyRequest) => boolean;
   readonly http1Connections = new Set<Connection>();
+  readonly #interval: number;
   #sweep: NodeJS.Timeout | undefined;
 
   constructor(options: Http1ServerOptions = {}, onRequest?: (req: Http1AnyRequest, res: Http1Response) => void) {
@@ -526,13 +527,19 @@ export class Http1Server extends NetServer {
     this.requireHostHeader = options.requireHostHeader ?? true;
     this.shouldUpgradeCallback = options.shouldUpgradeCallback ?? (() => false);
     if (onRequest) this.on('request', onRequest);
-    this.on('connection', (socket: Socket) => {
-      this.http1Connections.add(new Connection(this, socket));
-    });
-    const interval = options.connectionsCheckingInterval ?? 30_000;
-    this.on('listening', () => {
-      this.#sweep ??= setInterval(() => this.#expire(performance.now()), interval).unref();
-    });
+    this.#interval = options.connectionsCheckingInterval ?? 30_000;
+    this.on('connection', (socket: Socket) => this.accept(socket));
+  }
+
+  /**
+   * Serves HTTP/1.1 on a connection this server did not accept itself: a TLS listener's socket once its
+   * handshake chose `http/1.1` (or no ALPN), proxy-server.ts. Timeouts are checked from the first connection on.
+   */
+  accept(socket: Socket): void {
+    // A TLS socket can close between its handshake and this call: nothing would free its parser.
+    if (socket.destroyed) return;
+    this.#sweep ??= setInterval(() => this.#expire(performance.now()), this.#interval).unref();
+    this.http1Connections.add(new Connection(this, socket));
   }
 
   #expire(now: number): void {
@@ -551,6 +558,7 @@ export class Http1Server extends NetServer {
   /** Stops accepting and closes idle connections, as node:http's close (node ≥ 19). */
   override close(callback?: (err?: Error) => void): this {
     clearInterval(this.#sweep);
+    this.#sweep = undefined;
     super.close(callback);
     this.closeIdleConnections();
     return this;

@@ -11,9 +11,10 @@ import {
   type ServerHttp2Stream,
   type Settings,
 } from 'node:http2';
-import type { TlsOptions } from 'node:tls';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { DeepReadonly, ProxyConfig } from '@tiergate/config';
 import { ClientRequest } from './client-request.ts';
+import { Http1Server } from './http1-server.ts';
 import { type Http2StreamRequestLike, type Http2StreamResponse, serveHttp2Stream } from './http2-stream.ts';
 
 export { http1RawHeaders } from './http2-stream.ts';
@@ -51,14 +52,16 @@ export function http2Settings(limits: Limits): Settings {
 }
 
 /**
- * A listener's HTTP/2 server: with `tls`, ALPN `h2` and `http/1.1` on one port (HTTP/1.1 connections go to
- * node's HTTP/1.1 server code with ClientRequest, as on a plain HTTPS listener, and to `onHttp1Request`);
- * without, cleartext h2c with prior knowledge only. h2 streams go to `onStream` (http2-stream.ts).
+ * A listener's HTTP/2 server: with `tls`, ALPN `h2` and `http/1.1` on one port; without, cleartext h2c with
+ * prior knowledge only. h2 streams go to `onStream` (http2-stream.ts). The HTTP/1.1 connections of a TLS port
+ * (ALPN `http/1.1`, or none) go to `http1`: the lean server (http1-server.ts) takes the socket, or, as a
+ * request handler, node's HTTP/1.1 server code serves them with ClientRequest, as on a plain HTTPS listener
+ * (`http1_server: node`).
  */
 export function createHttp2Listener(
   tls: TlsOptions | undefined,
   limits: Limits,
-  onHttp1Request: (req: IncomingMessage, res: ServerResponse) => void,
+  http1: Http1Server | ((req: IncomingMessage, res: ServerResponse) => void),
   onStream: (req: Http2StreamRequestLike, res: Http2StreamResponse) => void,
 ): Http2SecureServer | Http2Server {
   const options: SecureServerOptions = {
@@ -72,12 +75,27 @@ export function createHttp2Listener(
     // 34 req/s instead of ~600 in loadtest/tls-bench.ts).
     noDelay: true,
   };
+  // allowHTTP1 puts `http/1.1` in the ALPN list (and is what sends those connections to node's HTTP/1.1 code).
   const server = tls ? createSecureServer({ ...options, ...tls, allowHTTP1: true }) : createServer(options);
-  // node serves h2 streams through its compatibility API (two stream objects per h2 stream) as soon as the
-  // server has a 'request' listener, which the HTTP/1.1 connections need: that 'stream' listener is removed,
-  // so each stream is served once, by the core API (http2-stream.ts).
-  server.on('request', onHttp1Request);
-  for (const l of server.listeners('stream')) server.off('stream', l as () => void);
+  if (http1 instanceof Http1Server) {
+    if (tls) {
+      // node's listener makes an h2 session of an `h2` connection and hands any other to its HTTP/1.1 code:
+      // the others go to the lean server instead.
+      const [h2Connection] = server.listeners('secureConnection') as ((this: Http2SecureServer, s: TLSSocket) => void)[];
+      if (!h2Connection) throw new Error('node:http2 secure server without its connection listener');
+      server.removeAllListeners('secureConnection');
+      server.on('secureConnection', function (this: Http2SecureServer, socket: TLSSocket) {
+        if (socket.alpnProtocol === 'h2') h2Connection.call(this, socket);
+        else http1.accept(socket);
+      });
+    }
+  } else {
+    // node serves h2 streams through its compatibility API (two stream objects per h2 stream) as soon as the
+    // server has a 'request' listener, which node's HTTP/1.1 connections need: that 'stream' listener is
+    // removed, so each stream is served once, by the core API (http2-stream.ts).
+    server.on('request', http1);
+    for (const l of server.listeners('stream')) server.off('stream', l as () => void);
+  }
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders, _flags: number, raw: string[]) =>
     serveHttp2Stream(stream, headers, raw, onStream),
   );

@@ -1,10 +1,10 @@
 import { createServer, Server as HttpServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
 import type { Http2SecureServer, Http2Server } from 'node:http2';
-import { createServer as createTlsServer } from 'node:https';
+import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
-import type { Server as TlsServer } from 'node:tls';
+import { createServer as createTlsServer, type Server as TlsServer } from 'node:tls';
 import { isDeepStrictEqual } from 'node:util';
 import { type DeepReadonly, type ListenerConfig, type ProxyConfig, toBlockList } from '@tiergate/config';
 import { type ErrorCode, httpStatusOf, TgError } from '@tiergate/errors';
@@ -186,8 +186,9 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
     }
     await Promise.all(fresh.map((p) => p.ready()));
     if (closing) throw new TgError('TG_PROXY_SHUTTING_DOWN', 'the proxy is shutting down');
-    servers.forEach(({ server, listenerTls, sessions }, i) => {
-      applyServerOptions(server, next);
+    servers.forEach((listening, i) => {
+      const { listenerTls, sessions } = listening;
+      applyServerOptions(listening, next);
       if (sessions) {
         sessions.headerTimeout = next.limits.client_header_timeout;
         sessions.maxHeaderListSize = next.limits.max_header_size;
@@ -309,14 +310,17 @@ function compileRedirect(r: NonNullable<ProxySection['routes'][number]['redirect
 }
 
 /**
- * A listener's server: http1-server.ts for plain HTTP/1.1, node:https for TLS, or node:http2 (with HTTP/1.1 on
- * the same TLS port) for `http2`.
+ * A listener's server: http1-server.ts for plain HTTP/1.1; for TLS, a tls.Server (HTTP/1.1 only) or node:http2's
+ * secure server (h2 and HTTP/1.1 by ALPN) handing HTTP/1.1 connections to http1-server.ts; node:http2 for h2c;
+ * node:http and node:https with `http1_server: node`.
  */
-type ListenerServer = Server | Http2SecureServer | Http2Server | Http1Server;
+type ListenerServer = Server | TlsServer | Http2SecureServer | Http2Server | Http1Server;
 
 /** One bound listener; `sessions` when it serves HTTP/2. */
 interface Listening {
   readonly server: ListenerServer;
+  /** A TLS listener's lean HTTP/1.1 server, which serves the connections `server` accepted for HTTP/1.1. */
+  readonly http1: Http1Server | undefined;
   readonly tls: boolean;
   /** A TLS listener's certificates and ticket key: what a reload and a key rotation change. */
   readonly listenerTls: ListenerTls | undefined;
@@ -357,6 +361,17 @@ async function listen(
   const tls = listenerTls?.options();
   const http2 = l.http2 ?? l.tls !== undefined;
   const sessions = http2 ? new Http2Sessions(limits.client_header_timeout, limits.max_header_size) : undefined;
+  // HTTP/1.1 on net.Socket + llhttp instead of node:http(s), a third less CPU for the server side
+  // (http1-server.ts); as strict as node's parser (test/http1-server-differential.test.ts). On a TLS listener
+  // it takes the connections whose handshake chose HTTP/1.1. Its requests and responses carry what the
+  // exchange reads of node:http's (as http2-stream.ts's facades).
+  const http1 =
+    l.http1_server === 'node'
+      ? undefined
+      : new Http1Server(
+          httpOptions as unknown as Http1ServerOptions,
+          onRequest as unknown as (req: Http1AnyRequest, res: Http1Response) => void,
+        );
   let server: ListenerServer;
   if (sessions) {
     const onStream = (req: Http2StreamRequestLike, res: Http2StreamResponse) => {
@@ -371,9 +386,9 @@ async function listen(
       // The facades carry what the exchange reads of node:http's request and response (http2-stream.ts).
       onRequest(req as unknown as IncomingMessage, res as unknown as ServerResponse);
     };
-    const h2 = createHttp2Listener(tls, limits, onRequest, onStream);
+    const h2 = createHttp2Listener(tls, limits, http1 ?? onRequest, onStream);
     // node's HTTP/1.1 code reads these from the server for the HTTP/1.1 connections of a TLS listener.
-    Object.assign(h2, httpOptions);
+    if (!http1) Object.assign(h2, httpOptions);
     h2.on('session', (session) => {
       sessions.add(session);
       // nginx keepalive_timeout for h2: a session with no frames for that long gets GOAWAY; streams still open
@@ -381,25 +396,24 @@ async function listen(
       session.setTimeout((h2 as unknown as Server).keepAliveTimeout, () => session.close());
     });
     server = h2;
+  } else if (tls && http1) {
+    // noDelay and no half-open connections, as node:https (a TLS socket that half-closes during the handshake,
+    // before it is the lean server's, would otherwise stay open).
+    server = createTlsServer({ ...tls, ALPNProtocols: ['http/1.1'], noDelay: true }, (socket) => http1.accept(socket));
   } else if (tls) {
-    server = createTlsServer({ ...httpOptions, ...tls }, onRequest);
-  } else if (l.http1_server === 'node') {
-    server = createServer(httpOptions, onRequest);
+    server = createHttpsServer({ ...httpOptions, ...tls }, onRequest);
   } else {
-    // Plain HTTP/1.1: net.Socket + llhttp instead of node:http, a third less CPU for the server side
-    // (http1-server.ts); as strict as node's parser (test/http1-server-differential.test.ts).
-    // Its requests and responses carry what the exchange reads of node:http's (as http2-stream.ts's facades).
-    server = new Http1Server(
-      httpOptions as unknown as Http1ServerOptions,
-      onRequest as unknown as (req: Http1AnyRequest, res: Http1Response) => void,
-    );
+    server = http1 ?? createServer(httpOptions, onRequest);
   }
   // The http2 secure server is a tls.Server too: reloads and ticket keys reach it the same way.
   if (listenerTls) listenerTls.attach(server as TlsServer);
-  server.on('checkContinue', onRequest);
-  server.on('clientError', onClientError);
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(ctx, info, req, socket, head));
-  applyServerOptions(server, config);
+  // The server whose requests these are: the lean server also where a TLS server accepted the connection.
+  const requests = http1 ?? server;
+  requests.on('checkContinue', onRequest);
+  requests.on('clientError', onClientError);
+  requests.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(ctx, info, req, socket, head));
+  const listening: Listening = { server, http1: http1 === server ? undefined : http1, tls: tls !== undefined, listenerTls, sessions };
+  applyServerOptions(listening, config);
   await new Promise<void>((resolve, reject) => {
     const onListenError = (cause: Error) =>
       reject(new TgError('TG_PROXY_LISTEN', `cannot listen on ${l.address}:${l.port}: ${cause.message}`, { cause }));
@@ -412,7 +426,7 @@ async function listen(
   server.on('error', acceptErrorLogger(log, `${l.address}:${(server.address() as AddressInfo).port}`));
   // X-Forwarded-Port tells the app the port the client used: the real one when the config said 0.
   (info as { port: number }).port = (server.address() as AddressInfo).port;
-  return { server, tls: tls !== undefined, listenerTls, sessions };
+  return listening;
 }
 
 function closeSession(req: Http2StreamRequestLike): void {
@@ -477,16 +491,19 @@ function onUpgrade(ctx: ProxyContext, info: ListenerInfo, req: IncomingMessage, 
  * accept, before reading a byte (nginx `worker_connections`-like): cheaper under a flood than a 503.
  * `auto` keeps it below the process's descriptor limit (connection-limit.ts).
  */
-function applyServerOptions(listenerServer: ListenerServer, config: ProxySection): void {
+function applyServerOptions({ server: listenerServer, http1 }: Listening, config: ProxySection): void {
   const limits = config.limits;
-  // An HTTP/2 listener's server takes the same fields for its HTTP/1.1 connections (node's HTTP/1.1 code reads them).
-  const server = listenerServer as Server;
-  server.maxConnections = connectionLimit(limits.max_connections);
-  // Read by node for each new connection's parser (storeHTTPOptions), though @types/node does not declare it.
-  (server as Server & { maxHeaderSize: number }).maxHeaderSize = limits.max_header_size;
-  server.keepAliveTimeout = limits.keepalive_timeout;
-  server.headersTimeout = limits.client_header_timeout;
-  server.requestTimeout = limits.client_request_timeout;
+  listenerServer.maxConnections = connectionLimit(limits.max_connections);
+  // Read by node:http(s) for each new connection, and by a TLS listener's node:http2 server for its HTTP/1.1
+  // ones (http1_server: node); by the lean server itself (a TLS listener's own, or the listener).
+  for (const s of http1 ? [listenerServer, http1] : [listenerServer]) {
+    // maxHeaderSize: read by node for each new connection's parser (storeHTTPOptions), undeclared by @types/node.
+    const server = s as Server & { maxHeaderSize: number };
+    server.maxHeaderSize = limits.max_header_size;
+    server.keepAliveTimeout = limits.keepalive_timeout;
+    server.headersTimeout = limits.client_header_timeout;
+    server.requestTimeout = limits.client_request_timeout;
+  }
   if ('updateSettings' in listenerServer) listenerServer.updateSettings(http2Settings(limits));
 }
 
@@ -535,10 +552,14 @@ async function shutdown(
   await waitForIdleGrace(servers, Math.min(graceMs, timeoutMs));
   // Now http.Server#close: closes the idle connections and stops its timeout checks. An HTTP/2 listener's
   // close() also sends GOAWAY to every session (idle ones close, busy ones once their streams are done).
-  for (const { server } of servers) server.close();
+  for (const { server, http1 } of servers) {
+    server.close();
+    http1?.close();
+  }
   const drained = await waitForDrain(ctx, Math.max(0, deadline - Date.now()));
   if (!drained) log?.warn({ inFlight: ctx.inFlight.size }, 'shutdown timeout: cutting requests in flight');
-  for (const { server, sessions } of servers) {
+  for (const { server, http1, sessions } of servers) {
+    http1?.closeAllConnections();
     // Http2SecureServer has no closeAllConnections, but tracks its HTTP/1.1 connections as http.Server does.
     if (server instanceof Http1Server) server.closeAllConnections();
     else HttpServer.prototype.closeAllConnections.call(server as Server);

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { type Http1AnyRequest, type Http1Response, Http1Server, type Http1ServerOptions } from '../src/http1-server.ts';
 
 // http1-server.ts on its own, over real sockets: what node:http did for the proxy that the proxy's own tests do
@@ -244,34 +244,106 @@ describe('http1-server.ts', () => {
 });
 
 describe('listeners[].http1_server', () => {
-  it('lean by default; node puts the listener back on node:http (which publishes http.server.request.start)', async () => {
-    const { subscribe, unsubscribe } = await import('node:diagnostics_channel');
+  it('lean by default, also for HTTP/1.1 on TLS listeners; node puts a listener back on node:http(s)', async () => {
+    const { Agent } = await import('undici');
+    const { certFiles } = await import('./h2-helpers.ts');
     const { fetchText, server, startTestProxy, startUpstream } = await import('./helpers.ts');
-    let nodeRequests = 0;
-    const onStart = () => {
-      nodeRequests++;
-    };
+    await using certs = await certFiles();
+    // Every connection the lean server serves passes through accept(), the TLS listeners' too.
+    const accept = vi.spyOn(Http1Server.prototype, 'accept');
     await using up = await startUpstream((req, res) => {
       req.resume();
       res.end('ok');
     });
-    // The upstream is a node:http server too: count what it publishes, then what the proxy adds.
-    subscribe('http.server.request.start', onStart);
+    // ALPN http/1.1 only (undici would offer h2 too): on the h2 listener, its HTTP/1.1 side.
+    const dispatcher = new Agent({ allowH2: false, connect: { rejectUnauthorized: false } });
+    const tls = { cert: certs.cert, key: certs.key };
+    const kinds = { plain: {}, 'tls h2 + http/1.1': { tls }, 'tls http/1.1': { tls, http2: false } };
     try {
-      for (const [impl, extra] of [
-        ['lean', 0],
-        ['node', 1],
-      ] as const) {
-        await using p = await startTestProxy({
-          listeners: [{ address: '127.0.0.1', port: 0, ...(impl === 'node' ? { http1_server: 'node' } : {}) }],
-          pools: { app: { servers: [server(up)] } },
-        });
-        nodeRequests = 0;
-        expect((await fetchText(`${p.url}/`)).body).toBe('ok');
-        expect([impl, nodeRequests]).toEqual([impl, 1 + extra]);
+      for (const [kind, listener] of Object.entries(kinds)) {
+        for (const impl of ['lean', 'node'] as const) {
+          await using p = await startTestProxy({
+            listeners: [{ address: '127.0.0.1', port: 0, ...listener, ...(impl === 'node' ? { http1_server: 'node' } : {}) }],
+            pools: { app: { servers: [server(up)] } },
+          });
+          const url = `${'tls' in listener ? 'https' : 'http'}://127.0.0.1:${p.proxy.addresses()[0]!.port}/`;
+          accept.mockClear();
+          const res = await fetchText(url, { dispatcher });
+          expect([kind, impl, res.status, res.body]).toEqual([kind, impl, 200, 'ok']);
+          expect([kind, impl, accept.mock.calls.length]).toEqual([kind, impl, impl === 'lean' ? 1 : 0]);
+          expect(up.seen.at(-1)!.headers['x-forwarded-proto']).toBe('tls' in listener ? 'https' : 'http');
+        }
       }
     } finally {
-      unsubscribe('http.server.request.start', onStart);
+      accept.mockRestore();
+      await dispatcher.close();
     }
   });
+});
+
+describe('HTTP/1.1 over TLS on the lean server', () => {
+  /** Writes `text` over TLS (offering `alpn`, none when empty) and reads until the proxy closes, or `ms`. */
+  async function tlsExchange(port: number, text: string, alpn: string[], ms = 3000): Promise<{ text: string; alpn: string | false }> {
+    const { connect: tlsConnect } = await import('node:tls');
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      const options = { port, host: '127.0.0.1', rejectUnauthorized: false, ...(alpn.length ? { ALPNProtocols: alpn } : {}) };
+      const s = tlsConnect(options, () => s.write(text));
+      const timer = setTimeout(() => s.destroy(), ms);
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.on('error', reject);
+      s.on('close', () => {
+        clearTimeout(timer);
+        resolve({ text: Buffer.concat(chunks).toString('latin1'), alpn: s.alpnProtocol ?? false });
+      });
+    });
+  }
+
+  async function tlsListenerProxy(http2: boolean) {
+    const { certFiles } = await import('./h2-helpers.ts');
+    const { server, startTestProxy, startUpstream } = await import('./helpers.ts');
+    const certs = await certFiles();
+    const up = await startUpstream((req, res) => {
+      req.resume();
+      res.end(`seen ${req.url}`);
+    });
+    const p = await startTestProxy({
+      listeners: [{ address: '127.0.0.1', port: 0, tls: { cert: certs.cert, key: certs.key }, http2 }],
+      limits: { client_header_timeout: '300ms' },
+      pools: { app: { servers: [server(up)] } },
+    });
+    return {
+      port: p.proxy.addresses()[0]!.port,
+      up,
+      async [Symbol.asyncDispose]() {
+        await p[Symbol.asyncDispose]();
+        await up[Symbol.asyncDispose]();
+        await certs[Symbol.asyncDispose]();
+      },
+    };
+  }
+
+  for (const [kind, http2, alpn] of [
+    ['h2 listener, ALPN http/1.1', true, ['http/1.1']],
+    ['h2 listener, no ALPN', true, []],
+    ['http/1.1 listener', false, ['http/1.1']],
+  ] as const) {
+    it(`${kind}: pipelined requests answered in order, a smuggling attempt 400, unfinished headers 408`, async () => {
+      await using p = await tlsListenerProxy(http2);
+      const two = await tlsExchange(p.port, 'GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', [...alpn]);
+      expect(two.alpn).toBe(alpn.length ? 'http/1.1' : false);
+      expect(two.text.match(/HTTP\/1\.1 \d+|seen \/\w/g)).toEqual(['HTTP/1.1 200', 'seen /a', 'HTTP/1.1 200', 'seen /b']);
+      const seen = p.up.seen.length;
+      const smuggle = await tlsExchange(
+        p.port,
+        'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n',
+        [...alpn],
+      );
+      expect(smuggle.text).toMatch(/^HTTP\/1\.1 400 .*x-tiergate-error: TG_PROXY_BAD_REQUEST\r\n/s);
+      expect(smuggle.text.match(/HTTP\/1\.1/g)).toHaveLength(1);
+      const slow = await tlsExchange(p.port, 'GET / HTTP/1.1\r\nHost: a\r\n', [...alpn]);
+      expect(slow.text).toMatch(/^HTTP\/1\.1 408 .*x-tiergate-error: TG_PROXY_CLIENT_TIMEOUT\r\n/s);
+      expect(p.up.seen.length).toBe(seen);
+    });
+  }
 });
