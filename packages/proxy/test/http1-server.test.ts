@@ -330,7 +330,9 @@ describe('HTTP/1.1 over TLS on the lean server', () => {
   ] as const) {
     it(`${kind}: pipelined requests answered in order, a smuggling attempt 400, unfinished headers 408`, async () => {
       await using p = await tlsListenerProxy(http2);
-      const two = await tlsExchange(p.port, 'GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', [...alpn]);
+      const two = await tlsExchange(p.port, 'GET /a HTTP/1.1\r\nHost: a\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n', [
+        ...alpn,
+      ]);
       expect(two.alpn).toBe(alpn.length ? 'http/1.1' : false);
       expect(two.text.match(/HTTP\/1\.1 \d+|seen \/\w/g)).toEqual(['HTTP/1.1 200', 'seen /a', 'HTTP/1.1 200', 'seen /b']);
       const seen = p.up.seen.length;
