@@ -152,35 +152,91 @@ export interface AccessLog extends AsyncDisposable {
   close(): Promise<void>;
 }
 
+/** UTF-8 takes at most 3 bytes per UTF-16 code unit (a surrogate pair, 2 units, takes 4). */
+const MAX_UTF8_PER_UNIT = 3;
+
+/**
+ * Lines encoded straight into one buffer per batch (`utf8Write`: no Buffer per line, which cost ~2 µs of the
+ * log's ~5 per request in a profile, loadtest/README.md), handed to the destination whole once `minLength`
+ * bytes have gathered or `FLUSH_MS` after the batch's first line. A batch never exceeds `maxWrite` bytes and
+ * holds whole lines only, so each is one write() of whole lines (accessLogBatch). sonic-boom batches too, but
+ * only Buffers or strings it is given one by one: this is the part it cannot do.
+ */
+class LineBatcher {
+  readonly #minLength: number;
+  readonly #maxWrite: number;
+  readonly #send: (batch: Buffer) => void;
+  #buf: Buffer;
+  #used = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(batch: { readonly minLength: number; readonly maxWrite: number }, send: (batch: Buffer) => void) {
+    this.#minLength = batch.minLength;
+    this.#maxWrite = batch.maxWrite;
+    this.#send = send;
+    this.#buf = Buffer.allocUnsafe(this.#maxWrite);
+  }
+
+  add(line: string): void {
+    const most = line.length * MAX_UTF8_PER_UNIT;
+    if (this.#used + most > this.#maxWrite) {
+      this.flush();
+      // A line that could be longer than a whole batch goes alone (written in pieces, as sonic-boom would).
+      if (most > this.#maxWrite) {
+        this.#send(Buffer.from(line));
+        return;
+      }
+    }
+    this.#used += this.#buf.write(line, this.#used);
+    if (this.#used >= this.#minLength) this.flush();
+    else this.#timer ??= setTimeout(() => this.flush(), FLUSH_MS).unref();
+  }
+
+  flush(): void {
+    if (this.#timer) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#used === 0) return;
+    // The destination keeps the batch until written: the next one gets a buffer of its own.
+    const batch = this.#buf.subarray(0, this.#used);
+    this.#buf = Buffer.allocUnsafe(this.#maxWrite);
+    this.#used = 0;
+    this.#send(batch);
+  }
+}
+
 /**
  * Writes one JSON line per finished request, fed from the `tiergate:proxy:request` channel so the
  * hot path does no logging. The default destination is pino's asynchronous SonicBoom on fd 1: writes
- * never block the event loop; lines are gathered into batches (accessLogBatch), a line waiting at most
- * ACCESS_LOG_FLUSH_MS; to a pipe or socket each write() carries whole lines of at most 4096 bytes (PIPE_BUF),
+ * never block the event loop; lines are gathered into batches (accessLogBatch, LineBatcher), a line waiting at
+ * most ACCESS_LOG_FLUSH_MS; to a pipe or socket each write() carries whole lines of at most 4096 bytes (PIPE_BUF),
  * which Linux writes atomically to a pipe, so cluster workers sharing stdout never interleave halves of
  * lines; to a file, up to 64 KiB. When the buffer passes `maxBufferBytes` lines are dropped (and counted) instead of growing memory.
  */
 export function startAccessLog(options: AccessLogOptions = {}): AccessLog {
   let dropped = 0;
   const fd = options.fd ?? 1;
+  const batch = accessLogBatch(fd);
   const sonic = options.destination
     ? undefined
     : pino.destination({
         dest: fd,
         sync: false,
-        // Lines wait until a batch has gathered (or FLUSH_MS passed): each asynchronous write is a round trip
-        // through libuv's thread pool that costs the loaded proxy more than building the lines.
-        ...accessLogBatch(fd),
-        periodicFlush: FLUSH_MS,
+        // Batches come whole from LineBatcher: each is written as it comes (or queued behind the write in flight).
+        minLength: 0,
+        maxWrite: batch.maxWrite,
         maxLength: options.maxBufferBytes ?? 16 * 1024 * 1024,
-        // Buffers, one per line: sonic-boom's string mode appends each line to the batch's string and measures
-        // the whole batch's UTF-8 length again, a cost that grows with the batch.
         contentMode: 'buffer',
       });
-  sonic?.on('drop', () => dropped++);
+  // A dropped batch counts its lines.
+  sonic?.on('drop', (data: Buffer) => {
+    for (let i = data.indexOf(0x0a); i !== -1; i = data.indexOf(0x0a, i + 1)) dropped++;
+  });
+  const batcher = sonic ? new LineBatcher(batch, (b) => sonic.write(b as unknown as string)) : undefined;
   // pino's logger would add a level and re-serialize; the line is exactly the record, written by pino's destination.
-  const onRequest = sonic
-    ? (m: unknown) => sonic.write(Buffer.from(accessLine(m as RequestEvent)) as unknown as string)
+  const onRequest = batcher
+    ? (m: unknown) => batcher.add(accessLine(m as RequestEvent))
     : (m: unknown) => options.destination!.write(accessLine(m as RequestEvent));
   subscribe(REQUEST_CHANNEL, onRequest);
   let closing: Promise<void> | undefined;
@@ -188,6 +244,7 @@ export function startAccessLog(options: AccessLogOptions = {}): AccessLog {
     closing ??= new Promise<void>((resolve) => {
       unsubscribe(REQUEST_CHANNEL, onRequest);
       if (!sonic) return resolve();
+      batcher?.flush();
       // end() writes what is buffered, then emits close (fds 1 and 2 are left open; another fd is closed).
       sonic.once('close', () => resolve());
       sonic.once('error', () => resolve());

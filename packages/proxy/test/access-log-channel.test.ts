@@ -1,6 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import fs, { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { connect, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
@@ -168,5 +169,55 @@ describe('access log', () => {
     // Events a subscriber of the public channel might publish with fields missing altogether.
     variants.push({ time: base.time } as RequestEvent, { time: base.time, aborted: true, upstreams: [] } as unknown as RequestEvent);
     for (const e of variants) expect(accessLine(e)).toBe(`${JSON.stringify(accessRecord(e))}\n`);
+  });
+  it('to a pipe, every write is whole lines within 4096 bytes, also for lines of multi-byte characters', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-access-'));
+    const write = vi.spyOn(fs, 'write');
+    try {
+      const fifo = join(dir, 'fifo');
+      execFileSync('mkfifo', [fifo]);
+      // The read end first (non-blocking), so that opening the write end does not wait for a reader.
+      const reader = new Socket({ fd: openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK), readable: true, writable: false });
+      const chunks: Buffer[] = [];
+      reader.on('data', (c) => chunks.push(c as Buffer));
+      const log = startAccessLog({ fd: openSync(fifo, 'w') });
+      // ~580 UTF-16 units but ~1 550 UTF-8 bytes a line: two lines (3.1 KB) are short of a batch, and a third
+      // fits by units (3.7 K) but not by bytes (4.6 KB): counting units would overfill a 4096-byte write.
+      const path = `/${'€'.repeat(480)}`;
+      for (let i = 0; i < 300; i++) requestChannel.publish({ requestId: `r${i}`, time: Date.now(), method: 'GET', url: path, status: 200, upstreams: [] });
+      await log.close();
+      const sizes = write.mock.calls.map((c) => (c[1] as unknown as Buffer).length);
+      const ends = write.mock.calls.map((c) => (c[1] as unknown as Buffer).at(-1));
+      expect(Math.max(...sizes)).toBeLessThanOrEqual(4096);
+      expect(new Set(ends)).toEqual(new Set([0x0a]));
+      // Batches, not a write per line: two lines a write.
+      expect(sizes.length).toBeLessThanOrEqual(150);
+      const lines = () => Buffer.concat(chunks).toString('utf8').split('\n').filter(Boolean);
+      const deadline = Date.now() + 5000;
+      while (lines().length < 300 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      reader.destroy();
+      expect(lines().map((l) => JSON.parse(l).request_id)).toEqual(Array.from({ length: 300 }, (_, i) => `r${i}`));
+      expect(JSON.parse(lines()[0]!).path).toBe(path);
+    } finally {
+      write.mockRestore();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('drops whole lines past maxBufferBytes and counts each of them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-access-'));
+    try {
+      const file = join(dir, 'access.log');
+      // A file takes 64 KiB batches: with 100 KiB allowed in memory, a burst of ~180 KB in one turn overflows.
+      const log = startAccessLog({ fd: openSync(file, 'a'), maxBufferBytes: 100 * 1024 });
+      const n = 1200;
+      for (let i = 0; i < n; i++) requestChannel.publish({ requestId: `r${i}`, time: Date.now(), method: 'GET', url: `/${i}`, status: 200, upstreams: [] });
+      await log.close();
+      const written = readFileSync(file, 'utf8').split('\n').filter(Boolean).length;
+      expect(log.dropped()).toBeGreaterThan(0);
+      expect(written + log.dropped()).toBe(n);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
