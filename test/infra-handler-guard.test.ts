@@ -86,8 +86,7 @@ describe('the handler guard (tiergate_started_from_stopped)', () => {
 
   it("every restart/reload handler of the roles is guarded by it, on its role's registered start result", async () => {
     const guarded: string[] = [];
-    // jaeger's handler never had the guard (its role is not part of a tiergate deploy's restart story); unchanged.
-    for (const role of ['app', 'director', 'realserver_proxy', 'redis']) {
+    for (const role of ['app', 'director', 'jaeger', 'realserver_proxy', 'redis']) {
       const handlers = parse(await readFile(join(ROLES, role, 'handlers/main.yml'), 'utf8')) as Record<string, unknown>[];
       const tasksText = (
         await Promise.all((await readdir(join(ROLES, role, 'tasks'))).map((f) => readFile(join(ROLES, role, 'tasks', f), 'utf8')))
@@ -105,6 +104,6 @@ describe('the handler guard (tiergate_started_from_stopped)', () => {
       // The expression is said once, in the plugin.
       expect(await readFile(join(ROLES, role, 'handlers/main.yml'), 'utf8')).not.toContain('ActiveState');
     }
-    expect(guarded.length).toBe(8);
+    expect(guarded.length).toBe(9);
   });
 });
