@@ -1,7 +1,7 @@
 /**
  * TLS of one proxy listener: certificates chosen by SNI (nginx: one `ssl_certificate` per `server_name`),
  * Mozilla "intermediate" protocol and cipher defaults, session tickets with keys the cluster primary shares
- * and rotates, and optional client certificates. The server (node:https or node:http2) is created elsewhere
+ * and rotates, and optional client certificates. The server (node:tls, node:http2 or node:https) is created elsewhere
  * from `options()`; `attach()` gives this object the server so that a reload and a ticket rotation reach it.
  */
 import { createHash, constants as cryptoConstants, randomBytes, X509Certificate } from 'node:crypto';
