@@ -155,6 +155,8 @@ function checkProxy(proxy: ProxyConfig, report: Report): void {
     else if (r.pool !== undefined && !(r.pool in proxy.pools))
       report(['proxy', 'routes', i, 'pool'], `unknown pool '${r.pool}' (pools: ${Object.keys(proxy.pools).join(', ') || 'none'})`);
     if (r.redirect !== undefined) checkRedirect(r.redirect, ['proxy', 'routes', i, 'redirect'], report);
+    if (r.rewrite_prefix !== undefined && r.pool === undefined)
+      report(['proxy', 'routes', i, 'rewrite_prefix'], 'rewrites the path sent to the pool: a route without a pool sends none');
     checkHeaderOps(r, ['proxy', 'routes', i], report);
     // Host names are case-insensitive (RFC 9110 §4.2.3) and `a.example.` is `a.example` (the proxy's table agrees).
     const key = `${r.host?.toLowerCase().replace(/\.$/, '') ?? '*'} ${r.path}`;

@@ -443,6 +443,18 @@ export const route = z.strictObject({
    * `proxy_pass` without a URI); `normalized` always the normalised path routing matched (docs/proxy.md).
    */
   forward_path: z.enum(['raw', 'normalized']).default('raw'),
+  /**
+   * nginx `proxy_pass http://pool/uri/;` in `location /path/`: the route's `path` at the start of the normalised
+   * request path is replaced by this, and the result is sent normalised (re-escaped), query as received
+   * (docs/proxy.md, Paths). Written decoded, as `path`.
+   */
+  rewrite_prefix: z
+    .string()
+    .startsWith('/', 'must start with /')
+    .refine((p) => !/%[0-9A-Fa-f]{2}/.test(p), 'write it decoded: it is escaped as the rest of the forwarded path is')
+    .refine((p) => !/[?#]/.test(p), "a path only: the query is the request's")
+    .refine((p) => !/\/\/|\/\.\.?(\/|$)/.test(p), 'no //, . or .. segments: the forwarded path is a normalised one')
+    .optional(),
 });
 
 export const proxy = z.strictObject({

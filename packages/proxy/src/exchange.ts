@@ -17,7 +17,7 @@ import type { ClientCertFacts } from './listener-tls.ts';
 import type { TokenBucketLimiter } from './rate-limiter.ts';
 import { requestIdOf } from './request-id.ts';
 import { refusedRequest } from './request-screen.ts';
-import { type ForwardPath, parseTarget } from './request-target.ts';
+import { type ForwardPath, parseTarget, type RequestTarget } from './request-target.ts';
 import { type RouteTable, stripPort } from './route-table.ts';
 import { activeTracer, endAttemptSpan, endServerSpan, setRoute, startAttemptSpan, startServerSpan, withTraceContext } from './tracing.ts';
 import { joinSockets } from './tunnel.ts';
@@ -35,6 +35,8 @@ export interface CompiledRoute {
   readonly maxBodySize: number;
   /** What target the upstream gets (request-target.ts). */
   readonly forwardPath: ForwardPath;
+  /** `rewrite_prefix`: the target sent upstream, the route's path replaced (request-target.ts prefixRewriter). */
+  readonly rewrite?: ((target: RequestTarget) => string | undefined) | undefined;
   /** `redirect.scheme`: requests that came over the other scheme are redirected, the rest proxied. */
   readonly redirect?: Redirect | undefined;
   /** `access` (nginx allow/deny): whether the client address may use the route (access-rules.ts). */
@@ -368,7 +370,13 @@ export class Exchange {
     }
     if (route.pool === undefined) return; // a prefix redirect (above): never here
     this.#route = route;
-    this.#target = target.rawSafe && route.forwardPath === 'raw' ? url : target.normalized;
+    const sent =
+      route.rewrite !== undefined ? route.rewrite(target) : target.rawSafe && route.forwardPath === 'raw' ? url : target.normalized;
+    if (sent === undefined) {
+      this.fail('TG_PROXY_BAD_REQUEST', true);
+      return;
+    }
+    this.#target = sent;
     if (this.#span) setRoute(this.#span, req.method ?? '', route.route, route.pool.name);
     if (route.access !== undefined && !route.access(this.clientAddress)) {
       this.fail('TG_PROXY_FORBIDDEN', this.#hasBody);

@@ -33,6 +33,7 @@ import { createHttp2Listener, Http2Sessions, http2Settings } from './http2-serve
 import type { Http2StreamRequestLike, Http2StreamResponse } from './http2-stream.ts';
 import { ListenerTls } from './listener-tls.ts';
 import { TokenBucketLimiter } from './rate-limiter.ts';
+import { prefixRewriter } from './request-target.ts';
 import { type RouteSpec, RouteTable } from './route-table.ts';
 import { type PoolDeps, UpstreamPool } from './upstream-pool.ts';
 
@@ -280,6 +281,7 @@ function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, Upstream
       rules,
       maxBodySize: limit,
       forwardPath: 'raw' as const,
+      rewrite: undefined,
       redirect: undefined,
       access: undefined,
     };
@@ -295,7 +297,17 @@ function compileRoutes(config: ProxySection, pools: ReadonlyMap<string, Upstream
     if (!pool) throw new TgError('TG_CONFIG_INVALID', `route ${r.host ?? '*'}${r.path}: unknown pool '${r.pool}'`);
     const rules = compileHeaderRules(config.pools[r.pool]!, r);
     const access = r.access && compileAccess(r.access);
-    const value = { route: r.path, pool, rules, maxBodySize: r.max_body_size ?? limit, forwardPath: r.forward_path, redirect, access };
+    const rewrite = r.rewrite_prefix === undefined ? undefined : prefixRewriter(r.path, r.rewrite_prefix);
+    const value = {
+      route: r.path,
+      pool,
+      rules,
+      maxBodySize: r.max_body_size ?? limit,
+      forwardPath: r.forward_path,
+      rewrite,
+      redirect,
+      access,
+    };
     specs.push({ host: r.host, path: r.path, value });
   }
   return new RouteTable(specs);

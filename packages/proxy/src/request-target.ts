@@ -62,6 +62,24 @@ export function parseTarget(url: string): RequestTarget | undefined {
 }
 
 /**
+ * `routes[].rewrite_prefix` (nginx `proxy_pass http://pool/uri/;` in `location /prefix/`): the target sent upstream
+ * with the route's `prefix` (decoded, as configured) at the start of the normalised path replaced by `replacement`,
+ * always in the normalised form (re-escaped), the query as received. undefined when the normalised path does not
+ * start with the prefix byte for byte (bytes that are not UTF-8 matched it as U+FFFD): such a request is refused.
+ */
+export function prefixRewriter(prefix: string, replacement: string): (target: RequestTarget) => string | undefined {
+  const escapedPrefix = escapePath(Buffer.from(prefix));
+  const to = escapePath(Buffer.from(replacement));
+  return (target) => {
+    const n = target.normalized;
+    if (n.startsWith(escapedPrefix)) return to + n.slice(escapedPrefix.length);
+    // A plain target is its own normalised form, as received (no escapes to add or remove).
+    if (n.startsWith(prefix)) return to + n.slice(prefix.length);
+    return undefined;
+  };
+}
+
+/**
  * nginx's `$uri` of a request target: the path before `?` (and before a raw `#`), `%XX` decoded, `//` merged,
  * `.` and `..` resolved. For a target nginx answers 400 it is the raw path (such requests are refused before
  * any key is computed; the key only has to be stable). A plain path (the usual case) is returned as it is.

@@ -184,7 +184,8 @@ describe('access log', () => {
       // ~580 UTF-16 units but ~1 550 UTF-8 bytes a line: two lines (3.1 KB) are short of a batch, and a third
       // fits by units (3.7 K) but not by bytes (4.6 KB): counting units would overfill a 4096-byte write.
       const path = `/${'€'.repeat(480)}`;
-      for (let i = 0; i < 300; i++) requestChannel.publish({ requestId: `r${i}`, time: Date.now(), method: 'GET', url: path, status: 200, upstreams: [] });
+      for (let i = 0; i < 300; i++)
+        requestChannel.publish({ requestId: `r${i}`, time: Date.now(), method: 'GET', url: path, status: 200, upstreams: [] });
       await log.close();
       const sizes = write.mock.calls.map((c) => (c[1] as unknown as Buffer).length);
       const ends = write.mock.calls.map((c) => (c[1] as unknown as Buffer).at(-1));
@@ -211,7 +212,8 @@ describe('access log', () => {
       // A file takes 64 KiB batches: with 100 KiB allowed in memory, a burst of ~180 KB in one turn overflows.
       const log = startAccessLog({ fd: openSync(file, 'a'), maxBufferBytes: 100 * 1024 });
       const n = 1200;
-      for (let i = 0; i < n; i++) requestChannel.publish({ requestId: `r${i}`, time: Date.now(), method: 'GET', url: `/${i}`, status: 200, upstreams: [] });
+      for (let i = 0; i < n; i++)
+        requestChannel.publish({ requestId: `r${i}`, time: Date.now(), method: 'GET', url: `/${i}`, status: 200, upstreams: [] });
       await log.close();
       const written = readFileSync(file, 'utf8').split('\n').filter(Boolean).length;
       expect(log.dropped()).toBeGreaterThan(0);

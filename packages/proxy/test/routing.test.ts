@@ -201,4 +201,22 @@ describe('routing on the normalised path, end to end', () => {
       expect(status(await get(port, target)), target).toBe(200);
     expect(up.seen.map((r) => r.url)).toEqual(['/raw/a%2Fb?x=%2F', '/raw/a/b', '/norm/a/b?x=%2F', '/norm/~A']);
   });
+  it('rewrite_prefix replaces the route path in the normalised target (non-ASCII routes too); a path that matched only through U+FFFD is refused', async () => {
+    await using up = await startUpstream(named('up'));
+    await using p = await startTestProxy({
+      routes: [
+        { path: '/été/', pool: 'app', rewrite_prefix: '/summer/' },
+        { path: '/\uFFFD/', pool: 'app', rewrite_prefix: '/x/' },
+        { path: '/plain/', pool: 'app', rewrite_prefix: '/' },
+      ],
+      pools: { app: { servers: [server(up)] } },
+    });
+    const port = p.proxy.addresses()[0]!.port;
+    for (const target of ['/%C3%A9t%C3%A9/a%20b?q=%C3%A9', '/plain/a/b?c', '/plain/'])
+      expect(status(await get(port, target)), target).toBe(200);
+    expect(up.seen.map((r) => r.url)).toEqual(['/summer/a%20b?q=%C3%A9', '/a/b?c', '/']);
+    // `%FF` is not UTF-8: the route matched it as U+FFFD, but its bytes are not the route's.
+    expect(status(await get(port, '/%FF/a'))).toBe(400);
+    expect(up.seen).toHaveLength(3);
+  });
 });

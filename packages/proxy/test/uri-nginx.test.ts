@@ -55,11 +55,41 @@ const CASES: readonly (readonly [target: string, nginx: string | 400])[] = [
   ['/a\\b', '/a\\b'],
 ];
 const UPSTREAMS = 5;
+/**
+ * `proxy_pass` with a URI part (tiergate `rewrite_prefix`): location → URI, and targets whose forwarded form both must
+ * agree on (what the upstream receives, byte for byte).
+ */
+const REWRITES: readonly (readonly [location: string, uri: string])[] = [
+  ['/api/', '/v1/'],
+  ['/static/', '/'],
+  ['/app', '/'],
+  ['/x/', '/y'],
+];
+const REWRITE_TARGETS: readonly string[] = [
+  '/api/users?x=1',
+  '/api/',
+  '/api/a%2Fb?q=%2F',
+  '/api/../api/x',
+  '/api//a/./b',
+  '/api/%7e%41',
+  '/api/caf%C3%A9',
+  '/api/a%20b',
+  '/api/a%25b',
+  '/api/a;b,c',
+  '/api/a+b',
+  '/static/css/a.css',
+  '/app/x',
+  '/apple',
+  '/x/z',
+];
 
 let dir = '';
 let nginx: ChildProcess | undefined;
 const upstreams: Server[] = [];
 const ports: number[] = [];
+/** Answers with the request target it received. */
+let echo: Server | undefined;
+let echoPort = 0;
 
 function nginxConfig(): string {
   const servers = ports.map((p) => `    server 127.0.0.1:${p};`).join('\n');
@@ -70,6 +100,10 @@ http {\n  access_log off;\n${temp}
   upstream by_uri {\n    hash $uri;\n${servers}\n  }
   server { listen unix:${dir}/uri.sock; location / { return 200 "$uri"; } }
   server { listen unix:${dir}/hash.sock; location / { proxy_pass http://by_uri; } }
+  upstream echo {\n    server 127.0.0.1:${echoPort};\n  }
+  server { listen unix:${dir}/rewrite.sock;
+${REWRITES.map(([location, uri]) => `    location ${location} { proxy_pass http://echo${uri}; }`).join('\n')}
+  }
 }\n`;
 }
 
@@ -98,11 +132,14 @@ beforeAll(async () => {
     upstreams.push(s);
     ports.push((s.address() as AddressInfo).port);
   }
+  echo = createServer((req, res) => res.writeHead(200, { 'content-length': Buffer.byteLength(req.url ?? '') }).end(req.url));
+  await new Promise<void>((r) => echo!.listen(0, '127.0.0.1', r));
+  echoPort = (echo.address() as AddressInfo).port;
   dir = mkdtempSync(join(tmpdir(), 'tg-nginx-uri-'));
   writeFileSync(join(dir, 'nginx.conf'), nginxConfig());
   nginx = spawn(NGINX, ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' });
   const exited = new Promise<never>((_, reject) => nginx!.once('exit', (code) => reject(new Error(`nginx exited with ${code}`))));
-  const sockets = ['uri.sock', 'hash.sock'].map((f) => join(dir, f));
+  const sockets = ['uri.sock', 'hash.sock', 'rewrite.sock'].map((f) => join(dir, f));
   const ready = (async () => {
     for (let t = 0; t < 100 && !sockets.every(existsSync); t++) await new Promise((r) => setTimeout(r, 50));
     if (!sockets.every(existsSync)) throw new Error('nginx did not create its sockets in 5 s');
@@ -116,7 +153,7 @@ afterAll(async () => {
     nginx.kill('SIGTERM');
     await gone;
   }
-  await Promise.all(upstreams.map((s) => new Promise((r) => s.close(r))));
+  await Promise.all([...upstreams, ...(echo ? [echo] : [])].map((s) => new Promise((r) => s.close(r))));
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -164,5 +201,32 @@ describe('hash $uri through a tiergate proxy picks what nginx picks', () => {
     for (const [target, p] of Object.entries(picks)) expect(p.tiergate, target).toBe(p.nginx);
     // Not one server for everything: the keys do spread, so the comparison above can tell keys apart.
     expect(new Set(Object.values(picks).map((p) => p.nginx)).size).toBeGreaterThan(2);
+  });
+});
+
+describe('rewrite_prefix sends what nginx proxy_pass with a URI sends', () => {
+  let proxy: TestProxy;
+  beforeAll(async () => {
+    proxy = await startTestProxy({
+      routes: REWRITES.map(([path, uri]) => ({ path, pool: 'echo', rewrite_prefix: uri })),
+      pools: { echo: { servers: [{ address: `127.0.0.1:${echoPort}` }] } },
+    });
+  });
+  afterAll(() => proxy[Symbol.asyncDispose]());
+
+  it('for every target', async () => {
+    const port = Number(new URL(proxy.url).port);
+    const sent: Record<string, { nginx: string; tiergate: string }> = {};
+    for (const target of REWRITE_TARGETS) {
+      const viaNginx = await get({ path: join(dir, 'rewrite.sock') }, target);
+      const viaTiergate = await get({ port, host: '127.0.0.1' }, target);
+      expect([viaNginx.status, viaTiergate.status], target).toEqual([200, 200]);
+      sent[target] = { nginx: viaNginx.body.toString('latin1'), tiergate: viaTiergate.body.toString('latin1') };
+    }
+    expect(Object.fromEntries(Object.entries(sent).map(([t, s]) => [t, s.tiergate]))).toEqual(
+      Object.fromEntries(Object.entries(sent).map(([t, s]) => [t, s.nginx])),
+    );
+    // The prefix was replaced (not the target passed through).
+    expect(sent['/api/users?x=1']!.nginx).toBe('/v1/users?x=1');
   });
 });
