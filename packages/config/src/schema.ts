@@ -524,6 +524,37 @@ export const proxy = z.strictObject({
    */
   drain_delay: z.union([z.literal('auto'), duration]).default('auto'),
   access_log: z.boolean().default(true),
+  /**
+   * nginx `gzip on` and its `gzip_*` settings: responses of the listed types compressed for clients that accept
+   * gzip (docs/proxy.md, Compression). Off by default, as in nginx.
+   */
+  gzip: z
+    .strictObject({
+      enabled: z.boolean().default(false),
+      /** nginx `gzip_comp_level` (its default 1: the most bytes saved per CPU second). */
+      level: z.number().int().min(1).max(9).default(1),
+      /** nginx `gzip_min_length`: by the response's Content-Length; a response without one is compressed. */
+      min_length: size.default(20),
+      /** nginx `gzip_types` (media types, no parameters; nginx's own default is text/html only). */
+      types: z
+        .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+\/[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'a media type: type/subtype, no parameters'))
+        .min(1)
+        .default([
+          'text/html',
+          'text/css',
+          'text/plain',
+          'text/xml',
+          'text/javascript',
+          'application/javascript',
+          'application/json',
+          'application/xml',
+          'application/rss+xml',
+          'image/svg+xml',
+        ]),
+      /** nginx `gzip_vary` (off there): on, so that a shared cache keeps the two forms apart. */
+      vary: z.boolean().default(true),
+    })
+    .prefault({}),
   routes: z.array(route).default([]),
   pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'), pool),
 });

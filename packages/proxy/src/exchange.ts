@@ -4,12 +4,14 @@ import type { BlockList } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
+import type { Gzip } from 'node:zlib';
 import type { Span, Tracer } from '@opentelemetry/api';
 import type { ErrorCode } from '@tiergate/errors';
 import { type Dispatcher, errors } from 'undici';
 import { type AttemptEvent, attemptChannel, type RequestEvent, requestChannel } from './channels.ts';
 import { forwardedClient, type PeerInfo, peerOf } from './client-address.ts';
 import type { ClientConcurrency } from './client-concurrency.ts';
+import { type GzipSettings, gzipResponse, gzipStream } from './compression.ts';
 import { sendError, sendRedirect } from './error-response.ts';
 import { clientResponseHeaders, type HeaderRules, upstreamRequestHeaders } from './forward-headers.ts';
 import { RequestKeyVars } from './key-vars.ts';
@@ -76,6 +78,8 @@ export interface Generation {
   readonly upgrades: ReadonlySet<string>;
   /** `monitor_uri`: answered by the proxy itself (proxy-server.ts answerMonitor). */
   readonly monitorUri: string | undefined;
+  /** `gzip`, when enabled (compression.ts). */
+  readonly gzip: GzipSettings | undefined;
 }
 
 /** State shared by every request of one proxy. */
@@ -178,7 +182,7 @@ class UpstreamSendTimeoutError extends Error {
 
 // Listeners are module functions reading the exchange from the response, so a request costs no closures.
 function onResponseDrain(this: TaggedResponse): void {
-  this[kExchange]?.current?.resume();
+  this[kExchange]?.drained();
 }
 function onResponseClose(this: TaggedResponse): void {
   if (!this.writableFinished) this[kExchange]?.clientClosed();
@@ -291,6 +295,12 @@ export class Exchange {
   #retryReason: string | undefined;
   /** The client sent `TE: trailers`: only then are the upstream's trailers passed on (upstream-h2.ts). */
   #trailers = false;
+  /** The response is gzip-compressed on its way (compression.ts): the body goes through this stream. */
+  #gzip: Gzip | undefined;
+  /** The client's side did not take the last compressed output at once: the upstream waits for its 'drain'. */
+  #clientFull = false;
+  /** The upstream has ended and the compressed tail is on its way: the exchange finishes with it. */
+  #gzipEnding = false;
 
   constructor(ctx: ProxyContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, upgrade: UpgradeInfo | undefined) {
     this.ctx = ctx;
@@ -536,6 +546,8 @@ export class Exchange {
     }
     // Draining: tell keep-alive clients to reconnect, through the director, to a node that is not leaving.
     if (this.ctx.draining) headers.push('connection', 'close');
+    const gzip = this.gen.gzip;
+    if (gzip !== undefined && gzipResponse(gzip, this.#gzipFacts(), status, headers)) this.#startGzip(gzip);
     if (this.req.httpVersionMajor === 2 && isTrailersOnly(raw)) deferHead(this.res, status, headers);
     else if (statusText) this.res.writeHead(status, statusText, headers);
     else this.res.writeHead(status, headers);
@@ -564,6 +576,51 @@ export class Exchange {
     } catch {
       // A Link value node refuses (ERR_INVALID_ARG_VALUE) loses the hint, not the request.
     }
+  }
+
+  #gzipFacts() {
+    const req = this.req;
+    return {
+      method: req.method,
+      httpVersionMajor: req.httpVersionMajor,
+      httpVersionMinor: req.httpVersionMinor,
+      acceptEncoding: req.headers['accept-encoding'],
+    };
+  }
+
+  /** The body from here on goes through gzip; its output to the client, counted as what was sent. */
+  #startGzip(settings: GzipSettings): void {
+    const gz = gzipStream(settings);
+    this.#gzip = gz;
+    gz.on('data', (out: Buffer) => {
+      this.bytesSent += out.length;
+      if (!this.res.write(out)) this.#clientFull = true;
+    });
+    // zlib took what it had queued: the upstream may go on (unless the client is the one behind).
+    gz.on('drain', () => {
+      if (!this.#clientFull) this.current?.resume();
+    });
+    // Not expected from compressing; handled as a client gone (the response's 'close' ends the exchange).
+    gz.on('error', () => this.res.destroy());
+  }
+
+  /**
+   * A chunk of the upstream's body for the client: false when it should wait for a 'drain' (the client's, or
+   * zlib's when compressing).
+   */
+  writeBody(chunk: Buffer): boolean {
+    const gz = this.#gzip;
+    if (gz === undefined) {
+      this.bytesSent += chunk.length;
+      return this.res.write(chunk);
+    }
+    return gz.write(chunk) && !this.#clientFull;
+  }
+
+  /** The client's connection took what it was sent. */
+  drained(): void {
+    this.#clientFull = false;
+    this.current?.resume();
   }
 
   /** The upstream's response headers for the client (with X-Request-Id and the response rules), plus a sticky cookie when one is due. */
@@ -612,6 +669,20 @@ export class Exchange {
 
   onEnd(a: Attempt, rawTrailers: Buffer[]): void {
     if (a !== this.current) return;
+    const gz = this.#gzip;
+    if (gz !== undefined) {
+      // The upstream is done with; the response ends once zlib has given the last of it.
+      const trailers = this.#trailers && rawTrailers.length > 0 ? trailersFor(rawTrailers, this.req.httpVersionMajor === 2) : undefined;
+      this.#release(a, a.failed, undefined, a.failed ? 'TG_PROXY_UPSTREAM_STATUS' : undefined);
+      this.#gzipEnding = true;
+      gz.once('end', () => {
+        if (trailers) this.res.addTrailers(trailers);
+        this.res.end();
+        this.#finish();
+      });
+      gz.end();
+      return;
+    }
     if (this.#trailers && rawTrailers.length > 0) this.res.addTrailers(trailersFor(rawTrailers, this.req.httpVersionMajor === 2));
     this.res.end();
     this.#release(a, a.failed, undefined, a.failed ? 'TG_PROXY_UPSTREAM_STATUS' : undefined);
@@ -684,6 +755,11 @@ export class Exchange {
   clientClosed(): void {
     if (this.clientGone || this.#closeTunnel) return;
     this.clientGone = true;
+    // Only the compressed tail was left (the upstream is done with).
+    if (this.#gzipEnding) {
+      this.#finish();
+      return;
+    }
     const c = this.current?.controller;
     if (c) c.abort(new ClientGoneError('client closed the connection'));
     else if (!this.current) this.#finish();
@@ -751,6 +827,7 @@ export class Exchange {
   #finish(): void {
     if (this.#done) return;
     this.#done = true;
+    this.#gzip?.destroy();
     this.ctx.inFlight.delete(this);
     if (this.#counted) this.ctx.clients.release(this.clientAddress);
     this.#pool?.release();
@@ -944,8 +1021,7 @@ class Attempt implements Dispatcher.DispatchHandler {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.retryTo >= 0) return;
-    this.ex.bytesSent += chunk.length;
-    if (this.ex.res.write(chunk)) this.#arm(WAIT_BODY, this.#idleMs);
+    if (this.ex.writeBody(chunk)) this.#arm(WAIT_BODY, this.#idleMs);
     else {
       // Waiting on the client, not the upstream: no idle timeout until it drains (undici's rule too), but
       // send_timeout, so a client that stops reading cannot hold the upstream connection for ever.

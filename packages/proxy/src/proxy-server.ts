@@ -12,6 +12,7 @@ import { compileAccess } from './access-rules.ts';
 import type { RequestEvent } from './channels.ts';
 import { ClientConcurrency } from './client-concurrency.ts';
 import { ClientRequest } from './client-request.ts';
+import { compileGzip } from './compression.ts';
 import { acceptErrorLogger, connectionLimit } from './connection-limit.ts';
 import { sendError } from './error-response.ts';
 import {
@@ -265,6 +266,7 @@ function newGeneration(config: ProxySection, pools: ReadonlyMap<string, Upstream
     sendTimeoutMs: config.limits.send_timeout,
     upgrades: new Set(config.upgrades.map((u) => u.toLowerCase())),
     monitorUri: config.monitor_uri,
+    gzip: compileGzip(config.gzip),
   };
 }
 
