@@ -46,7 +46,37 @@ export const KNOWN_DEMO_SECRETS: ReadonlySet<string> = new Set([
 
 /** Everything `tiergate validate` warns about in a valid config (docs/config-reference.md, "Warnings"). */
 export function configWarnings(cfg: Config): ConfigWarning[] {
-  return [...secretWarnings(cfg), ...secureCookieWarnings(cfg), ...trustWarnings(cfg), ...leaveWarnings(cfg), ...redirectWarnings(cfg)];
+  return [
+    ...secretWarnings(cfg),
+    ...secureCookieWarnings(cfg),
+    ...trustWarnings(cfg),
+    ...leaveWarnings(cfg),
+    ...redirectWarnings(cfg),
+    ...rewriteWarnings(cfg),
+  ];
+}
+
+// ---------------------------------------------------------------- prefix rewrites
+
+/**
+ * A `rewrite_prefix` that ends with `/` on a route whose `path` does not, or the other way round: the prefix is
+ * replaced as a string (as nginx's `proxy_pass` with a URI does), so `path: /app` with `/` sends `/app/x` as `//x`
+ * and `/apple` as `/le`, and `path: /x/` with `/y` sends `/x/z` as `/yz`.
+ */
+function rewriteWarnings(cfg: Config): ConfigWarning[] {
+  const proxy = cfg.proxy;
+  if (!proxy) return [];
+  const warnings: ConfigWarning[] = [];
+  proxy.routes.forEach((r, i) => {
+    const to = r.rewrite_prefix;
+    if (to === undefined || r.path.endsWith('/') === to.endsWith('/')) return;
+    const sample = r.path.endsWith('/') ? `${r.path}z` : `${r.path}/x`;
+    warnings.push({
+      path: ['proxy', 'routes', i, 'rewrite_prefix'],
+      message: `one of path (${r.path}) and rewrite_prefix (${to}) ends with / and the other does not: ${sample} is sent as ${to}${sample.slice(r.path.length)} (the prefix is replaced as a string, as nginx's proxy_pass does)`,
+    });
+  });
+  return warnings;
 }
 
 // ---------------------------------------------------------------- redirects

@@ -268,3 +268,24 @@ proxy:
     expect(paths(file(false, '10.0.0.5'))).toEqual([]);
   });
 });
+
+describe('warnings: a rewrite_prefix whose trailing slash does not match its path', () => {
+  const file = (path: string, to: string) => `version: 1
+proxy:
+  listeners: [{ address: 127.0.0.1, port: 8080 }]
+  routes: [{ path: ${path}, pool: app, rewrite_prefix: ${to} }]
+  pools: { app: { servers: [{ address: "127.0.0.1:8081" }] } }
+`;
+
+  it('reported on the rewrite, with what a request becomes', () => {
+    const out = warnings(file('/app', '/'));
+    expect(out.map((w) => w.path)).toEqual(['proxy.routes[0].rewrite_prefix']);
+    expect(out[0]?.message).toContain('/app/x is sent as //x');
+    expect(warnings(file('/x/', '/y'))[0]?.message).toContain('/x/z is sent as /yz');
+  });
+
+  it('not reported when both end with / or neither does', () => {
+    expect(paths(file('/api/', '/v1/'))).toEqual([]);
+    expect(paths(file('/api', '/v1'))).toEqual([]);
+  });
+});
