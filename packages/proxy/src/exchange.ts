@@ -674,6 +674,8 @@ export class Exchange {
       // The upstream is done with; the response ends once zlib has given the last of it.
       const trailers = this.#trailers && rawTrailers.length > 0 ? trailersFor(rawTrailers, this.req.httpVersionMajor === 2) : undefined;
       this.#release(a, a.failed, undefined, a.failed ? 'TG_PROXY_UPSTREAM_STATUS' : undefined);
+      // The attempt is over: none of its deadlines may fire while the exchange waits for zlib.
+      a.deadline = Number.POSITIVE_INFINITY;
       this.#gzipEnding = true;
       gz.once('end', () => {
         if (trailers) this.res.addTrailers(trailers);
