@@ -377,6 +377,8 @@ proxy:
   admin: { address: 127.0.0.1, port: ${admin} }
   workers: ${WORKERS}
   access_log: ${/-log\b/.test(name)}
+  # As the nginx targets (keepalive_requests 100000): wrk's connections are not reopened mid-run.
+  limits: { keepalive_requests: 100000 }
   trusted_proxies: [127.0.0.0/8, "::1"]
   pools:
     app:

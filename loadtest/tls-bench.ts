@@ -247,6 +247,8 @@ proxy:
   admin: { address: 127.0.0.1, port: ${admin} }
   workers: 1
   access_log: false
+  # As the nginx target (keepalive_requests 100000): the load's connections are not reopened mid-run.
+  limits: { keepalive_requests: 100000 }
   pools:
     app:
       algorithm: weighted

@@ -226,6 +226,8 @@ async function startVariant(variant: string): Promise<{ proc: ChildProcess; port
     proxy: {
       listeners: [{ address: '127.0.0.1', port: 0 }],
       access_log: false,
+      // The load's connections are not reopened mid-run (nginx's side has keepalive_requests 100000 too).
+      limits: { keepalive_requests: 100_000 },
       pools: { app: { servers: [{ address: `127.0.0.1:${upPort}` }] } },
     },
     telemetry: {

@@ -480,6 +480,12 @@ export const proxy = z.strictObject({
       client_header_timeout: duration.default(60_000),
       client_request_timeout: duration.default(300_000),
       keepalive_timeout: duration.default(75_000),
+      /**
+       * nginx `keepalive_requests`: requests one client connection may carry (HTTP/2 streams, for an h2 one); the
+       * last is answered with `Connection: close` (h2: GOAWAY). Behind IPVS, connections that end now and then are
+       * balanced again by the director. 0 = no limit.
+       */
+      keepalive_requests: z.number().int().min(0).default(1000),
       /** nginx `client_body_timeout`: between two reads of the request body; then 408, never the server's fault. */
       client_body_timeout: duration.default(60_000),
       /** nginx `send_timeout`: between two writes to the client that drain; then the client is closed. */

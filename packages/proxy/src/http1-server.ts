@@ -495,6 +495,8 @@ function uncorkResponse(res: Http1Response): void {
 export interface Http1ServerOptions {
   maxHeaderSize?: number;
   keepAliveTimeout?: number;
+  /** Requests per connection; the last is answered with `Connection: close` (node's option name; 0: no limit). */
+  maxRequestsPerSocket?: number;
   headersTimeout?: number;
   requestTimeout?: number;
   connectionsCheckingInterval?: number;
@@ -509,6 +511,7 @@ export interface Http1ServerOptions {
 export class Http1Server extends NetServer {
   maxHeaderSize: number;
   keepAliveTimeout: number;
+  maxRequestsPerSocket: number;
   headersTimeout: number;
   requestTimeout: number;
   requireHostHeader: boolean;
@@ -522,6 +525,7 @@ export class Http1Server extends NetServer {
     super({ noDelay: true, allowHalfOpen: true });
     this.maxHeaderSize = options.maxHeaderSize ?? 16 * 1024;
     this.keepAliveTimeout = options.keepAliveTimeout ?? 5000;
+    this.maxRequestsPerSocket = options.maxRequestsPerSocket ?? 0;
     this.headersTimeout = options.headersTimeout ?? 60_000;
     this.requestTimeout = options.requestTimeout ?? 300_000;
     this.requireHostHeader = options.requireHostHeader ?? true;
@@ -585,6 +589,10 @@ export class Connection {
   #value = '';
   #inValue = false;
   #headSize = 0;
+  /** Requests read on this connection (counted against maxRequestsPerSocket). */
+  #requests = 0;
+  /** The request being read is the connection's last (maxRequestsPerSocket): nothing after it is parsed. */
+  #last = false;
   /** Why a callback stopped llhttp (E_USER): the clientError code. */
   #refusal = '';
   #refusalResponse = '';
@@ -671,6 +679,11 @@ export class Connection {
       current = null;
     }
     if (ret === E_OK) return;
+    if (ret === E_PAUSED && this.#last) {
+      this.#done = true;
+      this.socket.removeAllListeners('data');
+      return;
+    }
     const at = l.llhttp_get_error_pos(this.#ptr) - bufPtr;
     if (ret === E_PAUSED_UPGRADE || ret === E_PAUSED) {
       this.#upgradeOrConnect(chunk.subarray(at));
@@ -803,7 +816,11 @@ export class Connection {
       this.#refusalResponse = 'HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n';
       return E_USER;
     }
-    const keepAlive = l.llhttp_should_keep_alive(p) === 1;
+    // nginx keepalive_requests: the connection's last request is answered with `Connection: close` (and any
+    // pipelined after it are not read: responseDone ends the connection).
+    const max = this.server.maxRequestsPerSocket;
+    if (max > 0 && ++this.#requests >= max) this.#last = true;
+    const keepAlive = l.llhttp_should_keep_alive(p) === 1 && !this.#last;
     const res = new Http1Response(this, req, keepAlive, methodIndex === METHOD_HEAD);
     this.#queue.push(res);
     if (this.#queue.length === 1) res.socket = this.socket;
@@ -853,7 +870,8 @@ export class Connection {
       if (!body.destroyed) body.push(null);
     }
     if (this.#paused) this.resumeBody();
-    return 0;
+    // The connection's last request: llhttp stops here (E_PAUSED), so requests pipelined after it are never read.
+    return this.#last ? E_PAUSED : 0;
   }
 
   resumeBody(): void {

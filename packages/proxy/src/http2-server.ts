@@ -126,10 +126,16 @@ export class Http2Sessions {
 
   /** `max_header_size`: a stream whose header list is larger is answered 431 (proxy-server.ts). */
   maxHeaderListSize: number;
+  /**
+   * `keepalive_requests` for h2 (as nginx applies it since 1.19.7): after this many streams a session gets GOAWAY;
+   * the streams it has are served, the client opens its next ones on a new connection. 0: no limit.
+   */
+  maxStreams: number;
 
-  constructor(headerTimeoutMs: number, maxHeaderListSize: number) {
+  constructor(headerTimeoutMs: number, maxHeaderListSize: number, maxStreams = 0) {
     this.#headerTimeoutMs = headerTimeoutMs;
     this.maxHeaderListSize = maxHeaderListSize;
+    this.maxStreams = maxStreams;
   }
 
   /** A reload's `client_header_timeout`: for the blocks a sweep finds from now on. */
@@ -146,8 +152,10 @@ export class Http2Sessions {
   add(session: Http2Session): void {
     const watch: HeaderBlockWatch = { seen: 0, pending: 0, since: 0 };
     this.#open.set(session, watch);
+    let streams = 0;
     session.on('stream', (stream: ServerHttp2Stream) => {
       if (stream.id !== undefined && stream.id > watch.seen) watch.seen = stream.id;
+      if (++streams === this.maxStreams && !session.closed) session.close();
     });
     session.once('close', () => {
       this.#open.delete(session);

@@ -194,6 +194,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
       if (sessions) {
         sessions.headerTimeout = next.limits.client_header_timeout;
         sessions.maxHeaderListSize = next.limits.max_header_size;
+        sessions.maxStreams = next.limits.keepalive_requests;
       }
       if (listenerTls && contexts[i]) listenerTls.replace(contexts[i]);
     });
@@ -354,6 +355,7 @@ async function listen(
     IncomingMessage: ClientRequest,
     maxHeaderSize: limits.max_header_size,
     keepAliveTimeout: limits.keepalive_timeout,
+    maxRequestsPerSocket: limits.keepalive_requests,
     headersTimeout: limits.client_header_timeout,
     requestTimeout: limits.client_request_timeout,
     // node checks both timeouts on this period (default 30 s, which would make a 5 s header timeout fire late).
@@ -374,7 +376,7 @@ async function listen(
   };
   const tls = listenerTls?.options();
   const http2 = l.http2 ?? l.tls !== undefined;
-  const sessions = http2 ? new Http2Sessions(limits.client_header_timeout, limits.max_header_size) : undefined;
+  const sessions = http2 ? new Http2Sessions(limits.client_header_timeout, limits.max_header_size, limits.keepalive_requests) : undefined;
   // HTTP/1.1 on net.Socket + llhttp instead of node:http(s), a third less CPU for the server side
   // (http1-server.ts); as strict as node's parser (test/http1-server-differential.test.ts). On a TLS listener
   // it takes the connections whose handshake chose HTTP/1.1. Its requests and responses carry what the
@@ -515,6 +517,7 @@ function applyServerOptions({ server: listenerServer, http1 }: Listening, config
     const server = s as Server & { maxHeaderSize: number };
     server.maxHeaderSize = limits.max_header_size;
     server.keepAliveTimeout = limits.keepalive_timeout;
+    server.maxRequestsPerSocket = limits.keepalive_requests;
     server.headersTimeout = limits.client_header_timeout;
     server.requestTimeout = limits.client_request_timeout;
   }

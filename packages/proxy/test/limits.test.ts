@@ -122,4 +122,63 @@ describe('limits', () => {
       s.destroy();
     }
   });
+  it('keepalive_requests: the last request of a connection is answered with Connection: close and the lean server closes the connection (HTTP/1.1, lean and node)', async () => {
+    await using up = await startUpstream(named('a'));
+    for (const impl of ['lean', 'node'] as const) {
+      await using p = await startTestProxy({
+        listeners: [{ address: '127.0.0.1', port: 0, ...(impl === 'node' ? { http1_server: 'node' } : {}) }],
+        limits: { keepalive_requests: 3 },
+        pools: { app: { servers: [server(up)] } },
+      });
+      const port = p.proxy.addresses()[0]!.port;
+      const seen = up.seen.length;
+      // One connection, requests one after another; the socket closes after the third answer.
+      const s = connect(port, '127.0.0.1');
+      let text = '';
+      s.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+      });
+      const closed = new Promise((r) => s.on('close', r));
+      for (let i = 1; i <= 3; i++) {
+        s.write(`GET /${i} HTTP/1.1\r\nHost: a\r\n\r\n`);
+        const deadline = Date.now() + 3000;
+        while ((text.match(/HTTP\/1\.1 200/g) ?? []).length < i && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      }
+      // The lean server closes after the last answer, as nginx; node leaves closing to the client that read
+      // `Connection: close` (and would answer a request sent anyway with 503).
+      if (impl === 'lean') await closed;
+      else s.destroy();
+      const heads = text.split(/HTTP\/1\.1 /).slice(1);
+      expect([impl, heads.length]).toEqual([impl, 3]);
+      expect([impl, heads.map((h) => /\r\nconnection: close\r\n/i.test(h))]).toEqual([impl, [false, false, true]]);
+      expect(up.seen.length - seen).toBe(3);
+    }
+  });
+
+  it('keepalive_requests on the lean server: requests pipelined after the last are not served', async () => {
+    await using up = await startUpstream(named('a'));
+    await using p = await startTestProxy({ limits: { keepalive_requests: 2 }, pools: { app: { servers: [server(up)] } } });
+    const port = p.proxy.addresses()[0]!.port;
+    const text = await rawExchange(port, 'GET /1 HTTP/1.1\r\nHost: a\r\n\r\n'.repeat(4));
+    expect(text.match(/HTTP\/1\.1 200/g)).toHaveLength(2);
+    expect(up.seen.map((r) => r.url)).toEqual(['/1', '/1']);
+  });
+
+  it('keepalive_requests on HTTP/2: GOAWAY after the last stream, which is served; the next request needs a new connection', async () => {
+    const { certFiles, h2client, h2request } = await import('./h2-helpers.ts');
+    await using certs = await certFiles();
+    await using up = await startUpstream(named('a'));
+    await using p = await startTestProxy({
+      listeners: [{ address: '127.0.0.1', port: 0, tls: { cert: certs.cert, key: certs.key } }],
+      limits: { keepalive_requests: 2 },
+      pools: { app: { servers: [server(up)] } },
+    });
+    await using c = h2client(`https://localhost:${p.proxy.addresses()[0]!.port}`);
+    const goaway = new Promise((r) => c.once('goaway', r));
+    expect((await h2request(c, { ':path': '/1' })).status).toBe(200);
+    expect((await h2request(c, { ':path': '/2' })).status).toBe(200);
+    await goaway;
+    await expect(h2request(c, { ':path': '/3' })).rejects.toThrow();
+    expect(up.seen.map((r) => r.url)).toEqual(['/1', '/2']);
+  });
 });
