@@ -163,6 +163,14 @@ function checkProxy(proxy: ProxyConfig, report: Report): void {
     if (routes.has(key)) report(['proxy', 'routes', i, 'path'], `duplicate route ${key} (routes[${routes.get(key)}])`);
     routes.set(key, i);
   });
+  const pageOf = new Map<number, number>();
+  proxy.error_pages.forEach((page, i) => {
+    for (const status of page.status) {
+      const before = pageOf.get(status);
+      if (before !== undefined) report(['proxy', 'error_pages', i, 'status'], `${status} already has a page (error_pages[${before}])`);
+      else pageOf.set(status, i);
+    }
+  });
   if (Object.keys(proxy.pools).length === 0) report(['proxy', 'pools'], 'at least one pool is required');
   else if (proxy.routes.length === 0 && Object.keys(proxy.pools).length !== 1)
     report(['proxy', 'routes'], 'with several pools, routes must say which requests go to which pool');

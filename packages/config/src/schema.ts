@@ -561,6 +561,19 @@ export const proxy = z.strictObject({
       vary: z.boolean().default(true),
     })
     .prefault({}),
+  /**
+   * nginx `error_page 502 503 504 /50x.html`: the body of the proxy's own error answers of these statuses, from a
+   * file read at start and on reload (docs/proxy.md, Status codes). Upstream answers are passed on as they are.
+   */
+  error_pages: z
+    .array(
+      z.strictObject({
+        status: z.array(z.number().int().min(400).max(599)).min(1),
+        file: z.string().min(1),
+        content_type: z.string().min(1).default('text/html; charset=utf-8'),
+      }),
+    )
+    .default([]),
   routes: z.array(route).default([]),
   pools: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, _ . - only'), pool),
 });

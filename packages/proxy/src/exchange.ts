@@ -12,7 +12,7 @@ import { type AttemptEvent, attemptChannel, type RequestEvent, requestChannel } 
 import { forwardedClient, type PeerInfo, peerOf } from './client-address.ts';
 import type { ClientConcurrency } from './client-concurrency.ts';
 import { type GzipSettings, gzipResponse, gzipStream } from './compression.ts';
-import { sendError, sendRedirect } from './error-response.ts';
+import { type ErrorPages, sendError, sendRedirect } from './error-response.ts';
 import { clientResponseHeaders, type HeaderRules, upstreamRequestHeaders } from './forward-headers.ts';
 import { RequestKeyVars } from './key-vars.ts';
 import type { ClientCertFacts } from './listener-tls.ts';
@@ -80,6 +80,8 @@ export interface Generation {
   readonly monitorUri: string | undefined;
   /** `gzip`, when enabled (compression.ts). */
   readonly gzip: GzipSettings | undefined;
+  /** `error_pages`: the bodies of the proxy's own error answers, per status (error-response.ts). */
+  readonly errorPages: ErrorPages | undefined;
 }
 
 /** State shared by every request of one proxy. */
@@ -821,7 +823,7 @@ export class Exchange {
   fail(code: ErrorCode, close: boolean, extra: readonly string[] = []): void {
     this.#error = code;
     const closing = close || this.ctx.draining || this.#upgrade !== undefined;
-    this.bytesSent += sendError(this.res, code, closing, ['X-Request-Id', this.requestId, ...extra]);
+    this.bytesSent += sendError(this.res, code, closing, ['X-Request-Id', this.requestId, ...extra], this.gen.errorPages);
     this.#status = this.res.statusCode;
     this.#finish();
   }

@@ -14,7 +14,7 @@ import { ClientConcurrency } from './client-concurrency.ts';
 import { ClientRequest } from './client-request.ts';
 import { compileGzip } from './compression.ts';
 import { acceptErrorLogger, connectionLimit } from './connection-limit.ts';
-import { sendError } from './error-response.ts';
+import { loadErrorPages, sendError } from './error-response.ts';
 import {
   type CompiledRoute,
   expireAttempts,
@@ -127,8 +127,16 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
   const pools = buildPools(config, undefined, deps);
   /** Every pool generation not yet disposed (current and draining ones), for shutdown. */
   const live = new Set(pools.values());
+  let gen: Generation;
+  try {
+    gen = newGeneration(config, pools, log);
+  } catch (err) {
+    // An error page that cannot be read (or a route to no pool): the pools' health checks must not outlive it.
+    await Promise.all([...pools.values()].map((p) => p.close(true)));
+    throw err;
+  }
   const ctx: ProxyContext = {
-    gen: newGeneration(config, pools, log),
+    gen,
     now: deps.now,
     draining: false,
     healthFailing: false,
@@ -268,6 +276,7 @@ function newGeneration(config: ProxySection, pools: ReadonlyMap<string, Upstream
     upgrades: new Set(config.upgrades.map((u) => u.toLowerCase())),
     monitorUri: config.monitor_uri,
     gzip: compileGzip(config.gzip),
+    errorPages: config.error_pages.length > 0 ? loadErrorPages(config.error_pages) : undefined,
   };
 }
 
@@ -396,7 +405,7 @@ async function listen(
       if (ctx.draining) closeSession(req);
       // max_header_size on h2, where node's HTTP/1.1 parser does not count (http2Settings): 431, as there.
       if (req.headerListSize > sessions.maxHeaderListSize) {
-        sendError(res as unknown as ServerResponse, 'TG_PROXY_HEADERS_TOO_LARGE');
+        sendError(res as unknown as ServerResponse, 'TG_PROXY_HEADERS_TOO_LARGE', false, [], ctx.gen.errorPages);
         return;
       }
       // The facades carry what the exchange reads of node:http's request and response (http2-stream.ts).
