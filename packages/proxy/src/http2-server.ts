@@ -155,7 +155,8 @@ export class Http2Sessions {
     let streams = 0;
     session.on('stream', (stream: ServerHttp2Stream) => {
       if (stream.id !== undefined && stream.id > watch.seen) watch.seen = stream.id;
-      if (++streams === this.maxStreams && !session.closed) session.close();
+      // `>=`: a reload may lower the limit below what a session has already carried.
+      if (++streams >= this.maxStreams && this.maxStreams > 0 && !session.closed) session.close();
     });
     session.once('close', () => {
       this.#open.delete(session);
