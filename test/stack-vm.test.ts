@@ -368,11 +368,34 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
       'failover.log',
     );
     const failoverDone = new Promise((r) => failover.on('close', r));
-    await waitFor('the download and the WebSocket through lb1', () => existsSync(join(stackDir, 'failover.ready')), 120_000);
-    // The sync daemon sends connection state to the backup about once a second; lb2's table, to find the download's
-    // and the WebSocket's connections there before lb1 stops.
-    await sleep(3_000);
-    await writeFile(join(stackDir, 'lb2-conns-before.txt'), await ssh('lb2', 'ipvsadm -Lnc'));
+    // failover.ready holds the two connections' client ports (JSON; read until whole).
+    let ports = { download: 0, websocket: 0 };
+    await waitFor(
+      'the download and the WebSocket through lb1',
+      () => {
+        try {
+          ports = JSON.parse(readFileSync(join(stackDir, 'failover.ready'), 'utf8'));
+          return true;
+        } catch {
+          return false;
+        }
+      },
+      120_000,
+    );
+    // The sync daemon sends connection state to the backup about once a second (seconds under emulation on a busy
+    // host: a fixed 3 s wait once read lb2's table before the download's entry had arrived): lb2's table is read
+    // until both connections are there, then kept for the test to check.
+    let lb2Conns = '';
+    const synced = () => [ports.download, ports.websocket].every((p) => new RegExp(`\\sESTABLISHED\\s+${CLIENT}:${p}\\s`).test(lb2Conns));
+    await waitFor(
+      "the download's and the WebSocket's connections in lb2's table (connection sync)",
+      async () => {
+        lb2Conns = await ssh('lb2', 'ipvsadm -Lnc');
+        return synced();
+      },
+      30_000,
+    ).catch(() => {});
+    await writeFile(join(stackDir, 'lb2-conns-before.txt'), lb2Conns);
     step('failover');
     const holds = waitFor(
       'lb2 holding the VIP',

@@ -40,14 +40,14 @@ interface Echo {
   end?: number;
 }
 
-function download(onHeaders: () => void): Promise<Download> {
+function download(onHeaders: (localPort: number | undefined) => void): Promise<Download> {
   return new Promise((resolve) => {
     const r: Download = { bytes: 0, mismatches: 0, maxGapMs: 0 };
     let last = Date.now();
     const req = http.get({ host: vip, port: 80, path: `/download?bytes=${total}&rate=${rateArg}`, agent: false }, (res) => {
       r.status = res.statusCode;
       r.localPort = res.socket.localPort;
-      onHeaders();
+      onHeaders(r.localPort);
       res.on('data', (chunk: Buffer) => {
         const now = Date.now();
         r.maxGapMs = Math.max(r.maxGapMs, now - last);
@@ -62,7 +62,7 @@ function download(onHeaders: () => void): Promise<Download> {
   });
 }
 
-function echo(onFirst: () => void): Promise<Echo> {
+function echo(onFirst: (localPort: number | undefined) => void): Promise<Echo> {
   return new Promise((resolve) => {
     const r: Echo = { sent: 0, answered: 0, wrong: 0, maxGapMs: 0 };
     let last = Date.now();
@@ -85,7 +85,7 @@ function echo(onFirst: () => void): Promise<Echo> {
     ws.on('message', (data) => {
       const now = Date.now();
       if (String(data) !== `m${r.answered}`) r.wrong++;
-      if (r.answered === 0) onFirst();
+      if (r.answered === 0) onFirst(r.localPort);
       else r.maxGapMs = Math.max(r.maxGapMs, now - last);
       last = now;
       r.answered++;
@@ -101,16 +101,20 @@ function echo(onFirst: () => void): Promise<Echo> {
 }
 
 (async () => {
+  // The two connections' client ports, for the test to find them in the directors' connection tables.
+  const ports: { download?: number | undefined; websocket?: number | undefined } = {};
   let headers = false;
   let first = false;
-  const ready = () => headers && first && fs.writeFileSync(join(dir, 'failover.ready'), '');
+  const ready = () => headers && first && fs.writeFileSync(join(dir, 'failover.ready'), JSON.stringify(ports));
   const [dl, ws] = await Promise.all([
-    download(() => {
+    download((port) => {
       headers = true;
+      ports.download = port;
       ready();
     }),
-    echo(() => {
+    echo((port) => {
       first = true;
+      ports.websocket = port;
       ready();
     }),
   ]);
