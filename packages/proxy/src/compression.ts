@@ -33,12 +33,12 @@ export function compileGzip(config: GzipConfig): GzipSettings | undefined {
 /** nginx compresses these statuses only (a 206's range would no longer match its body). */
 const COMPRESSED_STATUS = new Set([200, 403, 404]);
 
-/** The request side of the decision: a request gzip may answer. */
+/** What the decision reads of the request (node's IncomingMessage and the lean and h2 facades all carry it). */
 interface RequestFacts {
-  readonly method: string | undefined;
+  readonly method?: string | undefined;
   readonly httpVersionMajor: number;
   readonly httpVersionMinor: number;
-  readonly acceptEncoding: string | string[] | undefined;
+  readonly headers: { readonly 'accept-encoding'?: string | string[] | undefined };
 }
 
 /**
@@ -72,7 +72,7 @@ export function acceptsGzip(acceptEncoding: string | string[] | undefined): bool
 export function gzipResponse(settings: GzipSettings, req: RequestFacts, status: number, headers: string[]): boolean {
   if (!COMPRESSED_STATUS.has(status) || req.method === 'HEAD') return false;
   if (req.httpVersionMajor === 1 && req.httpVersionMinor === 0) return false;
-  if (!acceptsGzip(req.acceptEncoding)) return false;
+  if (!acceptsGzip(req.headers['accept-encoding'])) return false;
   let type: string | undefined;
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i]!.toLowerCase();

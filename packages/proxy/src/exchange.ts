@@ -301,8 +301,6 @@ export class Exchange {
   #gzip: Gzip | undefined;
   /** The client's side did not take the last compressed output at once: the upstream waits for its 'drain'. */
   #clientFull = false;
-  /** The upstream has ended and the compressed tail is on its way: the exchange finishes with it. */
-  #gzipEnding = false;
 
   constructor(ctx: ProxyContext, listener: ListenerInfo, req: IncomingMessage, res: ServerResponse, upgrade: UpgradeInfo | undefined) {
     this.ctx = ctx;
@@ -549,7 +547,7 @@ export class Exchange {
     // Draining: tell keep-alive clients to reconnect, through the director, to a node that is not leaving.
     if (this.ctx.draining) headers.push('connection', 'close');
     const gzip = this.gen.gzip;
-    if (gzip !== undefined && gzipResponse(gzip, this.#gzipFacts(), status, headers)) this.#startGzip(gzip);
+    if (gzip !== undefined && gzipResponse(gzip, this.req, status, headers)) this.#startGzip(gzip);
     if (this.req.httpVersionMajor === 2 && isTrailersOnly(raw)) deferHead(this.res, status, headers);
     else if (statusText) this.res.writeHead(status, statusText, headers);
     else this.res.writeHead(status, headers);
@@ -578,16 +576,6 @@ export class Exchange {
     } catch {
       // A Link value node refuses (ERR_INVALID_ARG_VALUE) loses the hint, not the request.
     }
-  }
-
-  #gzipFacts() {
-    const req = this.req;
-    return {
-      method: req.method,
-      httpVersionMajor: req.httpVersionMajor,
-      httpVersionMinor: req.httpVersionMinor,
-      acceptEncoding: req.headers['accept-encoding'],
-    };
   }
 
   /** The body from here on goes through gzip; its output to the client, counted as what was sent. */
@@ -678,7 +666,6 @@ export class Exchange {
       this.#release(a, a.failed, undefined, a.failed ? 'TG_PROXY_UPSTREAM_STATUS' : undefined);
       // The attempt is over: none of its deadlines may fire while the exchange waits for zlib.
       a.deadline = Number.POSITIVE_INFINITY;
-      this.#gzipEnding = true;
       gz.once('end', () => {
         if (trailers) this.res.addTrailers(trailers);
         this.res.end();
@@ -759,8 +746,8 @@ export class Exchange {
   clientClosed(): void {
     if (this.clientGone || this.#closeTunnel) return;
     this.clientGone = true;
-    // Only the compressed tail was left (the upstream is done with).
-    if (this.#gzipEnding) {
+    // Only the compressed tail was left (the upstream is done with, onEnd ended zlib's input).
+    if (this.#gzip?.writableEnded) {
       this.#finish();
       return;
     }
