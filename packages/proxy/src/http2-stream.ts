@@ -407,8 +407,7 @@ const RELEASED: readonly string[] = Object.freeze([]);
  * peak RSS. Nothing here reads `sentHeaders`.
  */
 export function releaseSentList(stream: ServerHttp2Stream): void {
-  if (sentListKey === undefined)
-    sentListKey = Object.getOwnPropertySymbols(stream).find((k) => k.description === 'raw-headers') ?? null;
+  if (sentListKey === undefined) sentListKey = Object.getOwnPropertySymbols(stream).find((k) => k.description === 'raw-headers') ?? null;
   if (sentListKey !== null) (stream as unknown as Record<symbol, unknown>)[sentListKey] = RELEASED;
 }
 
