@@ -10,6 +10,25 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** A benchmark's scratch dir and the processes it started: on exit, every one still running is killed, then the dir removed (kept with TG_BENCH_KEEP=1). */
+/**
+ * glibc malloc settings of a tiergate variant, from its name, as environment variables over `base` (the
+ * proxy's own, PROXY_MALLOC_ENV): `-arena<N>` (MALLOC_ARENA_MAX: at most N malloc arenas; glibc's own limit is
+ * 8 per core, 16 here), `-mmap<K>` (MALLOC_MMAP_THRESHOLD_: blocks of K KiB and more get their own mapping;
+ * fixes the threshold, which glibc otherwise raises up to 32 MiB as such blocks are freed), `-trim<K>`
+ * (MALLOC_TRIM_THRESHOLD_: free memory at the top of the main heap kept before it is returned). glibc reads
+ * them at startup only.
+ */
+export function targetEnv(name: string, base: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...base };
+  const arena = /-arena(\d+)/.exec(name);
+  if (arena) env.MALLOC_ARENA_MAX = arena[1];
+  const mmap = /-mmap(\d+)/.exec(name);
+  if (mmap) env.MALLOC_MMAP_THRESHOLD_ = String(Number(mmap[1]) * 1024);
+  const trim = /-trim(\d+)/.exec(name);
+  if (trim) env.MALLOC_TRIM_THRESHOLD_ = String(Number(trim[1]) * 1024);
+  return env;
+}
+
 export interface BenchWorkspace {
   readonly dir: string;
   readonly children: ChildProcess[];

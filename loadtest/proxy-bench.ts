@@ -46,6 +46,7 @@ import {
   processTree,
   runWrk,
   stopChild,
+  targetEnv,
   treeCpuSeconds,
   treeSyscalls,
   type WrkResult,
@@ -101,23 +102,6 @@ function targetFlags(name: string): string[] {
   if (/-tgc\b/.test(name)) flags.push('--trace-gc');
   if (/-prof\b/.test(name)) flags.push('--cpu-prof', `--cpu-prof-dir=${join(args.out, `${RUN_ID}-${name}`)}`);
   return flags;
-}
-/**
- * glibc malloc settings of a tiergate variant, from its name, as environment variables: `-arena<N>`
- * (MALLOC_ARENA_MAX: at most N malloc arenas; glibc's own limit is 8 per core, 16 here), `-mmap<K>`
- * (MALLOC_MMAP_THRESHOLD_: blocks of K KiB and more get their own mapping; fixes the threshold, which glibc
- * otherwise raises up to 32 MiB as such blocks are freed), `-trim<K>` (MALLOC_TRIM_THRESHOLD_: free memory at
- * the top of the main heap kept before it is returned). glibc reads them at startup only.
- */
-function targetEnv(name: string): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  const arena = /-arena(\d+)/.exec(name);
-  if (arena) env.MALLOC_ARENA_MAX = arena[1];
-  const mmap = /-mmap(\d+)/.exec(name);
-  if (mmap) env.MALLOC_MMAP_THRESHOLD_ = String(Number(mmap[1]) * 1024);
-  const trim = /-trim(\d+)/.exec(name);
-  if (trim) env.MALLOC_TRIM_THRESHOLD_ = String(Number(trim[1]) * 1024);
-  return env;
 }
 /** What `tiergate proxy` gives itself, for the bare undici loop too (docs/operations.md "Memory"). */
 const PROXY_NODE_FLAGS = [...PROXY_V8_FLAGS];
@@ -407,7 +391,7 @@ telemetry:
       cfg,
     ],
     PROXY_CORES,
-    targetEnv(name),
+    targetEnv(name, {}),
     stdout,
   );
   if (typeof stdout === 'number') closeSync(stdout);

@@ -14,7 +14,8 @@
  * (`http2: false`: node:https, HTTP/1.1 only; its h2 run is skipped), to see what node:http2's HTTP/1.1
  * fallback costs; `nginx-cleartext` and `tiergate-cleartext` serve plain HTTP/1.1, to see what TLS adds to
  * each (their ratio is to each other); `tiergate-base` runs the tiergate of another checkout (`--base DIR`, as in
- * proxy-bench.ts) for a before/after in one run; a `-nodeh1` suffix (`tiergate-nodeh1`, `tiergate-h1only-nodeh1`)
+ * proxy-bench.ts; with the base's own V8 flags and malloc settings) for a before/after in one run; `-arena<N>`,
+ * `-mmap<K>`, `-trim<K>` suffixes set a malloc setting (lib.ts targetEnv); a `-nodeh1` suffix (`tiergate-nodeh1`, `tiergate-h1only-nodeh1`)
  * serves HTTP/1.1 through node's server (`http1_server: node`) instead of the lean one; a `-prof` suffix (`tiergate-prof`, `tiergate-base-prof`)
  * writes a V8 CPU profile of the proxy next to the results (loadtest/cpuprofile-table.ts), `-tgc` its
  * `--trace-gc-nvp` log, summed up as bytes promoted per request. `--rounds N` runs
@@ -29,10 +30,10 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort } from '@tiergate/testkit';
-import { PROXY_MALLOC_ENV, PROXY_V8_FLAGS } from '../packages/cli/src/proxy-runtime/v8-flags.ts';
-import { benchWorkspace, runWrk, stopChild, treeCpuSeconds, treeRssKiB } from './lib.ts';
+import { benchWorkspace, runWrk, stopChild, targetEnv, treeCpuSeconds, treeRssKiB } from './lib.ts';
 
 const root = resolve(import.meta.dirname, '..');
 const { values: args } = parseArgs({
@@ -265,13 +266,18 @@ proxy:
     gcLog = join(args.out, `${RUN_ID}-${name}-${++gcLogs}.gc.log`);
     stdout = openSync(gcLog, 'w');
   }
-  // The flags and malloc settings `tiergate proxy` would re-execute itself with (v8-flags.ts), given up front: a
-  // re-executed process does not write the `--cpu-prof` profile of the run.
+  // The flags and malloc settings `tiergate proxy` would re-execute itself with (the checkout's own v8-flags.ts,
+  // so a -base target runs with the base's), given up front: a re-executed process does not write the
+  // `--cpu-prof` profile of the run. A malloc variant in the name (lib.ts targetEnv) replaces a default.
+  const settings = (await import(pathToFileURL(join(checkout, 'packages/cli/src/proxy-runtime/v8-flags.ts')).href)) as {
+    PROXY_V8_FLAGS: readonly string[];
+    PROXY_MALLOC_ENV: Readonly<Record<string, string>>;
+  };
   const proc = start(
     process.execPath,
-    [...PROXY_V8_FLAGS, ...flags, join(checkout, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg],
+    [...settings.PROXY_V8_FLAGS, ...flags, join(checkout, 'packages/cli/bin/tiergate.js'), 'proxy', '-c', cfg],
     '0',
-    { ...process.env, ...PROXY_MALLOC_ENV },
+    targetEnv(name, settings.PROXY_MALLOC_ENV),
     stdout,
   );
   if (typeof stdout === 'number') closeSync(stdout);

@@ -19,6 +19,11 @@ describe('proxyMallocEnv', () => {
     );
     expect(proxyMallocEnv({ GLIBC_TUNABLES: 'glibc.malloc.tcache_count=0' })).toHaveProperty('MALLOC_ARENA_MAX');
   });
+
+  it('keeps a trim threshold the operator set, by name or as a glibc tunable, and still adds the arena limit', () => {
+    expect(proxyMallocEnv({ MALLOC_TRIM_THRESHOLD_: '1048576' })).toEqual({ MALLOC_ARENA_MAX: '2' });
+    expect(proxyMallocEnv({ GLIBC_TUNABLES: 'glibc.malloc.trim_threshold=0' })).toEqual({ MALLOC_ARENA_MAX: '2' });
+  });
 });
 
 /** What the kernel says a process was started with: its environment and its command line. */
@@ -37,7 +42,7 @@ function childPids(pid: number): number[] {
 
 /** The settings docs/operations.md ("Memory") promises, spelled out: dropping one from v8-flags.ts fails here. */
 const FLAGS = ['--max-semi-space-size=4', '--initial-old-space-size=40', '--heap-growing-percent=100'];
-const MALLOC = { MALLOC_ARENA_MAX: '2' };
+const MALLOC = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072' };
 
 /**
  * The real `tiergate proxy`: the processes that serve (`workers: 1`: the launched process itself, after

@@ -39,16 +39,26 @@ export function proxyExecArgv(execArgv: readonly string[], nodeOptions: string |
 }
 
 /**
- * glibc malloc settings a proxy process needs, as environment variables. `MALLOC_ARENA_MAX=2`: glibc gives a
- * thread that mallocs while another holds an arena's lock an arena of its own, up to 8 per core, and each
- * arena keeps its free memory; V8's GC and compiler threads filled 6 arenas with ~20 MiB. With two (the
- * main thread's and one the helper threads share) the soak's RSS was 15–20 MiB lower at the same req/s and
- * p99 (loadtest/README.md).
+ * glibc malloc settings a proxy process needs, as environment variables.
+ * - `MALLOC_ARENA_MAX=2`: glibc gives a thread that mallocs while another holds an arena's lock an arena of its
+ *   own, up to 8 per core, and each arena keeps its free memory; V8's GC and compiler threads filled 6 arenas
+ *   with ~20 MiB. With two (the main thread's and one the helper threads share) the soak's RSS was 15–20 MiB
+ *   lower at the same req/s and p99 (loadtest/README.md).
+ * - `MALLOC_TRIM_THRESHOLD_=131072` (glibc's own starting value, made fixed): left alone, glibc raises its mmap
+ *   and trim thresholds each time a large mapped block is freed (up to 32 and 64 MiB), and from then on keeps
+ *   that much free memory at the top of the heap and serves large blocks from the heap too. Over TLS, where
+ *   OpenSSL's and the sockets' buffers come and go, that kept 6–15 MiB more RSS (loadtest/tls-bench.ts,
+ *   interleaved rounds with and without; HTTPS/1.1 100 B 133–139 against 148–151 MiB) at the same CPU per
+ *   request. Setting any threshold turns the raising off; the mmap threshold stays 128 KiB, so a 64 KiB read
+ *   buffer still comes from the heap (a 64 KiB threshold cost a third of the 64 KiB throughput).
  */
-export const PROXY_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+export const PROXY_MALLOC_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072' };
 
 /** The GLIBC_TUNABLES name of each PROXY_MALLOC_ENV variable: either way of setting it is the operator's. */
-const TUNABLE: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: 'glibc.malloc.arena_max' };
+const TUNABLE: Readonly<Record<string, string>> = {
+  MALLOC_ARENA_MAX: 'glibc.malloc.arena_max',
+  MALLOC_TRIM_THRESHOLD_: 'glibc.malloc.trim_threshold',
+};
 
 /** The PROXY_MALLOC_ENV variables `env` leaves unset (neither by name nor in GLIBC_TUNABLES). */
 export function proxyMallocEnv(env: NodeJS.ProcessEnv): Record<string, string> {
