@@ -52,8 +52,9 @@ export function benchWorkspace(prefix: string): BenchWorkspace {
       const c = spawn('taskset', ['-c', String(core), cmd, ...argv], { stdio: ['ignore', stdout, 'pipe'], env });
       let err = '';
       c.stderr?.on('data', (d) => (err = (err + d).slice(-4000)));
-      c.on('exit', (code) => {
-        if (code && code !== 0) console.error(`${cmd} exited ${code}: ${err}`);
+      c.on('exit', (code, signal) => {
+        // SIGTERM/SIGKILL are stopChild's and the exit handler's; any other signal is the child's own death.
+        if (code || (signal && signal !== 'SIGTERM' && signal !== 'SIGKILL')) console.error(`${cmd} exited ${code ?? signal}: ${err}`);
       });
       children.push(c);
       return c;

@@ -15,7 +15,8 @@
  * fallback costs; `nginx-cleartext` and `tiergate-cleartext` serve plain HTTP/1.1, to see what TLS adds to
  * each (their ratio is to each other); `tiergate-base` runs the tiergate of another checkout (`--base DIR`, as in
  * proxy-bench.ts; with the base's own V8 flags and malloc settings) for a before/after in one run; `-arena<N>`,
- * `-mmap<K>`, `-trim<K>` suffixes set a malloc setting (lib.ts targetEnv); a `-nodeh1` suffix (`tiergate-nodeh1`, `tiergate-h1only-nodeh1`)
+ * `-mmap<K>`, `-trim<K>` suffixes set a malloc setting (lib.ts targetEnv), `-hgp<N>` V8's heap growing percent and
+ * `-pretenure` turns V8's allocation-site pretenuring back on; a `-nodeh1` suffix (`tiergate-nodeh1`, `tiergate-h1only-nodeh1`)
  * serves HTTP/1.1 through node's server (`http1_server: node`) instead of the lean one; a `-prof` suffix (`tiergate-prof`, `tiergate-base-prof`)
  * writes a V8 CPU profile of the proxy next to the results (loadtest/cpuprofile-table.ts), `-tgc` its
  * `--trace-gc-nvp` log, summed up as bytes promoted per request. `--rounds N` runs
@@ -258,6 +259,11 @@ proxy:
   );
   const checkout = /-base\b/.test(name) ? resolve(args.base ?? '--base DIR is needed') : root;
   const flags = /-prof\b/.test(name) ? ['--cpu-prof', `--cpu-prof-dir=${join(args.out, `${RUN_ID}-${name}`)}`] : [];
+  // V8 variants (given after the defaults, so they win): `-hgp<N>` --heap-growing-percent=N, `-pretenure` V8's
+  // allocation-site pretenuring back on.
+  const hgp = /-hgp(\d+)/.exec(name);
+  if (hgp) flags.push(`--heap-growing-percent=${hgp[1]}`);
+  if (/-pretenure\b/.test(name)) flags.push('--allocation-site-pretenuring');
   let stdout: number | 'ignore' = 'ignore';
   let gcLog: string | undefined;
   if (/-tgc\b/.test(name)) {

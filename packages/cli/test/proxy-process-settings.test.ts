@@ -41,7 +41,7 @@ function childPids(pid: number): number[] {
 }
 
 /** The settings docs/operations.md ("Memory") promises, spelled out: dropping one from v8-flags.ts fails here. */
-const FLAGS = ['--max-semi-space-size=4', '--initial-old-space-size=40', '--heap-growing-percent=100'];
+const FLAGS = ['--max-semi-space-size=4', '--initial-old-space-size=40', '--heap-growing-percent=100', '--no-allocation-site-pretenuring'];
 const MALLOC = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072' };
 
 /**
@@ -119,7 +119,11 @@ proxy:
     const child = await startProxy(1, env, ['--initial-old-space-size=48']);
     const started = startedWith(child.pid as number);
     expect(started.env).toMatchObject({ ...MALLOC, NODE_OPTIONS: '--max-semi-space-size=8' });
-    expect(started.argv.filter((a) => a.startsWith('--'))).toEqual(['--initial-old-space-size=48', '--heap-growing-percent=100']);
+    expect(started.argv.filter((a) => a.startsWith('--'))).toEqual([
+      '--initial-old-space-size=48',
+      '--heap-growing-percent=100',
+      '--no-allocation-site-pretenuring',
+    ]);
   });
 
   it('workers: 2 starts each worker with the V8 flags and malloc settings', async () => {

@@ -14,6 +14,7 @@ import {
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { DeepReadonly, ProxyConfig } from '@tiergate/config';
 import { ClientRequest } from './client-request.ts';
+import { useStreamTable } from './h2-stream-table.ts';
 import { Http1Server } from './http1-server.ts';
 import { type Http2StreamRequestLike, type Http2StreamResponse, serveHttp2Stream } from './http2-stream.ts';
 
@@ -150,6 +151,9 @@ export class Http2Sessions {
   }
 
   add(session: Http2Session): void {
+    // Before its first stream: node's Map of a session's streams kept every stream that passed through it alive
+    // until a mark-compact (h2-stream-table.ts).
+    useStreamTable(session);
     const watch: HeaderBlockWatch = { seen: 0, pending: 0, since: 0 };
     this.#open.set(session, watch);
     let streams = 0;
