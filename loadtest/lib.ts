@@ -36,13 +36,19 @@ export interface BenchWorkspace {
   start(cmd: string, argv: string[], core: number | string, env?: NodeJS.ProcessEnv, stdout?: number | 'ignore'): ChildProcess;
 }
 
+/** Servers whose master process stops its workers on SIGTERM (spawnargs[3]: the command after `taskset -c N`). */
+const MASTERS = new Set(['nginx', 'haproxy']);
+
 export function benchWorkspace(prefix: string): BenchWorkspace {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   // nginx workers run as an unprivileged user: they must be able to read the bodies and keys in it.
   chmodSync(dir, 0o755);
   const children: ChildProcess[] = [];
   process.on('exit', () => {
-    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    // nginx and HAProxy get SIGTERM: their masters then stop their workers, which a SIGKILLed master leaves
+    // running (an orphaned nginx worker outlived a bench that failed mid-run).
+    for (const c of children)
+      if (c.exitCode === null && c.signalCode === null) c.kill(MASTERS.has(c.spawnargs[3] ?? '') ? 'SIGTERM' : 'SIGKILL');
     if (!process.env.TG_BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
   });
   return {
