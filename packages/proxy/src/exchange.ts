@@ -21,6 +21,7 @@ import { requestIdOf } from './request-id.ts';
 import { refusedRequest } from './request-screen.ts';
 import { type ForwardPath, parseTarget, type RequestTarget } from './request-target.ts';
 import { type RouteTable, stripPort } from './route-table.ts';
+import { SlotList } from './slot-list.ts';
 import { activeTracer, endAttemptSpan, endServerSpan, setRoute, startAttemptSpan, startServerSpan, withTraceContext } from './tracing.ts';
 import { joinSockets } from './tunnel.ts';
 import { classifyUpstreamError } from './upstream-error.ts';
@@ -104,42 +105,8 @@ export interface ProxyContext {
   readonly trustIncoming: boolean;
 }
 
-/**
- * The exchanges in flight: an array with swap-remove (each exchange knows its slot), not a Set. A Set
- * that gains and loses an entry per request rehashes into a new table every few dozen requests, and V8
- * links each old table to its successor (for live iterators). Once a mark-compact has moved the current
- * table to the old generation, every successor is kept alive by its dead predecessor until it is old
- * too, with the 50-odd exchanges it holds: measured under load, every scavenge then promoted ~700 KB
- * instead of ~5 KB, a mark-compact followed every second, and the process never left that state
- * (loadtest/README.md). An array's storage only changes when the peak concurrency grows.
- */
-export class InFlight {
-  readonly #items: Exchange[] = [];
-
-  get size(): number {
-    return this.#items.length;
-  }
-
-  add(ex: Exchange): void {
-    ex.slot = this.#items.length;
-    this.#items.push(ex);
-  }
-
-  delete(ex: Exchange): void {
-    const i = ex.slot;
-    if (i < 0) return;
-    ex.slot = -1;
-    const last = this.#items.pop()!;
-    if (last === ex) return;
-    this.#items[i] = last;
-    last.slot = i;
-  }
-
-  /** A copy: `fn` may finish exchanges (and so remove them) while it runs. */
-  forEach(fn: (ex: Exchange) => void): void {
-    for (const ex of this.#items.slice()) fn(ex);
-  }
-}
+/** The exchanges in flight (SlotList: not a Set, see there). */
+export class InFlight extends SlotList<Exchange> {}
 
 /** The listener a request arrived on. */
 export interface ListenerInfo {

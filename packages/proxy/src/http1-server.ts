@@ -4,6 +4,7 @@ import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import { Server as NetServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { SlotList } from './slot-list.ts';
 
 /**
  * An HTTP/1.1 server on net.Socket and llhttp (undici's WASM build, request mode) behind the request/response
@@ -516,7 +517,8 @@ export class Http1Server extends NetServer {
   requestTimeout: number;
   requireHostHeader: boolean;
   shouldUpgradeCallback: (req: Http1AnyRequest) => boolean;
-  readonly http1Connections = new Set<Connection>();
+  /** The open connections (SlotList: a Set churned per connection kept each one alive until a mark-compact). */
+  readonly http1Connections = new SlotList<Connection>();
   readonly #interval: number;
   #sweep: NodeJS.Timeout | undefined;
 
@@ -547,16 +549,22 @@ export class Http1Server extends NetServer {
   }
 
   #expire(now: number): void {
-    for (const c of this.http1Connections) c.expire(now);
+    this.http1Connections.forEach((c) => {
+      c.expire(now);
+    });
   }
 
   /** Closes the connections with no request in progress (node's closeIdleConnections). */
   closeIdleConnections(): void {
-    for (const c of this.http1Connections) if (c.idle()) c.socket.destroy();
+    this.http1Connections.forEach((c) => {
+      if (c.idle()) c.socket.destroy();
+    });
   }
 
   closeAllConnections(): void {
-    for (const c of this.http1Connections) c.socket.destroy();
+    this.http1Connections.forEach((c) => {
+      c.socket.destroy();
+    });
   }
 
   /** Stops accepting and closes idle connections, as node:http's close (node ≥ 19). */
@@ -571,6 +579,8 @@ export class Http1Server extends NetServer {
 
 /** One client connection: its parser, the request being read, the responses in order. */
 export class Connection {
+  /** Its place in the server's http1Connections (-1: not in it). */
+  slot = -1;
   readonly server: Http1Server;
   readonly socket: Socket;
   readonly #ptr: number;

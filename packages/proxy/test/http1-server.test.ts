@@ -40,6 +40,23 @@ const until = async (f: () => boolean, ms = 3000) => {
 };
 
 describe('http1-server.ts', () => {
+  it('keeps the open connections, and only those: 12 opened, 4 closed by the client, then closeIdleConnections and closeAllConnections', async () => {
+    const port = await start((_req, res) => res.end('ok'));
+    const clients = await Promise.all(Array.from({ length: 12 }, () => client(port)));
+    expect(await until(() => server!.http1Connections.size === 12)).toBe(true);
+    for (const c of clients.slice(0, 4)) c.s.end();
+    await Promise.all(clients.slice(0, 4).map((c) => c.closed));
+    expect(await until(() => server!.http1Connections.size === 8)).toBe(true);
+    // Two with a request in progress (headers sent, never ended): closeIdleConnections leaves them.
+    for (const c of clients.slice(4, 6)) c.s.write('GET / HTTP/1.1\r\nHost: a\r\n');
+    await new Promise((r) => setTimeout(r, 50));
+    server!.closeIdleConnections();
+    expect(await until(() => server!.http1Connections.size === 2)).toBe(true);
+    server!.closeAllConnections();
+    expect(await until(() => server!.http1Connections.size === 0)).toBe(true);
+    await Promise.all(clients.map((c) => c.closed));
+  });
+
   it('answers pipelined requests in order: a later answer waits (socket null) until the earlier one is sent', async () => {
     const pending: Http1Response[] = [];
     const port = await start((req, res) => {
