@@ -100,6 +100,12 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** The response head went out (or is held): a failure after it can only cut the connection. */
   started = false;
   done = false;
+  /**
+   * This response closes the connection (its request asked, or HTTP/1.0 without a length, or an error): a flag of
+   * the exchange, not the connection, so a pipelined request's `Connection: close` does not leak into the answers
+   * before it when its upstream answers first.
+   */
+  closing = false;
   controller: Dispatcher.DispatchController | null = null;
   constructor(conn: Conn, head: boolean, keepAlive: boolean, http10: boolean) {
     this.conn = conn;
@@ -119,8 +125,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   direct(url: string): void {
     const body = directBody(url);
     this.started = true;
-    if (!this.keepAlive) this.conn.closeAfter = true;
-    const connection = this.conn.closeAfter
+    if (!this.keepAlive) this.closing = true;
+    const connection = this.closing
       ? 'Connection: close\r\n'
       : this.http10
         ? 'Connection: keep-alive\r\nKeep-Alive: timeout=75\r\n'
@@ -151,14 +157,14 @@ class Exchange implements Dispatcher.DispatchHandler {
     }
     const bodyless = this.head || status === 204 || status === 304;
     if (!length && !bodyless) {
-      if (this.http10) this.conn.closeAfter = true;
+      if (this.http10) this.closing = true;
       else {
         this.chunked = true;
         head += 'Transfer-Encoding: chunked\r\n';
       }
     }
-    if (!this.keepAlive || this.conn.closeAfter) {
-      this.conn.closeAfter = true;
+    if (!this.keepAlive || this.closing) {
+      this.closing = true;
       head += 'Connection: close\r\n\r\n';
     } else head += this.http10 ? 'Connection: keep-alive\r\nKeep-Alive: timeout=75\r\n\r\n' : 'Keep-Alive: timeout=75\r\n\r\n';
     this.started = true;
@@ -188,7 +194,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     // Before the head: a 502; after it, the response is cut (the connection closes after what was sent).
     if (!this.started) this.write('HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
     else if (this.conn.queue[0] === this) this.conn.socket.destroy();
-    this.conn.closeAfter = true;
+    this.closing = true;
     this.done = true;
     this.conn.finished(this);
   }
@@ -200,7 +206,6 @@ class Conn {
   readonly socket: Socket;
   readonly ptr: number;
   readonly queue: Exchange[] = [];
-  closeAfter = false;
   corked = false;
   /** The sweep tick at which the connection last went idle (no exchange in flight), for the keep-alive timeout. */
   idleSince = tick;
@@ -348,7 +353,7 @@ class Conn {
     if (this.queue[0] !== x) return;
     this.queue.shift();
     this.idleSince = tick;
-    if (this.closeAfter) {
+    if (x.closing) {
       this.queue.length = 0;
       this.socket.end();
       return;
@@ -360,7 +365,7 @@ class Conn {
       if (held) for (const d of held) n.write(d);
       if (!n.done) break;
       this.queue.shift();
-      if (this.closeAfter) {
+      if (n.closing) {
         this.socket.end();
         return;
       }
