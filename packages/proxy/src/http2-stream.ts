@@ -398,13 +398,12 @@ let sentListKey: symbol | null | undefined;
 const RELEASED: readonly string[] = Object.freeze([]);
 
 /**
- * Lets go of the response's header list node keeps on the stream. node:http2's stream objects outlive their
- * requests: each one stays reachable for tens of milliseconds after it closed (inside node; not through this
- * module's references, which are dropped at 'close'), long enough to be promoted to the old generation at the
- * next scavenges with everything it holds, and freed only by a mark-compact. The list and its strings were
- * half of what h2 promoted per request: 1 447 against 759 bytes without them (loadtest/README.md, "What h2
- * leaves to the old generation"), and with it the mark-compacts' frequency, their pauses (h2's p99) and the
- * peak RSS. Nothing here reads `sentHeaders`.
+ * Lets go of the response's header list node keeps on the stream. A stream that reaches the old generation
+ * takes everything it holds with it, to be freed only by a mark-compact: every h2 stream did, through node's
+ * per-session Map and V8's pretenuring (both undone now: h2-stream-table.ts, v8-flags.ts), and a long-lived one
+ * (a large download, a gRPC stream) still does. The list and its strings were half of what h2 promoted per
+ * request then: 1 447 against 759 bytes without them (loadtest/README.md, "What h2 leaves to the old
+ * generation"). Nothing here reads `sentHeaders`.
  */
 export function releaseSentList(stream: ServerHttp2Stream): void {
   if (sentListKey === undefined) sentListKey = Object.getOwnPropertySymbols(stream).find((k) => k.description === 'raw-headers') ?? null;
