@@ -9,7 +9,6 @@ import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** A benchmark's scratch dir and the processes it started: on exit, every one still running is killed, then the dir removed (kept with TG_BENCH_KEEP=1). */
 /**
  * glibc malloc settings of a tiergate variant, from its name, as environment variables over `base` (the
  * proxy's own, PROXY_MALLOC_ENV): `-arena<N>` (MALLOC_ARENA_MAX: at most N malloc arenas; glibc's own limit is
@@ -29,6 +28,7 @@ export function targetEnv(name: string, base: Readonly<Record<string, string>>):
   return env;
 }
 
+/** A benchmark's scratch dir and the processes it started: on exit, every one still running is killed, then the dir removed (kept with TG_BENCH_KEEP=1). */
 export interface BenchWorkspace {
   readonly dir: string;
   readonly children: ChildProcess[];
