@@ -29,8 +29,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 //   proxy kill SIGKILL to proxy1's process: the failed requests are counted (IPVS sends new connections to proxy1
 //              until the director's check fails: fall 2 × interval 2 s); the director quiesces it, systemd restarts
 //              it, and it gets traffic again
-//   rolling    `systemctl restart tiergate-proxy` on proxy1, then proxy2 (the L4-aware drain): each is quiesced by
-//              lb1 before it exits cleanly; 0 failed requests
+//   rolling    the proxies' play with -e realserver_proxy_restart=true (one host at a time): each is quiesced by lb1
+//              before it exits cleanly, and the next restarts only once lb1 and lb2 route to it again (`tiergate
+//              director wait`); 0 failed requests
 //   drain      a drain by hand of proxy2 on lb1 (what `tiergate director drain` sends the daemon): weight 0 in lb1's
 //              kernel (ipvsadm); undrain: back to 1
 //   ha status  what `tiergate director status` reads (keepalived's record, the VIP, `ipvsadm -L --daemon`): lb1
@@ -284,14 +285,15 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     await ssh('proxy1', `rm -r ${dropIn} && systemctl daemon-reload`);
     await sleep(10_000);
 
+    // A rolling restart as an operator runs one: the proxies' play with -e realserver_proxy_restart=true, one host at
+    // a time. The role's handlers restart tiergate-proxy on proxy1 (it leaves by the L4-aware drain), then wait on lb1
+    // and lb2 (`tiergate director wait`, delegated) until each daemon routes to it again, and only then proxy2.
+    // (Before that wait, `systemctl restart` returned while lb1 still had proxy1 at weight 0, the next node was
+    // quiesced meanwhile, and a CI run saw IPVS refuse 4 connections with both at weight 0.)
     step('rolling');
-    for (const p of ['proxy1', 'proxy2'] as const) {
-      step(`rolling-${p}`);
-      const restarted = Date.now();
-      await ssh(p, 'systemctl restart tiergate-proxy.service');
-      await waitFor(`${p} back after its restart`, () => ipvs.some((s) => s.t > restarted && weighted(HOSTS[p]).test(s.text)), 120_000);
-    }
+    const rollingRc = await playbook(['--limit', 'proxies', '-e', 'realserver_proxy_restart=true'], 'rolling.log');
     step('rolled');
+    await writeFile(join(stackDir, 'rolling.json'), JSON.stringify({ rc: rollingRc }));
     await sleep(5_000);
 
     // A re-run with a changed config: the proxies' play alone (--limit: the directors' play under the emulator is
@@ -689,13 +691,34 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
       .filter((l) => pattern.test(l))
       .map((l) => Date.parse((l.split(' ')[0] ?? '').replace(/\+0000$/, 'Z')));
 
-  it('rolling restart of proxy1 then proxy2 (L4-aware drain): each quiesced by lb1 before its listener closes, a clean exit; 0 failed requests', async () => {
+  it('rolling restart of proxy1 then proxy2 (the playbook, L4-aware both ways): each quiesced by lb1 before its listener closes, a clean exit, routed again before the next stops; 0 failed requests', async () => {
     ran();
     const during = between(await requests(), 'rolling', 'redeploy');
+    const { rc } = JSON.parse(await read('rolling.json')) as { rc: number };
+    const log = await read('rolling.log');
+    expect(rc, log.slice(-4000)).toBe(0);
+    // The handler waited on both directors for each node, proxy1's wait before proxy2's restart.
+    const at = (re: RegExp) => log.search(re);
+    // (`ok: [proxy1 -> lb1(10.99.0.2)] => (item=lb1)`: the delegated host and its address, per loop item.)
+    const waits = ['proxy1', 'proxy2'].flatMap((p) =>
+      ['lb1', 'lb2'].map((lb) => at(new RegExp(`^ok: \\[${p} -> ${lb}(\\([^)]*\\))?\\] => \\(item=${lb}\\)`, 'm'))),
+    );
+    expect(
+      waits.every((i) => i > 0),
+      log.slice(-4000),
+    ).toBe(true);
+    expect(at(/^changed: \[proxy2\]/m)).toBeGreaterThan(Math.max(waits[0] ?? -1, waits[1] ?? -1));
+    // Never both at weight 0 in lb1's table: one node was always routed to.
+    const routed = (h: string) => new RegExp(`${h.replaceAll('.', '\\.')}:80\\s+Route\\s+[1-9]`);
+    const bothOut = ipvs.filter(
+      (x) => x.t > (steps.rolling ?? 0) && x.t < (steps.rolled ?? 0) && [HOSTS.proxy1, HOSTS.proxy2].every((h) => !routed(h).test(x.text)),
+    );
+    expect(bothOut.map((x) => x.text)).toEqual([]);
     const order: string[] = [];
     for (const p of ['proxy1', 'proxy2'] as const) {
-      // The proxies run on this machine's kernel: their journal's and their log's clock is the test's own.
-      const from = steps[`rolling-${p}`] ?? Number.NaN;
+      // The proxies run on this machine's kernel: their journal's and their log's clock is the test's own. Each
+      // node's drain is the first after the play began (proxy2's restart comes after proxy1's wait).
+      const from = steps.rolling ?? Number.NaN;
       const logged = (await read(`journal-${p}.txt`)).split('\n').flatMap((l) => {
         if (!l.includes(': {"')) return [];
         try {
@@ -708,10 +731,10 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
       const closed = logged.find((x) => x.msg === 'draining' && Number(x.time) > from)?.time as number | undefined;
       const served = logged.filter((x) => x.request_id !== undefined).map((x) => Date.parse(String(x.time)));
       const last = Math.max(...served.filter((t) => t < (closed ?? Number.NaN)));
-      // lb1's table showed it at weight 0 after the restart began (snapshots once a ssh round, ≈ 2 s under TCG).
+      // lb1's table showed it at weight 0 after the play began (snapshots once a ssh round, ≈ 2 s under TCG).
       const seen = ipvs.find((x) => x.t > from && new RegExp(`${HOSTS[p]}:80\\s+Route\\s+0\\s`).test(x.text))?.t;
       order.push(
-        `${p}: last request ${(closed ?? Number.NaN) - last} ms before its listener closed (${(closed ?? Number.NaN) - from} ms after the restart began), weight 0 seen ${(seen ?? Number.NaN) - from} ms after it`,
+        `${p}: last request ${(closed ?? Number.NaN) - last} ms before its listener closed (${(closed ?? Number.NaN) - from} ms after the play began), weight 0 seen ${(seen ?? Number.NaN) - from} ms after it`,
       );
       expect(closed, `${p}: no "draining" in its log`).toBeDefined();
       expect(seen, `${p}: never at weight 0 in lb1's table`).toBeDefined();

@@ -67,6 +67,7 @@ export {
   type StatsJson,
   statsJson,
 } from './reconciler.ts';
+export { isSettled, type RouteOfServer, type RouteState, routesOf } from './routed.ts';
 export {
   type DirectorState,
   defaultStatePath,

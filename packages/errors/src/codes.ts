@@ -64,6 +64,11 @@ export const ERROR_CODES = {
     exit: 1,
     summary: 'A drain names a virtual service or real server the configuration does not have.',
   },
+  TG_DIRECTOR_WAIT_TIMEOUT: {
+    status: 504,
+    exit: 1,
+    summary: '`director wait` timed out before the director routed new connections to the real server.',
+  },
   TG_HOST_SETUP: { status: 500, exit: 1, summary: 'Setting up a director or real-server host failed.' },
   // sessions
   TG_SESSION_STORE_UNAVAILABLE: { status: 503, exit: 1, summary: 'The session store (Redis) is unreachable.' },

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { ApplyOpts, CommonOpts, DrainOpts, StatusOpts } from '../actions/director.ts';
+import type { ApplyOpts, CommonOpts, DrainOpts, StatusOpts, WaitOpts } from '../actions/director.ts';
 
 /**
  * What the subcommands do (and with it @tiergate/director, IPVS over koffi, prom-client, OpenTelemetry) is loaded when
@@ -14,7 +14,7 @@ function common(cmd: Command): Command {
     .option('--state-file <path>', 'where ownership and drain state are kept (default /run/tiergate/director-<name>-net<ns>.json)');
 }
 
-/** `tiergate director run|apply|status`. */
+/** `tiergate director run|apply|status|drain|undrain|wait`. */
 export function registerDirector(program: Command): void {
   const director = program.command('director').description('the L4 director: reconcile kernel IPVS with tiergate.yaml');
   common(director.command('apply'))
@@ -50,4 +50,12 @@ export function registerDirector(program: Command): void {
     .requiredOption('--server <address>', 'the real server: ADDR or ADDR:PORT')
     .option('--json', 'print the result as JSON')
     .action(async (opts: DrainOpts) => (await actions()).drainCommand(opts, 'undrain'));
+  common(director.command('wait'))
+    .description(
+      'wait until the running daemon routes new connections to a real server in every service that lists it (after a restart of that node)',
+    )
+    .requiredOption('--server <address>', 'the real server: ADDR or ADDR:PORT')
+    .option('--timeout <duration>', 'how long to wait before exiting 1 (TG_DIRECTOR_WAIT_TIMEOUT)', '60s')
+    .option('--json', 'print where it stands in each service as JSON')
+    .action(async (opts: WaitOpts) => (await actions()).waitCommand(opts));
 }
