@@ -88,4 +88,49 @@ ${services}`);
     );
     expect(unknown.stderr).toContain('TG_DIRECTOR_UNKNOWN_SERVER');
   });
+
+  it('a daemon that refuses the token or does not run: asked until the timeout, which says so; an unknown server is refused without a daemon', async () => {
+    const d = new Director({
+      name: 'lb1',
+      services: validateConfig({
+        version: 1,
+        virtual_services: [{ address: '192.0.2.100', port: 80, real_servers: [{ address: '192.0.2.11' }] }],
+      }).virtual_services,
+      driver: new FakeIpvs(),
+      state: new MemoryStateStore(),
+      intervalMs: 3_600_000,
+    });
+    await d.start();
+    const adminSrv = await startAdminServer(d, { address: '127.0.0.1', port: 0, token: 'the-right-one' });
+    const port = new URL(adminSrv.url).port;
+    const file = (token: string) => `version: 1
+directors:
+  - name: lb1
+    interface: eth0
+    admin: { address: 127.0.0.1, port: ${port}, token: ${token} }
+virtual_services:
+  - { address: 192.0.2.100, port: 80, real_servers: [{ address: 192.0.2.11 }] }
+`;
+    using cfg = configDir(file('a-wrong-one'));
+    const wrong = await runCli(['director', 'wait', '-c', cfg.file, '--server', '192.0.2.11', '--timeout', '1s']);
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(
+      /director lb1, after 1s: the daemon at http:\/\/127\.0\.0\.1:\d+ answered HTTP 401: .*\[TG_DIRECTOR_WAIT_TIMEOUT\]$/m,
+    );
+
+    await adminSrv.close();
+    await d.stop();
+    cfg.write(file('the-right-one'));
+    const none = await runCli(['director', 'wait', '-c', cfg.file, '--server', '192.0.2.11', '--timeout', '1s']);
+    expect(none.code).toBe(1);
+    expect(none.stderr).toMatch(
+      /after 1s: no director daemon answers at http:\/\/127\.0\.0\.1:\d+ \(is `tiergate director run` running\?\): .*\[TG_DIRECTOR_WAIT_TIMEOUT\]$/m,
+    );
+    // Checked against the file before any daemon is asked: at once, even with a long timeout and no daemon.
+    const unknown = await runCli(['director', 'wait', '-c', cfg.file, '--server', '192.0.2.12', '--timeout', '10m'], 10_000);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain("no virtual service has a real server '192.0.2.12' (real servers: 192.0.2.11:80)");
+    const bad = await runCli(['director', 'wait', '-c', cfg.file, '--server', 'proxy1', '--timeout', '10m'], 10_000);
+    expect([bad.code, bad.stderr]).toEqual([2, "tiergate: --server: expected ADDR or ADDR:PORT, not 'proxy1' [TG_CLI_USAGE]\n"]);
+  });
 });

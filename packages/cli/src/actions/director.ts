@@ -155,15 +155,19 @@ export async function waitCommand(opts: WaitOpts): Promise<void> {
   const { config, director } = await load(opts);
   const timeout = duration.safeParse(opts.timeout);
   if (!timeout.success) throw new TgError('TG_CLI_USAGE', `--timeout: ${timeout.error.issues[0]?.message}`);
+  // A server that is no address, or that no service lists, is refused before the daemon is asked (at once, not after
+  // the timeout, and whether or not the daemon runs).
+  routesOf(config.virtual_services, { director: director.name, cycles: 0, lastCycle: null, services: [] }, opts.server);
   const { url, headers } = adminOf(director);
   const started = Date.now();
-  let last = `no director daemon answered at ${url} (is \`tiergate director run\` running?)`;
+  let last = '';
   for (;;) {
-    const status = await fetch(`${url}/status`, { headers, signal: AbortSignal.timeout(2_000) })
-      .then(async (res) => (res.ok ? ((await res.json()) as DirectorStatus) : undefined))
-      .catch(() => undefined);
-    if (status !== undefined) {
-      // Throws TG_DIRECTOR_UNKNOWN_SERVER for a server no service lists, at once.
+    const status = await fetch(`${url}/status`, { headers, signal: AbortSignal.timeout(2_000) }).then(
+      async (res) => (res.ok ? ((await res.json()) as DirectorStatus) : `the daemon at ${url} answered HTTP ${res.status}: ${await res.text()}`),
+      (err: unknown) => `no director daemon answers at ${url} (is \`tiergate director run\` running?): ${(err as Error).message}`,
+    );
+    if (typeof status === 'string') last = status.trim();
+    else {
       const routes = routesOf(config.virtual_services, status, opts.server);
       const waitedMs = Date.now() - started;
       if (routes.every(isSettled)) {
