@@ -1,7 +1,7 @@
 /**
  * Enforces the one-way import graph of docs/architecture.md: each package may import only the
  * @tiergate packages listed for it below (and must declare them in its package.json), never a deep
- * path into another package, and never a relative path that leaves its own folder.
+ * path into another package (a subpath the package's `exports` names is an entry point of its own, not a deep path), and never a relative path that leaves its own folder.
  * Written by hand (instead of dependency-cruiser) because the rule is this small table and a
  * 40-line scan keeps the check dependency-free and fast.
  */
@@ -35,6 +35,16 @@ function* tsFiles(dir: string): Generator<string> {
   }
 }
 
+/** The entry points a workspace package's package.json `exports` names (`.`, `./routed`, …). */
+function exportsOf(name: string): string[] {
+  try {
+    const exp = JSON.parse(readFileSync(join(root, 'packages', name, 'package.json'), 'utf8')).exports;
+    return typeof exp === 'object' && exp !== null ? Object.keys(exp) : ['.'];
+  } catch {
+    return [];
+  }
+}
+
 const importRe = /(?:import|export)\s[^'"]*?from\s*['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
 
 for (const pkg of readdirSync(join(root, 'packages'))) {
@@ -60,7 +70,8 @@ for (const pkg of readdirSync(join(root, 'packages'))) {
         const spec = (m[1] ?? m[2]) as string;
         if (spec.startsWith('@tiergate/')) {
           const [, name, ...deep] = spec.split('/');
-          if (deep.length > 0) problems.push(`${rel}: deep import '${spec}' (use the package's index)`);
+          if (deep.length > 0 && !exportsOf(name as string).includes(`./${deep.join('/')}`))
+            problems.push(`${rel}: deep import '${spec}' (use the package's index, or an entry its exports name)`);
           if (name === pkg) problems.push(`${rel}: imports its own package by name`);
           else if (productionCode && !allowed.includes('*') && !allowed.includes(name as string))
             problems.push(`${rel}: '${pkg}' may not import '@tiergate/${name}' (allowed: ${allowed.join(', ') || 'none'})`);

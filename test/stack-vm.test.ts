@@ -30,8 +30,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 //              until the director's check fails: fall 2 × interval 2 s); the director quiesces it, systemd restarts
 //              it, and it gets traffic again
 //   rolling    the proxies' play with -e realserver_proxy_restart=true (one host at a time): each is quiesced by lb1
-//              before it exits cleanly, and the next restarts only once lb1 and lb2 route to it again (`tiergate
-//              director wait`); 0 failed requests
+//              before it exits cleanly, and the next restarts only once lb1 routes to it again (`tiergate director
+//              wait`); 0 failed requests
 //   drain      a drain by hand of proxy2 on lb1 (what `tiergate director drain` sends the daemon): weight 0 in lb1's
 //              kernel (ipvsadm); undrain: back to 1
 //   ha status  what `tiergate director status` reads (keepalived's record, the VIP, `ipvsadm -L --daemon`): lb1
@@ -286,12 +286,17 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     await sleep(10_000);
 
     // A rolling restart as an operator runs one: the proxies' play with -e realserver_proxy_restart=true, one host at
-    // a time. The role's handlers restart tiergate-proxy on proxy1 (it leaves by the L4-aware drain), then wait on lb1
-    // and lb2 (`tiergate director wait`, delegated) until each daemon routes to it again, and only then proxy2.
+    // a time. The role's handlers restart tiergate-proxy on proxy1 (it leaves by the L4-aware drain), then wait on the
+    // director (`tiergate director wait`, delegated) until its daemon routes to it again, and only then proxy2.
     // (Before that wait, `systemctl restart` returned while lb1 still had proxy1 at weight 0, the next node was
     // quiesced meanwhile, and a CI run saw IPVS refuse 4 connections with both at weight 0.)
     step('rolling');
-    const rollingRc = await playbook(['--limit', 'proxies', '-e', 'realserver_proxy_restart=true'], 'rolling.log');
+    // The wait runs on lb1 only here (lb1 holds the VIP): each wait is a Node and a Python start on the emulated CPU,
+    // tens of seconds, and lb2's would add as much again while proving nothing lb1's does not.
+    const rollingRc = await playbook(
+      ['--limit', 'proxies', '-e', 'realserver_proxy_restart=true', '-e', '{"realserver_proxy_directors": ["lb1"]}'],
+      'rolling.log',
+    );
     step('rolled');
     await writeFile(join(stackDir, 'rolling.json'), JSON.stringify({ rc: rollingRc }));
     await sleep(5_000);
@@ -697,17 +702,15 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     const { rc } = JSON.parse(await read('rolling.json')) as { rc: number };
     const log = await read('rolling.log');
     expect(rc, log.slice(-4000)).toBe(0);
-    // The handler waited on both directors for each node, proxy1's wait before proxy2's restart.
+    // The handler waited on lb1 for each node, proxy1's wait before proxy2's restart.
     const at = (re: RegExp) => log.search(re);
     // (`ok: [proxy1 -> lb1(10.99.0.2)] => (item=lb1)`: the delegated host and its address, per loop item.)
-    const waits = ['proxy1', 'proxy2'].flatMap((p) =>
-      ['lb1', 'lb2'].map((lb) => at(new RegExp(`^ok: \\[${p} -> ${lb}(\\([^)]*\\))?\\] => \\(item=${lb}\\)`, 'm'))),
-    );
+    const waits = ['proxy1', 'proxy2'].map((p) => at(new RegExp(`^ok: \\[${p} -> lb1(\\([^)]*\\))?\\] => \\(item=lb1\\)`, 'm')));
     expect(
       waits.every((i) => i > 0),
       log.slice(-4000),
     ).toBe(true);
-    expect(at(/^changed: \[proxy2\]/m)).toBeGreaterThan(Math.max(waits[0] ?? -1, waits[1] ?? -1));
+    expect(at(/^changed: \[proxy2\]/m)).toBeGreaterThan(waits[0] ?? -1);
     // Never both at weight 0 in lb1's table: one node was always routed to.
     const routed = (h: string) => new RegExp(`${h.replaceAll('.', '\\.')}:80\\s+Route\\s+[1-9]`);
     const bothOut = ipvs.filter(

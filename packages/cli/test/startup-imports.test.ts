@@ -88,6 +88,29 @@ describe('what a tiergate command loads at startup', () => {
     expect(unwanted).toEqual([]);
   });
 
+  it('`tiergate director wait` loads the config package and the status reading: not the daemon, metrics, logging, telemetry or koffi', async () => {
+    // It runs on the director hosts between two restarts of a rollout (the proxy role's handler), emulated in the
+    // stack test: an unknown server ends it before any daemon is asked, after everything it loads is loaded.
+    const r = await loadedBy(['director', 'wait', '-c', example('classic-lvs-dr.yaml'), '--name', 'lb1', '--server', '192.0.2.99']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('TG_DIRECTOR_UNKNOWN_SERVER');
+    expect(r.packages).toEqual([
+      '@tiergate/cli',
+      '@tiergate/config',
+      '@tiergate/director',
+      '@tiergate/errors',
+      '@tiergate/ipvs',
+      'commander',
+      'yaml',
+      'zod',
+    ]);
+    // Of @tiergate/director, the status reading and what it needs: not the reconciler, health checks or admin server.
+    expect(r.urls.filter((u) => u.includes('/packages/director/')).map((u) => u.slice(u.lastIndexOf('/') + 1))).toEqual([
+      'routed.ts',
+      'desired.ts',
+    ]);
+  });
+
   it('`tiergate warm-cache` loads every module those commands load, into the compile cache it names', async () => {
     const cache = join(dir, 'compile-cache');
     const warm = await loadedBy(['warm-cache'], { NODE_COMPILE_CACHE: cache });
@@ -99,6 +122,7 @@ describe('what a tiergate command loads at startup', () => {
     // What commands that run here load (the proxy's status finds no proxy on port 1 of loopback, after loading its code).
     for (const args of [
       ['validate', example('classic-lvs-dr.yaml')],
+      ['director', 'wait', '-c', example('classic-lvs-dr.yaml'), '--name', 'lb1', '--server', '192.0.2.99'],
       ['director', 'apply', '--dry-run', '--against-empty', '-c', example('nat-and-tun.yaml')],
       ['proxy', 'status', '-c', example('local-stack.yaml'), '--admin', 'http://127.0.0.1:1'],
     ]) {

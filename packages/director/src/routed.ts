@@ -1,9 +1,13 @@
+// Also the package's `@tiergate/director/routed` entry: `tiergate director wait` reads a daemon's status with this
+// alone, without loading the daemon, its drivers, metrics and telemetry (the index does).
 import { isIP } from 'node:net';
 import { splitHostPort } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import { destKey, serviceKey } from '@tiergate/ipvs';
 import { destPortOf, serviceIdOfConfig, type VirtualService } from './desired.ts';
 import type { DirectorStatus } from './reconciler.ts';
+
+export type { DirectorStatus } from './reconciler.ts';
 
 /**
  * Where one real server stands in one virtual service that lists it, as the daemon's GET /status shows it:

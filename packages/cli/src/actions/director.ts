@@ -17,13 +17,11 @@ import {
   formatIpvsadmCommand,
   formatStatusTable,
   haStatus,
-  isSettled,
   type Logger,
   type ManualDrainResult,
   openIpvsDriver,
   plan,
   reconcileCycle,
-  routesOf,
   SyncRoleFollower,
   serviceIdOfConfig,
   setupDirectorHost,
@@ -33,28 +31,9 @@ import { type ErrorCode, TgError } from '@tiergate/errors';
 import { logContext } from '@tiergate/telemetry';
 import { startCommandTelemetry } from '../process-telemetry.ts';
 
-type DirectorCfg = Config['directors'][number];
+import { adminOf, type CommonOpts, type DirectorCfg, pickDirector } from './director-file.ts';
 
-export interface CommonOpts {
-  config: string;
-  name?: string;
-  stateFile?: string;
-}
-
-/** The director this host runs: `--name`, or the only one in the file. */
-function pickDirector(config: Config, name: string | undefined): DirectorCfg {
-  const all = config.directors;
-  const found = name === undefined ? (all.length === 1 ? all[0] : undefined) : all.find((d) => d.name === name);
-  if (found) return found;
-  const names = all.map((d) => d.name).join(', ') || 'none';
-  const why =
-    name === undefined
-      ? all.length === 0
-        ? 'the file has no directors entry'
-        : 'the file has several directors: pass --name'
-      : `no director named '${name}'`;
-  throw new TgError('TG_CONFIG_INVALID', `${why} (directors: ${names})`);
-}
+export type { CommonOpts } from './director-file.ts';
 
 async function load(opts: CommonOpts): Promise<{ config: Config; director: DirectorCfg; stateFile: string }> {
   const config = await loadConfigFile(opts.config);
@@ -65,14 +44,6 @@ async function load(opts: CommonOpts): Promise<{ config: Config; director: Direc
 }
 
 export type DrainOpts = CommonOpts & { service: string; server: string; timeout?: string; then: string; wait: boolean; json?: boolean };
-
-/** The running daemon's admin URL and bearer token, from the file's director entry (a wildcard is reached on loopback). */
-function adminOf(director: DirectorCfg): { url: string; headers: Record<string, string> } {
-  const a = director.admin.address === '0.0.0.0' ? '127.0.0.1' : director.admin.address === '::' ? '::1' : director.admin.address;
-  const host = a.includes(':') ? `[${a}]` : a;
-  const headers: Record<string, string> = director.admin.token ? { authorization: `Bearer ${director.admin.token}` } : {};
-  return { url: `http://${host}:${director.admin.port}`, headers };
-}
 
 /**
  * `director drain|undrain`: POST /drain or /undrain on the daemon (the daemon holds the state: it keeps the server
@@ -136,58 +107,6 @@ function describeDrain(r: ManualDrainResult): string {
     ? `timeout after ${(r.waitedMs / 1000).toFixed(1)} s with ${r.activeConns} active connections`
     : `drained in ${(r.waitedMs / 1000).toFixed(1)} s`;
   return `${r.phase === 'removed' ? 'removed' : 'drained'} ${where} (${how}); ${r.phase === 'removed' ? 'out of the service' : 'kept at weight 0'} until \`tiergate director undrain\``;
-}
-
-export type WaitOpts = CommonOpts & { server: string; timeout: string; json?: boolean };
-
-/** How often `director wait` asks the daemon (its checks run every `interval`, 2 s in the classic file). */
-const WAIT_POLL_MS = 500;
-
-/**
- * `director wait`: asks the running daemon (GET /status) until every configured virtual service that lists the
- * real server routes new connections to it (in the table, weight above 0, not failing its check), or holds it
- * drained by hand, or --timeout passes (TG_DIRECTOR_WAIT_TIMEOUT, naming where each service still has it).
- * The other half of the L4-aware restart: a proxy leaving waits for the directors to quiesce it (drain_delay);
- * the rollout waits with this for them to route to it again before it stops the next node, so two nodes are
- * never out at once. A daemon that does not answer (restarting) is asked again until the timeout.
- */
-export async function waitCommand(opts: WaitOpts): Promise<void> {
-  const { config, director } = await load(opts);
-  const timeout = duration.safeParse(opts.timeout);
-  if (!timeout.success) throw new TgError('TG_CLI_USAGE', `--timeout: ${timeout.error.issues[0]?.message}`);
-  // A server that is no address, or that no service lists, is refused before the daemon is asked (at once, not after
-  // the timeout, and whether or not the daemon runs).
-  routesOf(config.virtual_services, { director: director.name, cycles: 0, lastCycle: null, services: [] }, opts.server);
-  const { url, headers } = adminOf(director);
-  const started = Date.now();
-  let last = '';
-  for (;;) {
-    const status = await fetch(`${url}/status`, { headers, signal: AbortSignal.timeout(2_000) }).then(
-      async (res) => (res.ok ? ((await res.json()) as DirectorStatus) : `the daemon at ${url} answered HTTP ${res.status}: ${await res.text()}`),
-      (err: unknown) => `no director daemon answers at ${url} (is \`tiergate director run\` running?): ${(err as Error).message}`,
-    );
-    if (typeof status === 'string') last = status.trim();
-    else {
-      const routes = routesOf(config.virtual_services, status, opts.server);
-      const waitedMs = Date.now() - started;
-      if (routes.every(isSettled)) {
-        if (opts.json) process.stdout.write(`${JSON.stringify({ director: director.name, waitedMs, routes }, null, 2)}\n`);
-        else
-          for (const r of routes)
-            process.stdout.write(
-              `${r.state}: ${r.service} -> ${r.server}${r.weight ? ` (weight ${r.weight})` : ''} after ${(waitedMs / 1000).toFixed(1)} s\n`,
-            );
-        return;
-      }
-      last = routes
-        .filter((r) => !isSettled(r))
-        .map((r) => `${r.service} -> ${r.server}: ${r.state}`)
-        .join('; ');
-    }
-    if (Date.now() - started + WAIT_POLL_MS > timeout.data)
-      throw new TgError('TG_DIRECTOR_WAIT_TIMEOUT', `director ${director.name}, after ${opts.timeout}: ${last}`);
-    await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
-  }
 }
 
 export type ApplyOpts = CommonOpts & { dryRun?: boolean; againstEmpty?: boolean };

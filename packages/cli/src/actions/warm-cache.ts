@@ -10,6 +10,7 @@ import { flushCompileCache, getCompileCacheDir } from 'node:module';
 const ENTRIES: readonly (() => Promise<unknown>)[] = [
   () => import('./validate.ts'),
   () => import('./director.ts'),
+  () => import('./director-wait.ts'),
   () => import('./realserver.ts'),
   () => import('./proxy.ts'),
   () => import('./demo-app.ts'),

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import type { ApplyOpts, CommonOpts, DrainOpts, StatusOpts, WaitOpts } from '../actions/director.ts';
+import type { ApplyOpts, CommonOpts, DrainOpts, StatusOpts } from '../actions/director.ts';
+import type { WaitOpts } from '../actions/director-wait.ts';
 
 /**
  * What the subcommands do (and with it @tiergate/director, IPVS over koffi, prom-client, OpenTelemetry) is loaded when
@@ -57,5 +58,6 @@ export function registerDirector(program: Command): void {
     .requiredOption('--server <address>', 'the real server: ADDR or ADDR:PORT')
     .option('--timeout <duration>', 'how long to wait before exiting 1 (TG_DIRECTOR_WAIT_TIMEOUT)', '60s')
     .option('--json', 'print where it stands in each service as JSON')
-    .action(async (opts: WaitOpts) => (await actions()).waitCommand(opts));
+    // Its own module: it loads no more than the file and the status reading (actions/director-file.ts says why).
+    .action(async (opts: WaitOpts) => (await import('../actions/director-wait.ts')).waitCommand(opts));
 }
