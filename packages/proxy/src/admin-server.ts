@@ -1,9 +1,10 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { checkAdminRequest, isLoopbackAddress, statusPageAccess } from '@tiergate/config';
 import { type ErrorCode, httpStatusOf, isTgError, TgError } from '@tiergate/errors';
 import { acceptErrorLogger } from './connection-limit.ts';
 import { type ExpositionFormat, expositionFormat, percentiles, type WorkerSnapshot } from './metrics.ts';
+import { http } from './node-http.ts';
 import type { BoundAddress, ProxyLogger } from './proxy-server.ts';
 import { proxyStatusPage } from './status-page.ts';
 
@@ -219,7 +220,7 @@ async function route(req: IncomingMessage, res: ServerResponse, source: AdminSou
 export async function startAdminServer(config: AdminConfig, source: AdminSource, log?: ProxyLogger): Promise<AdminServer> {
   if (config.token === undefined && !isLoopbackAddress(config.address))
     throw new TgError('TG_CONFIG_INVALID', `admin: a token is required to listen on ${config.address}, which is not loopback`);
-  const server: Server = createServer((req, res) => {
+  const server: Server = http.createServer((req, res) => {
     req.resume();
     const refused = checkAdminRequest(req, statusPageAccess(req.method, req.url, config));
     if (refused) {

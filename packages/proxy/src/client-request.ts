@@ -1,4 +1,4 @@
-import { IncomingMessage } from 'node:http';
+import { http } from './node-http.ts';
 
 /**
  * The proxy's client request: node's IncomingMessage, except that destroying a request whose body the parser has
@@ -12,7 +12,7 @@ import { IncomingMessage } from 'node:http';
  * has completed is whole on the wire: the connection is in a clean state between two messages, and node's server
  * discards what was left unread. A destroy with an error, or of a request still arriving, still resets the socket.
  */
-export class ClientRequest extends IncomingMessage {
+export class ClientRequest extends http.IncomingMessage {
   override _destroy(err: Error | null, callback: (error?: Error | null) => void): void {
     if (err === null && this.complete) {
       process.nextTick(callback, null);

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { type ServerResponse, STATUS_CODES } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import { type ErrorCode, httpStatusOf, TgError } from '@tiergate/errors';
+import { http } from './node-http.ts';
 
 /**
  * Answers a request with a short plain-text error (`502 Bad Gateway (TG_PROXY_UPSTREAM_RESET)`) and
@@ -14,7 +15,7 @@ export function sendError(res: ServerResponse, code: ErrorCode, close = false, e
   const page = pages?.get(status);
   const fields = ['x-tiergate-error', code, ...extra];
   if (page) return sendBody(res, status, page.body, page.contentType, fields, close);
-  return sendText(res, status, `${status} ${STATUS_CODES[status] ?? 'Error'} (${code})\n`, fields, close);
+  return sendText(res, status, `${status} ${http.STATUS_CODES[status] ?? 'Error'} (${code})\n`, fields, close);
 }
 
 /** `error_pages`, read: the body and type of the proxy's own answer per status. */
@@ -52,7 +53,13 @@ export function loadErrorPages(pages: readonly { status: readonly number[]; file
  * Returns the body bytes sent.
  */
 export function sendRedirect(res: ServerResponse, status: number, location: string, close: boolean, extra: readonly string[]): number {
-  return sendText(res, status, `${status} ${STATUS_CODES[status] ?? 'Redirect'}: ${location}\n`, ['location', location, ...extra], close);
+  return sendText(
+    res,
+    status,
+    `${status} ${http.STATUS_CODES[status] ?? 'Redirect'}: ${location}\n`,
+    ['location', location, ...extra],
+    close,
+  );
 }
 
 /** The proxy's own answer: `body` as text/plain with `fields` (a flat name/value list); see sendError for the rest. */

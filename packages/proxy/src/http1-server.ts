@@ -1,9 +1,9 @@
 import { EventEmitter } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
-import { STATUS_CODES } from 'node:http';
 import { createRequire } from 'node:module';
 import { Server as NetServer, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { http } from './node-http.ts';
 import { SlotList } from './slot-list.ts';
 
 /**
@@ -357,7 +357,7 @@ export class Http1Response extends EventEmitter {
   ): this {
     if (this.headersSent)
       throw Object.assign(new Error('Cannot write headers after they are sent to the client'), { code: 'ERR_HTTP_HEADERS_SENT' });
-    const statusText = typeof a === 'string' ? a : (STATUS_CODES[status] ?? 'unknown');
+    const statusText = typeof a === 'string' ? a : (http.STATUS_CODES[status] ?? 'unknown');
     const headers = typeof a === 'string' ? b : a;
     this.statusCode = status;
     this.statusMessage = statusText;

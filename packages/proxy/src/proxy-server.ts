@@ -1,4 +1,4 @@
-import { createServer, Server as HttpServer, type IncomingMessage, type Server, ServerResponse, STATUS_CODES } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Http2SecureServer, Http2Server } from 'node:http2';
 import { createServer as createHttpsServer } from 'node:https';
 import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
@@ -33,6 +33,7 @@ import { type Http1AnyRequest, type Http1Response, Http1Server, type Http1Server
 import { createHttp2Listener, Http2Sessions, http2Settings } from './http2-server.ts';
 import type { Http2StreamRequestLike, Http2StreamResponse } from './http2-stream.ts';
 import { ListenerTls } from './listener-tls.ts';
+import { http } from './node-http.ts';
 import { TokenBucketLimiter } from './rate-limiter.ts';
 import { prefixRewriter } from './request-target.ts';
 import { type RouteSpec, RouteTable } from './route-table.ts';
@@ -428,7 +429,7 @@ async function listen(
   } else if (tls) {
     server = createHttpsServer({ ...httpOptions, ...tls }, onRequest);
   } else {
-    server = http1 ?? createServer(httpOptions, onRequest);
+    server = http1 ?? http.createServer(httpOptions, onRequest);
   }
   // The http2 secure server is a tls.Server too: reloads and ticket keys reach it the same way.
   if (listenerTls) listenerTls.attach(server as TlsServer);
@@ -502,7 +503,7 @@ function answerMonitor(ctx: ProxyContext, res: ServerResponse): void {
 /** An Upgrade request gets a ServerResponse on its raw socket, so refusals are ordinary HTTP answers. */
 function onUpgrade(ctx: ProxyContext, info: ListenerInfo, req: IncomingMessage, socket: Duplex, head: Buffer): void {
   socket.on('error', () => socket.destroy());
-  const res = new ServerResponse(req);
+  const res = new http.ServerResponse(req);
   res.shouldKeepAlive = false;
   res.assignSocket(socket as Socket);
   // Without the server's keep-alive handling, the connection ends with the response (a tunnel detaches first).
@@ -547,9 +548,9 @@ function onClientError(err: Error & { code?: string }, socket: Duplex): void {
         ? 'TG_PROXY_CLIENT_TIMEOUT'
         : 'TG_PROXY_BAD_REQUEST';
   const status = httpStatusOf(code);
-  const body = `${status} ${STATUS_CODES[status]} (${code})\n`;
+  const body = `${status} ${http.STATUS_CODES[status]} (${code})\n`;
   socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\n` +
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nconnection: close\r\ncontent-type: text/plain; charset=utf-8\r\n` +
       `content-length: ${body.length}\r\nx-tiergate-error: ${code}\r\n\r\n${body}`,
   );
 }
@@ -588,7 +589,7 @@ async function shutdown(
     http1?.closeAllConnections();
     // Http2SecureServer has no closeAllConnections, but tracks its HTTP/1.1 connections as http.Server does.
     if (server instanceof Http1Server) server.closeAllConnections();
-    else HttpServer.prototype.closeAllConnections.call(server as Server);
+    else http.Server.prototype.closeAllConnections.call(server as Server);
     sessions?.destroyAll();
   }
   // Upgraded connections are no longer the http server's: cut open tunnels here.

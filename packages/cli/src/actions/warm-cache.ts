@@ -4,8 +4,8 @@ import { flushCompileCache, getCompileCacheDir } from 'node:module';
  * What the commands import when they run: their actions/ modules (and with them every package they load statically),
  * and what `demo-app` imports once its telemetry started. Importing one runs only its top-level declarations: none of
  * them starts anything. Not here: what loads only with a setting or on first use (the OpenTelemetry SDK when tracing
- * is on, undici on a director's first HTTP health check, koffi with the first netlink socket), and the proxy's
- * cluster worker entry (proxy-runtime/worker.ts), which starts a worker when imported.
+ * is on, undici on a director's first HTTP health check, koffi with the first netlink socket). The proxy's cluster
+ * workers start from proxy-runtime/worker-entry.js, plain JavaScript, which needs no entry here.
  */
 const ENTRIES: readonly (() => Promise<unknown>)[] = [
   () => import('./validate.ts'),
@@ -13,6 +13,7 @@ const ENTRIES: readonly (() => Promise<unknown>)[] = [
   () => import('./director-wait.ts'),
   () => import('./realserver.ts'),
   () => import('./proxy.ts'),
+  () => import('../proxy-runtime/worker.ts'),
   () => import('./demo-app.ts'),
   () => import('../local-stack/run-local-stack.ts'),
   () => import('@tiergate/demo-app'),

@@ -108,7 +108,7 @@ export class Primary {
   async start(): Promise<void> {
     this.#fatal = fatalError(this.#log, () => this.#section.shutdown_timeout + FATAL_MARGIN_MS);
     cluster.setupPrimary({
-      exec: fileURLToPath(new URL('./worker.ts', import.meta.url)),
+      exec: fileURLToPath(new URL('./worker-entry.js', import.meta.url)),
       execArgv: proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS),
     });
     this.#tickets = new TicketKeyRotation(this.#section.listeners, (index, keys) => {

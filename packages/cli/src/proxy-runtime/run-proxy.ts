@@ -3,9 +3,10 @@ import { drainDelayMs, loadConfigFile } from '@tiergate/config';
 import type { ProxySection } from '@tiergate/proxy';
 import type { Logger } from 'pino';
 import { startCommandTelemetry } from '../process-telemetry.ts';
+import { warmCompileCache } from './compile-cache.ts';
 import { Primary } from './primary.ts';
 import { runSingle } from './single.ts';
-import { proxyMallocEnv, reexecWithProxySettings } from './v8-flags.ts';
+import { proxyExecArgv, proxyMallocEnv, reexecWithProxySettings } from './v8-flags.ts';
 
 /** `workers: auto` is one per CPU the process may use. */
 export function workerCount(workers: ProxySection['workers']): number {
@@ -35,6 +36,8 @@ export async function runProxy(file: string, section: ProxySection, log: Logger)
     const config = await loadConfigFile(file);
     const settings = config.telemetry;
     const delayMs = drainDelayMs(config);
+    // The serving processes' flags: this process's plus the proxy's V8 flags (a single process re-executes with them).
+    const cacheDir = warmCompileCache(proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS), log);
     if (n <= 1) {
       reexecWithProxySettings();
       const telemetry = await startCommandTelemetry(settings, 'proxy', log);
@@ -45,7 +48,12 @@ export async function runProxy(file: string, section: ProxySection, log: Logger)
       }
     }
     // The workers' malloc settings: the primary serves nothing, so it keeps glibc's defaults.
-    const workerEnv = { ...proxyMallocEnv(process.env), [TELEMETRY_ENV]: JSON.stringify(settings) };
+    const workerEnv = {
+      ...proxyMallocEnv(process.env),
+      [TELEMETRY_ENV]: JSON.stringify(settings),
+      // Workers do not run the launcher, which enables the cache in this process.
+      ...(cacheDir === undefined ? {} : { NODE_COMPILE_CACHE: cacheDir }),
+    };
     const primary = new Primary(file, section, n, log, workerEnv, delayMs, settings.metrics.enabled);
     await primary.start();
     await primary.run(onReload);

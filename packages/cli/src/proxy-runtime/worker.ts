@@ -1,7 +1,9 @@
-// Entry file of a cluster worker (node:cluster runs it in each forked process; see primary.ts).
-// It serves requests on the listeners the primary shares and answers the primary's IPC requests.
+// A cluster worker (node:cluster forks worker-entry.js, which calls runWorker; see primary.ts): it serves requests
+// on the listeners the primary shares and answers the primary's IPC requests. Importing this module starts nothing,
+// so `tiergate warm-cache` can load it into Node's compile cache (compile-cache.ts).
 import type { ProxySection } from '@tiergate/proxy';
 import type { TelemetryHandle, TelemetrySettings } from '@tiergate/telemetry';
+import type { Logger } from 'pino';
 import { createLogger } from '../logger.ts';
 import { startCommandTelemetry } from '../process-telemetry.ts';
 import { FATAL_MARGIN_MS, fatalError } from './fatal.ts';
@@ -9,7 +11,8 @@ import type { FromWorker, ToWorker } from './ipc.ts';
 import { type ProxyProcess, startProxyProcess, toWire } from './proxy-process.ts';
 
 const slot = process.env.TIERGATE_WORKER ?? '?';
-const log = createLogger(process.env.TIERGATE_LOG_LEVEL ?? 'info', 'tiergate-proxy').child({ worker: slot });
+/** Set by runWorker (a logger opens nothing, but an import for the compile cache makes none). */
+let log: Logger;
 const send = (m: FromWorker) => {
   if (process.connected) process.send!(m);
 };
@@ -94,20 +97,24 @@ async function onMessage(m: ToWorker): Promise<void> {
   }
 }
 
-// Reloads are the primary's job; a HUP sent to the whole process group must not kill a worker (default action).
-process.on('SIGHUP', () => {});
-// Ctrl-C reaches every process of the group: the primary orchestrates the drain.
-process.on('SIGINT', () => {});
-// systemd's default KillMode=control-group sends SIGTERM to every process of the unit at once: a worker that
-// closed its listeners then would cut the primary's drain delay short (the health check fails first, together on
-// every worker, and the node keeps serving: primary.ts). So while its primary lives, the primary decides; a worker
-// left alone drains on SIGTERM as before.
-process.on('SIGTERM', () => {
-  if (!process.connected) void stop('SIGTERM');
-});
-process.on('disconnect', () => void stop('primary gone'));
-void fatalError(log, () => (pp?.section().shutdown_timeout ?? 30_000) + FATAL_MARGIN_MS).then((kind) => stop(kind, 1));
-process.on('message', (m: ToWorker) => {
-  onMessage(m).catch((err: unknown) => log.error({ error: toWire(err) }, 'worker message failed'));
-});
-send({ t: 'hello' });
+/** Starts this process as a worker: signal handlers, the fatal-error drain, the primary's messages, then `hello`. */
+export function runWorker(): void {
+  log = createLogger(process.env.TIERGATE_LOG_LEVEL ?? 'info', 'tiergate-proxy').child({ worker: slot });
+  // Reloads are the primary's job; a HUP sent to the whole process group must not kill a worker (default action).
+  process.on('SIGHUP', () => {});
+  // Ctrl-C reaches every process of the group: the primary orchestrates the drain.
+  process.on('SIGINT', () => {});
+  // systemd's default KillMode=control-group sends SIGTERM to every process of the unit at once: a worker that
+  // closed its listeners then would cut the primary's drain delay short (the health check fails first, together on
+  // every worker, and the node keeps serving: primary.ts). So while its primary lives, the primary decides; a worker
+  // left alone drains on SIGTERM as before.
+  process.on('SIGTERM', () => {
+    if (!process.connected) void stop('SIGTERM');
+  });
+  process.on('disconnect', () => void stop('primary gone'));
+  void fatalError(log, () => (pp?.section().shutdown_timeout ?? 30_000) + FATAL_MARGIN_MS).then((kind) => stop(kind, 1));
+  process.on('message', (m: ToWorker) => {
+    onMessage(m).catch((err: unknown) => log.error({ error: toWire(err) }, 'worker message failed'));
+  });
+  send({ t: 'hello' });
+}

@@ -1,0 +1,89 @@
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:http2';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { describe, expect, it } from 'vitest';
+import { configDir, startProxyProc, startUpstream } from './proxy-ops-helpers.ts';
+
+// Which of Node's own modules a proxy process loads. Two matter for memory, each for the process's whole life:
+// - Node's bundled undici (its fetch and WebSocket, 763 KB of source and llhttp), which an ESM import of node:http
+//   pulls in by reading the module's lazy `WebSocket` getter (packages/proxy/src/node-http.ts): 2.3 MiB of heap and
+//   13 MiB of RSS per process, for classes the proxy never uses;
+// - Node's type stripper (amaro), loaded by a process that compiles a TypeScript module Node's compile cache does not
+//   hold, as every process did at the first start of a new release: 16-18 MiB per worker
+//   (packages/cli/src/proxy-runtime/compile-cache.ts warms the cache for them first).
+// A real `tiergate proxy` with a cold cache (a new NODE_COMPILE_CACHE directory) serves HTTP/1.1 on both servers, h2c
+// and its admin endpoint; each process writes its argv and `process.moduleLoadList` when it exits.
+
+const HOOK = `import { writeFileSync } from 'node:fs';
+process.on('exit', () => writeFileSync(\`\${process.env.TG_BUILTINS_DIR}/\${process.pid}.txt\`, [process.argv.slice(1).join(' '), ...process.moduleLoadList].join('\\n')));
+`;
+const AMARO = 'NativeModule internal/deps/amaro/dist/index';
+
+describe('tiergate proxy and the builtins it loads', () => {
+  it.each([2, 1])(
+    "workers: %i, a cold compile cache: no serving process loads Node's type stripper or its undici, through HTTP/1.1 (both servers), h2c and admin requests",
+    async (workers) => {
+      await using up = await startUpstream('u');
+      using cfg = configDir(`version: 1
+proxy:
+  listeners:
+    - { address: 127.0.0.1, port: 0 }
+    - { address: 127.0.0.1, port: 0, http1_server: node }
+    - { address: 127.0.0.1, port: 0, http2: true }
+  admin: { address: 127.0.0.1, port: 0 }
+  workers: ${workers}
+  shutdown_timeout: 5s
+  pools:
+    app:
+      servers: [{ address: "${up.address}" }]
+`);
+      const dir = join(cfg.file, '..');
+      const hook = join(dir, 'hook.mjs');
+      writeFileSync(hook, HOOK);
+      const env = { NODE_OPTIONS: `--import=${hook}`, TG_BUILTINS_DIR: dir, NODE_COMPILE_CACHE: join(dir, 'compile-cache') };
+      await using proxy = await startProxyProc(cfg.file, 60_000, { env });
+      const [lean, node, h2c] = [...proxy.stdout().matchAll(/^listening on (\S+)$/gm)].map((m) => m[1] as string);
+      // Several requests each, so both workers are likely to serve some (the kernel spreads the connections).
+      for (let i = 0; i < 6; i++) {
+        for (const url of [lean, node]) {
+          const r = await request(`${url}/x`, { headers: { connection: 'close' } });
+          expect(r.statusCode).toBe(200);
+          await r.body.text();
+        }
+        const session = connect(h2c as string);
+        const status = await new Promise<number>((resolve, reject) => {
+          const s = session.request({ ':path': '/x' });
+          s.on('response', (h) => resolve(Number(h[':status'])));
+          s.on('error', reject);
+          s.resume();
+        });
+        session.close();
+        expect(status).toBe(200);
+      }
+      expect((await request(`${proxy.admin}/metrics`)).statusCode).toBe(200);
+      proxy.child.kill('SIGTERM');
+      expect(await proxy.exited).toBe(0);
+
+      const processes = readdirSync(dir)
+        .filter((f) => /^\d+\.txt$/.test(f))
+        .map((f) => {
+          const [argv = '', ...loaded] = readFileSync(join(dir, f), 'utf8').split('\n');
+          return { argv, loaded };
+        });
+      // The serving processes: the workers (their entry file), or the one process re-executed with the proxy's flags
+      // (same PID: the image before the execve never exits). The warm-cache run is one more process.
+      const serving = processes.filter((p) => (workers > 1 ? p.argv.includes('worker-entry.js') : / proxy -c /.test(p.argv)));
+      expect(serving.length, JSON.stringify(processes.map((p) => p.argv))).toBe(workers);
+      const warm = processes.filter((p) => p.argv.endsWith(' warm-cache'));
+      expect(warm.length).toBe(1);
+      // The cache was cold: the warm-up run stripped the types (else this test would prove nothing).
+      expect(warm[0]?.loaded).toContain(AMARO);
+      // What they served with was loaded (the list is real): node:http2 and node:http.
+      for (const p of serving) expect(p.loaded).toEqual(expect.arrayContaining(['NativeModule http2', 'NativeModule http']));
+      expect(serving.flatMap((p) => p.loaded.filter((m) => m === AMARO || m.includes('deps/undici')))).toEqual([]);
+      // Nor does the primary (the warm-up run loads every command's modules: the director's and app's node:http too).
+      expect(processes.filter((p) => !warm.includes(p)).flatMap((p) => p.loaded.filter((m) => m.includes('deps/undici')))).toEqual([]);
+    },
+  );
+});
