@@ -3,6 +3,7 @@ import { connect } from 'node:http2';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { describe, expect, it } from 'vitest';
+import { PROXY_MALLOC_ENV, PROXY_V8_FLAGS } from '../packages/cli/src/proxy-runtime/v8-flags.ts';
 import { configDir, startProxyProc, startUpstream } from './proxy-ops-helpers.ts';
 
 // Which of Node's own modules a proxy process loads. Two matter for memory, each for the process's whole life:
@@ -21,9 +22,15 @@ process.on('exit', () => writeFileSync(\`\${process.env.TG_BUILTINS_DIR}/\${proc
 const AMARO = 'NativeModule internal/deps/amaro/dist/index';
 
 describe('tiergate proxy and the builtins it loads', () => {
-  it.each([2, 1])(
-    "workers: %i, a cold compile cache: no serving process loads Node's type stripper or its undici, through HTTP/1.1 (both servers), h2c and admin requests",
-    async (workers) => {
+  // `flags`: the proxy's V8 flags and malloc settings given up front (as loadtest/ does), so a `workers: 1` proxy has
+  // nothing to re-execute itself for, but for the cold cache.
+  it.each([
+    [2, false],
+    [1, false],
+    [1, true],
+  ])(
+    "workers: %i (flags given: %s), a cold compile cache: no serving process loads Node's type stripper or its undici, through HTTP/1.1 (both servers), h2c and admin requests",
+    async (workers, flags) => {
       await using up = await startUpstream('u');
       using cfg = configDir(`version: 1
 proxy:
@@ -41,8 +48,13 @@ proxy:
       const dir = join(cfg.file, '..');
       const hook = join(dir, 'hook.mjs');
       writeFileSync(hook, HOOK);
-      const env = { NODE_OPTIONS: `--import=${hook}`, TG_BUILTINS_DIR: dir, NODE_COMPILE_CACHE: join(dir, 'compile-cache') };
-      await using proxy = await startProxyProc(cfg.file, 60_000, { env });
+      const env = {
+        NODE_OPTIONS: `--import=${hook}`,
+        TG_BUILTINS_DIR: dir,
+        NODE_COMPILE_CACHE: join(dir, 'compile-cache'),
+        ...(flags ? PROXY_MALLOC_ENV : {}),
+      };
+      await using proxy = await startProxyProc(cfg.file, 60_000, { env, nodeArgs: flags ? PROXY_V8_FLAGS : [] });
       const [lean, node, h2c] = [...proxy.stdout().matchAll(/^listening on (\S+)$/gm)].map((m) => m[1] as string);
       // Several requests each, so both workers are likely to serve some (the kernel spreads the connections).
       for (let i = 0; i < 6; i++) {

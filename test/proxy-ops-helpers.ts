@@ -84,14 +84,14 @@ export interface ProxyProc extends AsyncDisposable {
 
 /**
  * `wrap`: a command that runs the proxy (e.g. `['prlimit', '--nofile=200:200']`), exec'ing it in place;
- * `env`: added to the environment.
+ * `env`: added to the environment; `nodeArgs`: node's own options, before the launcher.
  */
 export async function startProxyProc(
   file: string,
   timeoutMs = 30_000,
-  opts: { wrap?: readonly string[]; env?: Record<string, string> } = {},
+  opts: { wrap?: readonly string[]; env?: Record<string, string>; nodeArgs?: readonly string[] } = {},
 ): Promise<ProxyProc> {
-  const argv = [...(opts.wrap ?? []), process.execPath, BIN, 'proxy', '-c', file];
+  const argv = [...(opts.wrap ?? []), process.execPath, ...(opts.nodeArgs ?? []), BIN, 'proxy', '-c', file];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let out = '';
   let err = '';

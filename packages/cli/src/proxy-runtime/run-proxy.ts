@@ -3,7 +3,7 @@ import { drainDelayMs, loadConfigFile } from '@tiergate/config';
 import type { ProxySection } from '@tiergate/proxy';
 import type { Logger } from 'pino';
 import { startCommandTelemetry } from '../process-telemetry.ts';
-import { warmCompileCache } from './compile-cache.ts';
+import { strippedTypes, warmCompileCache } from './compile-cache.ts';
 import { Primary } from './primary.ts';
 import { runSingle } from './single.ts';
 import { proxyExecArgv, proxyMallocEnv, reexecWithProxySettings } from './v8-flags.ts';
@@ -37,9 +37,12 @@ export async function runProxy(file: string, section: ProxySection, log: Logger)
     const settings = config.telemetry;
     const delayMs = drainDelayMs(config);
     // The serving processes' flags: this process's plus the proxy's V8 flags (a single process re-executes with them).
+    const stripped = strippedTypes();
     const cacheDir = warmCompileCache(proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS), log);
     if (n <= 1) {
-      reexecWithProxySettings();
+      // Also when this process had to strip TypeScript and nothing is missing (the proxy's flags given on node's
+      // command line): the new image finds the cache warm and does not keep the type stripper while it serves.
+      reexecWithProxySettings(stripped && cacheDir !== undefined);
       const telemetry = await startCommandTelemetry(settings, 'proxy', log);
       try {
         return await runSingle(file, section, log, onReload, settings.tracing.trust_incoming, delayMs, settings.metrics.enabled);

@@ -95,10 +95,18 @@ export function proxyMallocEnv(env: NodeJS.ProcessEnv): Record<string, string> {
  * config is simply read again by the new image. Returns only when nothing is missing or the platform has
  * no process.execve.
  */
-export function reexecWithProxySettings(): void {
+export function reexecWithProxySettings(
+  /** Re-execute even when nothing is missing (once: the new image gets TIERGATE_PROXY_REEXEC and never does). */
+  always = false,
+): void {
   const execArgv = proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS);
   const malloc = proxyMallocEnv(process.env);
   const missing = execArgv.length > process.execArgv.length || Object.keys(malloc).length > 0;
-  if (!missing || typeof process.execve !== 'function') return;
-  process.execve(process.execPath, [process.execPath, ...execArgv, ...process.argv.slice(1)], { ...process.env, ...malloc });
+  const again = always && process.env[REEXEC_ENV] === undefined;
+  if ((!missing && !again) || typeof process.execve !== 'function') return;
+  const env = { ...process.env, ...malloc, [REEXEC_ENV]: '1' };
+  process.execve(process.execPath, [process.execPath, ...execArgv, ...process.argv.slice(1)], env);
 }
+
+/** Set in the environment of a re-executed `workers: 1` proxy. */
+export const REEXEC_ENV = 'TIERGATE_PROXY_REEXEC';
