@@ -1,4 +1,5 @@
-import type { DeepReadonly, VirtualServiceConfig } from '@tiergate/config';
+import { isIP } from 'node:net';
+import { type DeepReadonly, splitHostPort, type VirtualServiceConfig } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import {
   defaultNetmask,
@@ -38,6 +39,29 @@ export function serviceIdOfConfig(vs: VirtualService): IpvsServiceId {
   if (vs.address === undefined || vs.port === undefined)
     throw new TgError('TG_CONFIG_INVALID', `virtual service ${vs.name ?? '?'}: needs address and port, or fwmark`);
   return { family: familyOfAddress(vs.address), protocol: vs.protocol, address: vs.address, port: vs.port };
+}
+
+/** `10.0.0.100:80`, `[2001:db8::1]:80` → the endpoint part of a service key; undefined for anything else. */
+export function endpointOf(spec: string): string | undefined {
+  const hp = splitHostPort(spec);
+  return hp && isIP(hp.host) !== 0 ? destKey({ address: hp.host, port: hp.port }) : undefined;
+}
+
+/**
+ * A real server as an operator types it (`director drain`, `director wait`): `ADDR` (any port) or `ADDR:PORT` (the
+ * port the kernel holds), compared in the kernel's canonical spelling (IPv6 has many; destKey's is the one).
+ * `endpoint` is set for ADDR:PORT, `address` (destKey with port 0) for ADDR; undefined when it is neither.
+ */
+export function serverSpec(spec: string): { endpoint?: string; address?: string } | undefined {
+  const bare = spec.replace(/^\[|\]$/g, '');
+  if (isIP(bare) !== 0) return { address: destKey({ address: bare, port: 0 }) };
+  const endpoint = endpointOf(spec);
+  return endpoint === undefined ? undefined : { endpoint };
+}
+
+/** Whether the real server `rs` of `vs` (kernel key `dstKey`) is the one `spec` (serverSpec) names. */
+export function isServer(spec: { endpoint?: string; address?: string }, dstKey: string, rsAddress: string): boolean {
+  return dstKey === spec.endpoint || destKey({ address: rsAddress, port: 0 }) === spec.address;
 }
 
 /**

@@ -1,8 +1,6 @@
-import { isIP } from 'node:net';
-import { splitHostPort } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import { destKey, serviceKey } from '@tiergate/ipvs';
-import { destPortOf, healthKey, serviceIdOfConfig, type VirtualService } from './desired.ts';
+import { destPortOf, endpointOf, healthKey, isServer, serverSpec, serviceIdOfConfig, type VirtualService } from './desired.ts';
 
 /**
  * Where a real server drained by hand (`tiergate director drain`, POST /drain) is: `draining` at weight 0 until
@@ -38,12 +36,6 @@ export interface ResolvedServer {
   readonly key: string;
 }
 
-/** `10.0.0.100:80`, `[2001:db8::1]:80` → the endpoint part of a service key; undefined for anything else. */
-function endpointOf(spec: string): string | undefined {
-  const hp = splitHostPort(spec);
-  return hp && isIP(hp.host) !== 0 ? destKey({ address: hp.host, port: hp.port }) : undefined;
-}
-
 /**
  * Finds a configured real server from what an operator types: the service as its `name`, `VIP:PORT` (any protocol;
  * `udp/VIP:PORT` when several share it), or a service key (`fwmark/inet/7`); the server as `ADDR` or `ADDR:PORT`
@@ -63,15 +55,12 @@ export function resolveServer(services: readonly VirtualService[], service: stri
   }
   const vs = matches[0] as VirtualService;
   const svcKey = serviceKey(serviceIdOfConfig(vs));
-  const serverEp = endpointOf(server);
-  const bare = server.replace(/^\[|\]$/g, '');
-  // Addresses compare in canonical form (IPv6 has many spellings): destKey with port 0 is that form.
-  const wanted = isIP(bare) !== 0 ? destKey({ address: bare, port: 0 }) : undefined;
+  const wanted = serverSpec(server);
   const candidates = vs.real_servers.map((rs) => ({
     dstKey: destKey({ address: rs.address, port: destPortOf(vs, rs.port) }),
-    address: destKey({ address: rs.address, port: 0 }),
+    address: rs.address,
   }));
-  const found = candidates.filter((c) => c.dstKey === serverEp || c.address === wanted).map((c) => c.dstKey);
+  const found = candidates.filter((c) => wanted !== undefined && isServer(wanted, c.dstKey, c.address)).map((c) => c.dstKey);
   if (found.length !== 1) {
     const why = found.length === 0 ? `has no real server '${server}'` : `has several real servers at '${server}': add the port`;
     const list = candidates.map((c) => c.dstKey).join(', ') || 'none';

@@ -1,10 +1,8 @@
 // Also the package's `@tiergate/director/routed` entry: `tiergate director wait` reads a daemon's status with this
 // alone, without loading the daemon, its drivers, metrics and telemetry (the index does).
-import { isIP } from 'node:net';
-import { splitHostPort } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import { destKey, serviceKey } from '@tiergate/ipvs';
-import { destPortOf, serviceIdOfConfig, type VirtualService } from './desired.ts';
+import { destPortOf, isServer, serverSpec, serviceIdOfConfig, type VirtualService } from './desired.ts';
 import type { DirectorStatus } from './reconciler.ts';
 
 export type { DirectorStatus } from './reconciler.ts';
@@ -41,15 +39,7 @@ export function isSettled(r: RouteOfServer): boolean {
  * the real servers there are (a typo must not wait for nothing and pass).
  */
 export function routesOf(services: readonly VirtualService[], status: DirectorStatus, server: string): RouteOfServer[] {
-  const hp = splitHostPort(server);
-  const bare = server.replace(/^\[|\]$/g, '');
-  // Addresses compare in canonical form (IPv6 has many spellings): destKey with port 0 is that form.
-  const wanted =
-    isIP(bare) !== 0
-      ? { address: destKey({ address: bare, port: 0 }), dst: undefined }
-      : hp && isIP(hp.host) !== 0
-        ? { address: undefined, dst: destKey({ address: hp.host, port: hp.port }) }
-        : undefined;
+  const wanted = serverSpec(server);
   if (wanted === undefined) throw new TgError('TG_CLI_USAGE', `--server: expected ADDR or ADDR:PORT, not '${server}'`);
   const byKey = new Map(status.services.map((s) => [s.key, s]));
   const held = new Set((status.held ?? []).map((h) => `${h.service} ${h.server}`));
@@ -60,7 +50,7 @@ export function routesOf(services: readonly VirtualService[], status: DirectorSt
     for (const rs of vs.real_servers) {
       const dst = destKey({ address: rs.address, port: destPortOf(vs, rs.port) });
       all.push(dst);
-      if (dst !== wanted.dst && destKey({ address: rs.address, port: 0 }) !== wanted.address) continue;
+      if (!isServer(wanted, dst, rs.address)) continue;
       const d = byKey.get(svcKey)?.destinations.find((x) => x.server === dst);
       const state: RouteState = held.has(`${svcKey} ${dst}`)
         ? 'held'

@@ -3,7 +3,7 @@ import { drainDelayMs, loadConfigFile } from '@tiergate/config';
 import type { ProxySection } from '@tiergate/proxy';
 import type { Logger } from 'pino';
 import { startCommandTelemetry } from '../process-telemetry.ts';
-import { strippedTypes, warmCompileCache } from './compile-cache.ts';
+import { warmCompileCache } from './compile-cache.ts';
 import { Primary } from './primary.ts';
 import { runSingle } from './single.ts';
 import { proxyExecArgv, proxyMallocEnv, reexecWithProxySettings } from './v8-flags.ts';
@@ -37,12 +37,11 @@ export async function runProxy(file: string, section: ProxySection, log: Logger)
     const settings = config.telemetry;
     const delayMs = drainDelayMs(config);
     // The serving processes' flags: this process's plus the proxy's V8 flags (a single process re-executes with them).
-    const stripped = strippedTypes();
-    const cacheDir = warmCompileCache(proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS), log);
+    const cache = warmCompileCache(proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS), log);
     if (n <= 1) {
       // Also when this process had to strip TypeScript and nothing is missing (the proxy's flags given on node's
       // command line): the new image finds the cache warm and does not keep the type stripper while it serves.
-      reexecWithProxySettings(stripped && cacheDir !== undefined);
+      reexecWithProxySettings(cache?.warmed === true);
       const telemetry = await startCommandTelemetry(settings, 'proxy', log);
       try {
         return await runSingle(file, section, log, onReload, settings.tracing.trust_incoming, delayMs, settings.metrics.enabled);
@@ -55,7 +54,7 @@ export async function runProxy(file: string, section: ProxySection, log: Logger)
       ...proxyMallocEnv(process.env),
       [TELEMETRY_ENV]: JSON.stringify(settings),
       // Workers do not run the launcher, which enables the cache in this process.
-      ...(cacheDir === undefined ? {} : { NODE_COMPILE_CACHE: cacheDir }),
+      ...(cache === undefined ? {} : { NODE_COMPILE_CACHE: cache.dir }),
     };
     const primary = new Primary(file, section, n, log, workerEnv, delayMs, settings.metrics.enabled);
     await primary.start();
