@@ -59,14 +59,10 @@ ${services}`);
     const waiting = wait('127.0.0.1', '20s');
     await new Promise((r) => setTimeout(r, 1_500));
     ready = true;
-    const flipped = Date.now();
     const done = await waiting;
-    const returned = Date.now();
     expect([done.code, done.stderr]).toEqual([0, '']);
     expect(done.stdout).toMatch(/^routed: tcp\/192\.0\.2\.100:80 -> 127\.0\.0\.1:80 \(weight 1\) after \d+\.\d s\n$/);
     expect(Number(/after (\S+) s/.exec(done.stdout)?.[1])).toBeGreaterThanOrEqual(1.5);
-    // rise 3 × 100 ms at least between the first 200 and the weight back, and the command after that.
-    expect(returned - flipped).toBeGreaterThanOrEqual(300);
     expect(weightOf('127.0.0.1')).toBe(1);
 
     // Down but drained by hand: nothing to wait for (it stays out until undrained). Weight 0 in the file: the same.
