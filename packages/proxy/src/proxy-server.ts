@@ -161,11 +161,13 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
   for (const p of pools.values()) p.activate();
   // Upstream response-headers and idle timeouts (exchange.ts); stopped once the last request is done.
   const sweep = setInterval(() => expireAttempts(ctx, performance.now()), TIMEOUT_SWEEP_MS).unref();
-  const addresses = (): BoundAddress[] =>
-    servers.map(({ server, tls }) => {
-      const a = server.address() as AddressInfo;
-      return { address: a.address, port: a.port, family: a.family, tls };
-    });
+  // Read once: server.address() is null once a listener closes, and /status and /metrics are asked for them
+  // through a drain too (the bound addresses do not change while the proxy lives; a reload keeps them).
+  const bound: readonly BoundAddress[] = servers.map(({ server, tls }) => {
+    const a = server.address() as AddressInfo;
+    return { address: a.address, port: a.port, family: a.family, tls };
+  });
+  const addresses = (): BoundAddress[] => bound.map((b) => ({ ...b }));
   log?.info({ listeners: addresses(), maxConnections: servers[0]?.server.maxConnections }, 'proxy listening');
   let current = { config, pools };
   let closing: Promise<void> | undefined;

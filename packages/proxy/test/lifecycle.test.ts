@@ -13,7 +13,12 @@ describe('lifecycle', () => {
     const inFlight = fetchText(`${p.url}/`);
     while (slow.seen.length === 0) await new Promise((r) => setTimeout(r, 10));
     expect(p.proxy.status().inFlight).toBe(1);
+    const port = p.proxy.addresses()[0]!.port;
     const closing = p.proxy.close();
+    // The admin's /status and /metrics ask through a drain: the listeners are closed, their addresses still known.
+    await new Promise((r) => setTimeout(r, 50));
+    const draining = p.proxy.status();
+    expect([draining.draining, draining.inFlight, draining.listeners.map((l) => l.port)]).toEqual([true, 1, [port]]);
     const r = await inFlight;
     expect([r.status, r.body, r.headers.connection]).toEqual([200, 'late', 'close']);
     await closing;
