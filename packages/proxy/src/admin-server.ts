@@ -65,7 +65,9 @@ export interface AdminStatus {
   readonly draining: boolean;
   readonly listeners: BoundAddress[];
   readonly inFlight: number;
-  readonly workers: { worker: string; pid: number; uptimeS: number; rssBytes: number; inFlight: number }[];
+  /** Client connections open, all workers (nginx stub_status's "Active connections"). */
+  readonly connections: number;
+  readonly workers: { worker: string; pid: number; uptimeS: number; rssBytes: number; inFlight: number; connections: number }[];
   readonly pools: { name: string; algorithm: string; servers: ServerView[] }[];
 }
 
@@ -104,7 +106,15 @@ export function mergeStatus(snaps: readonly WorkerSnapshot[], draining: boolean)
     draining: draining || snaps.some((w) => w.status.draining),
     listeners: first ? first.status.listeners : [],
     inFlight: snaps.reduce((n, w) => n + w.status.inFlight, 0),
-    workers: snaps.map((w) => ({ worker: w.worker, pid: w.pid, uptimeS: w.uptimeS, rssBytes: w.rssBytes, inFlight: w.status.inFlight })),
+    connections: snaps.reduce((n, w) => n + w.status.connections, 0),
+    workers: snaps.map((w) => ({
+      worker: w.worker,
+      pid: w.pid,
+      uptimeS: w.uptimeS,
+      rssBytes: w.rssBytes,
+      inFlight: w.status.inFlight,
+      connections: w.status.connections,
+    })),
     pools: [...pools.values()].map((p) => ({
       name: p.name,
       algorithm: p.algorithm,

@@ -1,4 +1,5 @@
 import type { Http2Session } from 'node:http2';
+import { Duplex } from 'node:stream';
 import { isMap } from 'node:util/types';
 
 /**
@@ -108,4 +109,37 @@ export function useStreamTable(session: Http2Session): boolean {
   if (!isMap(state?.streams) || state.streams.size !== 0) return false;
   state.streams = new StreamTable();
   return true;
+}
+
+/** How many streams node counts open on `session` (its stream table's size); 0 once node has cleared it. */
+export function openStreams(session: Http2Session): number {
+  stateKey ??= Object.getOwnPropertySymbols(session).find((k) => k.description === 'state');
+  const state = stateKey && (session as unknown as Record<symbol, { streams?: { size?: unknown } } | undefined>)[stateKey];
+  const size = state?.streams?.size;
+  return typeof size === 'number' ? size : 0;
+}
+
+/** Whether a stream of `session` has response bytes its writable side has not passed on yet. */
+export function outputWaiting(session: Http2Session): boolean {
+  stateKey ??= Object.getOwnPropertySymbols(session).find((k) => k.description === 'state');
+  const streams = stateKey && (session as unknown as Record<symbol, { streams?: unknown } | undefined>)[stateKey]?.streams;
+  if (!streams || typeof (streams as { forEach?: unknown }).forEach !== 'function') return false;
+  let waiting = false;
+  (streams as { forEach(fn: (s: { writableLength?: number }) => void): void }).forEach((s) => {
+    if ((s.writableLength ?? 0) > 0) waiting = true;
+  });
+  return waiting;
+}
+
+/** node's key for a session's socket (`kSocket`, described 'socket'), once found. */
+let socketKey: symbol | undefined;
+
+/**
+ * The socket `session` runs on (a TLSSocket, or the TCP socket of h2c): `session.socket` is a proxy that refuses
+ * `destroy()`. Undefined when node keeps it elsewhere.
+ */
+export function sessionSocket(session: Http2Session): Duplex | undefined {
+  socketKey ??= Object.getOwnPropertySymbols(session).find((k) => k.description === 'socket');
+  const socket = socketKey && (session as unknown as Record<symbol, unknown>)[socketKey];
+  return socket instanceof Duplex ? socket : undefined;
 }

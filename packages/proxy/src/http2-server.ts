@@ -11,10 +11,11 @@ import {
   type ServerHttp2Stream,
   type Settings,
 } from 'node:http2';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket, TlsOptions } from 'node:tls';
 import type { DeepReadonly, ProxyConfig } from '@tiergate/config';
 import { ClientRequest } from './client-request.ts';
-import { useStreamTable } from './h2-stream-table.ts';
+import { openStreams, outputWaiting, sessionSocket, useStreamTable } from './h2-stream-table.ts';
 import { Http1Server } from './http1-server.ts';
 import { type Http2StreamRequestLike, type Http2StreamResponse, serveHttp2Stream } from './http2-stream.ts';
 
@@ -154,7 +155,8 @@ export class Http2Sessions {
     // Before its first stream: node's Map of a session's streams kept every stream that passed through it alive
     // until a mark-compact (h2-stream-table.ts).
     useStreamTable(session);
-    const watch: HeaderBlockWatch = { seen: 0, pending: 0, since: 0 };
+    // The socket now: node forgets it when the session is destroyed, and cut() may still need it then.
+    const watch: HeaderBlockWatch = { seen: 0, pending: 0, since: 0, closingSince: 0, socket: sessionSocket(session) };
     this.#open.set(session, watch);
     let streams = 0;
     session.on('stream', (stream: ServerHttp2Stream) => {
@@ -172,13 +174,40 @@ export class Http2Sessions {
     if (!this.#sweep) this.#startSweep();
   }
 
+  /**
+   * `keepalive_timeout` passed with no frame read or written. As nginx: a session with no stream open is closed
+   * now (GOAWAY, then the connection). One with a response waiting to go out has had a client that took none of
+   * it for that long (nginx's `send_timeout`, 60 s by default, would have closed it first): cut. One whose
+   * streams all wait on their upstreams gets GOAWAY, its streams finish under their own timeouts, and the
+   * sweep cuts it LINGER_MS after its last one if node has not closed it by then.
+   */
+  expire(session: Http2Session): void {
+    if (openStreams(session) === 0 || outputWaiting(session)) this.#cut(session);
+    else if (!session.closed) session.close();
+  }
+
   /** Forced shutdown: cut every session with what it still carries. */
   destroyAll(): void {
-    for (const s of this.#open.keys()) s.destroy();
+    for (const s of this.#open.keys()) this.#cut(s);
   }
 
   get size(): number {
     return this.#open.size;
+  }
+
+  /**
+   * Ends `session` and its connection. node ends a session's socket only once the session's last write has
+   * completed, and with a peer that reset the connection that can be never: after h2load's clients stopped
+   * mid-run (or any client reset its TCP connection with responses in flight; test/http2-protections.test.ts),
+   * some sessions (8 of 20 clients in a proxy, 1 of 200 with a bare node:http2 server, node 24.21) never
+   * learned that the connection was gone. The session stayed open, its descriptor open with nothing left of
+   * the connection in the kernel's table, and the listener counted it: `server.close()` never called back, so
+   * a proxy told to stop never exited. `session.close()` left it closed and never destroyed;
+   * `session.destroy()` left the socket open. Destroying the socket ends both (the session sees it close).
+   */
+  #cut(session: Http2Session): void {
+    if (!session.destroyed) session.destroy();
+    this.#open.get(session)?.socket?.destroy();
   }
 
   #startSweep(): void {
@@ -192,7 +221,14 @@ export class Http2Sessions {
   #cutUnfinishedBlocks(): void {
     const now = Date.now();
     for (const [session, watch] of this.#open) {
-      if (session.destroyed || session.connecting) continue;
+      if (session.closed || session.destroyed) {
+        // Closing, nothing left to serve, and its connection still open: see cut().
+        if (openStreams(session) > 0) watch.closingSince = 0;
+        else if (watch.closingSince === 0) watch.closingSince = now;
+        else if (now - watch.closingSince >= LINGER_MS) this.#cut(session);
+        continue;
+      }
+      if (session.connecting) continue;
       const last = session.state.lastProcStreamID ?? 0;
       if (last <= watch.seen) {
         watch.pending = 0;
@@ -209,9 +245,18 @@ export class Http2Sessions {
   }
 }
 
-/** Per session: the highest stream JS has seen, and the header block in progress since when. */
+/** Per session: the highest stream JS has seen, the header block in progress since when, closing since when. */
 interface HeaderBlockWatch {
   seen: number;
   pending: number;
   since: number;
+  closingSince: number;
+  /** The session's socket, to end it when node does not (Http2Sessions#cut). */
+  readonly socket: Duplex | undefined;
 }
+
+/**
+ * How long a closing session with no stream left may keep its connection open: nginx's `lingering_timeout`
+ * (5 s), the time it waits for a closing client's next bytes before it closes the connection.
+ */
+const LINGER_MS = 5_000;

@@ -81,6 +81,8 @@ export interface ProxyStatus {
   readonly listeners: BoundAddress[];
   readonly draining: boolean;
   readonly inFlight: number;
+  /** Client connections open (every listener; accepted, TLS handshakes in progress included). */
+  readonly connections: number;
   readonly pools: ReturnType<UpstreamPool['status']>[];
 }
 
@@ -237,6 +239,7 @@ export async function startProxy(config: ProxySection, options: StartProxyOption
       listeners: addresses(),
       draining: ctx.draining,
       inFlight: ctx.inFlight.size,
+      connections: servers.reduce((n, l) => n + l.sockets.size, 0),
       pools: [...current.pools.values()].map((p) => p.status()),
     }),
   };
@@ -352,6 +355,11 @@ interface Listening {
   /** A TLS listener's certificates and ticket key: what a reload and a key rotation change. */
   readonly listenerTls: ListenerTls | undefined;
   readonly sessions: Http2Sessions | undefined;
+  /**
+   * Every client connection the listener accepted and that is still open, as the socket accept() gave: what a
+   * forced shutdown cuts when its servers did not (a TLS handshake in progress, an h2 session node cannot close).
+   */
+  readonly sockets: Set<Socket>;
 }
 
 async function listen(
@@ -421,7 +429,7 @@ async function listen(
       sessions.add(session);
       // nginx keepalive_timeout for h2: a session with no frames for that long gets GOAWAY; streams still open
       // finish (each has its own client_body_timeout and send_timeout).
-      session.setTimeout((h2 as unknown as Server).keepAliveTimeout, () => session.close());
+      session.setTimeout((h2 as unknown as Server).keepAliveTimeout, () => sessions.expire(session));
     });
     server = h2;
   } else if (tls && http1) {
@@ -440,7 +448,19 @@ async function listen(
   requests.on('checkContinue', onRequest);
   requests.on('clientError', onClientError);
   requests.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => onUpgrade(ctx, info, req, socket, head));
-  const listening: Listening = { server, http1: http1 === server ? undefined : http1, tls: tls !== undefined, listenerTls, sessions };
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+  const listening: Listening = {
+    server,
+    http1: http1 === server ? undefined : http1,
+    tls: tls !== undefined,
+    listenerTls,
+    sessions,
+    sockets,
+  };
   applyServerOptions(listening, config);
   await new Promise<void>((resolve, reject) => {
     const onListenError = (cause: Error) =>
@@ -598,6 +618,10 @@ async function shutdown(
   ctx.inFlight.forEach((ex) => {
     ex.destroyTunnel();
   });
+  // What is still open is no server's to close: a TLS handshake in progress (tls.Server's handshakeTimeout is
+  // 120 s), an h2 session node could not close (Http2Sessions.expire). Listening stops only when every
+  // accepted connection has closed, so any one of them would hold the process up for good.
+  for (const { sockets } of servers) for (const socket of sockets) socket.destroy();
   await closed;
   await Promise.all([...pools].map((p) => p.close(!drained)));
   log?.info({}, 'proxy stopped');

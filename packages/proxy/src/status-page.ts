@@ -42,6 +42,7 @@ export function proxyStatusView(status: AdminStatus): StatusPageView {
       `listeners: ${listeners.join(', ') || 'none'}`,
       `workers: ${status.workers.length}`,
       `in flight: ${status.inFlight}`,
+      `connections: ${status.connections}`,
     ],
     rows,
   };

@@ -17,6 +17,7 @@ function snap(
       listeners: [{ address: '127.0.0.1', port: 80, family: 'IPv4', tls: false }],
       draining: false,
       inFlight: 1,
+      connections: 2 + Number(worker),
       pools: [
         {
           name: 'app',
@@ -51,6 +52,7 @@ describe('mergeStatus and readiness (pure)', () => {
     expect(a!.latencyMs).toEqual({ p50: 4, p90: 7, p99: 7, samples: 7 });
     expect(b).toMatchObject({ state: 'down', states: { down: 2 }, health: 'unchecked', requests: 0 });
     expect(s.inFlight).toBe(2);
+    expect([s.connections, s.workers.map((w) => w.connections)]).toEqual([7, [3, 4]]);
     expect(s.workers.map((w) => w.pid)).toEqual([101, 102]);
     expect(readiness(s)).toEqual({ ready: true, reasons: [] });
   });

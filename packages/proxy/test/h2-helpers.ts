@@ -5,6 +5,7 @@ import { connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 
 /** A self-signed certificate for localhost / 127.0.0.1 made with the machine's openssl, as files (a listener reads paths). */
@@ -130,12 +131,13 @@ export interface Seen {
  */
 export async function rawH2(
   port: number,
-  opts: { tls?: boolean; ackSettings?: boolean } = {},
+  /** `halfOpen`: keep this side open when the server ends its own (a client that never closes). */
+  opts: { tls?: boolean; ackSettings?: boolean; halfOpen?: boolean } = {},
 ): Promise<{ socket: Socket; seen: Seen; closed: Promise<void>; send(b: Buffer): boolean } & Disposable> {
+  // A TLS socket over a TCP socket of ours is half-open as that one is.
+  const tcp = netConnect({ port, host: '127.0.0.1', allowHalfOpen: opts.halfOpen ?? false });
   const socket: Socket =
-    opts.tls === false
-      ? netConnect(port, '127.0.0.1')
-      : tlsConnect({ port, host: '127.0.0.1', ALPNProtocols: ['h2'], rejectUnauthorized: false, servername: 'localhost' });
+    opts.tls === false ? tcp : tlsConnect({ socket: tcp, ALPNProtocols: ['h2'], rejectUnauthorized: false, servername: 'localhost' });
   await new Promise<void>((resolve, reject) => {
     socket.once(opts.tls === false ? 'connect' : 'secureConnect', () => resolve());
     socket.once('error', reject);
@@ -178,4 +180,19 @@ export async function until(cond: () => boolean, ms = 5000, what = 'condition'):
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/**
+ * `clients` TLS h2 clients, one after another, from a child process (h2-resetting-clients.ts): each asks for
+ * `streams` responses at once and, as the first bytes of one arrive, resets its TCP connection (RST, as a client
+ * that crashes or a load generator that stops mid-run), leaving the proxy with responses in flight on a connection
+ * that is gone. A process of their own: clients in the proxy's own event loop never caught it mid-write, and
+ * nothing went wrong.
+ */
+export async function resettingClients(port: number, path: string, clients: number, streams = 5): Promise<void> {
+  const script = fileURLToPath(new URL('./h2-resetting-clients.ts', import.meta.url));
+  const { stdout } = await promisify(execFile)(process.execPath, [script, String(port), path, String(clients), String(streams)], {
+    timeout: 30_000,
+  });
+  if (stdout.trim() !== `reset ${clients}`) throw new Error(`the resetting clients said: ${stdout}`);
 }

@@ -1,5 +1,18 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { certFiles, ERROR, FLAG, FRAME, frame, getFields, h2client, h2request, hpack, rawH2, until } from './h2-helpers.ts';
+import {
+  certFiles,
+  ERROR,
+  FLAG,
+  FRAME,
+  frame,
+  getFields,
+  h2client,
+  h2request,
+  hpack,
+  rawH2,
+  resettingClients,
+  until,
+} from './h2-helpers.ts';
 import { named, proxySection, server, startTestProxy, startUpstream } from './helpers.ts';
 
 /**
@@ -15,17 +28,23 @@ afterAll(async () => {
   await tls[Symbol.asyncDispose]();
 });
 
-async function h2Proxy(handler: Parameters<typeof startUpstream>[0], limits: Record<string, unknown> = {}) {
+async function h2Proxy(
+  handler: Parameters<typeof startUpstream>[0],
+  limits: Record<string, unknown> = {},
+  section: Record<string, unknown> = {},
+) {
   const up = await startUpstream(handler);
   const p = await startTestProxy({
     listeners: [{ address: '127.0.0.1', port: 0, tls: { cert: tls.cert, key: tls.key } }],
     pools: { app: { servers: [server(up)] } },
     limits,
+    ...section,
   });
   const port = p.proxy.addresses()[0]!.port;
   return {
     up,
     port,
+    proxy: p.proxy,
     /** The proxy still answers a well-behaved h2 client. */
     async stillServes(): Promise<number> {
       await using c = h2client(`https://localhost:${port}`);
@@ -250,6 +269,43 @@ describe('HTTP/2 protections', () => {
     expect(await stalled).toBe(408);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(250);
     expect((await h2request(c, { ':path': '/' })).status).toBe(200);
+  });
+});
+
+describe('HTTP/2 clients that reset their connection with responses in flight', () => {
+  // 64 KiB, a little later than at once: what a load generator stopping mid-run leaves (h2load -D).
+  const body = Buffer.alloc(65_536, 'x');
+  const slow64k: Parameters<typeof startUpstream>[0] = (req, res) => {
+    req.resume();
+    setTimeout(() => res.end(body), 2);
+  };
+
+  it('leave no connection open: keepalive_timeout cuts the sessions node did not see end', async () => {
+    await using p = await h2Proxy(slow64k, { keepalive_timeout: '1s' });
+    await resettingClients(p.port, '/', 30);
+    await until(() => p.proxy.status().connections === 0, 15_000, 'every reset connection to close');
+    expect(await p.stillServes()).toBe(200);
+  });
+
+  it('a client that keeps its side open after the session ended is cut after lingering (5 s, nginx lingering_timeout)', async () => {
+    // keepalive_requests 1: GOAWAY after the first stream, then node ends its side and waits for the client's.
+    await using p = await h2Proxy(named('a'), { keepalive_requests: 1 });
+    using c = await rawH2(p.port, { halfOpen: true });
+    c.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, 1, GET));
+    await until(() => c.seen.goaway !== undefined && c.seen.responded.has(1), 5000, 'the response and GOAWAY');
+    const ended = Date.now();
+    await until(() => p.proxy.status().connections === 0, 10_000, 'the proxy to close the connection');
+    expect(Date.now() - ended).toBeGreaterThanOrEqual(4_000);
+    expect(c.seen.closed).toBe(false);
+  });
+
+  it('do not keep a proxy told to stop from stopping', async () => {
+    await using p = await h2Proxy(slow64k, {}, { shutdown_timeout: '500ms' });
+    await resettingClients(p.port, '/', 30);
+    // Without the cut, close() never resolved (the listener waited for those connections): the test's timeout.
+    await p.proxy.close();
+    // A socket's 'close' comes once its handle has closed, a turn of the event loop after the listener's.
+    await until(() => p.proxy.status().connections === 0, 2_000, 'the cut connections to close');
   });
 });
 

@@ -15,6 +15,7 @@ function snap(worker: string, server: { healthy: boolean; effectiveWeight: numbe
       listeners: [{ address: '::1', port: 8080, family: 'IPv6', tls: true }],
       draining: false,
       inFlight: 0,
+      connections: 3,
       pools: [
         {
           name: 'app',
@@ -65,7 +66,7 @@ describe('proxy status page', () => {
       false,
     );
     const view = proxyStatusView(status);
-    expect(view.summary).toEqual(['serving', 'listeners: [::1]:8080 tls', 'workers: 2', 'in flight: 0']);
+    expect(view.summary).toEqual(['serving', 'listeners: [::1]:8080 tls', 'workers: 2', 'in flight: 0', 'connections: 6']);
     expect(view.rows).toEqual([
       {
         key: 'app a:1',

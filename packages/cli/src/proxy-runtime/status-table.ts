@@ -20,13 +20,13 @@ export function renderStatus(s: AdminStatus, ready: { ready: boolean; reasons: s
   out.push(
     `ready: ${ready.ready ? 'yes' : `no (${ready.reasons.join('; ')})`}${s.draining ? ', draining' : ''}`,
     `listeners: ${listeners || 'none'}`,
-    `in flight: ${s.inFlight}`,
+    `in flight: ${s.inFlight}, connections: ${s.connections}`,
     '',
   );
   out.push(
     ...table([
-      ['WORKER', 'PID', 'UPTIME', 'RSS', 'IN FLIGHT'],
-      ...s.workers.map((w) => [w.worker, String(w.pid), `${w.uptimeS}s`, mib(w.rssBytes), String(w.inFlight)]),
+      ['WORKER', 'PID', 'UPTIME', 'RSS', 'IN FLIGHT', 'CONNECTIONS'],
+      ...s.workers.map((w) => [w.worker, String(w.pid), `${w.uptimeS}s`, mib(w.rssBytes), String(w.inFlight), String(w.connections)]),
     ]),
   );
   for (const p of s.pools) {
