@@ -16,8 +16,11 @@ import { configDir, startProxyProc, startUpstream } from './proxy-ops-helpers.ts
 // A real `tiergate proxy` with a cold cache (a new NODE_COMPILE_CACHE directory) serves HTTP/1.1 on both servers, h2c
 // and its admin endpoint; each process writes its argv and `process.moduleLoadList` when it exits.
 
+// With the builtins, the modules of undici (the npm package: CommonJS, so all in require's cache) it loaded.
 const HOOK = `import { writeFileSync } from 'node:fs';
-process.on('exit', () => writeFileSync(\`\${process.env.TG_BUILTINS_DIR}/\${process.pid}.txt\`, [process.argv.slice(1).join(' '), ...process.moduleLoadList].join('\\n')));
+import { createRequire } from 'node:module';
+const undici = () => Object.keys(createRequire(import.meta.url).cache).filter((f) => f.includes('/node_modules/undici/')).map((f) => 'undici ' + f.slice(f.indexOf('/node_modules/undici/') + 21));
+process.on('exit', () => writeFileSync(\`\${process.env.TG_BUILTINS_DIR}/\${process.pid}.txt\`, [process.argv.slice(1).join(' '), ...process.moduleLoadList, ...undici()].join('\\n')));
 `;
 const AMARO = 'NativeModule internal/deps/amaro/dist/index';
 
@@ -29,7 +32,7 @@ describe('tiergate proxy and the builtins it loads', () => {
     [1, false],
     [1, true],
   ])(
-    "workers: %i (flags given: %s), a cold compile cache: no serving process loads Node's type stripper or its undici, through HTTP/1.1 (both servers), h2c and admin requests",
+    "workers: %i (flags given: %s), a cold compile cache: no serving process loads Node's type stripper, its undici or undici's index, through HTTP/1.1 (both servers), h2c and admin requests",
     async (workers, flags) => {
       await using up = await startUpstream('u');
       using cfg = configDir(`version: 1
@@ -44,6 +47,8 @@ proxy:
   pools:
     app:
       servers: [{ address: "${up.address}" }]
+      # An HTTP check: the health package's part of undici is loaded too.
+      health_check: { type: http, path: /x, interval: 200ms }
 `);
       const dir = join(cfg.file, '..');
       const hook = join(dir, 'hook.mjs');
@@ -94,6 +99,13 @@ proxy:
       // What they served with was loaded (the list is real): node:http2 and node:http.
       for (const p of serving) expect(p.loaded).toEqual(expect.arrayContaining(['NativeModule http2', 'NativeModule http']));
       expect(serving.flatMap((p) => p.loaded.filter((m) => m === AMARO || m.includes('deps/undici')))).toEqual([]);
+      // undici's own modules, not its index (fetch, WebSocket, cache, mocks: packages/proxy/src/undici-parts.ts). The
+      // list is real: the upstream pool's and the health check's modules are there.
+      for (const p of serving) {
+        const undici = p.loaded.filter((m) => m.startsWith('undici '));
+        expect(undici).toEqual(expect.arrayContaining(['undici lib/dispatcher/pool.js', 'undici lib/api/api-request.js']));
+        expect(undici.filter((m) => /^undici (index\.js|lib\/(web|mock|cache|interceptor)\/)/.test(m))).toEqual([]);
+      }
       // Nor does the primary (the warm-up run loads every command's modules: the director's and app's node:http too).
       expect(processes.filter((p) => !warm.includes(p)).flatMap((p) => p.loaded.filter((m) => m.includes('deps/undici')))).toEqual([]);
     },

@@ -1,12 +1,23 @@
-import type { Agent } from 'undici';
+import { createRequire } from 'node:module';
+import type * as Undici from 'undici';
+
+type Agent = Undici.Agent;
+/** undici's `Dispatcher#request`, as its api module has it: called on a dispatcher with an origin and a path. */
+type RequestApi = (this: Agent, opts: Undici.Dispatcher.RequestOptions) => Promise<Undici.Dispatcher.ResponseData>;
 
 /**
- * undici is loaded on the first HTTP check, not with this package: the director's `apply` and
- * `realserver` commands load @tiergate/health but never run an HTTP check, and under QEMU's software
- * CPU (the real-IPVS tests) undici's ~100 modules cost seconds per command.
+ * The two parts of undici a check uses, loaded on the first HTTP check and not with this package: the director's
+ * `apply` and `realserver` commands load @tiergate/health but never run an HTTP check, and under QEMU's software CPU
+ * (the real-IPVS tests) undici's modules cost seconds per command. From their own modules, not undici's index, which
+ * loads all of undici (fetch, WebSocket, its cache and mocks: 110 modules) into every proxy and director that checks
+ * over HTTP, for its whole life (packages/proxy/src/undici-parts.ts has the figures).
  */
-let undici: Promise<typeof import('undici')> | undefined;
-const loadUndici = () => (undici ??= import('undici'));
+let undici: { Agent: typeof Undici.Agent; request: RequestApi } | undefined;
+function loadUndici(): { Agent: typeof Undici.Agent; request: RequestApi } {
+  const require = createRequire(import.meta.url);
+  undici ??= { Agent: require('undici/lib/dispatcher/agent.js'), request: require('undici/lib/api/api-request.js') };
+  return undici;
+}
 
 import { deadline, deadlineDetail, errorDetail } from './deadline.ts';
 import { type HttpCheckSpec, invalid, type StatusRange } from './spec.ts';
@@ -61,10 +72,11 @@ export class HttpChecker implements Checker {
   async #exchange(target: CheckTarget, signal: AbortSignal): Promise<Verdict> {
     const headers: Record<string, string> = { 'user-agent': 'tiergate-health', ...this.#spec.headers };
     if (this.#spec.host) headers.host = this.#spec.host;
-    const { Agent, request } = await loadUndici();
+    const { Agent, request } = loadUndici();
     this.#agent ??= new Agent({ connect: { rejectUnauthorized: this.#spec.rejectUnauthorized ?? true, ...this.#spec.tlsFiles } });
-    const res = await request(`${this.kind}://${authority(target)}${this.#spec.path}`, {
-      dispatcher: this.#agent,
+    const res = await request.call(this.#agent, {
+      origin: `${this.kind}://${authority(target)}`,
+      path: this.#spec.path,
       method: 'GET',
       headers,
       signal,

@@ -7,7 +7,7 @@
  * read); everything else hangs off the span it returns, so no attribute, context or header is built.
  *
  * Names and attributes are the stable HTTP semantic conventions (server and client spans; the attribute names are
- * @opentelemetry/semantic-conventions' constants): SERVER `{method} {http.route}` (`{method}` until a route
+ * @opentelemetry/semantic-conventions' names, copied in semconv.ts): SERVER `{method} {http.route}` (`{method}` until a route
  * matched), CLIENT `{method}`, a non-standard method reported as `_OTHER` with the name's method `HTTP`.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -39,7 +39,7 @@ import {
   ATTR_URL_PATH,
   ATTR_URL_SCHEME,
   ATTR_USER_AGENT_ORIGINAL,
-} from '@opentelemetry/semantic-conventions';
+} from './semconv.ts';
 
 /** The tracer name (the package name, per docs/telemetry.md). */
 export const TRACER_NAME = '@tiergate/proxy';

@@ -12,8 +12,9 @@ import { createSecureContext } from 'node:tls';
 import { type DeepReadonly, type PoolConfig, splitHostPort } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import type { TlsFiles } from '@tiergate/health';
-import { buildConnector, type Pool } from 'undici';
+import type { buildConnector as BuildConnector, Pool } from 'undici';
 import { trailerPairs } from './forward-headers.ts';
+import { buildConnector } from './undici-parts.ts';
 
 type PoolSection = DeepReadonly<PoolConfig>;
 
@@ -84,7 +85,7 @@ export function upstreamProtocol(address: string, config: PoolSection, at: strin
     ...(ca === undefined ? {} : { ca }),
     // The client certificate (nginx proxy_ssl_certificate): undici's connector passes these on to tls.connect.
     ...(cert === undefined ? {} : { cert, key }),
-  } as buildConnector.BuildOptions);
+  } as BuildConnector.BuildOptions);
   return {
     scheme: 'https://',
     poolOptions: { ...(allowH2 ? h2 : {}), connect: (opts, cb) => connector({ ...opts, servername: name ?? '' }, cb) },

@@ -2,9 +2,9 @@ import { isDeepStrictEqual } from 'node:util';
 import { type Balancer, compileKeyTemplate, createBalancer, type KeyFunction, type ServerSpec, type ServerState } from '@tiergate/balancer';
 import { type DeepReadonly, type PoolConfig, splitHostPort } from '@tiergate/config';
 import { type TargetHealth, targetKey } from '@tiergate/health';
-import { Pool } from 'undici';
 import { PoolHealth } from './pool-health.ts';
 import { StickyCookies } from './sticky-cookie.ts';
+import { Pool } from './undici-parts.ts';
 import { type UpstreamProtocol, upstreamProtocol } from './upstream-h2.ts';
 
 /** The frozen pool section of the validated config. */

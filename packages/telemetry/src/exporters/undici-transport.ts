@@ -15,11 +15,16 @@
  * and sent with `content-encoding: gzip`, as the OTLP/HTTP spec allows; `tls` goes to the connections' TLS options.
  */
 
+import { createRequire } from 'node:module';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
 import type { ExportResponse, IExporterTransport } from '@opentelemetry/otlp-exporter-base';
 import { OTLPExporterError } from '@opentelemetry/otlp-exporter-base';
-import { Agent, type Dispatcher } from 'undici';
+import type * as Undici from 'undici';
+import type { Dispatcher } from 'undici';
+
+/** undici's Agent from its own module: undici's index would load all of undici (packages/proxy/src/undici-parts.ts). */
+const Agent: typeof Undici.Agent = createRequire(import.meta.url)('undici/lib/dispatcher/agent.js');
 
 const gzipAsync = promisify(gzip);
 
