@@ -15,7 +15,8 @@
  * fallback costs; `nginx-cleartext` and `tiergate-cleartext` serve plain HTTP/1.1, to see what TLS adds to
  * each (their ratio is to each other); `tiergate-base` runs the tiergate of another checkout (`--base DIR`, as in
  * proxy-bench.ts; with the base's own V8 flags and malloc settings) for a before/after in one run; `-arena<N>`,
- * `-mmap<K>`, `-trim<K>` suffixes set a malloc setting (lib.ts targetEnv), `-hgp<N>` V8's heap growing percent and
+ * `-mmap<K>`, `-trim<K>` suffixes set a malloc setting (lib.ts targetEnv), `-hgp<N>` V8's heap growing percent, `-ss<N>` its
+ * semi-space size (MiB), and
  * `-pretenure` turns V8's allocation-site pretenuring back on; a `-nodeh1` suffix (`tiergate-nodeh1`, `tiergate-h1only-nodeh1`)
  * serves HTTP/1.1 through node's server (`http1_server: node`) instead of the lean one; a `-prof` suffix (`tiergate-prof`, `tiergate-base-prof`)
  * writes a V8 CPU profile of the proxy next to the results (loadtest/cpuprofile-table.ts), `-tgc` its
@@ -263,6 +264,9 @@ proxy:
   // allocation-site pretenuring back on.
   const hgp = /-hgp(\d+)/.exec(name);
   if (hgp) flags.push(`--heap-growing-percent=${hgp[1]}`);
+  // `-ss<N>`: the young generation's semi-space capped at N MiB (--max-semi-space-size; the default is 4).
+  const ss = /-ss(\d+)/.exec(name);
+  if (ss) flags.push(`--max-semi-space-size=${ss[1]}`);
   if (/-pretenure\b/.test(name)) flags.push('--allocation-site-pretenuring');
   let stdout: number | 'ignore' = 'ignore';
   let gcLog: string | undefined;
