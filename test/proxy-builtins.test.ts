@@ -16,11 +16,13 @@ import { configDir, startProxyProc, startUpstream } from './proxy-ops-helpers.ts
 // A real `tiergate proxy` with a cold cache (a new NODE_COMPILE_CACHE directory) serves HTTP/1.1 on both servers, h2c
 // and its admin endpoint; each process writes its argv and `process.moduleLoadList` when it exits.
 
-// With the builtins, the modules of undici (the npm package: CommonJS, so all in require's cache) it loaded.
+// With the builtins, the npm modules it loaded (registerHooks' load hook sees ESM imports and require() alike), as
+// `npm <path under node_modules>`.
 const HOOK = `import { writeFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-const undici = () => Object.keys(createRequire(import.meta.url).cache).filter((f) => f.includes('/node_modules/undici/')).map((f) => 'undici ' + f.slice(f.indexOf('/node_modules/undici/') + 21));
-process.on('exit', () => writeFileSync(\`\${process.env.TG_BUILTINS_DIR}/\${process.pid}.txt\`, [process.argv.slice(1).join(' '), ...process.moduleLoadList, ...undici()].join('\\n')));
+import { registerHooks } from 'node:module';
+const npm = new Set();
+registerHooks({ load(url, context, next) { const i = url.lastIndexOf('/node_modules/'); if (i >= 0) npm.add('npm ' + url.slice(i + 14)); return next(url, context); } });
+process.on('exit', () => writeFileSync(\`\${process.env.TG_BUILTINS_DIR}/\${process.pid}.txt\`, [process.argv.slice(1).join(' '), ...process.moduleLoadList, ...npm].join('\\n')));
 `;
 const AMARO = 'NativeModule internal/deps/amaro/dist/index';
 
@@ -32,7 +34,7 @@ describe('tiergate proxy and the builtins it loads', () => {
     [1, false],
     [1, true],
   ])(
-    "workers: %i (flags given: %s), a cold compile cache: no serving process loads Node's type stripper, its undici or undici's index, through HTTP/1.1 (both servers), h2c and admin requests",
+    "workers: %i (flags given: %s), a cold compile cache: no serving process loads Node's type stripper, its undici, undici's index, or (a worker) zod and yaml, through HTTP/1.1 (both servers), h2c and admin requests",
     async (workers, flags) => {
       await using up = await startUpstream('u');
       using cfg = configDir(`version: 1
@@ -102,10 +104,14 @@ proxy:
       // undici's own modules, not its index (fetch, WebSocket, cache, mocks: packages/proxy/src/undici-parts.ts). The
       // list is real: the upstream pool's and the health check's modules are there.
       for (const p of serving) {
-        const undici = p.loaded.filter((m) => m.startsWith('undici '));
-        expect(undici).toEqual(expect.arrayContaining(['undici lib/dispatcher/pool.js', 'undici lib/api/api-request.js']));
-        expect(undici.filter((m) => /^undici (index\.js|lib\/(web|mock|cache|interceptor)\/)/.test(m))).toEqual([]);
+        const undici = p.loaded.filter((m) => m.startsWith('npm undici/'));
+        expect(undici).toEqual(expect.arrayContaining(['npm undici/lib/dispatcher/pool.js', 'npm undici/lib/api/api-request.js']));
+        expect(undici.filter((m) => /^npm undici\/(index\.js|lib\/(web|mock|cache|interceptor)\/)/.test(m))).toEqual([]);
       }
+      // A worker gets its config checked from the primary: it reads no file, so it loads neither the schema's zod nor
+      // yaml (nor the CLI's commander); packages/config/src/runtime.ts. (A `workers: 1` proxy reads its file itself.)
+      if (workers > 1)
+        for (const p of serving) expect(p.loaded.filter((m) => /^npm (zod|yaml|commander)\//.test(m))).toEqual([]);
       // Nor does the primary (the warm-up run loads every command's modules: the director's and app's node:http too).
       expect(processes.filter((p) => !warm.includes(p)).flatMap((p) => p.loaded.filter((m) => m.includes('deps/undici')))).toEqual([]);
     },

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { cidr, hostPort, ipAddress, port } from './address.ts';
+import { cidr, hostPort, ipAddress, port } from './address-schema.ts';
 import { duration, size } from './units.ts';
 
 /**

@@ -1,5 +1,6 @@
 import { isIPv6 } from 'node:net';
-import { type DeepReadonly, type RouteConfig, toBlockList } from '@tiergate/config';
+import type { DeepReadonly, RouteConfig } from '@tiergate/config';
+import { toBlockList } from '@tiergate/config/runtime';
 
 type AccessRules = NonNullable<DeepReadonly<RouteConfig>['access']>;
 

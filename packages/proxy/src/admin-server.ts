@@ -1,6 +1,6 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { checkAdminRequest, isLoopbackAddress, statusPageAccess } from '@tiergate/config';
+import { checkAdminRequest, isLoopbackAddress, statusPageAccess } from '@tiergate/config/runtime';
 import { type ErrorCode, httpStatusOf, isTgError, TgError } from '@tiergate/errors';
 import { acceptErrorLogger } from './connection-limit.ts';
 import { type ExpositionFormat, expositionFormat, percentiles, type WorkerSnapshot } from './metrics.ts';

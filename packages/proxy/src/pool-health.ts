@@ -1,4 +1,5 @@
-import { type DeepReadonly, type PoolConfig, splitHostPort } from '@tiergate/config';
+import type { DeepReadonly, PoolConfig } from '@tiergate/config';
+import { splitHostPort } from '@tiergate/config/runtime';
 import { type CheckEvent, type HealthChange, HealthMonitor, type TargetHealth, type TlsFiles, targetKey } from '@tiergate/health';
 import { healthSpecOf } from './health-spec.ts';
 

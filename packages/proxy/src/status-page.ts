@@ -1,4 +1,5 @@
-import { type StatusPage, type StatusPageRow, type StatusPageView, statusPage } from '@tiergate/config';
+import type { StatusPage, StatusPageRow, StatusPageView } from '@tiergate/config';
+import { statusPage } from '@tiergate/config/runtime';
 import type { AdminStatus } from './admin-server.ts';
 
 /**

@@ -1,6 +1,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { type Balancer, compileKeyTemplate, createBalancer, type KeyFunction, type ServerSpec, type ServerState } from '@tiergate/balancer';
-import { type DeepReadonly, type PoolConfig, splitHostPort } from '@tiergate/config';
+import type { DeepReadonly, PoolConfig } from '@tiergate/config';
+import { splitHostPort } from '@tiergate/config/runtime';
 import { type TargetHealth, targetKey } from '@tiergate/health';
 import { PoolHealth } from './pool-health.ts';
 import { StickyCookies } from './sticky-cookie.ts';
