@@ -110,8 +110,7 @@ proxy:
       }
       // A worker gets its config checked from the primary: it reads no file, so it loads neither the schema's zod nor
       // yaml (nor the CLI's commander); packages/config/src/runtime.ts. (A `workers: 1` proxy reads its file itself.)
-      if (workers > 1)
-        for (const p of serving) expect(p.loaded.filter((m) => /^npm (zod|yaml|commander)\//.test(m))).toEqual([]);
+      if (workers > 1) for (const p of serving) expect(p.loaded.filter((m) => /^npm (zod|yaml|commander)\//.test(m))).toEqual([]);
       // Nor does the primary (the warm-up run loads every command's modules: the director's and app's node:http too).
       expect(processes.filter((p) => !warm.includes(p)).flatMap((p) => p.loaded.filter((m) => m.includes('deps/undici')))).toEqual([]);
     },
