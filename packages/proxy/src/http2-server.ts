@@ -155,7 +155,7 @@ export class Http2Sessions {
     // Before its first stream: node's Map of a session's streams kept every stream that passed through it alive
     // until a mark-compact (h2-stream-table.ts).
     useStreamTable(session);
-    // The socket now: node forgets it when the session is destroyed, and cut() may still need it then.
+    // The socket now: node forgets it when the session is destroyed, and #cut() may still need it then.
     const watch: HeaderBlockWatch = { seen: 0, pending: 0, since: 0, closingSince: 0, socket: sessionSocket(session) };
     this.#open.set(session, watch);
     let streams = 0;
@@ -222,7 +222,7 @@ export class Http2Sessions {
     const now = Date.now();
     for (const [session, watch] of this.#open) {
       if (session.closed || session.destroyed) {
-        // Closing, nothing left to serve, and its connection still open: see cut().
+        // Closing, nothing left to serve, and its connection still open: see #cut().
         if (openStreams(session) > 0) watch.closingSince = 0;
         else if (watch.closingSince === 0) watch.closingSince = now;
         else if (now - watch.closingSince >= LINGER_MS) this.#cut(session);
