@@ -74,9 +74,12 @@ export class HttpChecker implements Checker {
     if (this.#spec.host) headers.host = this.#spec.host;
     const { Agent, request } = loadUndici();
     this.#agent ??= new Agent({ connect: { rejectUnauthorized: this.#spec.rejectUnauthorized ?? true, ...this.#spec.tlsFiles } });
+    // Parsed as a URL, as undici's top-level request() does: a path with a space or non-ASCII is sent
+    // percent-encoded (undici's dispatcher refuses it as it is).
+    const url = new URL(`${this.kind}://${authority(target)}${this.#spec.path}`);
     const res = await request.call(this.#agent, {
-      origin: `${this.kind}://${authority(target)}`,
-      path: this.#spec.path,
+      origin: url.origin,
+      path: `${url.pathname}${url.search}`,
       method: 'GET',
       headers,
       signal,

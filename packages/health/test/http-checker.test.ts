@@ -27,6 +27,17 @@ describe('HttpChecker', () => {
     expect(seen).toEqual([`GET /healthz?x=1 127.0.0.1:${srv.port} close`]);
   });
 
+  it('sends a path with a space or non-ASCII percent-encoded, as a URL', async () => {
+    const seen: string[] = [];
+    await using srv = await httpServer((req, res) => {
+      seen.push(req.url ?? '');
+      res.end('fine');
+    });
+    const r = await checkOnce({ kind: 'http', path: '/health check/é?q=a b' }, srv.port);
+    expect(r).toMatchObject({ ok: true, detail: 'HTTP 200' });
+    expect(seen).toEqual(['/health%20check/%C3%A9?q=a%20b']);
+  });
+
   it('checks an IPv6 target', async () => {
     const server = createServer((_req, res) => res.end());
     await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '::1', () => resolve()));
