@@ -14,8 +14,10 @@ type RequestApi = (this: Agent, opts: Undici.Dispatcher.RequestOptions) => Promi
  */
 let undici: { Agent: typeof Undici.Agent; request: RequestApi } | undefined;
 function loadUndici(): { Agent: typeof Undici.Agent; request: RequestApi } {
-  const require = createRequire(import.meta.url);
-  undici ??= { Agent: require('undici/lib/dispatcher/agent.js'), request: require('undici/lib/api/api-request.js') };
+  if (!undici) {
+    const require = createRequire(import.meta.url);
+    undici = { Agent: require('undici/lib/dispatcher/agent.js'), request: require('undici/lib/api/api-request.js') };
+  }
   return undici;
 }
 

@@ -111,21 +111,24 @@ export function useStreamTable(session: Http2Session): boolean {
   return true;
 }
 
-/** How many streams node counts open on `session` (its stream table's size); 0 once node has cleared it. */
-export function openStreams(session: Http2Session): number {
+/** node's table of `session`'s open streams (its Map, or the StreamTable useStreamTable put there). */
+function streamsOf(
+  session: Http2Session,
+): { readonly size: number; forEach(fn: (s: { writableLength?: number }) => void): void } | undefined {
   stateKey ??= Object.getOwnPropertySymbols(session).find((k) => k.description === 'state');
-  const state = stateKey && (session as unknown as Record<symbol, { streams?: { size?: unknown } } | undefined>)[stateKey];
-  const size = state?.streams?.size;
-  return typeof size === 'number' ? size : 0;
+  const streams = stateKey && (session as unknown as Record<symbol, { streams?: unknown } | undefined>)[stateKey]?.streams;
+  return isMap(streams) || streams instanceof StreamTable ? (streams as ReturnType<typeof streamsOf>) : undefined;
+}
+
+/** How many streams node counts open on `session`; 0 once node has cleared its table. */
+export function openStreams(session: Http2Session): number {
+  return streamsOf(session)?.size ?? 0;
 }
 
 /** Whether a stream of `session` has response bytes its writable side has not passed on yet. */
 export function outputWaiting(session: Http2Session): boolean {
-  stateKey ??= Object.getOwnPropertySymbols(session).find((k) => k.description === 'state');
-  const streams = stateKey && (session as unknown as Record<symbol, { streams?: unknown } | undefined>)[stateKey]?.streams;
-  if (!streams || typeof (streams as { forEach?: unknown }).forEach !== 'function') return false;
   let waiting = false;
-  (streams as { forEach(fn: (s: { writableLength?: number }) => void): void }).forEach((s) => {
+  streamsOf(session)?.forEach((s) => {
     if ((s.writableLength ?? 0) > 0) waiting = true;
   });
   return waiting;

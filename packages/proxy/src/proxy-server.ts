@@ -428,8 +428,8 @@ async function listen(
     if (!http1) Object.assign(h2, httpOptions);
     h2.on('session', (session) => {
       sessions.add(session);
-      // nginx keepalive_timeout for h2: a session with no frames for that long gets GOAWAY; streams still open
-      // finish (each has its own client_body_timeout and send_timeout).
+      // nginx keepalive_timeout for h2: a session with no frames for that long is closed, or cut
+      // (Http2Sessions.expire).
       session.setTimeout((h2 as unknown as Server).keepAliveTimeout, () => sessions.expire(session));
     });
     server = h2;

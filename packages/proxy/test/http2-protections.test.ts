@@ -1,3 +1,4 @@
+import { connect as netConnect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   certFiles,
@@ -297,6 +298,20 @@ describe('HTTP/2 clients that reset their connection with responses in flight', 
     await until(() => p.proxy.status().connections === 0, 10_000, 'the proxy to close the connection');
     expect(Date.now() - ended).toBeGreaterThanOrEqual(4_000);
     expect(c.seen.closed).toBe(false);
+  });
+
+  it('a connection that never starts its TLS handshake does not keep a proxy told to stop from stopping', async () => {
+    await using p = await h2Proxy(named('a'), {}, { shutdown_timeout: '500ms' });
+    const silent = netConnect(p.port, '127.0.0.1');
+    silent.on('error', () => {});
+    try {
+      await until(() => p.proxy.status().connections === 1, 5000, 'the proxy to accept it');
+      // Without the cut, close() waited for tls.Server's handshake timeout (120 s): the test's timeout.
+      await p.proxy.close();
+      await until(() => p.proxy.status().connections === 0, 2_000, 'the cut connection to close');
+    } finally {
+      silent.destroy();
+    }
   });
 
   it('do not keep a proxy told to stop from stopping', async () => {
