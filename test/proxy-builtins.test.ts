@@ -34,7 +34,7 @@ describe('tiergate proxy and the builtins it loads', () => {
     [1, false],
     [1, true],
   ])(
-    "workers: %i (flags given: %s), a cold compile cache: no serving process loads Node's type stripper, its undici, undici's index, or (a worker) zod and yaml, through HTTP/1.1 (both servers), h2c and admin requests",
+    "workers: %i (flags given: %s), a cold compile cache: no serving process loads Node's type stripper, its undici, undici's index, zod, yaml or commander, through HTTP/1.1 (both servers), h2c and admin requests",
     async (workers, flags) => {
       await using up = await startUpstream('u');
       using cfg = configDir(`version: 1
@@ -81,6 +81,9 @@ proxy:
         expect(status).toBe(200);
       }
       expect((await request(`${proxy.admin}/metrics`)).statusCode).toBe(200);
+      // A reload reads the file (for `workers: 1`, in a child: proxy-runtime/single-image.ts).
+      const reload = await request(`${proxy.admin}/reload`, { method: 'POST' });
+      expect([reload.statusCode, await reload.body.text()]).toEqual([200, expect.stringContaining('"reloaded": true')]);
       proxy.child.kill('SIGTERM');
       expect(await proxy.exited).toBe(0);
 
@@ -108,9 +111,14 @@ proxy:
         expect(undici).toEqual(expect.arrayContaining(['npm undici/lib/dispatcher/pool.js', 'npm undici/lib/api/api-request.js']));
         expect(undici.filter((m) => /^npm undici\/(index\.js|lib\/(web|mock|cache|interceptor)\/)/.test(m))).toEqual([]);
       }
-      // A worker gets its config checked from the primary: it reads no file, so it loads neither the schema's zod nor
-      // yaml (nor the CLI's commander); packages/config/src/runtime.ts. (A `workers: 1` proxy reads its file itself.)
-      if (workers > 1) for (const p of serving) expect(p.loaded.filter((m) => /^npm (zod|yaml|commander)\//.test(m))).toEqual([]);
+      // A serving process gets its config checked: a worker from the primary, a `workers: 1` proxy's serving image from
+      // the image before its execve, and at a reload from the primary or a child (`proxy reload-read`). It reads no
+      // file, so it loads neither the schema's zod nor yaml (nor the CLI's commander); packages/config/src/runtime.ts.
+      for (const p of serving) expect(p.loaded.filter((m) => /^npm (zod|yaml|commander)\//.test(m))).toEqual([]);
+      // The list is real: the process that read the file for the reload loaded them.
+      const reader = processes.filter((p) => /tiergate\.js proxy (reload-read )?-c /.test(p.argv) && !serving.includes(p));
+      expect(reader.length, JSON.stringify(processes.map((p) => p.argv))).toBe(1);
+      expect(reader[0]?.loaded).toEqual(expect.arrayContaining(['npm zod/index.js', 'npm yaml/dist/index.js']));
       // Nor does the primary (the warm-up run loads every command's modules: the director's and app's node:http too).
       expect(processes.filter((p) => !warm.includes(p)).flatMap((p) => p.loaded.filter((m) => m.includes('deps/undici')))).toEqual([]);
     },

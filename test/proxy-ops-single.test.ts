@@ -1,3 +1,7 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   admin,
@@ -45,6 +49,46 @@ describe('tiergate proxy, workers: 1', () => {
     expect(metricSum(metrics, 'tiergate_proxy_reloads_total', { result: 'ok' })).toBe(1);
     expect(metricSum(metrics, 'tiergate_proxy_reloads_total', { result: 'error' })).toBe(1);
     expect(metricSum(metrics, 'tiergate_proxy_requests_total', { code: '2xx' })).toBe(r.ok);
+  });
+
+  it('POST /reload refuses a config error and a restart-only change with their codes, then applies a good file; the serving image left no plan behind', async () => {
+    // The serving process reads its file for a reload in a child (proxy-runtime/single-image.ts): its answers map back.
+    await using a = await startUpstream('A');
+    await using b = await startUpstream('B');
+    const tmp = mkdtempSync(join(tmpdir(), 'tg-plan-'));
+    cleanup.push(() => rmSync(tmp, { recursive: true, force: true }));
+    const cfg = configDir(proxyYaml({ workers: 1, servers: [a.address], token: 'secret' }));
+    cleanup.push(() => cfg[Symbol.dispose]());
+    // The image before the execve writes the plan under TMPDIR; the serving image removes it as it reads it.
+    const p = await startProxyProc(cfg.file, 30_000, { env: { TMPDIR: tmp } });
+    cleanup.push(() => p[Symbol.asyncDispose]());
+    expect(readdirSync(tmp).filter((f) => f.startsWith('tiergate-proxy-'))).toEqual([]);
+    const served = async () => (await (await request(p.url)).body.text()) as string;
+    expect(await served()).toBe('A');
+
+    cfg.write(proxyYaml({ workers: 1, servers: ['bad address'], token: 'secret' }));
+    const invalid = await admin(p.admin, '/reload', 'secret', 'POST');
+    expect([invalid.status, JSON.parse(invalid.body).error]).toEqual([
+      500,
+      {
+        code: 'TG_CONFIG_INVALID',
+        message: expect.stringMatching(/tiergate\.yaml:\d+:\d+: proxy\.pools\.app\.servers\[0\]\.address: expected host:port/),
+      },
+    ]);
+    cfg.write(proxyYaml({ workers: 2, servers: [b.address], token: 'secret' }));
+    const restart = await admin(p.admin, '/reload', 'secret', 'POST');
+    expect([restart.status, JSON.parse(restart.body).error]).toEqual([
+      409,
+      { code: 'TG_PROXY_RELOAD_REJECTED', message: `${cfg.file}: proxy.workers changed; restart the proxy to apply it` },
+    ]);
+    expect(await served()).toBe('A');
+
+    cfg.write(proxyYaml({ workers: 1, servers: [b.address], token: 'secret' }));
+    const ok = await admin(p.admin, '/reload', 'secret', 'POST');
+    expect([ok.status, ok.body]).toEqual([200, expect.stringContaining('"reloaded": true')]);
+    expect(await served()).toBe('B');
+    const metrics = (await admin(p.admin, '/metrics', 'secret')).body;
+    expect(metricSum(metrics, 'tiergate_proxy_reloads_total', { result: 'error' })).toBe(2);
   });
 
   it('SIGTERM drains under load: requests in flight complete, keep-alive clients get Connection: close, exit 0', async () => {

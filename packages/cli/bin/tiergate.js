@@ -12,7 +12,9 @@ if (major >= 24) {
   // Reuse compiled (and type-stripped) modules across runs: startup is most of a short command's time,
   // and under QEMU's software CPU (the director's real-kernel tests) it is most of a test's time.
   nodeModule.enableCompileCache?.();
-  await import('../src/main.ts');
+  // The serving image of a `workers: 1` proxy (src/proxy-runtime/single-image.ts) loads none of the CLI.
+  if (process.env.TIERGATE_PROXY_SERVE !== undefined) await import('../src/proxy-runtime/single-entry.js');
+  else await import('../src/main.ts');
 } else {
   let node;
   try {

@@ -5,7 +5,8 @@ import { flushCompileCache, getCompileCacheDir } from 'node:module';
  * and what `demo-app` imports once its telemetry started. Importing one runs only its top-level declarations: none of
  * them starts anything. Not here: what loads only with a setting or on first use (the OpenTelemetry SDK when tracing
  * is on, undici on a director's first HTTP health check, koffi with the first netlink socket). The proxy's cluster
- * workers start from proxy-runtime/worker-entry.js, plain JavaScript, which needs no entry here.
+ * workers start from proxy-runtime/worker-entry.js and a `workers: 1` proxy's serving image from single-entry.js, plain
+ * JavaScript, which need no entry here.
  */
 const ENTRIES: readonly (() => Promise<unknown>)[] = [
   () => import('./validate.ts'),
@@ -13,7 +14,9 @@ const ENTRIES: readonly (() => Promise<unknown>)[] = [
   () => import('./director-wait.ts'),
   () => import('./realserver.ts'),
   () => import('./proxy.ts'),
+  () => import('./proxy-reload-read.ts'),
   () => import('../proxy-runtime/worker.ts'),
+  () => import('../proxy-runtime/single-image.ts'),
   () => import('./demo-app.ts'),
   () => import('../local-stack/run-local-stack.ts'),
   () => import('@tiergate/demo-app'),

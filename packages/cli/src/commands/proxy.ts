@@ -25,6 +25,15 @@ export function registerProxy(program: Command): void {
       (await actions()).reloadCommand(cmd.optsWithGlobals<{ config?: string; admin?: string }>()),
     );
 
+  // What a `workers: 1` proxy's serving process runs to read its file at a reload (proxy-runtime/single-image.ts).
+  proxy
+    .command('reload-read', { hidden: true })
+    .description('print what a reload of the file would apply, as JSON (internal)')
+    .option('-c, --config <file>', 'tiergate.yaml')
+    .action(async (_: unknown, cmd: Command) =>
+      (await import('../actions/proxy-reload-read.ts')).reloadReadCommand(cmd.optsWithGlobals<{ config?: string }>()),
+    );
+
   proxy
     .command('status')
     .description('show the running proxy: readiness, workers, and per server state, health, requests and latency')

@@ -1,8 +1,10 @@
 import { isDeepStrictEqual } from 'node:util';
-import { drainDelayMs, loadConfigFile } from '@tiergate/config';
 import { TgError } from '@tiergate/errors';
 import type { ProxySection } from '@tiergate/proxy';
 import type { WireError } from './ipc.ts';
+
+// No @tiergate/config (zod, yaml) here: a `workers: 1` proxy's serving process imports this module and reads its
+// file in a child (single-image.ts); reload-file.ts reads it in the process.
 
 /** Keys a reload cannot change: the sockets and processes exist already. */
 const RESTART_ONLY = ['listeners', 'workers', 'admin'] as const;
@@ -13,18 +15,14 @@ export interface ReloadConfig {
   readonly drainDelayMs: number;
 }
 
-/**
- * Reads and validates `file` for a reload of a proxy running `running`. Rejects with the config error
- * (TG_CONFIG_*), or TG_PROXY_RELOAD_REJECTED when a restart-only key changed; nothing is applied then.
- * The drain delay comes from the whole file: `auto` reads its virtual services' health checks.
- */
-export async function loadReload(file: string, running: ProxySection): Promise<ReloadConfig> {
-  const config = await loadConfigFile(file);
-  if (!config.proxy) throw new TgError('TG_CONFIG_INVALID', `${file}: has no proxy section`);
+/** Reads and checks `file` for a reload of a proxy running `running` (reload-file.ts, or in a child: single-image.ts). */
+export type ReadReload = (file: string, running: ProxySection) => Promise<ReloadConfig>;
+
+/** Rejects with TG_PROXY_RELOAD_REJECTED when `next` changes a restart-only key of `running`; nothing is applied then. */
+export function checkRestartOnly(file: string, next: ProxySection, running: ProxySection): void {
   for (const key of RESTART_ONLY)
-    if (!isDeepStrictEqual(config.proxy[key], running[key]))
+    if (!isDeepStrictEqual(next[key], running[key]))
       throw new TgError('TG_PROXY_RELOAD_REJECTED', `${file}: proxy.${key} changed; restart the proxy to apply it`);
-  return { section: config.proxy, drainDelayMs: drainDelayMs(config) };
 }
 
 /** Runs `fn` calls one at a time (a second SIGHUP during a reload waits for the first). */

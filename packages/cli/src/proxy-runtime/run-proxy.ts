@@ -1,12 +1,14 @@
 import { availableParallelism } from 'node:os';
 import { drainDelayMs, loadConfigFile } from '@tiergate/config';
 import type { ProxySection } from '@tiergate/proxy';
-import type { Logger } from 'pino';
-import { startCommandTelemetry } from '../process-telemetry.ts';
+import pino, { type Logger } from 'pino';
 import { warmCompileCache } from './compile-cache.ts';
+import { hupReloads } from './hup.ts';
 import { Primary } from './primary.ts';
-import { runSingle } from './single.ts';
-import { proxyExecArgv, proxyMallocEnv, reexecWithProxySettings } from './v8-flags.ts';
+import { loadReload } from './reload-file.ts';
+import { serveSingle } from './single.ts';
+import { execServeImage, type SinglePlan } from './single-image.ts';
+import { proxyExecArgv, proxyMallocEnv } from './v8-flags.ts';
 
 /** `workers: auto` is one per CPU the process may use. */
 export function workerCount(workers: ProxySection['workers']): number {
@@ -17,37 +19,29 @@ export function workerCount(workers: ProxySection['workers']): number {
 export const TELEMETRY_ENV = 'TIERGATE_TELEMETRY';
 
 /**
- * Runs the proxy of `file` until SIGTERM/SIGINT: in this process for one worker, as a node:cluster
- * primary with N workers otherwise. Resolves after a clean drain. Tracing (`telemetry.tracing`) runs
- * where requests are served: in this process for one worker, in each worker otherwise (the primary
- * serves none); spans are flushed after the drain. Telemetry settings are read at start only: a reload
- * does not change them.
+ * Runs the proxy of `file` until SIGTERM/SIGINT: for one worker, in this process re-executed as the serving image
+ * (single-image.ts, single-entry.js), as a node:cluster primary with N workers otherwise. Resolves after a clean
+ * drain. Tracing (`telemetry.tracing`) runs where requests are served: in the serving process for one worker, in
+ * each worker otherwise (the primary serves none); spans are flushed after the drain. Telemetry settings are read
+ * at start only: a reload does not change them.
  */
 export async function runProxy(file: string, section: ProxySection, log: Logger): Promise<void> {
-  // Installed first: without a handler a SIGHUP during startup would kill the process (its default action).
-  let reload: (() => void) | undefined;
-  const onHup = () => (reload ? reload() : log.warn('SIGHUP before the proxy was ready: ignored'));
-  process.on('SIGHUP', onHup);
-  const onReload = (fn: () => void) => {
-    reload = fn;
-  };
+  const hup = hupReloads(() => log.warn('SIGHUP before the proxy was ready: ignored'));
   try {
     const n = workerCount(section.workers);
     const config = await loadConfigFile(file);
     const settings = config.telemetry;
     const delayMs = drainDelayMs(config);
-    // The serving processes' flags: this process's plus the proxy's V8 flags (a single process re-executes with them).
+    // The serving processes' flags: this process's plus the proxy's V8 flags (a single process re-executes with them),
+    // so they find every module compiled and never load the type stripper.
     const cache = warmCompileCache(proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS), log);
     if (n <= 1) {
-      // Also when this process had to strip TypeScript and nothing is missing (the proxy's flags given on node's
-      // command line): the new image finds the cache warm and does not keep the type stripper while it serves.
-      reexecWithProxySettings(cache?.warmed === true);
-      const telemetry = await startCommandTelemetry(settings, 'proxy', log);
-      try {
-        return await runSingle(file, section, log, onReload, settings.tracing.trust_incoming, delayMs, settings.metrics.enabled);
-      } finally {
-        await telemetry.shutdown();
-      }
+      const plan: SinglePlan = { file, section, telemetry: settings, drainDelayMs: delayMs, logLevel: log.level };
+      // Lines still buffered in the logger would go with this image.
+      flushSync(log);
+      // Returns only where it could not re-execute: this process serves then.
+      execServeImage(plan, (msg, err) => log.warn({ error: (err as Error)?.message }, msg));
+      return await serveSingle(plan, log, hup.onReload, loadReload);
     }
     // The workers' malloc settings: the primary serves nothing, so it keeps glibc's defaults.
     const workerEnv = {
@@ -58,8 +52,13 @@ export async function runProxy(file: string, section: ProxySection, log: Logger)
     };
     const primary = new Primary(file, section, n, log, workerEnv, delayMs, settings.metrics.enabled);
     await primary.start();
-    await primary.run(onReload);
+    await primary.run(hup.onReload);
   } finally {
-    process.off('SIGHUP', onHup);
+    hup.dispose();
   }
+}
+
+/** Writes out what `log` (logger.ts: an asynchronous destination) still buffers. */
+function flushSync(log: Logger): void {
+  (log as unknown as Record<symbol, { flushSync?: () => void } | undefined>)[pino.symbols.streamSym]?.flushSync?.();
 }

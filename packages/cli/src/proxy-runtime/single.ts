@@ -1,35 +1,43 @@
-import {
-  aggregateMetrics,
-  type MetricsJson,
-  type ProxySection,
-  RuntimeMetrics,
-  startAdminServer,
-  TicketKeyRotation,
-} from '@tiergate/proxy';
+import { aggregateMetrics, type MetricsJson, RuntimeMetrics, startAdminServer, TicketKeyRotation } from '@tiergate/proxy';
 import type { Logger } from 'pino';
+import { startCommandTelemetry } from '../process-telemetry.ts';
 import { announce, stopSignal } from './announce.ts';
 import { FATAL_MARGIN_MS, fatalError } from './fatal.ts';
 import { drainDelay, isStopSignal } from './leave.ts';
 import { startProxyProcess } from './proxy-process.ts';
-import { loadReload, serialized } from './reload-config.ts';
+import { type ReadReload, serialized } from './reload-config.ts';
+import type { SinglePlan } from './single-image.ts';
+
+/**
+ * `workers: 1` from start to stop: tracing (`telemetry.tracing`, started before the proxy is), the proxy (runSingle),
+ * then the spans flushed after the drain. Telemetry settings are read at start only: a reload does not change them.
+ */
+export async function serveSingle(
+  plan: SinglePlan,
+  log: Logger,
+  onReload: (fn: () => void) => void,
+  readReload: ReadReload,
+): Promise<void> {
+  const telemetry = await startCommandTelemetry(plan.telemetry, 'proxy', log);
+  try {
+    await runSingle(plan, log, onReload, readReload);
+  } finally {
+    await telemetry.shutdown();
+  }
+}
 
 /**
  * `workers: 1`: the proxy, its admin listener and the access log in this process, no cluster.
- * SIGHUP or POST /reload re-reads `file`; SIGTERM/SIGINT fail the health check (`monitor_uri` answers 503),
+ * SIGHUP or POST /reload re-reads the plan's file (with `readReload`); SIGTERM/SIGINT fail the health check (`monitor_uri` answers 503),
  * keep serving for `drainDelayMs` (proxy.drain_delay), then drain and return. POST /healthcheck/fail and
  * /healthcheck/ok flip the health check by hand. An uncaught exception or unhandled rejection drains at once
  * (no delay: the process is not trusted to keep serving) and sets exit code 1 (fatal.ts).
  */
-export async function runSingle(
-  file: string,
-  section: ProxySection,
-  log: Logger,
-  onReload: (fn: () => void) => void,
-  trustIncomingTraceContext = false,
-  drainDelayMs = 0,
-  /** `telemetry.metrics.enabled`: serve /metrics on the admin listener. */
-  metricsEnabled = true,
-): Promise<void> {
+export async function runSingle(plan: SinglePlan, log: Logger, onReload: (fn: () => void) => void, readReload: ReadReload): Promise<void> {
+  const { file, section } = plan;
+  const trustIncomingTraceContext = plan.telemetry.tracing.trust_incoming;
+  // `telemetry.metrics.enabled`: serve /metrics on the admin listener.
+  const metricsEnabled = plan.telemetry.metrics.enabled;
   // Installed first, so that an error nothing caught also drains what the proxy has in flight (and exits 1).
   const fatal = fatalError(log, () => section.shutdown_timeout + FATAL_MARGIN_MS);
   const pp = await startProxyProcess(section, { log, worker: '0', trustIncomingTraceContext });
@@ -39,10 +47,10 @@ export async function runSingle(
   runtime.workers.set(1);
   let draining = false;
   let failing = false;
-  let delayMs = drainDelayMs;
+  let delayMs = plan.drainDelayMs;
   const reload = serialized(async () => {
     try {
-      const next = await loadReload(file, pp.section());
+      const next = await readReload(file, pp.section());
       await pp.reload(next.section);
       delayMs = next.drainDelayMs;
       runtime.reloads.inc({ result: 'ok' });

@@ -87,26 +87,3 @@ export function proxyMallocEnv(env: NodeJS.ProcessEnv): Record<string, string> {
     if (env[name] === undefined && !tunables.includes(TUNABLE[name])) missing[name] = value;
   return missing;
 }
-
-/**
- * `workers: 1` serves in this process, which started without PROXY_V8_FLAGS and PROXY_MALLOC_ENV (the
- * `tiergate` launcher sets neither): re-executes it in place with those it lacks. process.execve keeps the
- * PID, stdio, environment and signal targets, so supervisors and scripts see one process, as before; the
- * config is simply read again by the new image. Returns only when nothing is missing or the platform has
- * no process.execve.
- */
-export function reexecWithProxySettings(
-  /** Re-execute even when nothing is missing (once: the new image gets TIERGATE_PROXY_REEXEC and never does). */
-  always = false,
-): void {
-  const execArgv = proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS);
-  const malloc = proxyMallocEnv(process.env);
-  const missing = execArgv.length > process.execArgv.length || Object.keys(malloc).length > 0;
-  const again = always && process.env[REEXEC_ENV] === undefined;
-  if ((!missing && !again) || typeof process.execve !== 'function') return;
-  const env = { ...process.env, ...malloc, [REEXEC_ENV]: '1' };
-  process.execve(process.execPath, [process.execPath, ...execArgv, ...process.argv.slice(1)], env);
-}
-
-/** Set in the environment of a re-executed `workers: 1` proxy. */
-export const REEXEC_ENV = 'TIERGATE_PROXY_REEXEC';

@@ -1,0 +1,28 @@
+// What `tiergate proxy reload-read` does (commands/proxy.ts): apart from actions/proxy.ts, so that the child a
+// `workers: 1` proxy runs at each reload loads the config package and nothing of the proxy.
+import { drainDelayMs, loadConfigFile } from '@tiergate/config';
+import { isTgError, TgError } from '@tiergate/errors';
+import type { ReloadReadOutput } from '../proxy-runtime/single-image.ts';
+
+/**
+ * `tiergate proxy reload-read -c FILE` (hidden; proxy-runtime/single-image.ts): what a reload of a `workers: 1`
+ * proxy would apply, read and checked here so that the serving process never loads the schema: one JSON line on
+ * stdout, the proxy section and drain delay or the error (exit 1).
+ */
+export async function reloadReadCommand(opts: { config?: string }): Promise<void> {
+  let output: ReloadReadOutput;
+  try {
+    if (!opts.config) throw new TgError('TG_CLI_USAGE', 'missing -c, --config <file>');
+    const config = await loadConfigFile(opts.config);
+    if (!config.proxy) throw new TgError('TG_CONFIG_INVALID', `${opts.config}: has no proxy section`);
+    output = { section: config.proxy, drainDelayMs: drainDelayMs(config) };
+  } catch (err) {
+    output = {
+      error: isTgError(err)
+        ? { code: err.code, message: err.message }
+        : { code: 'TG_CONFIG_UNREADABLE', message: String((err as Error)?.message ?? err) },
+    };
+    process.exitCode = 1;
+  }
+  process.stdout.write(`${JSON.stringify(output)}\n`);
+}
