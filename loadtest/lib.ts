@@ -15,7 +15,8 @@ import { join } from 'node:path';
  * 8 per core, 16 here), `-mmap<K>` (MALLOC_MMAP_THRESHOLD_: blocks of K KiB and more get their own mapping;
  * fixes the threshold, which glibc otherwise raises up to 32 MiB as such blocks are freed), `-trim<K>`
  * (MALLOC_TRIM_THRESHOLD_: free memory at the top of the main heap kept before it is returned). glibc reads
- * them at startup only.
+ * them at startup only. `-jemalloc` runs it on jemalloc instead (Debian's libjemalloc2, LD_PRELOAD) with its
+ * defaults, `-jemallocbg` with a background thread returning unused pages after 1 s (MALLOC_CONF).
  */
 export function targetEnv(name: string, base: Readonly<Record<string, string>>): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...base };
@@ -25,6 +26,8 @@ export function targetEnv(name: string, base: Readonly<Record<string, string>>):
   if (mmap) env.MALLOC_MMAP_THRESHOLD_ = String(Number(mmap[1]) * 1024);
   const trim = /-trim(\d+)/.exec(name);
   if (trim) env.MALLOC_TRIM_THRESHOLD_ = String(Number(trim[1]) * 1024);
+  if (/-jemalloc(bg)?\b/.test(name)) env.LD_PRELOAD = '/usr/lib/x86_64-linux-gnu/libjemalloc.so.2';
+  if (/-jemallocbg\b/.test(name)) env.MALLOC_CONF = 'background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0';
   return env;
 }
 

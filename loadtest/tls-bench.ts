@@ -16,7 +16,8 @@
  * each (their ratio is to each other); `tiergate-base` runs the tiergate of another checkout (`--base DIR`, as in
  * proxy-bench.ts; with the base's own V8 flags and malloc settings) for a before/after in one run; `-arena<N>`,
  * `-mmap<K>`, `-trim<K>` suffixes set a malloc setting (lib.ts targetEnv), `-hgp<N>` V8's heap growing percent, `-ss<N>` its
- * semi-space size (MiB), and
+ * semi-space size (MiB), `-ios<N>` its old generation's first limit (MiB), `-syncab`
+ * array buffers freed by the GC rather than a concurrent sweeper, `-stgc` V8's GC on the main thread only, and
  * `-pretenure` turns V8's allocation-site pretenuring back on; a `-nodeh1` suffix (`tiergate-nodeh1`, `tiergate-h1only-nodeh1`)
  * serves HTTP/1.1 through node's server (`http1_server: node`) instead of the lean one; a `-prof` suffix (`tiergate-prof`, `tiergate-base-prof`)
  * writes a V8 CPU profile of the proxy next to the results (loadtest/cpuprofile-table.ts), `-tgc` its
@@ -267,6 +268,13 @@ proxy:
   // `-ss<N>`: the young generation's semi-space capped at N MiB (--max-semi-space-size; the default is 4).
   const ss = /-ss(\d+)/.exec(name);
   if (ss) flags.push(`--max-semi-space-size=${ss[1]}`);
+  // `-ios<N>`: the old generation's first limit at N MiB (--initial-old-space-size; the default is 40).
+  const ios = /-ios(\d+)/.exec(name);
+  if (ios) flags.push(`--initial-old-space-size=${ios[1]}`);
+  // `-syncab`: array buffers of dead objects freed by the GC itself, not by a concurrent sweeper thread later.
+  if (/-syncab\b/.test(name)) flags.push('--no-concurrent-array-buffer-sweeping');
+  // `-stgc`: every GC phase on the main thread (no GC helper threads).
+  if (/-stgc\b/.test(name)) flags.push('--single-threaded-gc');
   if (/-pretenure\b/.test(name)) flags.push('--allocation-site-pretenuring');
   let stdout: number | 'ignore' = 'ignore';
   let gcLog: string | undefined;

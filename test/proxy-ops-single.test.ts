@@ -91,6 +91,18 @@ describe('tiergate proxy, workers: 1', () => {
     expect(metricSum(metrics, 'tiergate_proxy_reloads_total', { result: 'error' })).toBe(2);
   });
 
+  it("with no writable TMPDIR for the serving image's plan it serves from the process that read the file, and says so", async () => {
+    await using a = await startUpstream('A');
+    const cfg = configDir(proxyYaml({ workers: 1, servers: [a.address] }));
+    cleanup.push(() => cfg[Symbol.dispose]());
+    const p = await startProxyProc(cfg.file, 30_000, { env: { TMPDIR: join(cfg.file, 'not-a-dir') } });
+    cleanup.push(() => p[Symbol.asyncDispose]());
+    expect(await (await request(p.url)).body.text()).toBe('A');
+    expect(p.stderr()).toMatch(/writing the serving image's plan under .*not-a-dir failed: serving from this process/);
+    // It reloads in the process too.
+    expect((await admin(p.admin, '/reload', undefined, 'POST')).status).toBe(200);
+  });
+
   it('SIGTERM drains under load: requests in flight complete, keep-alive clients get Connection: close, exit 0', async () => {
     await using slow = await startUpstream('S', 50);
     const { p } = await start(proxyYaml({ workers: 1, servers: [slow.address], accessLog: true }));

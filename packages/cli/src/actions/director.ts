@@ -248,10 +248,9 @@ export async function statusCommand(opts: StatusOpts): Promise<void> {
 }
 
 async function fromDaemon(director: DirectorCfg): Promise<DirectorStatus | undefined> {
-  const host = director.admin.address.includes(':') ? `[${director.admin.address}]` : director.admin.address;
-  const headers: Record<string, string> = director.admin.token ? { authorization: `Bearer ${director.admin.token}` } : {};
+  const { url, headers } = adminOf(director);
   try {
-    const res = await fetch(`http://${host}:${director.admin.port}/status`, { headers, signal: AbortSignal.timeout(2_000) });
+    const res = await fetch(`${url}/status`, { headers, signal: AbortSignal.timeout(2_000) });
     if (res.ok) return (await res.json()) as DirectorStatus;
   } catch {
     // No daemon listening: read the kernel instead.

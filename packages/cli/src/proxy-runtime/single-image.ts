@@ -39,13 +39,26 @@ export interface SinglePlan {
 /**
  * Replaces this process's image with the serving one: the same launcher and arguments, the proxy's V8 flags and
  * malloc settings added (those the operator did not set: v8-flags.ts), and the plan. Returns only where it could
- * not (no process.execve, or the execve failed: `warn` says why), and the caller serves in this process.
+ * not (no process.execve, no writable TMPDIR, or the execve failed: `warn` says why), and the caller serves in this
+ * process.
  */
 export function execServeImage(plan: SinglePlan, warn: (msg: string, err?: unknown) => void): void {
   if (typeof process.execve !== 'function') return;
-  const dir = mkdtempSync(join(tmpdir(), PLAN_DIR_PREFIX));
+  let dir: string;
+  try {
+    dir = mkdtempSync(join(tmpdir(), PLAN_DIR_PREFIX));
+  } catch (err) {
+    warn(`writing the serving image's plan under ${tmpdir()} failed: serving from this process`, err);
+    return;
+  }
   const path = join(dir, PLAN_FILE);
-  writeFileSync(path, JSON.stringify(plan), { mode: 0o600 });
+  try {
+    writeFileSync(path, JSON.stringify(plan), { mode: 0o600 });
+  } catch (err) {
+    rmSync(dir, { recursive: true, force: true });
+    warn(`writing the serving image's plan under ${tmpdir()} failed: serving from this process`, err);
+    return;
+  }
   const env = { ...process.env, ...proxyMallocEnv(process.env), [SERVE_ENV]: path };
   const execArgv = proxyExecArgv(process.execArgv, process.env.NODE_OPTIONS);
   try {
