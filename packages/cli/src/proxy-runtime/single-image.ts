@@ -2,9 +2,9 @@
 // started reads and checks the file (zod, yaml, commander: about 4 MB of heap, 8 MiB of peak RSS under load that the
 // serving process would keep for its life), then re-executes itself in place (process.execve: same PID, stdio and
 // signal targets) with the proxy's V8 flags and malloc settings, and hands the new image what it read (its "plan")
-// in a file only it can read. The new image (single-entry.js, runServeImage) serves from the plan; at a reload a short-lived child
-// `tiergate proxy reload-read` reads the file, so neither the schema nor the parser ever loads where requests are
-// served. (A cluster's workers get the same from their primary, over IPC.)
+// in a file only it can read. The new image (single-entry.js, runServeImage) serves from the plan; at a reload a
+// short-lived child `tiergate proxy reload-read` reads the file, so neither the schema nor the parser ever loads
+// where requests are served. (A cluster's workers get the same from their primary, over IPC.)
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,18 +44,14 @@ export interface SinglePlan {
  */
 export function execServeImage(plan: SinglePlan, warn: (msg: string, err?: unknown) => void): void {
   if (typeof process.execve !== 'function') return;
-  let dir: string;
+  let dir: string | undefined;
+  let path: string;
   try {
     dir = mkdtempSync(join(tmpdir(), PLAN_DIR_PREFIX));
-  } catch (err) {
-    warn(`writing the serving image's plan under ${tmpdir()} failed: serving from this process`, err);
-    return;
-  }
-  const path = join(dir, PLAN_FILE);
-  try {
+    path = join(dir, PLAN_FILE);
     writeFileSync(path, JSON.stringify(plan), { mode: 0o600 });
   } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
     warn(`writing the serving image's plan under ${tmpdir()} failed: serving from this process`, err);
     return;
   }
