@@ -71,6 +71,13 @@ describe('what a tiergate command loads at startup', () => {
     expect(r.packages).toEqual(['@tiergate/cli', '@tiergate/config', '@tiergate/errors', 'commander', 'yaml', 'zod']);
   });
 
+  it('`tiergate proxy reload-read FILE` (the child a `workers: 1` proxy reads its file with) loads the config package and nothing of the proxy', async () => {
+    const r = await loadedBy(['proxy', 'reload-read', '-c', example('classic-lvs-dr.yaml')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ section: { monitor_uri: expect.any(String) } });
+    expect(r.packages).toEqual(['@tiergate/cli', '@tiergate/config', '@tiergate/errors', 'commander', 'yaml', 'zod']);
+  });
+
   it('`tiergate validate` of an invalid file loads no more than of a valid one', async () => {
     const r = await loadedBy(['validate', join(ROOT, 'package.json')]);
     expect(r.code).toBe(1);

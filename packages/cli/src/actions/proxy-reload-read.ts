@@ -1,7 +1,7 @@
 // What `tiergate proxy reload-read` does (commands/proxy.ts): apart from actions/proxy.ts, so that the child a
 // `workers: 1` proxy runs at each reload loads the config package and nothing of the proxy.
-import { drainDelayMs, loadConfigFile } from '@tiergate/config';
 import { isTgError, TgError } from '@tiergate/errors';
+import { readReloadConfig } from '../proxy-runtime/proxy-file.ts';
 import type { ReloadReadOutput } from '../proxy-runtime/single-image.ts';
 
 /**
@@ -13,9 +13,7 @@ export async function reloadReadCommand(opts: { config?: string }): Promise<void
   let output: ReloadReadOutput;
   try {
     if (!opts.config) throw new TgError('TG_CLI_USAGE', 'missing -c, --config <file>');
-    const config = await loadConfigFile(opts.config);
-    if (!config.proxy) throw new TgError('TG_CONFIG_INVALID', `${opts.config}: has no proxy section`);
-    output = { section: config.proxy, drainDelayMs: drainDelayMs(config) };
+    output = await readReloadConfig(opts.config);
   } catch (err) {
     output = {
       error: isTgError(err)

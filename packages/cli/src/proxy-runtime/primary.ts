@@ -16,8 +16,8 @@ import { announce, stopSignal } from './announce.ts';
 import { FATAL_MARGIN_MS, fatalError } from './fatal.ts';
 import { type FromWorker, isFromWorker, type ToWorker } from './ipc.ts';
 import { drainDelay, isStopSignal } from './leave.ts';
+import { loadReload } from './proxy-file.ts';
 import { reloadAnswerTimeoutMs, reloadOutcome, serialized, type WorkerReloadResult } from './reload-config.ts';
-import { loadReload } from './reload-file.ts';
 import { nextStreak, restartDelay } from './restart-backoff.ts';
 import { proxyExecArgv } from './v8-flags.ts';
 

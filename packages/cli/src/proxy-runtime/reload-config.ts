@@ -4,7 +4,7 @@ import type { ProxySection } from '@tiergate/proxy';
 import type { WireError } from './ipc.ts';
 
 // No @tiergate/config (zod, yaml) here: a `workers: 1` proxy's serving process imports this module and reads its
-// file in a child (single-image.ts); reload-file.ts reads it in the process.
+// file in a child (single-image.ts); proxy-file.ts reads it in the process.
 
 /** Keys a reload cannot change: the sockets and processes exist already. */
 const RESTART_ONLY = ['listeners', 'workers', 'admin'] as const;
@@ -15,7 +15,7 @@ export interface ReloadConfig {
   readonly drainDelayMs: number;
 }
 
-/** Reads and checks `file` for a reload of a proxy running `running` (reload-file.ts, or in a child: single-image.ts). */
+/** Reads and checks `file` for a reload of a proxy running `running` (proxy-file.ts, or in a child: single-image.ts). */
 export type ReadReload = (file: string, running: ProxySection) => Promise<ReloadConfig>;
 
 /** Rejects with TG_PROXY_RELOAD_REJECTED when `next` changes a restart-only key of `running`; nothing is applied then. */

@@ -1,11 +1,11 @@
 import { availableParallelism } from 'node:os';
-import { drainDelayMs, loadConfigFile } from '@tiergate/config';
+import { drainDelayMs } from '@tiergate/config';
 import type { ProxySection } from '@tiergate/proxy';
 import pino, { type Logger } from 'pino';
 import { warmCompileCache } from './compile-cache.ts';
 import { hupReloads } from './hup.ts';
 import { Primary } from './primary.ts';
-import { loadReload } from './reload-file.ts';
+import { loadReload, type ProxyFile } from './proxy-file.ts';
 import { serveSingle } from './single.ts';
 import { execServeImage, type SinglePlan } from './single-image.ts';
 import { proxyExecArgv, proxyMallocEnv } from './v8-flags.ts';
@@ -19,17 +19,17 @@ export function workerCount(workers: ProxySection['workers']): number {
 export const TELEMETRY_ENV = 'TIERGATE_TELEMETRY';
 
 /**
- * Runs the proxy of `file` until SIGTERM/SIGINT: for one worker, in this process re-executed as the serving image
+ * Runs the proxy of `file` (as `read` from it) until SIGTERM/SIGINT: for one worker, in this process re-executed as the serving image
  * (single-image.ts, single-entry.js), as a node:cluster primary with N workers otherwise. Resolves after a clean
  * drain. Tracing (`telemetry.tracing`) runs where requests are served: in the serving process for one worker, in
  * each worker otherwise (the primary serves none); spans are flushed after the drain. Telemetry settings are read
  * at start only: a reload does not change them.
  */
-export async function runProxy(file: string, section: ProxySection, log: Logger): Promise<void> {
+export async function runProxy(file: string, read: ProxyFile, log: Logger): Promise<void> {
+  const { config, section } = read;
   const hup = hupReloads(() => log.warn('SIGHUP before the proxy was ready: ignored'));
   try {
     const n = workerCount(section.workers);
-    const config = await loadConfigFile(file);
     const settings = config.telemetry;
     const delayMs = drainDelayMs(config);
     // The serving processes' flags: this process's plus the proxy's V8 flags (a single process re-executes with them),

@@ -10,10 +10,11 @@ import { mkdtempSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ERROR_CODES, isTgError, TgError } from '@tiergate/errors';
+import { ERROR_CODES, TgError } from '@tiergate/errors';
 import type { ProxySection } from '@tiergate/proxy';
 import type { TelemetrySettings } from '@tiergate/telemetry';
 import type { Logger } from 'pino';
+import { reportCommandError } from '../command-error.ts';
 import { hupReloads } from './hup.ts';
 import type { WireError } from './ipc.ts';
 import { checkRestartOnly, type ReloadConfig } from './reload-config.ts';
@@ -90,7 +91,7 @@ export type ReloadReadOutput = ReloadConfig | { readonly error: WireError };
 /**
  * Reads and checks `file` for a reload of a serving process running `running`, in a child process
  * (`tiergate proxy reload-read`): rejects with the child's config error (TG_CONFIG_*) or TG_PROXY_RELOAD_REJECTED,
- * as loadReload does in a process that reads its own file (reload-file.ts).
+ * as loadReload does in a process that reads its own file (proxy-file.ts).
  */
 export function readReloadInChild(file: string, running: ProxySection, timeoutMs = 60_000): Promise<ReloadConfig> {
   return new Promise((resolve, reject) => {
@@ -130,8 +131,7 @@ export function readReloadInChild(file: string, running: ProxySection, timeoutMs
 
 /**
  * The serving image (single-entry.js): takes its plan and serves it until SIGTERM/SIGINT (serveSingle), reloads
- * reading the file in a child. Ends as main.ts ends a command: a TgError's message and code on stderr, anything else
- * with its stack; the exit code set.
+ * reading the file in a child. Ends as main.ts ends a command (reportCommandError).
  */
 export async function runServeImage(): Promise<void> {
   // First: a SIGHUP before the proxy is ready must not kill the process (the execve reset the handler).
@@ -145,10 +145,7 @@ export async function runServeImage(): Promise<void> {
     await serveSingle(plan, log, hup.onReload, readReloadInChild);
     log.flush();
   } catch (err) {
-    process.stderr.write(
-      `tiergate: ${isTgError(err) ? `${err.message} [${err.code}]` : `unexpected error: ${(err as Error)?.stack ?? String(err)}`}\n`,
-    );
-    process.exitCode = isTgError(err) ? err.exitCode : 1;
+    await reportCommandError(err);
   } finally {
     hup.dispose();
   }

@@ -28,8 +28,8 @@ export async function serveSingle(
 
 /**
  * `workers: 1`: the proxy, its admin listener and the access log in this process, no cluster.
- * SIGHUP or POST /reload re-reads the plan's file (with `readReload`); SIGTERM/SIGINT fail the health check (`monitor_uri` answers 503),
- * keep serving for `drainDelayMs` (proxy.drain_delay), then drain and return. POST /healthcheck/fail and
+ * SIGHUP or POST /reload re-reads the plan's file (with `readReload`); SIGTERM/SIGINT fail the health check
+ * (`monitor_uri` answers 503), keep serving for `drainDelayMs` (proxy.drain_delay), then drain and return. POST /healthcheck/fail and
  * /healthcheck/ok flip the health check by hand. An uncaught exception or unhandled rejection drains at once
  * (no delay: the process is not trusted to keep serving) and sets exit code 1 (fatal.ts).
  */
