@@ -192,6 +192,59 @@ beforeAll(() => {
 });
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
+describe("infra: a host's Debian packages (roles/common/tasks/packages.yml, check mode on this machine)", () => {
+  // What the roles install, decided without apt's cache when the lists are not refreshed: dpkg-query names what is
+  // installed, and the apt task runs only for the rest (with the role's packages, in the same run). Check mode: apt
+  // changes nothing here, and a package that no source knows makes it fail, naming the package, which shows it ran.
+  async function packagesPlay(rolePackages: string[]): Promise<Record<string, TaskResult & { skipped?: boolean }>> {
+    const playbook = join(work, 'packages.yml');
+    writeFileSync(
+      playbook,
+      [
+        '- hosts: localhost',
+        '  connection: local',
+        '  gather_facts: false',
+        '  tasks:',
+        '    - ansible.builtin.import_role: { name: common, tasks_from: packages }',
+        '',
+      ].join('\n'),
+    );
+    const varsFile = join(work, 'packages-vars.json');
+    writeFileSync(
+      varsFile,
+      JSON.stringify({ tiergate_apt_update_cache: false, tiergate_release_path: ROOT, tiergate_role_packages: rolePackages }),
+    );
+    const r = await run('ansible-playbook', ['-i', 'localhost,', playbook, '--check', '-e', `@${varsFile}`], {
+      env: ansibleEnv({ ANSIBLE_STDOUT_CALLBACK: 'tiergate_json', ANSIBLE_ROLES_PATH: join(INFRA, 'roles') }),
+    });
+    const start = r.stdout.indexOf('{');
+    expect(start, show(r)).toBeGreaterThanOrEqual(0);
+    const doc = JSON.parse(r.stdout.slice(start)) as {
+      plays: { tasks: { task: { name: string }; hosts: Record<string, TaskResult & { skipped?: boolean }> }[] }[];
+    };
+    // (Named `common : <task>` by Ansible.)
+    return Object.fromEntries(
+      doc.plays.flatMap((p) => p.tasks.map((t) => [t.task.name.replace(/^common : /, ''), t.hosts.localhost ?? {}])),
+    );
+  }
+
+  it('everything installed (keepalived, a role package, among them): dpkg-query says so and apt is not run', async () => {
+    const tasks = await packagesPlay(['keepalived']);
+    expect(tasks['Find the packages not installed yet']).toMatchObject({ stdout_lines: expect.arrayContaining(['keepalived installed']) });
+    expect(tasks["Install the packages tiergate's installation needs"]).toMatchObject({ skipped: true });
+  });
+
+  it("a package missing: apt runs with the whole list, the role's packages in it", async () => {
+    const tasks = await packagesPlay(['keepalived', 'tiergate-no-such-package']);
+    const apt = tasks["Install the packages tiergate's installation needs"];
+    expect(apt?.skipped).toBeUndefined();
+    expect(apt).toMatchObject({ failed: true, msg: expect.stringContaining('tiergate-no-such-package') });
+    expect(apt).toMatchObject({
+      invocation: { module_args: { name: ['iproute2', 'tar', 'gzip', 'keepalived', 'tiergate-no-such-package'] } },
+    });
+  });
+});
+
 describe('infra: playbook and inventories', () => {
   it('site.yml passes ansible-playbook --syntax-check with both inventories', async () => {
     for (const inventory of ['inventories/classic/hosts.yml', 'inventories/local/hosts.yml']) {
