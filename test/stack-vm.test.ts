@@ -261,10 +261,10 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     await writeFile(join(stackDir, 'apps-pids.json'), JSON.stringify({ before: appsBefore, after: appsAfter }));
 
     const proxyBefore = await pidOf('proxy1', 'tiergate-proxy');
-    // The primary; its workers stop when it is gone (their IPC channel closes). systemd would restart it within
-    // ~3 s, inside the director's check window (fall 2 × interval 2 s), so the node would never be seen down: for
-    // the drill its restart waits 10 s (a runtime drop-in, removed afterwards), as a node that takes a while to
-    // come back.
+    // The proxy's one process (`workers: 1`, the schema's default, which the classic inventory keeps: its serving
+    // image, re-executed in place, so the unit's MainPID). systemd would restart it within ~3 s, inside the
+    // director's check window (fall 2 × interval 2 s), so the node would never be seen down: for the drill its
+    // restart waits 10 s (a runtime drop-in, removed afterwards), as a node that takes a while to come back.
     const dropIn = '/run/systemd/system/tiergate-proxy.service.d';
     await ssh('proxy1', `mkdir -p ${dropIn} && printf '[Service]\\nRestartSec=10s\\n' > ${dropIn}/drill.conf && systemctl daemon-reload`);
     step('proxy-kill');
@@ -304,7 +304,7 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     // A re-run with a changed config: the proxies' play alone (--limit: the directors' play under the emulator is
     // not re-run), one variable changed (the app pool's algorithm in tiergate.yaml). The common role's template task
     // notifies `tiergate config changed`; the units run already, so the guard lets the handlers act: tiergate-proxy
-    // is reloaded (SIGHUP: same MainPID, the workers take the new pool), tiergate-realserver too. Under the request loop.
+    // is reloaded (SIGHUP: same MainPID, now with the new pool), tiergate-realserver too. Under the request loop.
     step('redeploy');
     const proxyPids = async () => Promise.all((['proxy1', 'proxy2'] as const).map((p) => pidOf(p, 'tiergate-proxy')));
     const redeployBefore = await proxyPids();
@@ -765,13 +765,13 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     const from = steps.redeploy ?? Number.NaN;
     const to = steps.redeployed ?? Number.NaN;
     const within = (ts: number[], until = to) => ts.filter((t) => t >= from && t <= until).length;
-    // `systemctl reload` returns once SIGHUP is sent; the proxy logs "config reloaded" when every worker has
-    // applied the new file, which one CI run saw after the playbook had returned: it is counted until the next
+    // `systemctl reload` returns once SIGHUP is sent; the proxy logs "config reloaded" once it has read (in a
+    // child, `proxy reload-read`) and applied the new file, which one CI run saw after the playbook had returned: it is counted until the next
     // step (the drain by hand, which reloads nothing), the window the algorithms below are read in.
     const applied = steps.drain ?? to;
     const seen: string[] = [];
     for (const p of ['proxy1', 'proxy2'] as const) {
-      // systemd's own lines about the units and the proxy's log line (the primary, once every worker applied it).
+      // systemd's own lines about the units and the proxy's log line (once the new file is applied).
       const reloaded = {
         proxy: within(await events(p, /systemd\[1\]: Reloaded tiergate-proxy\.service/)),
         proxyApplied: within(await events(p, /"msg":"config reloaded"/), applied),
@@ -789,7 +789,7 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     expect(r.rc, log.slice(-4000)).toBe(0);
     for (const p of ['proxy1', 'proxy2'])
       expect(recap).toMatch(new RegExp(`^${p}\\s+: ok=\\d+\\s+changed=[1-9]\\d*\\s+unreachable=0\\s+failed=0 `, 'm'));
-    // A reload: the same primary process, now balancing with the new algorithm in every worker.
+    // A reload: the same process, now balancing with the new algorithm.
     expect(r.after).toEqual(r.before);
     expect(r.algorithms).toEqual(['round_robin', 'round_robin']);
     // SIGHUP swaps the pools between requests: nothing in flight is dropped.
