@@ -317,13 +317,24 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
       (JSON.parse(await ssh(p, 'curl -sf http://127.0.0.1:9901/status')) as { pools: { name: string; algorithm: string }[] }).pools.find(
         (x) => x.name === 'app',
       )?.algorithm;
+    // The unit's reload is asynchronous (ExecReload sends SIGHUP; the proxy reads the file in a child, then applies
+    // it), so the playbook may return before a proxy runs the new pool: one CI run read proxy2's old algorithm right
+    // after it. Read again until both run it, for at most 30 s; the last read is what the test checks.
+    let algorithms: (string | undefined)[] = [];
+    const readFrom = Date.now();
+    for (;;) {
+      algorithms = [await algorithm('proxy1'), await algorithm('proxy2')];
+      if (algorithms.every((a) => a === 'round_robin') || Date.now() - readFrom > 30_000) break;
+      await sleep(500);
+    }
     await writeFile(
       join(stackDir, 'redeploy.json'),
       JSON.stringify({
         rc: redeployRc,
         before: redeployBefore,
         after: await proxyPids(),
-        algorithms: [await algorithm('proxy1'), await algorithm('proxy2')],
+        algorithms,
+        appliedAfterMs: Date.now() - readFrom,
       }),
     );
     await sleep(5_000);
@@ -759,7 +770,13 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
 
   it('a re-run of the playbook with a changed tiergate.yaml reloads the proxies (the handlers act): new pool, same PIDs, 0 failed', async () => {
     ran();
-    const r = JSON.parse(await read('redeploy.json')) as { rc: number; before: string[]; after: string[]; algorithms: string[] };
+    const r = JSON.parse(await read('redeploy.json')) as {
+      rc: number;
+      before: string[];
+      after: string[];
+      algorithms: string[];
+      appliedAfterMs: number;
+    };
     const log = await read('redeploy.log');
     const recap = log.slice(log.indexOf('PLAY RECAP'));
     const from = steps.redeploy ?? Number.NaN;
@@ -783,7 +800,7 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     }
     const during = between(await requests(), 'redeploy', 'drain');
     console.info(
-      `re-deploy of the proxies: ${Math.round((to - from) / 1000)} s; ${seen.join('; ')}; pool algorithm now ${r.algorithms.join(', ')}; ` +
+      `re-deploy of the proxies: ${Math.round((to - from) / 1000)} s; ${seen.join('; ')}; pool algorithm now ${r.algorithms.join(', ')} (read ${r.appliedAfterMs} ms after the playbook returned); ` +
         `${during.filter((x) => x.error).length} failed of ${during.length}`,
     );
     expect(r.rc, log.slice(-4000)).toBe(0);
