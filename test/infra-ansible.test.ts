@@ -196,7 +196,9 @@ describe("infra: a host's Debian packages (roles/common/tasks/packages.yml, chec
   // What the roles install, decided without apt's cache when the lists are not refreshed: dpkg-query names what is
   // installed, and the apt task runs only for the rest (with the role's packages, in the same run). Check mode: apt
   // changes nothing here, and a package that no source knows makes it fail, naming the package, which shows it ran.
-  async function packagesPlay(rolePackages: string[]): Promise<Record<string, TaskResult & { skipped?: boolean }>> {
+  // `role`: the play runs that role with --tags packages (its dependency on common brings the tasks in), instead of
+  // the task file alone with `rolePackages` given.
+  async function packagesPlay(rolePackages: string[], role?: string): Promise<Record<string, TaskResult & { skipped?: boolean }>> {
     const playbook = join(work, 'packages.yml');
     writeFileSync(
       playbook,
@@ -204,17 +206,20 @@ describe("infra: a host's Debian packages (roles/common/tasks/packages.yml, chec
         '- hosts: localhost',
         '  connection: local',
         '  gather_facts: false',
-        '  tasks:',
-        '    - ansible.builtin.import_role: { name: common, tasks_from: packages }',
+        ...(role ? [`  roles: [${role}]`] : ['  tasks:', '    - ansible.builtin.import_role: { name: common, tasks_from: packages }']),
         '',
       ].join('\n'),
     );
     const varsFile = join(work, 'packages-vars.json');
     writeFileSync(
       varsFile,
-      JSON.stringify({ tiergate_apt_update_cache: false, tiergate_release_path: ROOT, tiergate_role_packages: rolePackages }),
+      JSON.stringify({
+        tiergate_apt_update_cache: false,
+        tiergate_release_path: ROOT,
+        ...(role ? {} : { tiergate_role_packages: rolePackages }),
+      }),
     );
-    const r = await run('ansible-playbook', ['-i', 'localhost,', playbook, '--check', '-e', `@${varsFile}`], {
+    const r = await run('ansible-playbook', ['-i', 'localhost,', playbook, '--check', '--tags', 'packages', '-e', `@${varsFile}`], {
       env: ansibleEnv({ ANSIBLE_STDOUT_CALLBACK: 'tiergate_json', ANSIBLE_ROLES_PATH: join(INFRA, 'roles') }),
     });
     const start = r.stdout.indexOf('{');
@@ -232,6 +237,13 @@ describe("infra: a host's Debian packages (roles/common/tasks/packages.yml, chec
     const tasks = await packagesPlay(['keepalived']);
     expect(tasks['Find the packages not installed yet']).toMatchObject({ stdout_lines: expect.arrayContaining(['keepalived installed']) });
     expect(tasks["Install the packages tiergate's installation needs"]).toMatchObject({ skipped: true });
+  });
+
+  it("the director role's packages (ipvsadm, kmod, keepalived) go to common's one apt run, through its meta", async () => {
+    const tasks = await packagesPlay([], 'director');
+    expect(tasks['Name the packages this host needs']).toMatchObject({
+      ansible_facts: { tiergate_packages: ['iproute2', 'tar', 'gzip', 'ipvsadm', 'kmod', 'keepalived'] },
+    });
   });
 
   it("a package missing: apt runs with the whole list, the role's packages in it", async () => {
