@@ -399,7 +399,7 @@ describe('infra: rendered files', () => {
     expect(realserver).toContain(`ExecStop=${cli} realserver down -c ${CONFIG}\n`);
     const proxy = classic('proxy1', 'etc/systemd/system/tiergate-proxy.service');
     expect(proxy).toContain(`ExecStart=${cli} proxy -c ${CONFIG}\n`);
-    expect(proxy).toContain('ExecReload=/bin/kill -HUP $MAINPID\n');
+    expect(proxy).toContain(`ExecReload=${cli} proxy reload -c ${CONFIG}\n`);
     expect(proxy).toContain('User=tiergate\n');
     expect(proxy).toContain('AmbientCapabilities=CAP_NET_BIND_SERVICE\n');
     // The L4-aware drain: SIGTERM to the primary only (it flips every worker's health check, waits the drain delay,
@@ -496,17 +496,27 @@ describe('infra: rendered files', () => {
     const keys = await cli('-a', password, '--no-auth-warning', '--scan', '--pattern', `${config.sessions?.key_prefix}*`);
     expect(keys.stdout.trim().split('\n')).toHaveLength(1);
 
-    // `systemctl reload tiergate-proxy` runs ExecReload with $MAINPID: here the file now sends the pool to a closed
-    // port, and after the reload the proxy answers with a gateway error instead of passing the request on.
+    // `systemctl reload tiergate-proxy` runs ExecReload: `tiergate proxy reload`, which returns once the proxy has
+    // applied the file. Here the file now sends the pool to a closed port, and as soon as the reload returns the
+    // proxy answers with a gateway error instead of passing the request on.
     const closed = await freePort();
+    const reload = unitCommand('tiergate-proxy', 'ExecReload', file);
+    const restartOnly = local(CONFIG).replace(`port: ${ports.proxy}`, `port: ${closed}`);
+    expect(restartOnly).not.toBe(local(CONFIG));
     writeFileSync(file, local(CONFIG).replace(`127.0.0.1:${ports.app}`, `127.0.0.1:${closed}`));
-    const reload = unitCommand('tiergate-proxy', 'ExecReload', file).map((arg) => (arg === '$MAINPID' ? String(proxy.pid) : arg));
-    expect(reload).toEqual(['/bin/kill', '-HUP', String(proxy.pid)]);
     const sent = await run(reload[0]!, reload.slice(1));
     expect(sent.code, show(sent)).toBe(0);
-    for (let i = 0; i < 100 && !proxy.output().includes('config reloaded'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(sent.stdout).toBe('reloaded\n');
     expect(proxy.output()).toContain('config reloaded');
     // 502 (connection refused) or 503 (no server available), as the proxy's error table maps it: not the app's 200.
+    expect([502, 503]).toContain((await fetch(`http://127.0.0.1:${ports.proxy}/healthz`)).status);
+
+    // A change only a restart applies (a listener's port): the proxy refuses it, and so does the reload, with the
+    // reason (systemctl reload fails, and the role's handler with it); the proxy still serves the config it had.
+    writeFileSync(file, restartOnly);
+    const refused = await run(reload[0]!, reload.slice(1));
+    expect(refused.code, show(refused)).not.toBe(0);
+    expect(refused.stderr).toMatch(/proxy\.listeners changed; restart the proxy to apply it \[TG_PROXY_RELOAD_REJECTED\]/);
     expect([502, 503]).toContain((await fetch(`http://127.0.0.1:${ports.proxy}/healthz`)).status);
   });
 
