@@ -196,9 +196,12 @@ describe("infra: a host's Debian packages (roles/common/tasks/packages.yml, chec
   // What the roles install, decided without apt's cache when the lists are not refreshed: dpkg-query names what is
   // installed, and the apt task runs only for the rest (with the role's packages, in the same run). Check mode: apt
   // changes nothing here, and a package that no source knows makes it fail, naming the package, which shows it ran.
-  // `role`: the play runs that role with --tags packages (its dependency on common brings the tasks in), instead of
-  // the task file alone with `rolePackages` given.
-  async function packagesPlay(rolePackages: string[], role?: string): Promise<Record<string, TaskResult & { skipped?: boolean }>> {
+  // Either the task file alone with the role's packages given, or a role whose dependency on common brings the tasks
+  // in (with --tags packages, as always here).
+  async function packagesPlay(
+    play: { rolePackages: string[] } | { role: string },
+  ): Promise<Record<string, TaskResult & { skipped?: boolean }>> {
+    const role = 'role' in play ? play.role : undefined;
     const playbook = join(work, 'packages.yml');
     writeFileSync(
       playbook,
@@ -216,7 +219,7 @@ describe("infra: a host's Debian packages (roles/common/tasks/packages.yml, chec
       JSON.stringify({
         tiergate_apt_update_cache: false,
         tiergate_release_path: ROOT,
-        ...(role ? {} : { tiergate_role_packages: rolePackages }),
+        ...('rolePackages' in play ? { tiergate_role_packages: play.rolePackages } : {}),
       }),
     );
     const r = await run('ansible-playbook', ['-i', 'localhost,', playbook, '--check', '--tags', 'packages', '-e', `@${varsFile}`], {
@@ -234,20 +237,20 @@ describe("infra: a host's Debian packages (roles/common/tasks/packages.yml, chec
   }
 
   it('everything installed (keepalived, a role package, among them): dpkg-query says so and apt is not run', async () => {
-    const tasks = await packagesPlay(['keepalived']);
+    const tasks = await packagesPlay({ rolePackages: ['keepalived'] });
     expect(tasks['Find the packages not installed yet']).toMatchObject({ stdout_lines: expect.arrayContaining(['keepalived installed']) });
     expect(tasks["Install the packages tiergate's installation needs"]).toMatchObject({ skipped: true });
   });
 
   it("the director role's packages (ipvsadm, kmod, keepalived) go to common's one apt run, through its meta", async () => {
-    const tasks = await packagesPlay([], 'director');
+    const tasks = await packagesPlay({ role: 'director' });
     expect(tasks['Name the packages this host needs']).toMatchObject({
       ansible_facts: { tiergate_packages: ['iproute2', 'tar', 'gzip', 'ipvsadm', 'kmod', 'keepalived'] },
     });
   });
 
   it("a package missing: apt runs with the whole list, the role's packages in it", async () => {
-    const tasks = await packagesPlay(['keepalived', 'tiergate-no-such-package']);
+    const tasks = await packagesPlay({ rolePackages: ['keepalived', 'tiergate-no-such-package'] });
     const apt = tasks["Install the packages tiergate's installation needs"];
     expect(apt?.skipped).toBeUndefined();
     expect(apt).toMatchObject({ failed: true, msg: expect.stringContaining('tiergate-no-such-package') });

@@ -320,14 +320,13 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
     // The unit's reload returns once the proxy has applied the file (ExecReload is `tiergate proxy reload`, POST
     // /reload), so one read right after the playbook sees the new pool on both. (With `kill -HUP $MAINPID` it
     // returned before the proxy had read anything: one CI run read proxy2's old algorithm here.)
-    const algorithms = [await algorithm('proxy1'), await algorithm('proxy2')];
     await writeFile(
       join(stackDir, 'redeploy.json'),
       JSON.stringify({
         rc: redeployRc,
         before: redeployBefore,
         after: await proxyPids(),
-        algorithms,
+        algorithms: [await algorithm('proxy1'), await algorithm('proxy2')],
       }),
     );
     await sleep(5_000);
@@ -763,17 +762,12 @@ describe('the deployed stack (ansible-playbook site.yml over ssh; directors in a
 
   it('a re-run of the playbook with a changed tiergate.yaml reloads the proxies (the handlers act): new pool, same PIDs, 0 failed', async () => {
     ran();
-    const r = JSON.parse(await read('redeploy.json')) as {
-      rc: number;
-      before: string[];
-      after: string[];
-      algorithms: string[];
-    };
+    const r = JSON.parse(await read('redeploy.json')) as { rc: number; before: string[]; after: string[]; algorithms: string[] };
     const log = await read('redeploy.log');
     const recap = log.slice(log.indexOf('PLAY RECAP'));
     const from = steps.redeploy ?? Number.NaN;
     const to = steps.redeployed ?? Number.NaN;
-    const within = (ts: number[], until = to) => ts.filter((t) => t >= from && t <= until).length;
+    const within = (ts: number[]) => ts.filter((t) => t >= from && t <= to).length;
     // `systemctl reload` returns once the proxy has applied the new file, which it logs ("config reloaded", after
     // reading the file in a child, `proxy reload-read`): before the playbook returned.
     const seen: string[] = [];
