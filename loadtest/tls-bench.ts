@@ -17,8 +17,9 @@
  * proxy-bench.ts; with the base's own V8 flags and malloc settings) for a before/after in one run; `-arena<N>`,
  * `-mmap<K>`, `-trim<K>` suffixes set a malloc setting (lib.ts targetEnv), `-hgp<N>` V8's heap growing percent, `-ss<N>` its
  * semi-space size (MiB), `-ios<N>` its old generation's first limit (MiB), `-syncab`
- * array buffers freed by the GC rather than a concurrent sweeper, `-stgc` V8's GC on the main thread only, and
- * `-pretenure` turns V8's allocation-site pretenuring back on; a `-nodeh1` suffix (`tiergate-nodeh1`, `tiergate-h1only-nodeh1`)
+ * array buffers freed by the GC rather than a concurrent sweeper, `-stgc` V8's GC on the main thread only,
+ * `-pretenure` turns V8's allocation-site pretenuring back on, `-nomsm` V8's memory saver mode off, and `-minss<N>`
+ * sets the young generation's first semi-space size (MiB); a `-nodeh1` suffix (`tiergate-nodeh1`, `tiergate-h1only-nodeh1`)
  * serves HTTP/1.1 through node's server (`http1_server: node`) instead of the lean one; a `-prof` suffix (`tiergate-prof`, `tiergate-base-prof`)
  * writes a V8 CPU profile of the proxy next to the results (loadtest/cpuprofile-table.ts), `-tgc` its
  * `--trace-gc-nvp` log, summed up as bytes promoted per request. `--rounds N` runs
@@ -276,6 +277,11 @@ proxy:
   // `-stgc`: every GC phase on the main thread (no GC helper threads).
   if (/-stgc\b/.test(name)) flags.push('--single-threaded-gc');
   if (/-pretenure\b/.test(name)) flags.push('--allocation-site-pretenuring');
+  // `-nomsm`: V8's memory saver mode off (v8-flags.ts turns it on); `-minss<N>`: the young generation's semi-space
+  // at least N MiB (--min-semi-space-size; the default is 4).
+  if (/-nomsm\b/.test(name)) flags.push('--no-memory-saver-mode');
+  const minss = /-minss(\d+)/.exec(name);
+  if (minss) flags.push(`--min-semi-space-size=${minss[1]}`);
   let stdout: number | 'ignore' = 'ignore';
   let gcLog: string | undefined;
   if (/-tgc\b/.test(name)) {

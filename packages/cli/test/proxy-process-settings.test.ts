@@ -41,7 +41,14 @@ function childPids(pid: number): number[] {
 }
 
 /** The settings docs/operations.md ("Memory") promises, spelled out: dropping one from v8-flags.ts fails here. */
-const FLAGS = ['--max-semi-space-size=4', '--initial-old-space-size=40', '--heap-growing-percent=100', '--no-allocation-site-pretenuring'];
+const FLAGS = [
+  '--max-semi-space-size=4',
+  '--initial-old-space-size=40',
+  '--heap-growing-percent=100',
+  '--no-allocation-site-pretenuring',
+  '--memory-saver-mode',
+  '--min-semi-space-size=4',
+];
 const MALLOC = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072' };
 
 /**
@@ -123,6 +130,8 @@ proxy:
       '--initial-old-space-size=48',
       '--heap-growing-percent=100',
       '--no-allocation-site-pretenuring',
+      '--memory-saver-mode',
+      '--min-semi-space-size=4',
     ]);
   });
 

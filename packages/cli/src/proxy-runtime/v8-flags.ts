@@ -36,12 +36,27 @@
  *   the old generation"): CPU per request −7 % (HTTPS/1.1) to −27 % (h2 100 B), h2 p99 10.8 → 8.0 ms at 100 B
  *   and 31.8 → 16.7 ms at 64 KiB, peak RSS 5–15 MiB lower; a proxy's objects live for one request, so nothing
  *   gains from being allocated old.
+ * - `--memory-saver-mode`: the old generation's pages that a mark-compact empties go to a pool that V8 keeps,
+ *   committed and resident, until a memory-reducing mark-compact, and under load none comes (V8 reduces memory
+ *   only on memory pressure or in the memory reducer, which waits for a quiet mutator). The pool is what the
+ *   old generation reached before its last mark-compact less what survived: 66–70 pages of 256 KiB (~17 MiB)
+ *   through a whole h2 64 KiB run (`--trace-gc-nvp`, pool_local_chunks), the largest single share of that case's
+ *   peak RSS, 151–161 MiB. In memory saver mode every mark-compact reduces memory, and the pool is emptied each
+ *   time: 129–139 MiB (loadtest/README.md, "V8's page pool"). The cost: those mark-compacts compact more and come
+ *   a little more often (h2 64 KiB: 13–18 ms pauses every 0.9–1.6 s against 8–13 ms every 1.3–1.4 s), and p99 is
+ *   higher when a short run catches one; CPU per request the same at 100 B, at 64 KiB up to 10–17 % more
+ *   (plain HTTP/1.1). docs/operations.md, "Memory", says how to turn it off.
+ * - `--min-semi-space-size=4`: memory saver mode also keeps the young generation at its first size, 1 MiB
+ *   semi-spaces: 2.5× the promotion and the CPU and p99 costs measured for `--max-semi-space-size=1`
+ *   (loadtest/README.md). Starting at the cap keeps the 4 MiB the first flag chose.
  */
 export const PROXY_V8_FLAGS: readonly string[] = [
   '--max-semi-space-size=4',
   '--initial-old-space-size=40',
   '--heap-growing-percent=100',
   '--no-allocation-site-pretenuring',
+  '--memory-saver-mode',
+  '--min-semi-space-size=4',
 ];
 
 /** A proxy process's execArgv: `execArgv`, plus the PROXY_V8_FLAGS the operator did not set (execArgv or NODE_OPTIONS). */
